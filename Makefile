@@ -1,0 +1,47 @@
+# The commands people type. The real build is CMake, out of tree in build/.
+BUILD ?= build
+CMAKE_FLAGS ?=
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: all wagate deps test-deps test unit interop run clean fuzz format
+
+all: wagate
+
+deps:
+	@scripts/deps.sh build
+
+test-deps:
+	@scripts/deps.sh test
+
+$(BUILD)/CMakeCache.txt:
+	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
+
+wagate: deps $(BUILD)/CMakeCache.txt
+	@cmake --build $(BUILD) -j $(JOBS)
+
+# Every test suite: the C unit tests (CTest + cmocka), then the interop tests
+# against the real reference clients from npm.
+test: test-deps wagate
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	@cd tests/interop && WAGATE_BIN=$(CURDIR)/$(BUILD)/wagate node --test --test-concurrency=1 *.test.mjs
+
+unit: wagate
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+interop: test-deps wagate
+	@cd tests/interop && WAGATE_BIN=$(CURDIR)/$(BUILD)/wagate node --test --test-concurrency=1 *.test.mjs
+
+# Until the gateway itself exists, `make run` starts the mock WhatsApp server on loopback.
+run: wagate
+	$(BUILD)/wagate mock --listen 127.0.0.1:8081 --control 127.0.0.1:8082
+
+# libFuzzer targets (clang, ASan+UBSan); see docs/wire.md for how to run them.
+fuzz:
+	@CC=clang cmake -S . -B build-fuzz -DWAGATE_FUZZ=ON >/dev/null
+	@cmake --build build-fuzz -j $(JOBS)
+
+format:
+	@clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c' 'fuzz/*.c')
+
+clean:
+	rm -rf $(BUILD) build-fuzz

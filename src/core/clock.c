@@ -1,0 +1,35 @@
+#include "core/clock.h"
+
+#include <time.h>
+
+static wg_clock_fn clock_fn;
+static void *clock_arg;
+
+static uint64_t
+ts_ms(clockid_t id)
+{
+	struct timespec ts;
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t
+wg_now_ms(void)
+{
+	if (clock_fn != NULL)
+		return clock_fn(clock_arg);
+	return ts_ms(CLOCK_MONOTONIC);
+}
+
+uint64_t
+wg_wall_ms(void)
+{
+	return ts_ms(CLOCK_REALTIME);
+}
+
+void
+wg_clock_set(wg_clock_fn fn, void *arg)
+{
+	clock_fn = fn;
+	clock_arg = arg;
+}

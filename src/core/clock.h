@@ -1,0 +1,23 @@
+/*
+ * Monotonic time, read through one replaceable function. Every timing rule
+ * (timeouts, keepalive, backoff, staleness) asks wg_now_ms(); tests install a
+ * virtual clock with wg_clock_set() and advance it by hand. Wall-clock time is
+ * only for timestamps shown to people or stored (wg_wall_ms()).
+ */
+#ifndef WG_CORE_CLOCK_H
+#define WG_CORE_CLOCK_H
+
+#include <stdint.h>
+
+typedef uint64_t (*wg_clock_fn)(void *arg);
+
+/* Milliseconds on a monotonic clock with an arbitrary origin. */
+uint64_t wg_now_ms(void);
+
+/* Milliseconds since the Unix epoch (CLOCK_REALTIME). */
+uint64_t wg_wall_ms(void);
+
+/* Replace the monotonic clock; NULL restores the system clock. */
+void wg_clock_set(wg_clock_fn fn, void *arg);
+
+#endif

@@ -1,0 +1,130 @@
+#include "core/enc.h"
+
+#include <ctype.h>
+
+#include "core/err.h"
+#include "core/mem.h"
+
+void
+wg_hex_encode(char *out, const uint8_t *in, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+long
+wg_hex_decode(uint8_t *out, const char *in, size_t len, size_t *bad)
+{
+	size_t n = 0;
+	int hi = -1;
+	size_t hi_at = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (isspace((unsigned char)in[i]))
+			continue;
+		int v = hexval((unsigned char)in[i]);
+		if (v < 0) {
+			if (bad)
+				*bad = i;
+			return WG_EINVAL;
+		}
+		if (hi < 0) {
+			hi = v;
+			hi_at = i;
+		} else {
+			out[n++] = (uint8_t)(hi << 4 | v);
+			hi = -1;
+		}
+	}
+	if (hi >= 0) {
+		if (bad)
+			*bad = hi_at;
+		return WG_EINVAL;
+	}
+	return (long)n;
+}
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *
+wg_b64_encode(const uint8_t *in, size_t n)
+{
+	char *out = wg_malloc((n + 2) / 3 * 4 + 1);
+	size_t o = 0, i = 0;
+	for (; i + 2 < n; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+		out[o++] = b64[v >> 18];
+		out[o++] = b64[(v >> 12) & 63];
+		out[o++] = b64[(v >> 6) & 63];
+		out[o++] = b64[v & 63];
+	}
+	if (i < n) {
+		uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0);
+		out[o++] = b64[v >> 18];
+		out[o++] = b64[(v >> 12) & 63];
+		out[o++] = i + 1 < n ? b64[(v >> 6) & 63] : '=';
+		out[o++] = '=';
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static int
+b64val(int c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+' || c == '-')
+		return 62;
+	if (c == '/' || c == '_')
+		return 63;
+	return -1;
+}
+
+long
+wg_b64_decode(uint8_t *out, const char *in, size_t len)
+{
+	uint32_t acc = 0;
+	int bits = 0;
+	size_t n = 0, pad = 0;
+	for (size_t i = 0; i < len; i++) {
+		int c = (unsigned char)in[i];
+		if (c == '=') {
+			pad++;
+			continue;
+		}
+		if (pad) /* data after padding */
+			return WG_EINVAL;
+		int v = b64val(c);
+		if (v < 0)
+			return WG_EINVAL;
+		acc = acc << 6 | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[n++] = (uint8_t)(acc >> bits);
+		}
+	}
+	if (pad > 2 || bits >= 6)
+		return WG_EINVAL;
+	return (long)n;
+}
