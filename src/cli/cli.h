@@ -1,0 +1,8 @@
+/* Sub-commands of the wagate binary. Each returns the process exit status. */
+#ifndef WG_CLI_H
+#define WG_CLI_H
+
+int cmd_wire(int argc, char **argv);
+int cmd_mock(int argc, char **argv);
+
+#endif

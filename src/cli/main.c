@@ -1,0 +1,44 @@
+/* wagate: a WhatsApp Web multi-device gateway. This file only dispatches sub-commands. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const struct {
+	const char *name;
+	int (*fn)(int, char **);
+	const char *help;
+} commands[] = {
+	{"wire", cmd_wire, "encode and decode WhatsApp binary nodes (hex <-> JSON)"},
+	{"mock", cmd_mock, "run a WhatsApp-compatible server for tests and demos"},
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: wagate <command> [options]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
+}
+
+int
+main(int argc, char **argv)
+{
+	/* A peer that goes away mid-write must cost an error code, not the process. */
+	signal(SIGPIPE, SIG_IGN);
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "wagate: unknown command \"%s\"\n", argv[1]);
+	usage(stderr);
+	return 2;
+}
