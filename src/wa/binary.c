@@ -634,9 +634,11 @@ ad_domain_of(const char *server, size_t n)
 }
 
 /*
- * Writes s as a JID when its text form will decode back to exactly s; returns 0
- * when s must be written some other way. AD_JID is used only for device > 0,
- * since a device of 0 is not printed when decoding.
+ * Writes s as a JID when it has an '@' and a server; returns 0 when s must be
+ * written some other way. A device on a phone-number, LID or hosted server is
+ * an AD_JID, as the reference clients write it; device 0 is the primary device
+ * and decodes without the ":0", which names the same device. Everything else
+ * is a JID_PAIR, whose user part keeps any text exactly.
  */
 static int
 write_jid(struct enc *e, const char *s, size_t n)
@@ -675,7 +677,7 @@ write_jid(struct enc *e, const char *s, size_t n)
 		}
 	}
 	if (colon != NULL && domain >= 0 &&
-	    parse_uint(colon + 1, (size_t)(at - colon - 1), 255, &device) && device > 0) {
+	    parse_uint(colon + 1, (size_t)(at - colon - 1), 255, &device)) {
 		wg_buf_push(e->out, WA_TAG_AD_JID);
 		wg_buf_push(e->out, (uint8_t)domain);
 		wg_buf_push(e->out, (uint8_t)device);

@@ -207,8 +207,15 @@ test_jids(void **state)
 	check_string_encoding(v3, "999:2@lid", "f70102ff82999f");
 	check_string_encoding(v3, "5551234:1@hosted", "f78001ff845551234f");
 	check_string_encoding(v3, "5551234:1@hosted.lid", "f78101ff845551234f");
-	/* Device 0 is not printed when decoding, so it is written as a pair. */
-	check_string_encoding(v3, "15:0@s.whatsapp.net", "fafc0431353a3003");
+	/* Device 0 (the primary device) is an AD_JID too, and decodes without ":0". */
+	struct wa_arena z = {0};
+	struct wa_node *zero = wa_node_new(&z, "iq");
+	wa_node_set_string(&z, zero, "1555:0@s.whatsapp.net");
+	expect_encoding(v3, zero, "f80219f70000ff021555");
+	struct wa_node *zd;
+	assert_int_equal(decode_hex(v3, "f80219f70000ff021555", &z, &zd, NULL), 0);
+	assert_string_equal(zd->c.str, "1555@s.whatsapp.net");
+	wa_arena_free(&z);
 	/* FB and interop JIDs (dictionary 3). */
 	struct wa_arena a = {0};
 	struct wa_node *n;
