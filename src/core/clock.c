@@ -1,5 +1,6 @@
 #include "core/clock.h"
 
+#include <stdio.h>
 #include <time.h>
 
 static wg_clock_fn clock_fn;
@@ -32,4 +33,15 @@ wg_clock_set(wg_clock_fn fn, void *arg)
 {
 	clock_fn = fn;
 	clock_arg = arg;
+}
+
+void
+wg_iso8601(char out[32], uint64_t wall_ms)
+{
+	time_t sec = (time_t)(wall_ms / 1000);
+	struct tm tm;
+	gmtime_r(&sec, &tm);
+	char base[24];
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, 32, "%s.%03uZ", base, (unsigned)(wall_ms % 1000));
 }

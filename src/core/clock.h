@@ -17,6 +17,9 @@ uint64_t wg_now_ms(void);
 /* Milliseconds since the Unix epoch (CLOCK_REALTIME). */
 uint64_t wg_wall_ms(void);
 
+/* Formats wall-clock ms as ISO 8601 UTC with milliseconds ("2026-11-24T13:27:04.123Z"). */
+void wg_iso8601(char out[32], uint64_t wall_ms);
+
 /* Replace the monotonic clock; NULL restores the system clock. */
 void wg_clock_set(wg_clock_fn fn, void *arg);
 
