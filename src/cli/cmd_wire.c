@@ -68,7 +68,7 @@ encode_one(const struct wa_dict *d, const char *text, size_t len, char **out, ch
 	   size_t errlen)
 {
 	json_error_t je;
-	json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+	json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
 	if (j == NULL) {
 		snprintf(err, errlen, "invalid JSON at line %d column %d: %s", je.line, je.column,
 			 je.text);

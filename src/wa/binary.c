@@ -191,7 +191,11 @@ read_packed(struct dec *s, uint8_t tag, struct wa_str *out)
 
 static int read_string(struct dec *s, uint8_t tag, struct wa_str *out, int depth);
 
-/* Reads a string that is a part of a JID (user or server). */
+/*
+ * Reads a string that is a part of a JID (user or server). A part is plain text:
+ * no JID inside a JID and no '@', which no real stanza has. Allowing them would
+ * print text like "a@b@c" that reads back differently when written again.
+ */
 static int
 read_part(struct dec *s, struct wa_str *out, int depth)
 {
@@ -199,7 +203,15 @@ read_part(struct dec *s, struct wa_str *out, int depth)
 	int r = read_u8(s, &t);
 	if (r)
 		return r;
-	return read_string(s, t, out, depth + 1);
+	if (t == WA_TAG_JID_PAIR || t == WA_TAG_AD_JID || t == WA_TAG_FB_JID ||
+	    t == WA_TAG_INTEROP_JID)
+		return fail(s, WG_EINVAL, s->pos - 1, "JID inside a JID");
+	size_t at = s->pos - 1;
+	if ((r = read_string(s, t, out, depth + 1)))
+		return r;
+	if (memchr(out->p, '@', out->len) != NULL)
+		return fail(s, WG_EINVAL, at, "'@' inside a part of a JID");
+	return 0;
 }
 
 static int
@@ -235,9 +247,6 @@ read_string(struct dec *s, uint8_t tag, struct wa_str *out, int depth)
 {
 	size_t at = s->pos - 1;
 	int r;
-	/* JIDs nest strings; a JID inside a JID is legal but must not recurse forever. */
-	if (depth > 4)
-		return fail(s, WG_EINVAL, at, "JID nested too deeply");
 	if (tag >= 1 && tag < 236) {
 		const char *t = s->d->single[tag];
 		*out = (struct wa_str){t, (uint32_t)strlen(t)};

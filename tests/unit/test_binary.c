@@ -376,6 +376,8 @@ test_malformed(void **state)
 		{"f903ff1e", WG_ETRUNC, 0},       /* 511 attributes, no bytes */
 		{"f8021ef70000", WG_ETRUNC, 6},   /* AD JID without user */
 		{"f8021ef6ff8112", WG_ETRUNC, 7}, /* FB JID without device */
+		{"f8021efafa000303", WG_EINVAL, 4}, /* a JID inside a JID */
+		{"f8021efafc03614062fc0161", WG_EINVAL, 4}, /* '@' in a JID part */
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct wa_arena a = {0};
