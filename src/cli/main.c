@@ -12,6 +12,8 @@ static const struct {
 } commands[] = {
 	{"wire", cmd_wire, "encode and decode WhatsApp binary nodes (hex <-> JSON)"},
 	{"mock", cmd_mock, "run a WhatsApp-compatible server for tests and demos"},
+	{"pair", cmd_pair, "link a new device: show QR codes, save the credentials"},
+	{"connect", cmd_connect, "log in with saved credentials and print events"},
 };
 
 static void
