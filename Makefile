@@ -3,7 +3,7 @@ BUILD ?= build
 CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all wagate deps test-deps test unit interop run clean fuzz format
+.PHONY: all wagate deps test-deps test unit e2e interop run clean fuzz format
 
 all: wagate
 
@@ -19,17 +19,22 @@ $(BUILD)/CMakeCache.txt:
 wagate: deps $(BUILD)/CMakeCache.txt
 	@cmake --build $(BUILD) -j $(JOBS)
 
-# Every test suite: the C unit tests (CTest + cmocka), then the interop tests
-# against the real reference clients from npm.
+# Every test suite: the C unit tests (CTest + cmocka), then the end-to-end tests of
+# our own binaries and the interop tests against the real reference clients from npm.
+NODE_TESTS = tests/e2e/*.test.mjs tests/interop/*.test.mjs
+
 test: test-deps wagate
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
-	@cd tests/interop && WAGATE_BIN=$(CURDIR)/$(BUILD)/wagate node --test --test-concurrency=1 *.test.mjs
+	@WAGATE_BIN=$(CURDIR)/$(BUILD)/wagate node --test --test-concurrency=1 $(NODE_TESTS)
 
 unit: wagate
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
+e2e: test-deps wagate
+	@WAGATE_BIN=$(CURDIR)/$(BUILD)/wagate node --test --test-concurrency=1 tests/e2e/*.test.mjs
+
 interop: test-deps wagate
-	@cd tests/interop && WAGATE_BIN=$(CURDIR)/$(BUILD)/wagate node --test --test-concurrency=1 *.test.mjs
+	@WAGATE_BIN=$(CURDIR)/$(BUILD)/wagate node --test --test-concurrency=1 tests/interop/*.test.mjs
 
 # Until the gateway itself exists, `make run` starts the mock WhatsApp server on loopback.
 run: wagate

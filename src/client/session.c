@@ -6,6 +6,7 @@
 
 #include <event2/event.h>
 #include <signal_protocol.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,6 +143,21 @@ wa_session_opts_from_env(struct wa_session_opts *o, char *why, size_t whylen)
 		snprintf(why, whylen,
 			 "WAGATE_KEEPALIVE_INTERVAL must be a duration from 100ms to 1h (e.g. 25s)");
 		return WG_EINVAL;
+	}
+	static const struct {
+		const char *name;
+		size_t off;
+	} qr[] = {{"WAGATE_QR_FIRST", offsetof(struct wa_session_opts, qr_first_ms)},
+		  {"WAGATE_QR_NEXT", offsetof(struct wa_session_opts, qr_next_ms)}};
+	for (size_t i = 0; i < sizeof(qr) / sizeof(qr[0]); i++) {
+		r = wg_duration_env(qr[i].name, &ms);
+		if (r == 0 && ms >= 100 && ms <= 600000) {
+			*(uint32_t *)((char *)o + qr[i].off) = (uint32_t)ms;
+		} else if (r != 1) {
+			snprintf(why, whylen, "%s must be a duration from 100ms to 10m (e.g. 20s)",
+				 qr[i].name);
+			return WG_EINVAL;
+		}
 	}
 	r = wg_duration_env("WAGATE_KEEPALIVE_TIMEOUT", &ms);
 	if (r == 0 && ms >= 100 && ms <= 600000) {

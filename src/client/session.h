@@ -89,7 +89,7 @@ void wa_session_defaults(struct wa_session_opts *o);
 
 /*
  * Applies WAGATE_WA_URL, WAGATE_WA_ROOT_PUBKEY, WAGATE_KEEPALIVE_INTERVAL (a
- * fixed interval) and WAGATE_KEEPALIVE_TIMEOUT. Returns 0, or WG_EINVAL with
+ * fixed interval), WAGATE_KEEPALIVE_TIMEOUT, WAGATE_QR_FIRST and WAGATE_QR_NEXT. Returns 0, or WG_EINVAL with
  * the offending variable named in why.
  */
 int wa_session_opts_from_env(struct wa_session_opts *o, char *why, size_t whylen);
