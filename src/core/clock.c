@@ -3,8 +3,8 @@
 #include <stdio.h>
 #include <time.h>
 
-static wg_clock_fn clock_fn;
-static void *clock_arg;
+static wg_clock_fn clock_fn, wall_fn;
+static void *clock_arg, *wall_arg;
 
 static uint64_t
 ts_ms(clockid_t id)
@@ -25,7 +25,16 @@ wg_now_ms(void)
 uint64_t
 wg_wall_ms(void)
 {
+	if (wall_fn != NULL)
+		return wall_fn(wall_arg);
 	return ts_ms(CLOCK_REALTIME);
+}
+
+void
+wg_wall_clock_set(wg_clock_fn fn, void *arg)
+{
+	wall_fn = fn;
+	wall_arg = arg;
 }
 
 void

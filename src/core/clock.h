@@ -23,4 +23,10 @@ void wg_iso8601(char out[32], uint64_t wall_ms);
 /* Replace the monotonic clock; NULL restores the system clock. */
 void wg_clock_set(wg_clock_fn fn, void *arg);
 
+/*
+ * Replace the wall clock, for tests of rules whose windows are counted in
+ * stored timestamps (recovery limits); NULL restores CLOCK_REALTIME.
+ */
+void wg_wall_clock_set(wg_clock_fn fn, void *arg);
+
 #endif

@@ -1,0 +1,106 @@
+/*
+ * The supervisor: keeps every saved WhatsApp session connected, within safe
+ * limits, and the database truthful. Its rules are in docs/supervisor.md:
+ * reconcile and staggered auto-connect at start, startup retries, one table
+ * of close reasons while running, a truthful shutdown, and a recovery
+ * monitor with a per-session rate limit.
+ *
+ * Time: every deadline is a monotonic instant from wg_now_ms(). sup_run()
+ * does whatever is due and returns the next due instant; the server arms one
+ * timer for it (sup_attach()), and the unit tests move a virtual clock and
+ * call sup_run() themselves. Nothing here blocks or sleeps.
+ */
+#ifndef WG_SUP_H
+#define WG_SUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+#include "sup/client.h"
+
+#define SUP_MAX_START_RETRIES 8
+
+struct sup_config {
+	uint64_t start_stagger_ms;                   /* WAGATE_START_STAGGER, 2s */
+	uint64_t start_retries_ms[SUP_MAX_START_RETRIES]; /* WAGATE_START_RETRIES, 5s,15s,45s */
+	size_t n_start_retries;
+	uint64_t backoff_base_ms, backoff_cap_ms;    /* WAGATE_RECONNECT_BACKOFF, 1s,5m */
+	uint64_t recovery_interval_ms;               /* WAGATE_RECOVERY_INTERVAL, 60s */
+	uint64_t stale_after_ms;                     /* WAGATE_STALE_AFTER, 30m */
+	unsigned recovery_max;                       /* WAGATE_RECOVERY_MAX, 3 */
+	uint64_t recovery_window_ms;                 /* WAGATE_RECOVERY_WINDOW, 1h */
+	uint64_t reconnect_wait_ms;                  /* manual reconnect answer bound, 20s */
+	uint64_t shutdown_grace_ms;                  /* closes still open after this are dropped, 5s */
+};
+
+void sup_config_defaults(struct sup_config *c);
+
+struct sup;
+
+/* The in-memory view of one session, for the health and session APIs. */
+struct sup_session_view {
+	const char *id;
+	const char *state;       /* supervisor state: idle, waiting, connecting, pairing, connected, stopped */
+	int socket_alive;
+	int manual_needed;       /* the automatic recovery limit was reached */
+	int64_t next_retry_at;   /* wall-clock ms of the next automatic attempt, 0 if none */
+	const char *qr;          /* the current QR code while pairing, else NULL */
+	int64_t qr_expires_at;   /* wall-clock ms */
+	unsigned recoveries_in_window;
+};
+
+struct sup_health {
+	int db_ok;
+	uint32_t db_latency_us;
+	unsigned total, connected, connecting, disconnected; /* active primary sessions with credentials */
+	int breaker_open;       /* client_outdated: every reconnect is stopped */
+	const char *status;     /* "ok", "degraded", "error" */
+};
+
+int sup_new(struct store *st, const struct sup_config *cfg, const struct sup_client_ops *ops,
+	    void *client_ctx, struct sup **out);
+void sup_free(struct sup *s);
+
+/* Rule 1: reconcile the database, then schedule the staggered auto-connects. */
+int sup_start(struct sup *s);
+
+/* Does what is due now; returns the next due monotonic instant, or UINT64_MAX. */
+uint64_t sup_run(struct sup *s);
+
+/*
+ * Production glue: arms a libevent timer for the next due instant after every
+ * sup_run() and every client event. Without it (tests), call sup_run() by hand.
+ */
+struct event_base;
+void sup_attach(struct sup *s, struct event_base *base);
+
+/*
+ * Rule 4: closes every session with a WebSocket close and marks the database
+ * disconnected; done(arg) runs once all are closed or the grace period ended.
+ */
+void sup_shutdown(struct sup *s, void (*done)(void *arg), void *arg);
+
+/*
+ * A person asks for a reconnect (clears the recovery limit). done(arg, ok,
+ * message) runs once the outcome is known, or after reconnect_wait_ms;
+ * concurrent requests for one session share one attempt. WG_ENOTFOUND for an
+ * unknown id. done may run before this returns only if ok is already known
+ * to be impossible (e.g. no credentials): then it returns 0 as well.
+ */
+int sup_reconnect(struct sup *s, const char *id, void (*done)(void *arg, int ok, const char *msg),
+		  void *arg);
+
+/* Starts pairing for a session (created without credentials). */
+int sup_pair(struct sup *s, const char *id);
+/* A session was created, changed (auto_connect/is_active) or deleted through the API. */
+int sup_session_changed(struct sup *s, const char *id);
+int sup_session_deleted(struct sup *s, const char *id);
+/* Logs the device out and stops the session. */
+int sup_logout(struct sup *s, const char *id);
+
+/* Views; valid until the next sup_* call. WG_ENOTFOUND for an unknown id. */
+int sup_view(struct sup *s, const char *id, struct sup_session_view *out);
+void sup_health(struct sup *s, struct sup_health *out);
+
+#endif

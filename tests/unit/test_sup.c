@@ -1,0 +1,758 @@
+/*
+ * The supervisor's rules, one test each, deterministic: a fake session client
+ * driven by hand, a real SQLite store in a temporary directory, and virtual
+ * monotonic and wall clocks that only move when a test moves them.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "store/store.h"
+#include "sup/sup.h"
+
+/* ---- virtual time ---- */
+
+static uint64_t now_ms;                   /* monotonic */
+static const uint64_t WALL0 = 1800000000000ull; /* wall = WALL0 + now_ms */
+
+static uint64_t
+vmono(void *arg)
+{
+	return now_ms;
+}
+
+static uint64_t
+vwall(void *arg)
+{
+	return WALL0 + now_ms;
+}
+
+/* ---- the fake client ---- */
+
+struct sup_client {
+	char id[40];
+	int has_auth;
+	int alive;
+	int close_requested;
+	int probes;
+	const struct sup_client_cb *cb;
+	void *arg;
+	int gone;
+};
+
+#define MAX_CLIENTS 256
+struct fake {
+	struct sup_client *c[MAX_CLIENTS];
+	uint64_t opened_at[MAX_CLIENTS];
+	int n;
+	int probe_result; /* what a probe reports, delivered by the test */
+} fake;
+
+static int
+f_open(void *ctx, const char *id, const char *auth, const struct sup_client_cb *cb, void *arg,
+       struct sup_client **out)
+{
+	assert_true(fake.n < MAX_CLIENTS);
+	struct sup_client *c = calloc(1, sizeof(*c));
+	snprintf(c->id, sizeof(c->id), "%s", id);
+	c->has_auth = auth != NULL;
+	c->cb = cb;
+	c->arg = arg;
+	c->alive = 0;
+	fake.opened_at[fake.n] = now_ms;
+	fake.c[fake.n++] = c;
+	*out = c;
+	return 0;
+}
+
+static void
+f_close(struct sup_client *c)
+{
+	c->close_requested = 1;
+}
+
+static int
+f_probe(struct sup_client *c)
+{
+	c->probes++;
+	return 0;
+}
+
+static int
+f_alive(const struct sup_client *c)
+{
+	return c->alive;
+}
+
+static const struct sup_client_ops fake_ops = {f_open, f_close, f_probe, f_alive};
+
+/* The newest client of a session, or NULL. */
+static struct sup_client *
+client_of(const char *id)
+{
+	for (int i = fake.n - 1; i >= 0; i--)
+		if (strcmp(fake.c[i]->id, id) == 0 && !fake.c[i]->gone)
+			return fake.c[i];
+	return NULL;
+}
+
+static int
+opens_of(const char *id)
+{
+	int k = 0;
+	for (int i = 0; i < fake.n; i++)
+		k += strcmp(fake.c[i]->id, id) == 0;
+	return k;
+}
+
+static void
+c_open(struct sup_client *c)
+{
+	c->alive = 1;
+	c->cb->open(c->arg, "15551234567:1@s.whatsapp.net", "Shop");
+}
+
+static void
+c_close(struct sup_client *c, enum wa_close_reason r, int code, int64_t ban)
+{
+	struct wa_session_close w = {.reason = r, .code = code, .text = "test close", .ban_expires = ban};
+	c->alive = 0;
+	c->gone = 1;
+	c->cb->closed(c->arg, &w);
+}
+
+/* Delivers the closes the supervisor asked for, as the real client does later. */
+static void
+pump_closes(void)
+{
+	for (int i = 0; i < fake.n; i++)
+		if (fake.c[i]->close_requested && !fake.c[i]->gone)
+			c_close(fake.c[i], WA_CLOSE_CLOSED_BY_US, 0, 0);
+}
+
+/* ---- fixtures ---- */
+
+struct fx {
+	char dir[64];
+	struct store *st;
+	struct sup *sup;
+	struct sup_config cfg;
+};
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/wagate-sup-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	char url[128], err[256];
+	snprintf(url, sizeof(url), "sqlite:%s/db.sqlite", f->dir);
+	assert_int_equal(store_open(url, &f->st, err, sizeof(err)), 0);
+	int applied;
+	assert_int_equal(store_migrate(f->st, &applied), 0);
+	now_ms = 1000000;
+	wg_clock_set(vmono, NULL);
+	wg_wall_clock_set(vwall, NULL);
+	memset(&fake, 0, sizeof(fake));
+	sup_config_defaults(&f->cfg);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+	sup_free(f->sup);
+	store_close(f->st);
+	for (int i = 0; i < fake.n; i++)
+		free(fake.c[i]);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	if (system(cmd) != 0)
+		return -1;
+	wg_clock_set(NULL, NULL);
+	wg_wall_clock_set(NULL, NULL);
+	free(f);
+	return 0;
+}
+
+/* Inserts a session; returns its id in a static ring of buffers. */
+static const char *
+add_session(struct fx *f, const char *name, int auth, int active, int autoc, const char *status)
+{
+	static char ids[16][40];
+	static int k;
+	struct store_session s;
+	store_session_init(&s);
+	s.session_name = (char *)name;
+	s.auth_state = auth ? (char *)"{\"format\":\"test\"}" : NULL;
+	s.is_active = active;
+	s.auto_connect = autoc;
+	if (status)
+		snprintf(s.connection_status, sizeof(s.connection_status), "%s", status);
+	assert_int_equal(store_insert(f->st, &s), 0);
+	now_ms += 1; /* distinct creation times keep the start order well defined */
+	char *out = ids[k++ % 16];
+	snprintf(out, 40, "%s", s.id);
+	return out;
+}
+
+static void
+start(struct fx *f)
+{
+	assert_int_equal(sup_new(f->st, &f->cfg, &fake_ops, NULL, &f->sup), 0);
+	assert_int_equal(sup_start(f->sup), 0);
+	sup_run(f->sup);
+}
+
+/* Moves time forward, stopping at every instant the supervisor has something due. */
+static void
+advance(struct fx *f, uint64_t ms)
+{
+	uint64_t end = now_ms + ms;
+	for (;;) {
+		uint64_t next = sup_run(f->sup);
+		if (next == UINT64_MAX || next > end)
+			break;
+		/* Everything due now was just done; anything still "due" moves with time. */
+		now_ms = next > now_ms ? next : now_ms + 1;
+	}
+	now_ms = end;
+	sup_run(f->sup);
+}
+
+static void
+expect_status(struct fx *f, const char *id, const char *status)
+{
+	struct store_session s;
+	assert_int_equal(store_get(f->st, id, &s), 0);
+	if (strcmp(s.connection_status, status) != 0)
+		fail_msg("session %s: status \"%s\", expected \"%s\"", id, s.connection_status, status);
+	store_session_free(&s);
+}
+
+static char *
+last_error(struct fx *f, const char *id)
+{
+	static char buf[512];
+	struct store_session s;
+	assert_int_equal(store_get(f->st, id, &s), 0);
+	snprintf(buf, sizeof(buf), "%s", s.last_error ? s.last_error : "");
+	store_session_free(&s);
+	return buf;
+}
+
+/* Opens a session's first client and logs it in. */
+static struct sup_client *
+bring_up(struct fx *f, const char *id)
+{
+	struct sup_client *c = client_of(id);
+	assert_non_null(c);
+	c_open(c);
+	expect_status(f, id, "connected");
+	return c;
+}
+
+/* ---- Rule 1 ---- */
+
+static void
+test_reconcile_then_stagger(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, "connected");
+	const char *b = add_session(f, "primary", 1, 1, 1, "qr_pending");
+	const char *c = add_session(f, "primary", 1, 1, 1, "connecting");
+	/* Not selected: no credentials, inactive, no auto-connect, not the primary. */
+	const char *d = add_session(f, "primary", 0, 1, 1, "connected");
+	const char *e = add_session(f, "primary", 1, 0, 1, NULL);
+	const char *g = add_session(f, "primary", 1, 1, 0, NULL);
+	const char *h = add_session(f, "secondary", 1, 1, 1, NULL);
+	f->cfg.recovery_interval_ms = 3600000; /* keep the monitor out of this test */
+	start(f);
+	/* Reconciled, before and whatever happens next. */
+	expect_status(f, d, "disconnected");
+	/* The first starts at once, the others 2 s apart. */
+	assert_int_equal(fake.n, 1);
+	advance(f, 1999);
+	assert_int_equal(fake.n, 1);
+	advance(f, 1);
+	assert_int_equal(fake.n, 2);
+	advance(f, 2000);
+	assert_int_equal(fake.n, 3);
+	advance(f, 60000);
+	assert_int_equal(fake.n, 3);
+	assert_int_equal(fake.opened_at[1] - fake.opened_at[0], 2000);
+	assert_int_equal(fake.opened_at[2] - fake.opened_at[1], 2000);
+	/* In creation order, and only the selected ones. */
+	assert_string_equal(fake.c[0]->id, a);
+	assert_string_equal(fake.c[1]->id, b);
+	assert_string_equal(fake.c[2]->id, c);
+	assert_int_equal(opens_of(d) + opens_of(e) + opens_of(g) + opens_of(h), 0);
+	expect_status(f, a, "connecting");
+	bring_up(f, a);
+}
+
+/* ---- Rule 2 ---- */
+
+static void
+test_startup_retries(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	f->cfg.recovery_interval_ms = 3600000;
+	start(f);
+	assert_int_equal(opens_of(a), 1);
+	static const uint64_t delays[] = {5000, 15000, 45000};
+	for (int i = 0; i < 3; i++) {
+		c_close(client_of(a), WA_CLOSE_TRANSIENT, 428, 0);
+		expect_status(f, a, "disconnected");
+		advance(f, delays[i] - 1);
+		assert_int_equal(opens_of(a), i + 1);
+		advance(f, 1);
+		assert_int_equal(opens_of(a), i + 2);
+	}
+	c_close(client_of(a), WA_CLOSE_TRANSIENT, 428, 0);
+	advance(f, 600000);
+	assert_int_equal(opens_of(a), 4);
+	expect_status(f, a, "disconnected");
+	assert_non_null(strstr(last_error(f, a), "transient"));
+}
+
+static void
+test_startup_logged_out_not_retried(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	start(f);
+	c_close(client_of(a), WA_CLOSE_LOGGED_OUT, 401, 0);
+	advance(f, 7200000); /* two hours, monitor included */
+	assert_int_equal(opens_of(a), 1);
+	expect_status(f, a, "logged_out");
+	assert_non_null(strstr(last_error(f, a), "re-authentication"));
+}
+
+/* ---- Rule 3 ---- */
+
+static void
+test_transient_at_once_then_backoff(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	f->cfg.recovery_interval_ms = 3600000;
+	start(f);
+	struct sup_client *c = bring_up(f, a);
+	/* A working connection drops: reconnect at once. */
+	c_close(c, WA_CLOSE_KEEPALIVE_TIMEOUT, 408, 0);
+	sup_run(f->sup);
+	assert_int_equal(opens_of(a), 2);
+	/* Each further failure waits longer: between half and all of 1 s, 2 s, 4 s, ... capped at 5 min. */
+	uint64_t full = 1000;
+	for (int i = 0; i < 12; i++) {
+		c_close(client_of(a), WA_CLOSE_TRANSIENT, 428, 0);
+		int before = opens_of(a);
+		uint64_t t0 = now_ms;
+		while (opens_of(a) == before && now_ms - t0 <= full)
+			advance(f, 10);
+		uint64_t waited = now_ms - t0;
+		if (waited < full / 2 || waited > full + 10)
+			fail_msg("failure %d: waited %llu ms, expected %llu..%llu", i + 2,
+				 (unsigned long long)waited, (unsigned long long)full / 2,
+				 (unsigned long long)full);
+		full = full * 2 > 300000 ? 300000 : full * 2;
+	}
+	/* Success resets the backoff. */
+	c = bring_up(f, a);
+	c_close(c, WA_CLOSE_TRANSIENT, 428, 0);
+	int before = opens_of(a);
+	sup_run(f->sup);
+	assert_int_equal(opens_of(a), before + 1);
+}
+
+static void
+test_restart_required_at_once(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	start(f);
+	bring_up(f, a);
+	for (int i = 0; i < 3; i++) {
+		c_close(client_of(a), WA_CLOSE_RESTART_REQUIRED, 515, 0);
+		sup_run(f->sup);
+		assert_int_equal(opens_of(a), i + 2);
+	}
+}
+
+static void
+test_logged_out_and_replaced_stop(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	const char *b = add_session(f, "primary", 1, 1, 1, NULL);
+	f->cfg.start_stagger_ms = 0;
+	start(f);
+	bring_up(f, a);
+	bring_up(f, b);
+	c_close(client_of(a), WA_CLOSE_LOGGED_OUT, 401, 0);
+	c_close(client_of(b), WA_CLOSE_REPLACED, 440, 0);
+	advance(f, 3 * 3600000ull); /* the monitor runs many times meanwhile */
+	assert_int_equal(opens_of(a), 1);
+	assert_int_equal(opens_of(b), 1);
+	expect_status(f, a, "logged_out");
+	expect_status(f, b, "disconnected");
+	assert_non_null(strstr(last_error(f, b), "not taking it back"));
+}
+
+static void
+test_temp_ban_waits_for_expiry(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	start(f);
+	bring_up(f, a);
+	int64_t expires = (int64_t)((WALL0 + now_ms) / 1000) + 600; /* ten minutes */
+	c_close(client_of(a), WA_CLOSE_TEMP_BANNED, 402, expires);
+	advance(f, 599000);
+	assert_int_equal(opens_of(a), 1);
+	advance(f, 1000);
+	assert_int_equal(opens_of(a), 2);
+}
+
+static void
+test_client_outdated_breaker(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	const char *b = add_session(f, "primary", 1, 1, 1, NULL);
+	f->cfg.start_stagger_ms = 0;
+	start(f);
+	bring_up(f, a);
+	bring_up(f, b);
+	c_close(client_of(a), WA_CLOSE_CLIENT_OUTDATED, 405, 0);
+	/* Another session dropping for a transient reason does not reconnect either. */
+	c_close(client_of(b), WA_CLOSE_TRANSIENT, 428, 0);
+	advance(f, 3 * 3600000ull);
+	assert_int_equal(opens_of(a), 1);
+	assert_int_equal(opens_of(b), 1);
+	struct sup_health h;
+	sup_health(f->sup, &h);
+	assert_true(h.breaker_open);
+	assert_string_equal(h.status, "degraded");
+}
+
+/* ---- Rule 4 ---- */
+
+static int shutdown_done;
+static void
+on_shutdown(void *arg)
+{
+	shutdown_done++;
+}
+
+static void
+test_shutdown_truthful(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	const char *b = add_session(f, "primary", 1, 1, 1, NULL);
+	const char *c = add_session(f, "primary", 1, 1, 1, NULL);
+	f->cfg.start_stagger_ms = 0;
+	start(f);
+	bring_up(f, a);
+	bring_up(f, b); /* c stays connecting */
+	shutdown_done = 0;
+	sup_shutdown(f->sup, on_shutdown, NULL);
+	/* The database is truthful at once, before the sockets finish closing. */
+	expect_status(f, a, "disconnected");
+	expect_status(f, b, "disconnected");
+	expect_status(f, c, "disconnected");
+	assert_true(client_of(a)->close_requested && client_of(b)->close_requested &&
+		    client_of(c)->close_requested);
+	sup_run(f->sup);
+	assert_int_equal(shutdown_done, 0);
+	pump_closes();
+	sup_run(f->sup);
+	assert_int_equal(shutdown_done, 1);
+	expect_status(f, a, "disconnected");
+	assert_int_equal(opens_of(a), 1); /* nothing reconnects during shutdown */
+}
+
+static void
+test_shutdown_grace_bounds_wait(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	start(f);
+	bring_up(f, a);
+	shutdown_done = 0;
+	sup_shutdown(f->sup, on_shutdown, NULL);
+	advance(f, f->cfg.shutdown_grace_ms - 1);
+	assert_int_equal(shutdown_done, 0);
+	advance(f, 1);
+	assert_int_equal(shutdown_done, 1);
+}
+
+/* ---- Rule 5 ---- */
+
+struct outcome {
+	int calls, ok;
+	char msg[128];
+};
+
+static void
+on_outcome(void *arg, int ok, const char *msg)
+{
+	struct outcome *o = arg;
+	o->calls++;
+	o->ok = ok;
+	snprintf(o->msg, sizeof(o->msg), "%s", msg);
+}
+
+
+
+static int
+attempts_with(struct fx *f, const char *id, const char *trigger, const char *result)
+{
+	struct store_attempt *arr;
+	size_t n;
+	assert_int_equal(store_attempts(f->st, id, 0, 1000, &arr, &n), 0);
+	int k = 0;
+	for (size_t i = 0; i < n; i++)
+		k += strcmp(arr[i].trigger, trigger) == 0 && (!result || strcmp(arr[i].result, result) == 0);
+	store_attempts_free(arr, n);
+	return k;
+}
+
+static void
+test_monitor_dead_socket(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	start(f);
+	struct sup_client *c = bring_up(f, a);
+	c->alive = 0; /* deaf, and the client has not noticed */
+	advance(f, 59999);
+	assert_false(c->close_requested);
+	advance(f, 1);
+	assert_true(c->close_requested);
+	pump_closes();
+	sup_run(f->sup);
+	assert_int_equal(opens_of(a), 2);
+	bring_up(f, a);
+	assert_int_equal(attempts_with(f, a, "monitor:dead_socket", "connected"), 1);
+}
+
+static void
+test_monitor_stale_probe(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	f->cfg.stale_after_ms = 30 * 60000;
+	start(f);
+	struct sup_client *c = bring_up(f, a);
+	/* Quiet but fresh: no probe. */
+	advance(f, 29 * 60000);
+	assert_int_equal(c->probes, 0);
+	/* A message keeps it fresh. */
+	c->cb->message(c->arg, 1700000000);
+	advance(f, 29 * 60000);
+	assert_int_equal(c->probes, 0);
+	/* Stale: probe; an answer keeps the connection. */
+	advance(f, 2 * 60000);
+	assert_int_equal(c->probes, 1);
+	c->cb->probe(c->arg, 1, 42);
+	assert_false(c->close_requested);
+	assert_int_equal(attempts_with(f, a, "probe:stale", "ok"), 1);
+	/* Stale again, and the probe fails: reconnect. */
+	advance(f, 31 * 60000);
+	assert_int_equal(c->probes, 2);
+	c->cb->probe(c->arg, 0, 0);
+	assert_true(c->close_requested);
+	pump_closes();
+	sup_run(f->sup);
+	assert_int_equal(opens_of(a), 2);
+	assert_int_equal(attempts_with(f, a, "probe:stale", "failed"), 1);
+	bring_up(f, a);
+	assert_int_equal(attempts_with(f, a, "monitor:stale", "connected"), 1);
+}
+
+static void
+test_monitor_rate_limit_and_manual(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	f->cfg.recovery_interval_ms = 60000;
+	start(f);
+	bring_up(f, a);
+	/* Three automatic recoveries in the hour are allowed... */
+	for (int i = 0; i < 3; i++) {
+		client_of(a)->alive = 0;
+		advance(f, 60000);
+		pump_closes();
+		sup_run(f->sup);
+		assert_int_equal(opens_of(a), i + 2);
+		bring_up(f, a);
+	}
+	/* ...the fourth is not: a person must decide. */
+	client_of(a)->alive = 0;
+	advance(f, 60000);
+	assert_false(client_of(a)->close_requested);
+	assert_non_null(strstr(last_error(f, a), "automatic recovery limit reached"));
+	struct sup_session_view v;
+	assert_int_equal(sup_view(f->sup, a, &v), 0);
+	assert_true(v.manual_needed);
+	assert_int_equal(attempts_with(f, a, "limit:dead_socket", "rate_limited"), 1);
+	/* Even after the window has passed, only a manual reconnect clears it. */
+	advance(f, 2 * 3600000ull);
+	assert_int_equal(opens_of(a), 4);
+	struct outcome o = {0};
+	assert_int_equal(sup_reconnect(f->sup, a, on_outcome, &o), 0);
+	pump_closes();
+	sup_run(f->sup);
+	assert_int_equal(opens_of(a), 5);
+	bring_up(f, a);
+	assert_int_equal(o.calls, 1);
+	assert_int_equal(o.ok, 1);
+	assert_int_equal(sup_view(f->sup, a, &v), 0);
+	assert_false(v.manual_needed);
+	assert_int_equal(attempts_with(f, a, "manual", NULL), 2); /* started, connected */
+}
+
+
+static void
+test_rate_limit_window_slides(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	f->cfg.recovery_interval_ms = 60000;
+	f->cfg.recovery_max = 3;
+	f->cfg.recovery_window_ms = 3600000;
+	f->cfg.stale_after_ms = 10 * 3600000ull; /* only dead sockets in this test */
+	start(f);
+	bring_up(f, a);
+	for (int i = 0; i < 2; i++) {
+		client_of(a)->alive = 0;
+		advance(f, 60000);
+		pump_closes();
+		sup_run(f->sup);
+		bring_up(f, a);
+	}
+	/* An hour later those two have left the window: three more are allowed. */
+	advance(f, 3600000);
+	for (int i = 0; i < 3; i++) {
+		client_of(a)->alive = 0;
+		advance(f, 60000);
+		pump_closes();
+		sup_run(f->sup);
+		bring_up(f, a);
+	}
+	assert_int_equal(opens_of(a), 6);
+	struct sup_session_view v;
+	assert_int_equal(sup_view(f->sup, a, &v), 0);
+	assert_false(v.manual_needed);
+}
+
+/* ---- manual reconnect ---- */
+
+static void
+test_manual_reconnect_shared_and_bounded(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	const char *nocreds = add_session(f, "primary", 0, 1, 1, NULL);
+	start(f);
+	bring_up(f, a);
+	struct outcome o1 = {0}, o2 = {0}, o3 = {0};
+	assert_int_equal(sup_reconnect(f->sup, a, on_outcome, &o1), 0);
+	assert_int_equal(sup_reconnect(f->sup, a, on_outcome, &o2), 0);
+	pump_closes();
+	sup_run(f->sup);
+	assert_int_equal(opens_of(a), 2); /* two requests, one attempt */
+	bring_up(f, a);
+	assert_int_equal(o1.calls, 1);
+	assert_int_equal(o2.calls, 1);
+	assert_true(o1.ok && o2.ok);
+	/* An attempt with no outcome answers after the bound. */
+	assert_int_equal(sup_reconnect(f->sup, a, on_outcome, &o3), 0);
+	pump_closes();
+	sup_run(f->sup);
+	advance(f, f->cfg.reconnect_wait_ms - 1);
+	assert_int_equal(o3.calls, 0);
+	advance(f, 1);
+	assert_int_equal(o3.calls, 1);
+	assert_false(o3.ok);
+	/* Unknown ids and sessions without credentials. */
+	struct outcome o4 = {0};
+	assert_int_equal(sup_reconnect(f->sup, "00000000-0000-4000-8000-000000000000", on_outcome, &o4),
+			 WG_ENOTFOUND);
+	assert_int_equal(sup_reconnect(f->sup, nocreds, on_outcome, &o4), 0);
+	assert_int_equal(o4.calls, 1);
+	assert_false(o4.ok);
+	assert_non_null(strstr(o4.msg, "pair"));
+}
+
+/* ---- Rule 6 ---- */
+
+static void
+test_status_derivation(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	const char *b = add_session(f, "primary", 1, 1, 1, NULL);
+	add_session(f, "primary", 0, 1, 1, NULL);  /* no credentials: not counted */
+	add_session(f, "primary", 1, 0, 1, NULL);  /* inactive: not counted */
+	add_session(f, "other", 1, 1, 1, NULL);    /* not primary: not counted */
+	f->cfg.start_stagger_ms = 0;
+	start(f);
+	struct sup_health h;
+	sup_health(f->sup, &h);
+	assert_string_equal(h.status, "degraded");
+	assert_int_equal(h.total, 2);
+	assert_int_equal(h.connecting, 2);
+	bring_up(f, a);
+	sup_health(f->sup, &h);
+	assert_string_equal(h.status, "degraded");
+	assert_int_equal(h.connected, 1);
+	bring_up(f, b);
+	sup_health(f->sup, &h);
+	assert_string_equal(h.status, "ok");
+	assert_int_equal(h.connected, 2);
+	assert_true(h.db_ok);
+	c_close(client_of(b), WA_CLOSE_LOGGED_OUT, 401, 0);
+	sup_health(f->sup, &h);
+	assert_string_equal(h.status, "degraded");
+	assert_int_equal(h.disconnected, 1);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_reconcile_then_stagger, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_startup_retries, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_startup_logged_out_not_retried, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_transient_at_once_then_backoff, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_required_at_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_logged_out_and_replaced_stop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_temp_ban_waits_for_expiry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_outdated_breaker, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shutdown_truthful, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shutdown_grace_bounds_wait, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_monitor_dead_socket, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_monitor_stale_probe, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_monitor_rate_limit_and_manual, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rate_limit_window_slides, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_manual_reconnect_shared_and_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_status_derivation, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
