@@ -1,10 +1,12 @@
 /*
  * wagate mock --listen HOST:PORT --control HOST:PORT [--root-key-file FILE]
+ *             [--state FILE] [--accept-any-login]
  *
  * Prints "root-pubkey <hex>" as its first line on stdout (what clients must
  * trust, e.g. WAGATE_WA_ROOT_PUBKEY), then "listen HOST:PORT" and
  * "control HOST:PORT" with the bound ports (useful with port 0).
  * Runs until SIGINT or SIGTERM, then closes every connection and exits 0.
+ * Exits 2 for bad options, an unusable address, or a malformed key or state file.
  */
 #include <event2/event.h>
 #include <signal.h>
@@ -21,7 +23,7 @@ static void
 mock_usage(FILE *f)
 {
 	fprintf(f, "usage: wagate mock --listen HOST:PORT --control HOST:PORT "
-		   "[--root-key-file FILE]\n");
+		   "[--root-key-file FILE] [--state FILE] [--accept-any-login]\n");
 }
 
 static void
@@ -53,6 +55,10 @@ cmd_mock(int argc, char **argv)
 			mock_usage(stdout);
 			return 0;
 		}
+		if (strcmp(a, "--accept-any-login") == 0) {
+			opts.accept_any_login = true;
+			continue;
+		}
 		if (i + 1 >= argc) {
 			fprintf(stderr, "wagate mock: %s needs a value\n", a);
 			mock_usage(stderr);
@@ -64,6 +70,8 @@ cmd_mock(int argc, char **argv)
 			opts.control = argv[++i];
 		else if (strcmp(a, "--root-key-file") == 0)
 			opts.root_key_file = argv[++i];
+		else if (strcmp(a, "--state") == 0)
+			opts.state_file = argv[++i];
 		else {
 			fprintf(stderr, "wagate mock: unknown option \"%s\"\n", a);
 			mock_usage(stderr);

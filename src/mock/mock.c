@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,12 +29,20 @@
 
 /* A client must finish the Noise handshake within this time (WhatsApp's clients wait 20 s). */
 #define HANDSHAKE_TIMEOUT_MS 20000
+/*
+ * The pause between the client's ClientFinish and the mock's first stanza.
+ * Baileys 6 handles incoming data before it has derived its transport keys, so
+ * a stanza that arrives within a few milliseconds of the handshake is lost
+ * (docs/wa-protocol.md §11); WhatsApp's servers are never that fast either.
+ */
+#define START_DELAY_MS 50
 /* Frames from clients are small stanzas; pre-key uploads are the largest (~40 KiB). */
 #define MOCK_MAX_FRAME (1u << 20)
 /* How long a shutdown waits for clients to answer the WebSocket close. */
 #define SHUTDOWN_GRACE_MS 2500
 
-static const char *state_names[] = {"handshake", "register", "login", "closed"};
+static const char *state_names[] = {"handshake", "register", "pairing", "paired",
+				    "login",     "blackhole", "closing", "closed"};
 
 const char *
 mock__state_name(enum mc_state s)
@@ -41,46 +50,110 @@ mock__state_name(enum mc_state s)
 	return state_names[s];
 }
 
+const char *
+mc_who(const struct mock_conn *c, char buf[32])
+{
+	snprintf(buf, 32, "mock#%llu", (unsigned long long)c->id);
+	return buf;
+}
+
+void
+mock__iq_id(struct mock *m, char out[24])
+{
+	snprintf(out, 24, "mock.%llu", (unsigned long long)++m->next_iq);
+}
+
 static void mc_free(struct mock_conn *c);
 static void maybe_shutdown_done(struct mock *m);
 
-/* The only place a connection's state changes. */
 static void
+disarm(struct event *ev)
+{
+	if (ev != NULL)
+		evtimer_del(ev);
+}
+
+/* Which transitions exist: closed is terminal, closing and paired only end, blackhole only closes. */
+static bool
+allowed(enum mc_state from, enum mc_state to)
+{
+	switch (from) {
+	case MC_CLOSED:
+		return false;
+	case MC_CLOSING:
+	case MC_PAIRED:
+		return to == MC_CLOSED;
+	case MC_BLACKHOLE:
+		return to == MC_CLOSING || to == MC_CLOSED;
+	default:
+		return true;
+	}
+}
+
+static int send_stream_error(struct mock_conn *c, int code);
+
+/* The only place a connection's state changes; runs the new state's entry action. */
+void
 mc_enter(struct mock_conn *c, enum mc_state s, const char *why)
 {
-	if (c->state == s)
-		return;
 	char who[32];
-	snprintf(who, sizeof(who), "mock#%llu", (unsigned long long)c->id);
-	log_info(who, "%s -> %s (%s)", state_names[c->state], state_names[s], why);
+	if (c->state == s || !allowed(c->state, s))
+		return;
+	log_info(mc_who(c, who), "%s -> %s (%s)", state_names[c->state], state_names[s], why);
 	c->state = s;
+	struct timeval start = {0, START_DELAY_MS * 1000};
 	switch (s) {
 	case MC_REGISTER:
 	case MC_LOGIN:
-		if (c->handshake_timer)
-			evtimer_del(c->handshake_timer);
+		disarm(c->handshake_timer);
+		evtimer_add(c->start_timer, &start);
+		break;
+	case MC_PAIRED:
+		/* Pairing is done; the client must come back with a login (§5.7). */
+		send_stream_error(c, 515);
+		ws_close(c->ws, 1000, "restart required");
+		break;
+	case MC_BLACKHOLE:
+		disarm(c->handshake_timer);
+		disarm(c->start_timer);
+		ws_pause_reading(c->ws, true);
+		mock__pair_conn_gone(c, "the connection was blackholed");
+		break;
+	case MC_CLOSING:
+		disarm(c->start_timer);
+		mock__pair_conn_gone(c, why);
 		break;
 	case MC_CLOSED:
+		disarm(c->handshake_timer);
+		disarm(c->start_timer);
+		mock__pair_conn_gone(c, why);
 		TAILQ_REMOVE(&c->m->conns, c, link);
 		c->m->nconns--;
 		break;
 	case MC_HANDSHAKE:
+	case MC_PAIRING:
 		break;
 	}
 }
 
-/* Ends a connection because of its input; the WebSocket close follows through on_close. */
+void
+mc_close(struct mock_conn *c, int code, const char *why)
+{
+	mc_enter(c, MC_CLOSING, why);
+	ws_close(c->ws, code, why);
+}
+
+/* Ends a connection because of its input. */
 static void
 mc_drop(struct mock_conn *c, int code, const char *why)
 {
 	char who[32];
-	snprintf(who, sizeof(who), "mock#%llu", (unsigned long long)c->id);
-	log_warn(who, "closing: %s", why);
-	ws_close(c->ws, code, why);
+	log_warn(mc_who(c, who), "closing: %s", why);
+	mc_close(c, code, why);
 }
 
 static int
-mc_send_node(struct mock_conn *c, const struct wa_node *n)
+encode_send(struct mock_conn *c, const struct wa_node *n)
 {
 	struct wg_buf plain = {0}, out = {0};
 	wg_buf_push(&plain, 0x00);
@@ -94,24 +167,90 @@ mc_send_node(struct mock_conn *c, const struct wa_node *n)
 	return r;
 }
 
-static void
-handle_node(struct mock_conn *c, const struct wa_node *n)
+int
+mc_send_node(struct mock_conn *c, const struct wa_node *n)
 {
-	const char *xmlns = wa_node_attr(n, "xmlns"), *type = wa_node_attr(n, "type");
-	const char *id = wa_node_attr(n, "id");
-	if (strcmp(n->tag.p, "iq") == 0 && xmlns && strcmp(xmlns, "w:p") == 0 && type &&
-	    strcmp(type, "get") == 0 && id) {
-		struct wa_arena a = {0};
-		struct wa_node *res = wa_node_new(&a, "iq");
-		wa_node_set_attr(&a, res, "from", "@s.whatsapp.net");
-		wa_node_set_attr(&a, res, "type", "result");
-		wa_node_set_attr(&a, res, "id", id);
-		c->pings++;
-		mc_send_node(c, res);
-		wa_arena_free(&a);
-		return;
+	/* A blackholed connection sends nothing more, whatever asks. */
+	if (c->state == MC_BLACKHOLE || c->state == MC_CLOSED || c->noise == NULL ||
+	    !wa_noise_is_transport(c->noise))
+		return WG_ESTATE;
+	return encode_send(c, n);
+}
+
+/* The forms the clients map to codes (docs/wa-protocol.md §7). */
+static int
+send_stream_error(struct mock_conn *c, int code)
+{
+	struct wa_arena a = {0};
+	struct wa_node *n = wa_node_new(&a, "stream:error");
+	char num[16];
+	snprintf(num, sizeof(num), "%d", code);
+	if (code == 440) {
+		wa_node_set_attr(&a, wa_node_add_child(&a, n, "conflict"), "type", "replaced");
+	} else {
+		wa_node_set_attr(&a, n, "code", num);
+		if (code == 401)
+			wa_node_set_attr(&a, wa_node_add_child(&a, n, "conflict"), "type",
+					 "device_removed");
 	}
-	log_debug("mock", "connection %llu: unhandled <%s>", (unsigned long long)c->id, n->tag.p);
+	int r = mc_send_node(c, n);
+	wa_arena_free(&a);
+	return r;
+}
+
+int
+mc_stream_error(struct mock_conn *c, int code)
+{
+	int r = send_stream_error(c, code);
+	if (r == 0) {
+		char why[48];
+		snprintf(why, sizeof(why), "stream error %d", code);
+		mc_close(c, 1000, why);
+	}
+	return r;
+}
+
+/* Decides what a login gets: a queued fault, success for a known device with its noise key
+ * (or any device with --accept-any-login), else failure 401. */
+static void
+decide_login(struct mock_conn *c, uint64_t user, uint32_t device)
+{
+	struct mock *m = c->m;
+	char jid[MOCK_JID_MAX], phone[24], lid[MOCK_LID_MAX], lidjid[MOCK_JID_MAX];
+	snprintf(phone, sizeof(phone), "%llu", (unsigned long long)user);
+	if (device)
+		snprintf(jid, sizeof(jid), "%s:%u@s.whatsapp.net", phone, device);
+	else
+		snprintf(jid, sizeof(jid), "%s@s.whatsapp.net", phone);
+	free(c->jid);
+	c->jid = wg_strdup(jid);
+	const char *why = "login payload";
+	struct mock_device *d = mock__store_device(&m->store, jid);
+	if (mock__take_fault(m, jid, &c->failure)) {
+		why = "login payload; a failure was queued for it";
+	} else if (d != NULL && memcmp(d->noise_pub, c->noise_pub, 32) == 0) {
+		c->dev = d;
+		why = "login payload of a paired device";
+	} else if (m->accept_any_login) {
+		why = d ? "login payload with another noise key (--accept-any-login)"
+			: "login payload of an unknown device (--accept-any-login)";
+	} else {
+		snprintf(c->failure.reason, sizeof(c->failure.reason), "401");
+		why = d ? "login payload with the wrong noise key: failure 401"
+			: "login payload of an unknown device: failure 401";
+	}
+	if (c->dev) {
+		snprintf(lidjid, sizeof(lidjid), "%s", c->dev->lid);
+	} else {
+		mock__lid_for(&m->store, phone, lid);
+		if (device)
+			snprintf(lidjid, sizeof(lidjid), "%s:%u@lid", lid, device);
+		else
+			snprintf(lidjid, sizeof(lidjid), "%s@lid", lid);
+	}
+	free(c->lid);
+	c->lid = wg_strdup(lidjid);
+	mc_enter(c, MC_LOGIN, why);
 }
 
 static void
@@ -123,18 +262,15 @@ handle_client_payload(struct mock_conn *c, const uint8_t *p, size_t len)
 		return;
 	}
 	if (cp->device_pairing_data != NULL) {
-		mc_enter(c, MC_REGISTER, "registration payload");
+		Wa__ClientPayload__DevicePairingRegistrationData *dp = cp->device_pairing_data;
+		if (!dp->has_e_ident || dp->e_ident.len != 32) {
+			mc_drop(c, 1002, "registration payload without a 32-byte identity key");
+		} else {
+			memcpy(c->identity_pub, dp->e_ident.data, 32);
+			mc_enter(c, MC_REGISTER, "registration payload");
+		}
 	} else if (cp->has_username) {
-		char jid[64];
-		if (cp->has_device && cp->device)
-			snprintf(jid, sizeof(jid), "%llu:%u@s.whatsapp.net",
-				 (unsigned long long)cp->username, cp->device);
-		else
-			snprintf(jid, sizeof(jid), "%llu@s.whatsapp.net",
-				 (unsigned long long)cp->username);
-		free(c->jid);
-		c->jid = wg_strdup(jid);
-		mc_enter(c, MC_LOGIN, "login payload");
+		decide_login(c, cp->username, cp->has_device ? cp->device : 0);
 	} else {
 		mc_drop(c, 1002, "client payload is neither a login nor a registration");
 	}
@@ -162,8 +298,7 @@ handle_frame(struct mock_conn *c, const uint8_t *p, size_t len)
 		if (r)
 			mc_drop(c, 1002, "bad client hello");
 	} else if (c->state == MC_HANDSHAKE) {
-		uint8_t client_static[32];
-		r = wa_noise_server_finish(c->noise, p, len, client_static, &out);
+		r = wa_noise_server_finish(c->noise, p, len, c->noise_pub, &out);
 		if (r)
 			mc_drop(c, 1002, "bad client finish");
 		else
@@ -184,7 +319,7 @@ handle_frame(struct mock_conn *c, const uint8_t *p, size_t len)
 					 err.offset);
 				mc_drop(c, 1002, why);
 			} else {
-				handle_node(c, n);
+				mock__handle_node(c, n);
 			}
 			wa_arena_free(&a);
 		}
@@ -196,7 +331,8 @@ static void
 on_message(struct ws_conn *ws, const uint8_t *data, size_t len, void *arg)
 {
 	struct mock_conn *c = arg;
-	if (c->state == MC_CLOSED || !ws_is_open(ws))
+	/* A blackholed connection may still see the rest of the read that paused it: ignore it. */
+	if (c->state == MC_CLOSED || c->state == MC_BLACKHOLE || !ws_is_open(ws))
 		return;
 	c->last_frame_at = wg_wall_ms();
 	int r = wa_frame_feed(&c->rd, data, len);
@@ -205,7 +341,7 @@ on_message(struct ws_conn *ws, const uint8_t *data, size_t len, void *arg)
 	while (r >= 0 && (r = wa_frame_next(&c->rd, &p, &plen)) == 1) {
 		c->frames_in++;
 		handle_frame(c, p, plen);
-		if (!ws_is_open(ws))
+		if (!ws_is_open(ws) || c->state == MC_BLACKHOLE)
 			return;
 	}
 	if (r < 0)
@@ -234,6 +370,16 @@ on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+on_start(evutil_socket_t fd, short what, void *arg)
+{
+	struct mock_conn *c = arg;
+	if (c->state == MC_REGISTER)
+		mock__pair_start(c);
+	else if (c->state == MC_LOGIN)
+		mock__login_start(c);
+}
+
+static void
 on_accept(struct ws_conn *ws, const char *remote, void *arg)
 {
 	static const struct ws_callbacks cbs = {.on_message = on_message, .on_close = on_close};
@@ -249,6 +395,9 @@ on_accept(struct ws_conn *ws, const char *remote, void *arg)
 	c->handshake_timer = evtimer_new(m->base, on_handshake_timeout, c);
 	struct timeval tv = {HANDSHAKE_TIMEOUT_MS / 1000, 0};
 	evtimer_add(c->handshake_timer, &tv);
+	c->start_timer = evtimer_new(m->base, on_start, c);
+	c->acked = json_array();
+	c->receipts = json_array();
 	TAILQ_INSERT_TAIL(&m->conns, c, link);
 	m->nconns++;
 	ws_conn_set_callbacks(ws, &cbs, c);
@@ -260,11 +409,17 @@ mc_free(struct mock_conn *c)
 {
 	if (c == NULL)
 		return;
+	mock__pair_conn_gone(c, "the mock is stopping");
 	if (c->handshake_timer)
 		event_free(c->handshake_timer);
+	if (c->start_timer)
+		event_free(c->start_timer);
 	wa_noise_free(c->noise);
 	wa_frame_reader_free(&c->rd);
+	json_decref(c->acked);
+	json_decref(c->receipts);
 	free(c->jid);
+	free(c->lid);
 	free(c);
 }
 
@@ -323,8 +478,18 @@ mock_new(struct event_base *base, const struct mock_opts *opts, struct mock **ou
 {
 	struct mock *m = wg_calloc(1, sizeof(*m));
 	m->base = base;
+	m->accept_any_login = opts->accept_any_login;
 	TAILQ_INIT(&m->conns);
 	int r = 0;
+	if (opts->state_file != NULL) {
+		r = mock__store_load(&m->store, opts->state_file, err, errlen);
+		if (r) {
+			mock_free(m);
+			return r;
+		}
+		log_info("mock", "state %s: %zu phones, %zu devices", opts->state_file,
+			 m->store.nphones, m->store.ndevices);
+	}
 	if (opts->root_key_file != NULL) {
 		r = load_root_key(opts->root_key_file, m->root_priv, err, errlen);
 	} else {
@@ -441,6 +606,8 @@ mock_free(struct mock *m)
 	mock__control_stop(m);
 	if (m->shutdown_timer)
 		event_free(m->shutdown_timer);
+	mock__store_free(&m->store);
+	free(m->faults);
 	wg_wipe(m->root_priv, sizeof(m->root_priv));
 	wg_wipe(m->static_priv, sizeof(m->static_priv));
 	free(m);

@@ -2,12 +2,15 @@
  * wagate mock: a WhatsApp-compatible server of our own, for tests, demos and
  * benchmarks. It speaks the real protocol (WebSocket, Noise with a certificate
  * chain rooted in its own key, binary nodes with the dictionary each client
- * asks for) and exposes a JSON control API to inspect connections and, as the
- * mock grows, to play the phone and inject faults. See docs/mock.md.
+ * asks for), pairs new devices by playing the phone that scans their QR code,
+ * logs paired devices in and answers what they ask after login, and exposes a
+ * JSON control API to inspect connections, play the phone and inject faults.
+ * See docs/mock.md.
  */
 #ifndef WG_MOCK_H
 #define WG_MOCK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,11 +21,14 @@ struct mock_opts {
 	const char *listen;        /* host:port of ws://.../ws/chat; port 0 picks one */
 	const char *control;       /* host:port of the control API; port 0 picks one */
 	const char *root_key_file; /* keeps the root private key across runs; NULL: fresh */
+	const char *state_file;    /* keeps phones and paired devices across runs; NULL: memory */
+	bool accept_any_login;     /* log in any device, paired here or not */
 };
 
 /*
- * Loads or creates the root key, binds both listeners and starts serving.
- * Returns 0, or a negative WG_E* code with a message for a person in err.
+ * Loads or creates the root key, loads the state file (a missing file is an
+ * empty state; a malformed one an error), binds both listeners and starts
+ * serving. Returns 0, or a negative WG_E* code with a message for a person in err.
  */
 int mock_new(struct event_base *base, const struct mock_opts *opts, struct mock **out, char *err,
 	     size_t errlen);
@@ -34,9 +40,8 @@ int mock_listen_port(const struct mock *m);
 int mock_control_port(const struct mock *m);
 
 /*
- * The connections as the control API shows them (GET /connections): a new JSON
- * array of objects with id, dict, state, remote, connectedAt, jid, lastFrameAt,
- * frames and pings. The caller owns the reference.
+ * The connections as the control API shows them (GET /connections, fields in
+ * docs/mock.md): a new JSON array. The caller owns the reference.
  */
 struct json_t;
 struct json_t *mock_connections(const struct mock *m);

@@ -49,7 +49,8 @@ let mock;
 const openClients = new Set();
 
 before(async () => {
-  mock = await startMock();
+  // The `me` used below was never paired with this mock: only --accept-any-login lets it log in.
+  mock = await startMock({ acceptAnyLogin: true });
   console.log(`# wagate mock on ${mock.url}, control ${mock.controlUrl}, root-pubkey ${mock.rootPubKey}`);
 });
 

@@ -52,34 +52,50 @@ export function silentLogger() {
 }
 
 /**
- * Creates a Baileys socket to `url`. Returns {sock, updates, closed, end()}. `updates` collects every
- * connection.update event; `closed` resolves with the first update that has connection === 'close'.
+ * Creates a Baileys socket to `url`. Returns {sock, auth, updates, closed, opened, qr, end()}. `updates` collects
+ * every connection.update event; `closed` resolves with the first update that has connection === 'close',
+ * `opened` with the first that has connection === 'open', `qr` with the first QR string.
+ * Options: `me` (fresh credentials logged in as `me`), `auth` (credentials and keys to reuse, e.g. after pairing,
+ * as Baileys' README does for the 515 restart), `keepAliveIntervalMs`, `connectTimeoutMs`, `config` (more
+ * makeWASocket options).
  */
-export function connectClient(client, url, { me, connectTimeoutMs = 15000 } = {}) {
-  const auth = memoryAuthState(client, me);
+export function connectClient(client, url, { me, auth, connectTimeoutMs = 15000, keepAliveIntervalMs = 30000, config = {} } = {}) {
+  auth = auth ?? memoryAuthState(client, me);
   const sock = client.makeWASocket({
     waWebSocketUrl: url,
     auth: { creds: auth.creds, keys: auth.keys },
     printQRInTerminal: false,
     logger: silentLogger(),
     connectTimeoutMs,
-    keepAliveIntervalMs: 30000,
+    keepAliveIntervalMs,
     defaultQueryTimeoutMs: 15000,
     qrTimeout: 60000,
     markOnlineOnConnect: false,
     syncFullHistory: false,
     fireInitQueries: false,
     shouldSyncHistoryMessage: () => false,
+    ...config,
   });
   const updates = [];
   let closedResolve;
+  let openedResolve;
+  let qrResolve;
   const closed = new Promise((resolve) => {
     closedResolve = resolve;
   });
+  const opened = new Promise((resolve) => {
+    openedResolve = resolve;
+  });
+  const qr = new Promise((resolve) => {
+    qrResolve = resolve;
+  });
   sock.ev.on('connection.update', (u) => {
     updates.push(u);
+    if (u.qr) qrResolve(u.qr);
+    if (u.connection === 'open') openedResolve(u);
     if (u.connection === 'close') closedResolve(u);
   });
+  // Baileys updates auth.creds in place; keys go through auth.keys.set().
   sock.ev.on('creds.update', () => {});
   let ended = false;
   return {
@@ -87,6 +103,8 @@ export function connectClient(client, url, { me, connectTimeoutMs = 15000 } = {}
     auth,
     updates,
     closed,
+    opened,
+    qr,
     /** Ends the socket (idempotent); resolves once Baileys reported the close, or after 3 s. */
     async end() {
       if (!ended) {

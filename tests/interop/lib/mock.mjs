@@ -3,6 +3,7 @@
 //   const mock = await startMock();          // picks free loopback ports, waits for the root-pubkey line
 //   mock.url                                 // ws://127.0.0.1:PORT/ws/chat
 //   await mock.connections()                 // GET http://CONTROL/connections (parsed JSON array)
+//   await mock.post('/scan', {qr, phone})    // POST a control call: {status, body}
 //   await mock.stop()                        // SIGTERM, then SIGKILL after a bound
 import { spawn } from 'node:child_process';
 import net from 'node:net';
@@ -75,6 +76,35 @@ export function getJson(url, timeoutMs = 3000) {
   });
 }
 
+/** Sends `body` (an object, or a raw string) with `method` to `url`; resolves {status, body} (body parsed if JSON). */
+export function requestJson(url, { method = 'POST', body, timeoutMs = 15000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? '' : typeof body === 'string' ? body : JSON.stringify(body);
+    const req = http.request(url, {
+      method,
+      timeout: timeoutMs,
+      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let parsed;
+        try {
+          parsed = JSON.parse(text);
+        } catch {
+          parsed = text;
+        }
+        resolve({ status: res.statusCode, body: parsed });
+      });
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${url}: timed out after ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
 /**
  * Polls `fn` until it returns a truthy value (which is returned) or `timeoutMs` passes (then throws,
  * including the last value/error seen, described by `what`). `cancelled()` returning true stops it early.
@@ -100,16 +130,18 @@ export async function waitFor(what, fn, { timeoutMs = 15000, intervalMs = 100, c
 }
 
 /**
- * Starts `wagate mock`. Options: rootKeyFile, startTimeoutMs (default 10 s), extraArgs.
+ * Starts `wagate mock`. Options: rootKeyFile, stateFile, acceptAnyLogin, startTimeoutMs (default 10 s), extraArgs.
  * Resolves once the first stdout line `root-pubkey <64 hex>` has been read.
  */
-export async function startMock({ rootKeyFile, startTimeoutMs = 10000, extraArgs = [] } = {}) {
+export async function startMock({ rootKeyFile, stateFile, acceptAnyLogin = false, startTimeoutMs = 10000, extraArgs = [] } = {}) {
   assertBinary();
   const port = await freePort();
   let controlPort = await freePort();
   while (controlPort === port) controlPort = await freePort();
   const args = ['mock', '--listen', `127.0.0.1:${port}`, '--control', `127.0.0.1:${controlPort}`];
   if (rootKeyFile) args.push('--root-key-file', rootKeyFile);
+  if (stateFile) args.push('--state', stateFile);
+  if (acceptAnyLogin) args.push('--accept-any-login');
   args.push(...extraArgs);
 
   const child = spawn(WAGATE_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -160,6 +192,9 @@ export async function startMock({ rootKeyFile, startTimeoutMs = 10000, extraArgs
     stderr: stderrText,
     exited: () => exited,
     connections: () => getJson(`http://127.0.0.1:${controlPort}/connections`),
+    devices: () => getJson(`http://127.0.0.1:${controlPort}/devices`),
+    /** POST a control call (path like '/scan'); resolves {status, body}. */
+    post: (p, body, opts) => requestJson(`http://127.0.0.1:${controlPort}${p}`, { method: 'POST', body, ...opts }),
     async stop({ termTimeoutMs = 3000 } = {}) {
       if (exited) return exited;
       child.kill('SIGTERM');
