@@ -595,10 +595,8 @@ mock_free(struct mock *m)
 		return;
 	struct mock_conn *c;
 	while ((c = TAILQ_FIRST(&m->conns)) != NULL) {
-		/* Detach first: the WebSocket layer reports the abort later, to nobody. */
-		static const struct ws_callbacks none = {0};
-		ws_conn_set_callbacks(c->ws, &none, NULL);
-		ws_abort(c->ws, false);
+		/* Freed now, without callbacks: no loop turn will come to report a close. */
+		ws_destroy(c->ws);
 		TAILQ_REMOVE(&m->conns, c, link);
 		mc_free(c);
 	}

@@ -1004,6 +1004,12 @@ ws_close(struct ws_conn *c, int code, const char *reason)
 }
 
 void
+ws_destroy(struct ws_conn *c)
+{
+	ws_conn_destroy(c);
+}
+
+void
 ws_abort(struct ws_conn *c, bool reset)
 {
 	if (!c || c->state == WS_CLOSED)

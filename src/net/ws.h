@@ -115,6 +115,14 @@ void ws_close(struct ws_conn *c, int code, const char *reason);
 void ws_abort(struct ws_conn *c, bool reset);
 
 /*
+ * Frees the connection now, closing its socket without a close frame and
+ * without calling on_close: for an owner tearing everything down (a server
+ * freeing itself before its loop ends). Never call it from inside one of this
+ * connection's callbacks; there, use ws_abort(). NULL-safe.
+ */
+void ws_destroy(struct ws_conn *c);
+
+/*
  * Stops (or resumes) reading from the socket, keeping it open; the peer's
  * data piles up in the kernel buffers until TCP flow control stops it. When
  * called from inside on_message, messages already decoded from the same read

@@ -1,0 +1,991 @@
+/*
+ * The SQLite backend of the session store (docs/store.md).
+ *
+ * One connection per store, in WAL mode so the web app sharing the file can
+ * read while we write, with a short busy timeout so a writer elsewhere costs
+ * the event loop at most SQ_BUSY_MS. Statements are prepared once per store
+ * and always bind their values; the only SQL built at run time is the column
+ * list of an UPDATE, from the fixed names in update_cols[].
+ *
+ * The web app writes the same table, so every row read is validated like
+ * network input: types, lengths, statuses and timestamps are checked, and a bad
+ * row is an error that names the row and column, never a crash. Messages never
+ * carry column values (auth_state is credentials); SQLite's own messages name
+ * constraints and columns, not values.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/mem.h"
+#include "store/store.h"
+
+/*
+ * How long a statement waits for another process's write lock. Web-app
+ * writes last milliseconds; waiting longer would stall every session on the
+ * loop, so past this the call fails with WG_ETIMEDOUT and the caller retries.
+ */
+#define SQ_BUSY_MS 200
+#define SQ_UPDATE_CACHE 16
+
+/*
+ * Not "schema_migrations": Rails, Ecto and golang-migrate use that name, and
+ * the web app's framework may keep its own in the same database.
+ */
+#define SQ_MIGRATIONS "wagate_schema_migrations"
+
+struct sq_migration {
+	int version;
+	const char *name;
+	const char *sql;
+};
+
+/*
+ * Append-only: a released migration is never edited, a change is a new one.
+ * The SQL is kept to what PostgreSQL also accepts (TEXT, BOOLEAN, BIGINT,
+ * CHECK, REFERENCES, partial indexes); the PostgreSQL backend's list differs
+ * only in the timestamp type (TIMESTAMPTZ) and the attempt id (IDENTITY).
+ * whatsapp_sessions may already exist, created by the web app, hence IF NOT
+ * EXISTS there; store_migrate() then checks the columns it needs are present.
+ */
+static const struct sq_migration migrations[] = {
+    {1, "whatsapp_sessions",
+     "CREATE TABLE IF NOT EXISTS whatsapp_sessions (\n"
+     "	id TEXT PRIMARY KEY,\n"
+     "	user_id TEXT,\n"
+     "	session_name TEXT NOT NULL DEFAULT 'primary',\n"
+     "	phone_number TEXT,\n"
+     "	auth_state TEXT,\n"
+     "	is_active BOOLEAN NOT NULL DEFAULT true,\n"
+     "	auto_connect BOOLEAN NOT NULL DEFAULT true,\n"
+     "	connection_status TEXT CHECK (connection_status IN\n"
+     "		('connecting', 'qr_pending', 'connected', 'disconnected', 'logged_out')),\n"
+     "	last_error TEXT,\n"
+     "	last_connected_at TEXT,\n"
+     "	last_message_at TEXT,\n"
+     "	created_at TEXT NOT NULL,\n"
+     "	updated_at TEXT NOT NULL\n"
+     ");\n"
+     "CREATE INDEX IF NOT EXISTS whatsapp_sessions_autoconnect_idx\n"
+     "	ON whatsapp_sessions (session_name, is_active, auto_connect)\n"
+     "	WHERE auth_state IS NOT NULL;\n"
+     "CREATE INDEX IF NOT EXISTS whatsapp_sessions_status_idx\n"
+     "	ON whatsapp_sessions (connection_status);\n"},
+    {2, "whatsapp_session_recovery_attempts",
+     "CREATE TABLE whatsapp_session_recovery_attempts (\n"
+     "	id INTEGER PRIMARY KEY,\n"
+     "	session_id TEXT NOT NULL REFERENCES whatsapp_sessions (id) ON DELETE CASCADE,\n"
+     "	attempted_at TEXT NOT NULL,\n"
+     "	trigger_type TEXT NOT NULL,\n"
+     "	action TEXT NOT NULL,\n"
+     "	result TEXT NOT NULL,\n"
+     "	detail TEXT\n"
+     ");\n"
+     "CREATE INDEX whatsapp_session_recovery_attempts_session_idx\n"
+     "	ON whatsapp_session_recovery_attempts (session_id, attempted_at);\n"},
+    {3, "wagate_settings",
+     "CREATE TABLE wagate_settings (\n"
+     "	name TEXT PRIMARY KEY,\n"
+     "	value TEXT NOT NULL,\n"
+     "	updated_at TEXT NOT NULL\n"
+     ");\n"},
+};
+#define SQ_NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+#define SESSION_COLS                                                                               \
+	"id, user_id, session_name, phone_number, auth_state, is_active, auto_connect, "           \
+	"connection_status, last_error, last_connected_at, last_message_at, created_at, "          \
+	"updated_at"
+
+enum sq_stmt {
+	SQ_PING,
+	SQ_LIST_ALL,
+	SQ_LIST_AUTO,
+	SQ_GET,
+	SQ_INSERT,
+	SQ_DELETE,
+	SQ_RECONCILE,
+	SQ_ADD_ATTEMPT,
+	SQ_ATTEMPTS,
+	SQ_COUNT_ATTEMPTS,
+	SQ_GET_SETTING,
+	SQ_SET_SETTING,
+	SQ_MIG_HAS,
+	SQ_MIG_ADD,
+	SQ_MIG_MAX,
+	SQ_NSTMT
+};
+
+static const char *const stmt_sql[SQ_NSTMT] = {
+    [SQ_PING] = "SELECT 1",
+    [SQ_LIST_ALL] = "SELECT " SESSION_COLS " FROM whatsapp_sessions ORDER BY created_at, id",
+    [SQ_LIST_AUTO] = "SELECT " SESSION_COLS " FROM whatsapp_sessions"
+                     " WHERE session_name = 'primary' AND auth_state IS NOT NULL"
+                     " AND is_active AND auto_connect ORDER BY created_at, id",
+    [SQ_GET] = "SELECT " SESSION_COLS " FROM whatsapp_sessions WHERE id = ?1",
+    [SQ_INSERT] = "INSERT INTO whatsapp_sessions (" SESSION_COLS ")"
+                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    [SQ_DELETE] = "DELETE FROM whatsapp_sessions WHERE id = ?1",
+    [SQ_RECONCILE] = "UPDATE whatsapp_sessions SET connection_status = 'disconnected',"
+                     " updated_at = ?1"
+                     " WHERE connection_status IN ('connecting', 'qr_pending', 'connected')",
+    [SQ_ADD_ATTEMPT] = "INSERT INTO whatsapp_session_recovery_attempts"
+                       " (session_id, attempted_at, trigger_type, action, result, detail)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+    [SQ_ATTEMPTS] = "SELECT id, session_id, attempted_at, trigger_type, action, result, detail"
+                    " FROM whatsapp_session_recovery_attempts"
+                    " WHERE session_id = ?1 AND attempted_at >= ?2"
+                    " ORDER BY attempted_at DESC, id DESC LIMIT ?3",
+    /* substr rather than LIKE: exact, case-sensitive, and no wildcards to escape. */
+    [SQ_COUNT_ATTEMPTS] = "SELECT count(*) FROM whatsapp_session_recovery_attempts"
+                          " WHERE session_id = ?1 AND attempted_at >= ?2"
+                          " AND (?3 IS NULL OR substr(trigger_type, 1, length(?3)) = ?3)",
+    [SQ_GET_SETTING] = "SELECT value FROM wagate_settings WHERE name = ?1",
+    [SQ_SET_SETTING] = "INSERT INTO wagate_settings (name, value, updated_at) VALUES (?1, ?2, ?3)"
+                       " ON CONFLICT (name) DO UPDATE SET value = excluded.value,"
+                       " updated_at = excluded.updated_at",
+    [SQ_MIG_HAS] = "SELECT 1 FROM " SQ_MIGRATIONS " WHERE version = ?1",
+    [SQ_MIG_ADD] = "INSERT INTO " SQ_MIGRATIONS " (version, name, applied_at) VALUES (?1, ?2, ?3)",
+    [SQ_MIG_MAX] = "SELECT max(version) FROM " SQ_MIGRATIONS,
+};
+
+/* Columns store_update may set, in STORE_F_* bit order. */
+static const char *const update_cols[] = {
+    "user_id",      "session_name",      "phone_number", "auth_state",        "is_active",
+    "auto_connect", "connection_status", "last_error",   "last_connected_at", "last_message_at",
+};
+
+struct sq {
+	sqlite3 *db;
+	sqlite3_stmt *stmt[SQ_NSTMT];
+	struct {
+		unsigned mask;
+		sqlite3_stmt *q;
+	} upd[SQ_UPDATE_CACHE];
+};
+
+/* Maps an SQLite result to our codes and records the message. */
+static int
+sq_fail(struct store *st, int rc, const char *op)
+{
+	struct sq *sq = store__state(st);
+	int code;
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		code = WG_ETIMEDOUT;
+		break;
+	case SQLITE_CONSTRAINT:
+	case SQLITE_MISMATCH:
+		code = WG_EINVAL;
+		break;
+	case SQLITE_TOOBIG:
+		code = WG_ELIMIT;
+		break;
+	default:
+		code = WG_EIO;
+		break;
+	}
+	return store__fail(st, code, "sqlite: %s: %s", op,
+	                   sq != NULL && sq->db != NULL ? sqlite3_errmsg(sq->db)
+	                                                : sqlite3_errstr(rc));
+}
+
+static int
+sq_stmt(struct store *st, enum sq_stmt which, sqlite3_stmt **out)
+{
+	struct sq *sq = store__state(st);
+	if (sq->stmt[which] == NULL) {
+		int rc = sqlite3_prepare_v3(sq->db, stmt_sql[which], -1, SQLITE_PREPARE_PERSISTENT,
+		                            &sq->stmt[which], NULL);
+		if (rc != SQLITE_OK) {
+			sq->stmt[which] = NULL;
+			return sq_fail(st, rc, "prepare");
+		}
+	}
+	*out = sq->stmt[which];
+	return 0;
+}
+
+/* Makes a cached statement ready for its next use and drops pointers to our buffers. */
+static void
+sq_done(sqlite3_stmt *q)
+{
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+}
+
+/*
+ * Binds text without copying: the caller's string outlives the step, and
+ * sq_done() clears the binding. Not copying also keeps auth_state out of
+ * SQLite's heap beyond what the write itself needs.
+ */
+static int
+bind_text(sqlite3_stmt *q, int i, const char *s)
+{
+	return s == NULL ? sqlite3_bind_null(q, i) : sqlite3_bind_text(q, i, s, -1, SQLITE_STATIC);
+}
+
+static int
+bind_ts(sqlite3_stmt *q, int i, int64_t ms)
+{
+	char buf[32];
+	if (ms == 0)
+		return sqlite3_bind_null(q, i);
+	if (store__ts_format(buf, ms) < 0)
+		return SQLITE_RANGE;
+	return sqlite3_bind_text(q, i, buf, -1, SQLITE_TRANSIENT);
+}
+
+static int
+exec(struct store *st, const char *sql, const char *op)
+{
+	struct sq *sq = store__state(st);
+	int rc = sqlite3_exec(sq->db, sql, NULL, NULL, NULL);
+	return rc == SQLITE_OK ? 0 : sq_fail(st, rc, op);
+}
+
+/* Creates the parent directories of path, mode 0700 (the database holds credentials). */
+static int
+make_parents(const char *path, char *err, size_t errlen)
+{
+	char dir[4096];
+	size_t len = strnlen(path, sizeof(dir));
+	if (len >= sizeof(dir)) {
+		snprintf(err, errlen, "database path too long");
+		return WG_ELIMIT;
+	}
+	memcpy(dir, path, len + 1);
+	char *slash = strrchr(dir, '/');
+	if (slash == NULL || slash == dir)
+		return 0;
+	*slash = '\0';
+	for (char *p = dir + 1;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char c = *p;
+		*p = '\0';
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+			snprintf(err, errlen, "cannot create directory %s: %s", dir,
+			         strerror(errno));
+			return WG_EIO;
+		}
+		*p = c;
+		if (c == '\0')
+			break;
+	}
+	struct stat sb;
+	if (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+		snprintf(err, errlen, "%s is not a directory", dir);
+		return WG_EIO;
+	}
+	return 0;
+}
+
+static void sq_close(struct store *st);
+
+static int
+sq_open(struct store *st, const char *path, char *err, size_t errlen)
+{
+	bool memory = strcmp(path, ":memory:") == 0;
+	int rc;
+	if (!memory) {
+		if ((rc = make_parents(path, err, errlen)) < 0)
+			return rc;
+		/* SQLite would create the file with mode 0644; its -wal and -shm copy the mode. */
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+			return WG_EIO;
+		}
+		close(fd);
+	}
+	struct sq *sq = wg_calloc(1, sizeof(*sq));
+	store__set_state(st, sq);
+	rc = sqlite3_open_v2(
+	    path, &sq->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open %s: %s", path,
+		         sq->db != NULL ? sqlite3_errmsg(sq->db) : sqlite3_errstr(rc));
+		sq_close(st);
+		return WG_EIO;
+	}
+	sqlite3_extended_result_codes(sq->db, 1);
+	sqlite3_busy_timeout(sq->db, SQ_BUSY_MS);
+	/*
+	 * journal_mode reads the file header, so a file that is not a database
+	 * fails here, at open, rather than on the first query. synchronous=FULL:
+	 * a commit survives a power loss too, because a credential written just
+	 * after pairing cannot be re-derived; it costs ~150 us per write
+	 * (docs/store.md).
+	 */
+	static const char setup[] = "PRAGMA journal_mode = WAL;"
+	                            "PRAGMA synchronous = FULL;"
+	                            "PRAGMA foreign_keys = ON;"
+	                            "SELECT count(*) FROM sqlite_schema;";
+	rc = sqlite3_exec(sq->db, setup, NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "cannot use %s: %s", path, sqlite3_errmsg(sq->db));
+		int code = (rc & 0xff) == SQLITE_BUSY ? WG_ETIMEDOUT : WG_EIO;
+		sq_close(st);
+		return code;
+	}
+	return 0;
+}
+
+static void
+sq_close(struct store *st)
+{
+	struct sq *sq = store__state(st);
+	if (sq == NULL)
+		return;
+	for (int i = 0; i < SQ_NSTMT; i++)
+		sqlite3_finalize(sq->stmt[i]);
+	for (int i = 0; i < SQ_UPDATE_CACHE; i++)
+		sqlite3_finalize(sq->upd[i].q);
+	sqlite3_close_v2(sq->db);
+	free(sq);
+	store__set_state(st, NULL);
+}
+
+static int
+sq_step_done(struct store *st, sqlite3_stmt *q, const char *op)
+{
+	int rc = sqlite3_step(q);
+	sq_done(q);
+	return rc == SQLITE_DONE ? 0 : sq_fail(st, rc, op);
+}
+
+/* The body of migrate_one, inside its transaction. */
+static int
+migrate_body(struct store *st, const struct sq_migration *m, bool *ran)
+{
+	struct sq *sq = store__state(st);
+	sqlite3_stmt *q;
+	int rc;
+	if ((rc = sq_stmt(st, SQ_MIG_HAS, &q)) < 0)
+		return rc;
+	sqlite3_bind_int(q, 1, m->version);
+	int step = sqlite3_step(q);
+	sq_done(q);
+	if (step == SQLITE_ROW)
+		return 0;
+	if (step != SQLITE_DONE)
+		return sq_fail(st, step, "migrate");
+	char *msg = NULL;
+	rc = sqlite3_exec(sq->db, m->sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK) {
+		/* Failing DDL means the tables are not what this migration expects. */
+		int code = (rc & 0xff) == SQLITE_BUSY ? WG_ETIMEDOUT : WG_ESTATE;
+		store__fail(st, code, "sqlite: migration %d (%s): %s", m->version, m->name,
+		            msg != NULL ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+		return code;
+	}
+	char now[32];
+	store__ts_format(now, (int64_t)wg_wall_ms());
+	if ((rc = sq_stmt(st, SQ_MIG_ADD, &q)) < 0)
+		return rc;
+	sqlite3_bind_int(q, 1, m->version);
+	sqlite3_bind_text(q, 2, m->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 3, now, -1, SQLITE_STATIC);
+	if ((rc = sq_step_done(st, q, "migrate")) < 0)
+		return rc;
+	*ran = true;
+	return 0;
+}
+
+/* Applies one migration in its own transaction, unless it is already recorded. */
+static int
+migrate_one(struct store *st, const struct sq_migration *m, bool *ran)
+{
+	struct sq *sq = store__state(st);
+	int rc;
+	*ran = false;
+	/* IMMEDIATE takes the write lock first, so two servers starting at once cannot both apply
+	 * it. */
+	if ((rc = exec(st, "BEGIN IMMEDIATE", "migrate")) < 0)
+		return rc;
+	rc = migrate_body(st, m, ran);
+	if (rc == 0)
+		rc = exec(st, "COMMIT", "migrate");
+	if (rc < 0) {
+		sqlite3_exec(sq->db, "ROLLBACK", NULL, NULL, NULL);
+		*ran = false;
+	}
+	return rc;
+}
+
+static int
+sq_migrate(struct store *st, int *applied)
+{
+	struct sq *sq = store__state(st);
+	sqlite3_stmt *q;
+	int rc;
+	*applied = 0;
+	if ((rc = exec(st,
+	               "CREATE TABLE IF NOT EXISTS " SQ_MIGRATIONS " (version BIGINT PRIMARY KEY,"
+	               " name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+	               "migrate")) < 0)
+		return rc;
+	if ((rc = sq_stmt(st, SQ_MIG_MAX, &q)) < 0)
+		return rc;
+	int step = sqlite3_step(q);
+	sqlite3_int64 max = step == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+	sq_done(q);
+	if (step != SQLITE_ROW)
+		return sq_fail(st, step, "migrate");
+	/* A newer wagate's schema may mean things this one would get wrong; refuse to guess. */
+	if (max > migrations[SQ_NMIGRATIONS - 1].version)
+		return store__fail(st, WG_ESTATE,
+		                   "database schema is at version %lld, newer than this wagate "
+		                   "knows (%d); upgrade wagate",
+		                   (long long)max, migrations[SQ_NMIGRATIONS - 1].version);
+	for (int i = 0; i < SQ_NMIGRATIONS; i++) {
+		bool ran;
+		if ((rc = migrate_one(st, &migrations[i], &ran)) < 0)
+			return rc;
+		*applied += ran;
+	}
+	/*
+	 * A whatsapp_sessions created by someone else survives IF NOT EXISTS;
+	 * preparing every statement now turns a missing column into one clear
+	 * error at startup instead of failures later.
+	 */
+	for (int i = 0; i < SQ_NSTMT; i++) {
+		if (sq->stmt[i] != NULL)
+			continue;
+		int prc = sqlite3_prepare_v3(sq->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+		                             &sq->stmt[i], NULL);
+		if (prc != SQLITE_OK) {
+			sq->stmt[i] = NULL;
+			return store__fail(st, WG_ESTATE,
+			                   "sqlite: tables do not match what wagate expects: %s",
+			                   sqlite3_errmsg(sq->db));
+		}
+	}
+	return 0;
+}
+
+static int
+sq_ping(struct store *st)
+{
+	sqlite3_stmt *q;
+	int rc = sq_stmt(st, SQ_PING, &q);
+	if (rc < 0)
+		return rc;
+	rc = sqlite3_step(q);
+	sq_done(q);
+	return rc == SQLITE_ROW ? 0 : sq_fail(st, rc, "ping");
+}
+
+static int
+sq_reconcile(struct store *st, int64_t now, int *changed)
+{
+	struct sq *sq = store__state(st);
+	sqlite3_stmt *q;
+	int rc = sq_stmt(st, SQ_RECONCILE, &q);
+	if (rc < 0)
+		return rc;
+	bind_ts(q, 1, now);
+	if ((rc = sq_step_done(st, q, "reconcile")) < 0)
+		return rc;
+	*changed = sqlite3_changes(sq->db);
+	return 0;
+}
+
+/*
+ * Row validation. The helpers name the row by its id (validated first, so it
+ * is safe to print) and the column, and never print a value.
+ */
+struct row {
+	struct store *st;
+	sqlite3_stmt *q;
+	const char *table;
+	char id[STORE_ID_LEN + 1];
+};
+
+static int
+row_bad(struct row *r, int code, const char *col, const char *problem)
+{
+	return store__fail(r->st, code, "%s row '%s': %s %s", r->table, r->id, col, problem);
+}
+
+/* Reads a text column into a malloc'd string; NULL allowed when nullable. */
+static int
+col_text(struct row *r, int i, const char *col, size_t max, bool nullable, char **out)
+{
+	*out = NULL;
+	switch (sqlite3_column_type(r->q, i)) {
+	case SQLITE_NULL:
+		return nullable ? 0 : row_bad(r, WG_EINVAL, col, "is NULL");
+	case SQLITE_TEXT:
+		break;
+	default:
+		return row_bad(r, WG_EINVAL, col, "is not text");
+	}
+	const char *p = (const char *)sqlite3_column_text(r->q, i);
+	int n = sqlite3_column_bytes(r->q, i);
+	if (p == NULL)
+		return row_bad(r, WG_EIO, col, "could not be read");
+	if ((size_t)n > max)
+		return row_bad(r, WG_ELIMIT, col, "is too long");
+	if (strlen(p) != (size_t)n)
+		return row_bad(r, WG_EINVAL, col, "contains a NUL byte");
+	*out = wg_memdup(p, (size_t)n + 1);
+	return 0;
+}
+
+/* Reads a short text column into a fixed buffer; "" for NULL when nullable. */
+static int
+col_word(struct row *r, int i, const char *col, char *out, size_t size, bool nullable)
+{
+	out[0] = '\0';
+	int t = sqlite3_column_type(r->q, i);
+	if (t == SQLITE_NULL)
+		return nullable ? 0 : row_bad(r, WG_EINVAL, col, "is NULL");
+	if (t != SQLITE_TEXT)
+		return row_bad(r, WG_EINVAL, col, "is not text");
+	const char *p = (const char *)sqlite3_column_text(r->q, i);
+	int n = sqlite3_column_bytes(r->q, i);
+	if (p == NULL || n <= 0 || (size_t)n >= size || strlen(p) != (size_t)n)
+		return row_bad(r, WG_EINVAL, col, "is empty, too long or contains a NUL byte");
+	memcpy(out, p, (size_t)n + 1);
+	return 0;
+}
+
+/* Booleans are stored as 0 and 1 (SQLite's true and false); anything else is bad data. */
+static int
+col_bool(struct row *r, int i, const char *col, int *out)
+{
+	if (sqlite3_column_type(r->q, i) != SQLITE_INTEGER)
+		return row_bad(r, WG_EINVAL, col, "is not a boolean (0 or 1)");
+	sqlite3_int64 v = sqlite3_column_int64(r->q, i);
+	if (v != 0 && v != 1)
+		return row_bad(r, WG_EINVAL, col, "is not a boolean (0 or 1)");
+	*out = (int)v;
+	return 0;
+}
+
+static int
+col_ts(struct row *r, int i, const char *col, bool nullable, int64_t *out)
+{
+	*out = 0;
+	int t = sqlite3_column_type(r->q, i);
+	if (t == SQLITE_NULL)
+		return nullable ? 0 : row_bad(r, WG_EINVAL, col, "is NULL");
+	if (t != SQLITE_TEXT)
+		return row_bad(r, WG_EINVAL, col, "is not an ISO 8601 timestamp");
+	const char *p = (const char *)sqlite3_column_text(r->q, i);
+	int n = sqlite3_column_bytes(r->q, i);
+	if (p == NULL || n > 64 || store__ts_parse(p, (size_t)n, out) < 0)
+		return row_bad(r, WG_EINVAL, col, "is not an ISO 8601 timestamp");
+	return 0;
+}
+
+/* Reads the id column first, so later messages can name the row. */
+static int
+col_id(struct row *r, int i, char *out)
+{
+	int t = sqlite3_column_type(r->q, i);
+	const char *p = (const char *)sqlite3_column_text(r->q, i);
+	int n = sqlite3_column_bytes(r->q, i);
+	if (t != SQLITE_TEXT || p == NULL || !store__id_valid(p, (size_t)n) ||
+	    strlen(p) != (size_t)n)
+		return store__fail(r->st, WG_EINVAL,
+		                   "%s: a row's id is not text of 1 to %d printable characters",
+		                   r->table, STORE_ID_LEN);
+	memcpy(out, p, (size_t)n + 1);
+	memcpy(r->id, p, (size_t)n + 1);
+	return 0;
+}
+
+static int
+read_session_cols(struct row *r, struct store_session *s)
+{
+	int rc;
+	if ((rc = col_id(r, 0, s->id)) < 0 ||
+	    (rc = col_text(r, 1, "user_id", STORE_TEXT_MAX, true, &s->user_id)) < 0 ||
+	    (rc = col_text(r, 2, "session_name", STORE_TEXT_MAX, false, &s->session_name)) < 0 ||
+	    (rc = col_text(r, 3, "phone_number", STORE_TEXT_MAX, true, &s->phone_number)) < 0 ||
+	    (rc = col_text(r, 4, "auth_state", STORE_AUTH_MAX, true, &s->auth_state)) < 0 ||
+	    (rc = col_bool(r, 5, "is_active", &s->is_active)) < 0 ||
+	    (rc = col_bool(r, 6, "auto_connect", &s->auto_connect)) < 0)
+		return rc;
+	if ((rc = col_word(r, 7, "connection_status", s->connection_status,
+	                   sizeof(s->connection_status), true)) < 0)
+		return row_bad(r, WG_EINVAL, "connection_status", "is not a known status");
+	if (!store_status_valid(s->connection_status))
+		return row_bad(r, WG_EINVAL, "connection_status", "is not a known status");
+	if ((rc = col_text(r, 8, "last_error", STORE_TEXT_MAX, true, &s->last_error)) < 0 ||
+	    (rc = col_ts(r, 9, "last_connected_at", true, &s->last_connected_at)) < 0 ||
+	    (rc = col_ts(r, 10, "last_message_at", true, &s->last_message_at)) < 0 ||
+	    (rc = col_ts(r, 11, "created_at", false, &s->created_at)) < 0 ||
+	    (rc = col_ts(r, 12, "updated_at", false, &s->updated_at)) < 0)
+		return rc;
+	return 0;
+}
+
+static int
+read_session(struct store *st, sqlite3_stmt *q, struct store_session *s)
+{
+	struct row r = {.st = st, .q = q, .table = "whatsapp_sessions", .id = "?"};
+	memset(s, 0, sizeof(*s));
+	int rc = read_session_cols(&r, s);
+	if (rc < 0)
+		store_session_free(s);
+	return rc;
+}
+
+static int
+sq_list(struct store *st, bool autoconnect, struct store_session **out, size_t *n)
+{
+	sqlite3_stmt *q;
+	int rc = sq_stmt(st, autoconnect ? SQ_LIST_AUTO : SQ_LIST_ALL, &q);
+	if (rc < 0)
+		return rc;
+	struct store_session *arr = NULL;
+	size_t len = 0, cap = 0;
+	int step;
+	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+		if (len == STORE_LIST_MAX) {
+			rc = store__fail(st, WG_ELIMIT, "more than %u sessions", STORE_LIST_MAX);
+			break;
+		}
+		if (len == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			arr = wg_realloc(arr, cap * sizeof(*arr));
+		}
+		if ((rc = read_session(st, q, &arr[len])) < 0)
+			break;
+		len++;
+	}
+	if (rc == 0 && step != SQLITE_DONE)
+		rc = sq_fail(st, step, "list");
+	sq_done(q);
+	if (rc < 0) {
+		store_list_free(arr, len);
+		return rc;
+	}
+	*out = arr;
+	*n = len;
+	return 0;
+}
+
+static int
+sq_get(struct store *st, const char *id, struct store_session *out)
+{
+	sqlite3_stmt *q;
+	int rc = sq_stmt(st, SQ_GET, &q);
+	if (rc < 0)
+		return rc;
+	bind_text(q, 1, id);
+	int step = sqlite3_step(q);
+	if (step == SQLITE_ROW)
+		rc = read_session(st, q, out);
+	else if (step == SQLITE_DONE)
+		rc = store__fail(st, WG_ENOTFOUND, "no session '%s'", id);
+	else
+		rc = sq_fail(st, step, "get");
+	sq_done(q);
+	return rc;
+}
+
+static int
+sq_insert(struct store *st, const struct store_session *s)
+{
+	sqlite3_stmt *q;
+	int rc = sq_stmt(st, SQ_INSERT, &q);
+	if (rc < 0)
+		return rc;
+	bind_text(q, 1, s->id);
+	bind_text(q, 2, s->user_id);
+	bind_text(q, 3, s->session_name);
+	bind_text(q, 4, s->phone_number);
+	bind_text(q, 5, s->auth_state);
+	sqlite3_bind_int(q, 6, s->is_active);
+	sqlite3_bind_int(q, 7, s->auto_connect);
+	bind_text(q, 8, s->connection_status[0] != '\0' ? s->connection_status : NULL);
+	bind_text(q, 9, s->last_error);
+	bind_ts(q, 10, s->last_connected_at);
+	bind_ts(q, 11, s->last_message_at);
+	bind_ts(q, 12, s->created_at);
+	bind_ts(q, 13, s->updated_at);
+	return sq_step_done(st, q, "insert");
+}
+
+/* Finds or prepares the UPDATE for a field mask; *cached says whether the cache owns it. */
+static int
+update_stmt(struct store *st, unsigned fields, sqlite3_stmt **out, bool *cached)
+{
+	struct sq *sq = store__state(st);
+	int slot = -1;
+	for (int i = 0; i < SQ_UPDATE_CACHE; i++) {
+		if (sq->upd[i].q != NULL && sq->upd[i].mask == fields) {
+			*out = sq->upd[i].q;
+			*cached = true;
+			return 0;
+		}
+		if (sq->upd[i].q == NULL && slot < 0)
+			slot = i;
+	}
+	/* Column names come from update_cols[], never from callers; values are bound. */
+	char sql[512];
+	size_t len = (size_t)snprintf(sql, sizeof(sql), "UPDATE whatsapp_sessions SET ");
+	int param = 1;
+	for (size_t b = 0; b < sizeof(update_cols) / sizeof(update_cols[0]); b++) {
+		if (!(fields & (1u << b)))
+			continue;
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s = ?%d, ", update_cols[b],
+		                        param++);
+	}
+	len += (size_t)snprintf(sql + len, sizeof(sql) - len, "updated_at = ?%d WHERE id = ?%d",
+	                        param, param + 1);
+	if (len >= sizeof(sql))
+		return store__fail(st, WG_ELIMIT, "update statement too long");
+	int rc = sqlite3_prepare_v3(sq->db, sql, -1, slot >= 0 ? SQLITE_PREPARE_PERSISTENT : 0, out,
+	                            NULL);
+	if (rc != SQLITE_OK) {
+		*out = NULL;
+		return sq_fail(st, rc, "prepare update");
+	}
+	*cached = slot >= 0;
+	if (slot >= 0) {
+		sq->upd[slot].mask = fields;
+		sq->upd[slot].q = *out;
+	}
+	return 0;
+}
+
+static int
+sq_update(struct store *st, const char *id, const struct store_session *s, unsigned fields,
+          int64_t now)
+{
+	struct sq *sq = store__state(st);
+	sqlite3_stmt *q;
+	bool cached;
+	int rc = update_stmt(st, fields, &q, &cached);
+	if (rc < 0)
+		return rc;
+	int p = 1;
+	if (fields & STORE_F_USER_ID)
+		bind_text(q, p++, s->user_id);
+	if (fields & STORE_F_SESSION_NAME)
+		bind_text(q, p++, s->session_name);
+	if (fields & STORE_F_PHONE)
+		bind_text(q, p++, s->phone_number);
+	if (fields & STORE_F_AUTH)
+		bind_text(q, p++, s->auth_state);
+	if (fields & STORE_F_ACTIVE)
+		sqlite3_bind_int(q, p++, s->is_active);
+	if (fields & STORE_F_AUTO)
+		sqlite3_bind_int(q, p++, s->auto_connect);
+	if (fields & STORE_F_STATUS)
+		bind_text(q, p++, s->connection_status[0] != '\0' ? s->connection_status : NULL);
+	if (fields & STORE_F_ERROR)
+		bind_text(q, p++, s->last_error);
+	if (fields & STORE_F_CONNECTED_AT)
+		bind_ts(q, p++, s->last_connected_at);
+	if (fields & STORE_F_MESSAGE_AT)
+		bind_ts(q, p++, s->last_message_at);
+	bind_ts(q, p++, now);
+	bind_text(q, p, id);
+	rc = sq_step_done(st, q, "update");
+	if (!cached)
+		sqlite3_finalize(q);
+	if (rc < 0)
+		return rc;
+	if (sqlite3_changes(sq->db) == 0)
+		return store__fail(st, WG_ENOTFOUND, "no session '%s'", id);
+	return 0;
+}
+
+static int
+sq_delete(struct store *st, const char *id)
+{
+	struct sq *sq = store__state(st);
+	sqlite3_stmt *q;
+	int rc = sq_stmt(st, SQ_DELETE, &q);
+	if (rc < 0)
+		return rc;
+	bind_text(q, 1, id);
+	if ((rc = sq_step_done(st, q, "delete")) < 0)
+		return rc;
+	if (sqlite3_changes(sq->db) == 0)
+		return store__fail(st, WG_ENOTFOUND, "no session '%s'", id);
+	return 0;
+}
+
+static int
+sq_add_attempt(struct store *st, struct store_attempt *a)
+{
+	sqlite3_stmt *q;
+	int rc = sq_stmt(st, SQ_ADD_ATTEMPT, &q);
+	if (rc < 0)
+		return rc;
+	bind_text(q, 1, a->session_id);
+	bind_ts(q, 2, a->at);
+	bind_text(q, 3, a->trigger);
+	bind_text(q, 4, a->action);
+	bind_text(q, 5, a->result);
+	bind_text(q, 6, a->detail);
+	int step = sqlite3_step(q);
+	if (step == SQLITE_ROW) {
+		a->id = sqlite3_column_int64(q, 0);
+		step = sqlite3_step(q);
+	}
+	sq_done(q);
+	if (step == SQLITE_DONE)
+		return 0;
+	if (step == SQLITE_CONSTRAINT_FOREIGNKEY)
+		return store__fail(st, WG_ENOTFOUND, "no session '%s' for the attempt",
+		                   a->session_id);
+	return sq_fail(st, step, "add attempt");
+}
+
+static int
+read_attempt(struct store *st, sqlite3_stmt *q, struct store_attempt *a)
+{
+	struct row r = {.st = st, .q = q, .table = "whatsapp_session_recovery_attempts"};
+	memset(a, 0, sizeof(*a));
+	snprintf(r.id, sizeof(r.id), "%lld", (long long)sqlite3_column_int64(q, 0));
+	if (sqlite3_column_type(q, 0) != SQLITE_INTEGER)
+		return store__fail(st, WG_EINVAL, "%s: a row's id is not an integer", r.table);
+	a->id = sqlite3_column_int64(q, 0);
+	int rc;
+	if ((rc = col_word(&r, 1, "session_id", a->session_id, sizeof(a->session_id), false)) < 0 ||
+	    (rc = col_ts(&r, 2, "attempted_at", false, &a->at)) < 0 ||
+	    (rc = col_word(&r, 3, "trigger_type", a->trigger, sizeof(a->trigger), false)) < 0 ||
+	    (rc = col_word(&r, 4, "action", a->action, sizeof(a->action), false)) < 0 ||
+	    (rc = col_word(&r, 5, "result", a->result, sizeof(a->result), false)) < 0 ||
+	    (rc = col_text(&r, 6, "detail", STORE_TEXT_MAX, true, &a->detail)) < 0) {
+		free(a->detail);
+		a->detail = NULL;
+		return rc;
+	}
+	return 0;
+}
+
+static int
+sq_attempts(struct store *st, const char *session_id, int64_t since, size_t limit,
+            struct store_attempt **out, size_t *n)
+{
+	sqlite3_stmt *q;
+	int rc = sq_stmt(st, SQ_ATTEMPTS, &q);
+	if (rc < 0)
+		return rc;
+	char ts[32];
+	store__ts_format(ts, since);
+	bind_text(q, 1, session_id);
+	sqlite3_bind_text(q, 2, ts, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(q, 3, (sqlite3_int64)limit);
+	struct store_attempt *arr = NULL;
+	size_t len = 0, cap = 0;
+	int step;
+	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			arr = wg_realloc(arr, cap * sizeof(*arr));
+		}
+		if ((rc = read_attempt(st, q, &arr[len])) < 0)
+			break;
+		len++;
+	}
+	if (rc == 0 && step != SQLITE_DONE)
+		rc = sq_fail(st, step, "attempts");
+	sq_done(q);
+	if (rc < 0) {
+		store_attempts_free(arr, len);
+		return rc;
+	}
+	*out = arr;
+	*n = len;
+	return 0;
+}
+
+static int
+sq_count_attempts(struct store *st, const char *session_id, const char *prefix, int64_t since,
+                  int *count)
+{
+	sqlite3_stmt *q;
+	int rc = sq_stmt(st, SQ_COUNT_ATTEMPTS, &q);
+	if (rc < 0)
+		return rc;
+	char ts[32];
+	store__ts_format(ts, since);
+	bind_text(q, 1, session_id);
+	sqlite3_bind_text(q, 2, ts, -1, SQLITE_TRANSIENT);
+	bind_text(q, 3, prefix);
+	int step = sqlite3_step(q);
+	if (step == SQLITE_ROW) {
+		sqlite3_int64 v = sqlite3_column_int64(q, 0);
+		*count = v > 0x7fffffff ? 0x7fffffff : (int)v;
+		rc = 0;
+	} else {
+		rc = sq_fail(st, step, "count attempts");
+	}
+	sq_done(q);
+	return rc;
+}
+
+static int
+sq_get_setting(struct store *st, const char *key, char **value)
+{
+	sqlite3_stmt *q;
+	int rc = sq_stmt(st, SQ_GET_SETTING, &q);
+	if (rc < 0)
+		return rc;
+	bind_text(q, 1, key);
+	int step = sqlite3_step(q);
+	if (step == SQLITE_ROW) {
+		struct row r = {.st = st, .q = q, .table = "wagate_settings"};
+		snprintf(r.id, sizeof(r.id), "%s", key);
+		rc = col_text(&r, 0, "value", STORE_TEXT_MAX, false, value);
+	} else if (step == SQLITE_DONE) {
+		rc = store__fail(st, WG_ENOTFOUND, "no setting '%s'", key);
+	} else {
+		rc = sq_fail(st, step, "get setting");
+	}
+	sq_done(q);
+	return rc;
+}
+
+static int
+sq_set_setting(struct store *st, const char *key, const char *value)
+{
+	sqlite3_stmt *q;
+	int rc = sq_stmt(st, SQ_SET_SETTING, &q);
+	if (rc < 0)
+		return rc;
+	bind_text(q, 1, key);
+	bind_text(q, 2, value);
+	bind_ts(q, 3, (int64_t)wg_wall_ms());
+	return sq_step_done(st, q, "set setting");
+}
+
+const struct store_backend store_sqlite_backend = {
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .migrate = sq_migrate,
+    .ping = sq_ping,
+    .reconcile = sq_reconcile,
+    .list = sq_list,
+    .get = sq_get,
+    .insert = sq_insert,
+    .update = sq_update,
+    .del = sq_delete,
+    .add_attempt = sq_add_attempt,
+    .attempts = sq_attempts,
+    .count_attempts = sq_count_attempts,
+    .get_setting = sq_get_setting,
+    .set_setting = sq_set_setting,
+};

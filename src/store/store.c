@@ -1,0 +1,570 @@
+/*
+ * The store's front: backend selection by URL, argument checks shared by every
+ * backend, and the helpers they share (timestamps, uuids, freeing, errors).
+ * Checking arguments here keeps each backend to its queries, and means a bad
+ * argument gets the same answer whichever database is behind the store.
+ */
+#include "store/store.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/mem.h"
+
+/* 9999-12-31T23:59:59.999Z: the last instant the four-digit text form can hold. */
+#define TS_MAX 253402300799999LL
+
+struct store {
+	const struct store_backend *be;
+	void *state;
+	char errmsg[256];
+};
+
+static const char *const statuses[] = {"connecting", "qr_pending", "connected", "disconnected",
+                                       "logged_out"};
+
+bool
+store_status_valid(const char *status)
+{
+	if (status[0] == '\0')
+		return true;
+	for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
+		if (strcmp(status, statuses[i]) == 0)
+			return true;
+	return false;
+}
+
+void *
+store__state(struct store *st)
+{
+	return st->state;
+}
+
+void
+store__set_state(struct store *st, void *state)
+{
+	st->state = state;
+}
+
+int
+store__fail(struct store *st, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(st->errmsg, sizeof(st->errmsg), fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+const char *
+store_errmsg(const struct store *st)
+{
+	return st != NULL ? st->errmsg : "no store";
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
+static int64_t
+days_from_civil(int64_t y, int m, int d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;
+	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+int
+store__ts_format(char out[32], int64_t ms)
+{
+	if (ms < 0 || ms > TS_MAX) {
+		out[0] = '\0';
+		return WG_EINVAL;
+	}
+	wg_iso8601(out, (uint64_t)ms);
+	return 0;
+}
+
+/* Reads exactly n digits at *p, advancing it. */
+static bool
+digits(const char **p, const char *end, int n, int *out)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++) {
+		if (*p >= end || (*p)[0] < '0' || (*p)[0] > '9')
+			return false;
+		v = v * 10 + ((*p)[0] - '0');
+		(*p)++;
+	}
+	*out = v;
+	return true;
+}
+
+static bool
+expect(const char **p, const char *end, char c)
+{
+	if (*p >= end || **p != c)
+		return false;
+	(*p)++;
+	return true;
+}
+
+int
+store__ts_parse(const char *s, size_t len, int64_t *ms)
+{
+	const char *p = s, *end = s + len;
+	int y, mo, d, h, mi, sec;
+	if (!digits(&p, end, 4, &y) || !expect(&p, end, '-') || !digits(&p, end, 2, &mo) ||
+	    !expect(&p, end, '-') || !digits(&p, end, 2, &d))
+		return WG_EINVAL;
+	if (p >= end || (*p != 'T' && *p != ' '))
+		return WG_EINVAL;
+	p++;
+	if (!digits(&p, end, 2, &h) || !expect(&p, end, ':') || !digits(&p, end, 2, &mi) ||
+	    !expect(&p, end, ':') || !digits(&p, end, 2, &sec))
+		return WG_EINVAL;
+	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
+	    (mo == 2 && d == 29 && !leap) || h > 23 || mi > 59 || sec > 59)
+		return WG_EINVAL;
+	int frac = 0;
+	if (p < end && *p == '.') {
+		p++;
+		int nd = 0;
+		for (; p < end && *p >= '0' && *p <= '9'; p++, nd++)
+			if (nd < 3)
+				frac = frac * 10 + (*p - '0');
+		if (nd == 0 || nd > 9)
+			return WG_EINVAL;
+		for (; nd < 3; nd++)
+			frac *= 10;
+	}
+	int64_t off = 0; /* seconds east of UTC */
+	if (p < end && *p == 'Z') {
+		p++;
+	} else if (p < end && (*p == '+' || *p == '-')) {
+		int sign = *p == '-' ? -1 : 1, oh, om = 0;
+		p++;
+		if (!digits(&p, end, 2, &oh))
+			return WG_EINVAL;
+		if (p < end && *p == ':')
+			p++;
+		if (p < end && !digits(&p, end, 2, &om))
+			return WG_EINVAL;
+		if (oh > 23 || om > 59)
+			return WG_EINVAL;
+		off = sign * (oh * 3600 + om * 60);
+	}
+	if (p != end)
+		return WG_EINVAL;
+	int64_t t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off;
+	t = t * 1000 + frac;
+	if (t < 0 || t > TS_MAX)
+		return WG_EINVAL;
+	*ms = t;
+	return 0;
+}
+
+void
+store_uuid(char out[STORE_ID_LEN + 1])
+{
+	uint8_t b[16];
+	/*
+	 * Ids must not collide across processes and restarts; without a working
+	 * CSPRNG neither ids nor the session keys can be trusted, so stop.
+	 */
+	if (RAND_bytes(b, sizeof(b)) != 1) {
+		fprintf(stderr, "wagate: fatal: RAND_bytes failed\n");
+		abort();
+	}
+	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+	for (size_t i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = hex[b[i] >> 4];
+		out[o++] = hex[b[i] & 15];
+	}
+	out[o] = '\0';
+}
+
+void
+store_session_init(struct store_session *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->is_active = 1;
+	s->auto_connect = 1;
+}
+
+void
+store_session_free(struct store_session *s)
+{
+	if (s == NULL)
+		return;
+	free(s->user_id);
+	free(s->session_name);
+	free(s->phone_number);
+	if (s->auth_state != NULL) {
+		wg_wipe(s->auth_state, strlen(s->auth_state));
+		free(s->auth_state);
+	}
+	free(s->last_error);
+	memset(s, 0, sizeof(*s));
+}
+
+void
+store_list_free(struct store_session *arr, size_t n)
+{
+	if (arr == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		store_session_free(&arr[i]);
+	free(arr);
+}
+
+void
+store_attempts_free(struct store_attempt *arr, size_t n)
+{
+	if (arr == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(arr[i].detail);
+	free(arr);
+}
+
+static bool
+starts_with(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+int
+store_open_backend(const struct store_backend *be, const char *target, struct store **out,
+                   char *err, size_t errlen)
+{
+	*out = NULL;
+	struct store *st = wg_calloc(1, sizeof(*st));
+	st->be = be;
+	int rc = be->open(st, target, err, errlen);
+	if (rc < 0) {
+		free(st);
+		return rc;
+	}
+	*out = st;
+	return 0;
+}
+
+int
+store_open(const char *url, struct store **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	if (url == NULL || url[0] == '\0') {
+		snprintf(err, errlen, "no database URL given (expected sqlite:PATH)");
+		return WG_EINVAL;
+	}
+	if (starts_with(url, "sqlite:")) {
+		const char *path = url + strlen("sqlite:");
+		/* sqlite:///abs/path, the form other tools write, names /abs/path. */
+		if (starts_with(path, "//")) {
+			if (path[2] != '/') {
+				snprintf(err, errlen,
+				         "sqlite:// URLs need an absolute path (sqlite:///path); "
+				         "use sqlite:PATH for a relative one");
+				return WG_EINVAL;
+			}
+			path += 2;
+		}
+		if (path[0] == '\0') {
+			snprintf(err, errlen, "sqlite: URL without a file path");
+			return WG_EINVAL;
+		}
+		return store_open_backend(&store_sqlite_backend, path, out, err, errlen);
+	}
+	if (starts_with(url, "postgres://") || starts_with(url, "postgresql://")) {
+		snprintf(err, errlen, "PostgreSQL support is not built yet; use sqlite:PATH");
+		return WG_EINVAL;
+	}
+	/* The URL may carry a password, so name only its scheme. */
+	const char *colon = strchr(url, ':');
+	int slen = colon != NULL && colon - url < 32 ? (int)(colon - url) : 0;
+	snprintf(err, errlen,
+	         "unsupported database URL scheme '%.*s' (expected sqlite:PATH or postgres://...)",
+	         slen, url);
+	return WG_EINVAL;
+}
+
+void
+store_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	st->be->close(st);
+	free(st);
+}
+
+bool
+store__id_valid(const char *s, size_t len)
+{
+	if (len == 0 || len > STORE_ID_LEN)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (s[i] <= ' ' || s[i] > '~')
+			return false;
+	return true;
+}
+
+/* Checks an id argument; every backend may then assume it fits the columns. */
+static int
+check_id(struct store *st, const char *id)
+{
+	if (id == NULL || !store__id_valid(id, strnlen(id, STORE_ID_LEN + 1)))
+		return store__fail(st, WG_EINVAL,
+		                   "session id missing, longer than %d characters or not printable",
+		                   STORE_ID_LEN);
+	return 0;
+}
+
+static int
+check_ts(struct store *st, const char *what, int64_t ms)
+{
+	if (ms < 0 || ms > TS_MAX)
+		return store__fail(st, WG_EINVAL, "%s: timestamp out of range", what);
+	return 0;
+}
+
+static int
+check_text(struct store *st, const char *what, const char *s, size_t max)
+{
+	if (s != NULL && strnlen(s, max + 1) > max)
+		return store__fail(st, WG_ELIMIT, "%s longer than %zu bytes", what, max);
+	return 0;
+}
+
+/* Checks the fields of s named by mask (all for an insert). */
+static int
+check_session(struct store *st, const struct store_session *s, unsigned mask)
+{
+	int rc = 0;
+	if ((mask & STORE_F_USER_ID) &&
+	    (rc = check_text(st, "user_id", s->user_id, STORE_TEXT_MAX)))
+		return rc;
+	if (mask & STORE_F_SESSION_NAME) {
+		if (s->session_name == NULL || s->session_name[0] == '\0')
+			return store__fail(st, WG_EINVAL, "session_name may not be empty");
+		if ((rc = check_text(st, "session_name", s->session_name, STORE_TEXT_MAX)))
+			return rc;
+	}
+	if ((mask & STORE_F_PHONE) &&
+	    (rc = check_text(st, "phone_number", s->phone_number, STORE_TEXT_MAX)))
+		return rc;
+	if ((mask & STORE_F_AUTH) &&
+	    (rc = check_text(st, "auth_state", s->auth_state, STORE_AUTH_MAX)))
+		return rc;
+	if ((mask & STORE_F_ACTIVE) && s->is_active != 0 && s->is_active != 1)
+		return store__fail(st, WG_EINVAL, "is_active must be 0 or 1");
+	if ((mask & STORE_F_AUTO) && s->auto_connect != 0 && s->auto_connect != 1)
+		return store__fail(st, WG_EINVAL, "auto_connect must be 0 or 1");
+	if (mask & STORE_F_STATUS) {
+		if (memchr(s->connection_status, '\0', sizeof(s->connection_status)) == NULL ||
+		    !store_status_valid(s->connection_status))
+			return store__fail(st, WG_EINVAL, "unknown connection_status");
+	}
+	if ((mask & STORE_F_ERROR) &&
+	    (rc = check_text(st, "last_error", s->last_error, STORE_TEXT_MAX)))
+		return rc;
+	if ((mask & STORE_F_CONNECTED_AT) &&
+	    (rc = check_ts(st, "last_connected_at", s->last_connected_at)))
+		return rc;
+	if ((mask & STORE_F_MESSAGE_AT) &&
+	    (rc = check_ts(st, "last_message_at", s->last_message_at)))
+		return rc;
+	return 0;
+}
+
+int
+store_migrate(struct store *st, int *applied)
+{
+	int n = 0;
+	int rc = st->be->migrate(st, &n);
+	if (applied != NULL)
+		*applied = n;
+	return rc;
+}
+
+int
+store_ping(struct store *st, uint32_t *latency_us)
+{
+	/*
+	 * Latency, not a timing rule, so this reads the real monotonic clock in
+	 * microseconds rather than wg_now_ms(), which tests may freeze.
+	 */
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	int rc = st->be->ping(st);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	if (latency_us != NULL) {
+		int64_t us =
+		    (int64_t)(b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000;
+		*latency_us = us < 0 ? 0 : us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+	}
+	return rc;
+}
+
+int
+store_reconcile(struct store *st, int64_t now, int *changed)
+{
+	int n = 0, rc;
+	if ((rc = check_ts(st, "now", now)) == 0)
+		rc = st->be->reconcile(st, now, &n);
+	if (changed != NULL)
+		*changed = n;
+	return rc;
+}
+
+int
+store_list(struct store *st, const struct store_filter *f, struct store_session **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	return st->be->list(st, f != NULL && f->autoconnect, out, n);
+}
+
+int
+store_get(struct store *st, const char *id, struct store_session *out)
+{
+	memset(out, 0, sizeof(*out));
+	int rc = check_id(st, id);
+	return rc < 0 ? rc : st->be->get(st, id, out);
+}
+
+int
+store_insert(struct store *st, struct store_session *s)
+{
+	int rc;
+	if (memchr(s->id, '\0', sizeof(s->id)) == NULL)
+		return store__fail(st, WG_EINVAL, "session id not terminated");
+	if (s->id[0] != '\0' && (rc = check_id(st, s->id)) < 0)
+		return rc;
+	if ((rc = check_session(st, s, STORE_F_ALL & ~STORE_F_SESSION_NAME)) < 0)
+		return rc;
+	if (s->session_name != NULL && (rc = check_session(st, s, STORE_F_SESSION_NAME)) < 0)
+		return rc;
+	if ((rc = check_ts(st, "created_at", s->created_at)) < 0 ||
+	    (rc = check_ts(st, "updated_at", s->updated_at)) < 0)
+		return rc;
+	if (s->id[0] == '\0')
+		store_uuid(s->id);
+	if (s->session_name == NULL)
+		s->session_name = wg_strdup("primary");
+	int64_t now = (int64_t)wg_wall_ms();
+	if (s->created_at == 0)
+		s->created_at = now;
+	if (s->updated_at == 0)
+		s->updated_at = s->created_at;
+	return st->be->insert(st, s);
+}
+
+int
+store_update(struct store *st, const char *id, const struct store_session *s, unsigned fields,
+             int64_t now)
+{
+	int rc;
+	if ((rc = check_id(st, id)) < 0)
+		return rc;
+	if (fields & ~(unsigned)STORE_F_ALL)
+		return store__fail(st, WG_EINVAL, "unknown field bits 0x%x", fields);
+	if ((rc = check_session(st, s, fields)) < 0 || (rc = check_ts(st, "now", now)) < 0)
+		return rc;
+	return st->be->update(st, id, s, fields, now);
+}
+
+int
+store_delete(struct store *st, const char *id)
+{
+	int rc = check_id(st, id);
+	return rc < 0 ? rc : st->be->del(st, id);
+}
+
+static int
+check_word(struct store *st, const char *what, const char *s, size_t size, bool required)
+{
+	if (memchr(s, '\0', size) == NULL)
+		return store__fail(st, WG_EINVAL, "%s not terminated", what);
+	if (required && s[0] == '\0')
+		return store__fail(st, WG_EINVAL, "%s may not be empty", what);
+	return 0;
+}
+
+int
+store_add_attempt(struct store *st, struct store_attempt *a)
+{
+	int rc;
+	if ((rc = check_word(st, "session_id", a->session_id, sizeof(a->session_id), true)) < 0 ||
+	    (rc = check_word(st, "trigger", a->trigger, sizeof(a->trigger), true)) < 0 ||
+	    (rc = check_word(st, "action", a->action, sizeof(a->action), true)) < 0 ||
+	    (rc = check_word(st, "result", a->result, sizeof(a->result), true)) < 0 ||
+	    (rc = check_text(st, "detail", a->detail, STORE_TEXT_MAX)) < 0 ||
+	    (rc = check_ts(st, "at", a->at)) < 0)
+		return rc;
+	if (a->at == 0)
+		return store__fail(st, WG_EINVAL, "attempt without a time");
+	return st->be->add_attempt(st, a);
+}
+
+int
+store_attempts(struct store *st, const char *session_id, int64_t since, size_t limit,
+               struct store_attempt **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	int rc;
+	if ((rc = check_id(st, session_id)) < 0 || (rc = check_ts(st, "since", since)) < 0)
+		return rc;
+	if (limit == 0 || limit > STORE_ATTEMPTS_MAX)
+		limit = STORE_ATTEMPTS_MAX;
+	return st->be->attempts(st, session_id, since, limit, out, n);
+}
+
+int
+store_count_attempts(struct store *st, const char *session_id, const char *trigger_prefix,
+                     int64_t since, int *count)
+{
+	*count = 0;
+	int rc;
+	if ((rc = check_id(st, session_id)) < 0 || (rc = check_ts(st, "since", since)) < 0 ||
+	    (rc = check_text(st, "trigger prefix", trigger_prefix, 31)) < 0)
+		return rc;
+	return st->be->count_attempts(st, session_id, trigger_prefix, since, count);
+}
+
+int
+store_get_setting(struct store *st, const char *key, char **value)
+{
+	*value = NULL;
+	if (key == NULL || key[0] == '\0' || strnlen(key, 129) > 128)
+		return store__fail(st, WG_EINVAL, "setting name missing or longer than 128 bytes");
+	return st->be->get_setting(st, key, value);
+}
+
+int
+store_set_setting(struct store *st, const char *key, const char *value)
+{
+	int rc;
+	if (key == NULL || key[0] == '\0' || strnlen(key, 129) > 128)
+		return store__fail(st, WG_EINVAL, "setting name missing or longer than 128 bytes");
+	if (value == NULL)
+		return store__fail(st, WG_EINVAL, "setting without a value");
+	if ((rc = check_text(st, "setting value", value, STORE_TEXT_MAX)) < 0)
+		return rc;
+	return st->be->set_setting(st, key, value);
+}

@@ -1,0 +1,204 @@
+/*
+ * The session store: where the gateway keeps its WhatsApp sessions, their
+ * recovery attempts and a few server settings (docs/store.md).
+ *
+ * Callers hold an opaque struct store and call the store_* wrappers, which
+ * check their arguments and dispatch to a backend: a struct store_backend of
+ * function pointers (SQLite today, PostgreSQL next, fakes in tests). Every
+ * call runs one short statement or transaction and returns 0 (or a count) or a
+ * negative WG_E* code; store_errmsg() then says why, for the caller's log.
+ * A store is used from one thread (the event loop's).
+ *
+ * Timestamps are Unix milliseconds in C, 0 meaning NULL; each backend stores
+ * them in its own timestamp representation. auth_state holds credentials: the
+ * store never puts its value in an error message, and wipes it when freeing.
+ */
+#ifndef WG_STORE_STORE_H
+#define WG_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_ID_LEN 36 /* uuid text, without the NUL */
+/* Limits on what a row may hold; the web app shares the table, so rows are input. */
+#define STORE_AUTH_MAX (4u << 20) /* auth_state bytes */
+#define STORE_TEXT_MAX 4096u      /* any other text column */
+#define STORE_LIST_MAX 100000u    /* rows store_list returns */
+#define STORE_ATTEMPTS_MAX 1000u  /* rows store_attempts returns */
+
+struct store;
+
+struct store_session {
+	char id[STORE_ID_LEN + 1];  /* filled by store_insert when empty */
+	char *user_id;              /* nullable */
+	char *session_name;         /* NULL on insert means "primary" */
+	char *phone_number;         /* nullable */
+	char *auth_state;           /* nullable; credentials (JSON), never logged */
+	int is_active;              /* 0 or 1 */
+	int auto_connect;           /* 0 or 1 */
+	char connection_status[16]; /* one of store_status_valid(), "" = NULL */
+	char *last_error;           /* nullable */
+	int64_t last_connected_at;  /* Unix ms, 0 = NULL */
+	int64_t last_message_at;
+	int64_t created_at; /* set by store_insert when 0 */
+	int64_t updated_at;
+};
+
+/* Field mask for store_update. */
+enum {
+	STORE_F_USER_ID = 1,
+	STORE_F_SESSION_NAME = 2,
+	STORE_F_PHONE = 4,
+	STORE_F_AUTH = 8,
+	STORE_F_ACTIVE = 16,
+	STORE_F_AUTO = 32,
+	STORE_F_STATUS = 64,
+	STORE_F_ERROR = 128,
+	STORE_F_CONNECTED_AT = 256,
+	STORE_F_MESSAGE_AT = 512,
+	STORE_F_ALL = 1023,
+};
+
+struct store_filter {
+	/*
+	 * Only the sessions the server connects at startup: session_name 'primary',
+	 * auth_state not NULL, is_active and auto_connect.
+	 */
+	bool autoconnect;
+};
+
+struct store_attempt {
+	int64_t id; /* filled by store_add_attempt */
+	char session_id[STORE_ID_LEN + 1];
+	int64_t at;       /* Unix ms, not 0 */
+	char trigger[32]; /* what started it, e.g. "auto:keepalive", "api" */
+	char action[32];  /* e.g. "reconnect" */
+	char result[32];  /* e.g. "ok", "failed" */
+	char *detail;     /* nullable */
+};
+
+/* Sets the defaults of a new row: all empty, is_active and auto_connect 1. */
+void store_session_init(struct store_session *s);
+/* Frees the strings (wiping auth_state) and zeroes *s; NULL-safe. */
+void store_session_free(struct store_session *s);
+void store_list_free(struct store_session *arr, size_t n);
+void store_attempts_free(struct store_attempt *arr, size_t n);
+
+/*
+ * Opens a store by URL:
+ *   sqlite:PATH or sqlite:///ABSOLUTE/PATH  the file is created mode 0600, its directory
+ *                                           (mode 0700) when missing; sqlite::memory: for tests
+ *   postgres://... or postgresql://...      WG_EINVAL: not built yet
+ * Anything else is WG_EINVAL. On failure *out is NULL and err says why.
+ * Opening does not migrate; call store_migrate() next.
+ */
+int store_open(const char *url, struct store **out, char *err, size_t errlen);
+void store_close(struct store *st);
+
+/*
+ * Applies the migrations the database lacks, each in its own transaction, and
+ * sets *applied to how many ran (0 when up to date). WG_ESTATE when the
+ * database was migrated by a newer wagate, or its tables are not the ones we use.
+ */
+int store_migrate(struct store *st, int *applied);
+/* Runs a trivial query; *latency_us (may be NULL) is how long it took. */
+int store_ping(struct store *st, uint32_t *latency_us);
+/*
+ * At startup: rows still 'connecting', 'qr_pending' or 'connected' were left by
+ * a process that died; they become 'disconnected' with updated_at = now.
+ */
+int store_reconcile(struct store *st, int64_t now, int *changed);
+
+/* Sessions ordered by created_at, id; f NULL means all. Free with store_list_free. */
+int store_list(struct store *st, const struct store_filter *f, struct store_session **out,
+               size_t *n);
+/* WG_ENOTFOUND when no such id; WG_EINVAL when the row holds bad data. */
+int store_get(struct store *st, const char *id, struct store_session *out);
+/*
+ * Inserts s, first filling in s: id (a new uuid when empty), session_name
+ * ("primary" when NULL), created_at and updated_at (wall clock when 0).
+ */
+int store_insert(struct store *st, struct store_session *s);
+/* Writes only the columns in fields, plus updated_at = now. WG_ENOTFOUND. */
+int store_update(struct store *st, const char *id, const struct store_session *s, unsigned fields,
+                 int64_t now);
+/* Deletes a session and its recovery attempts. WG_ENOTFOUND. */
+int store_delete(struct store *st, const char *id);
+
+/* Records an attempt and fills a->id. WG_ENOTFOUND when the session does not exist. */
+int store_add_attempt(struct store *st, struct store_attempt *a);
+/*
+ * A session's attempts at or after since (0: all), newest first, at most limit
+ * (0 or more than STORE_ATTEMPTS_MAX means STORE_ATTEMPTS_MAX).
+ */
+int store_attempts(struct store *st, const char *session_id, int64_t since, size_t limit,
+                   struct store_attempt **out, size_t *n);
+/* Counts a session's attempts at or after since whose trigger starts with prefix (NULL: all). */
+int store_count_attempts(struct store *st, const char *session_id, const char *trigger_prefix,
+                         int64_t since, int *count);
+
+/* Server settings, a key/value table. get: WG_ENOTFOUND; *value is malloc'd. */
+int store_get_setting(struct store *st, const char *key, char **value);
+int store_set_setting(struct store *st, const char *key, const char *value);
+
+/* A random (version 4) uuid in lower-case text. Aborts if the system has no randomness. */
+void store_uuid(char out[STORE_ID_LEN + 1]);
+/* True for the five connection_status values and "" (NULL). */
+bool store_status_valid(const char *status);
+/* The last error's text, for logs ("" when none). Never holds auth_state values. */
+const char *store_errmsg(const struct store *st);
+
+/*
+ * Backend interface. The wrappers above have checked the arguments (ids are
+ * non-empty and fit, statuses are valid, timestamps are not negative, masks are
+ * known, insert defaults are filled) before calling a backend. Backends record
+ * failures with store__fail() and validate every row they read.
+ */
+struct store_backend {
+	const char *name;
+	/* target: the URL without its scheme. Sets its state with store__set_state(). */
+	int (*open)(struct store *st, const char *target, char *err, size_t errlen);
+	void (*close)(struct store *st);
+	int (*migrate)(struct store *st, int *applied);
+	int (*ping)(struct store *st);
+	int (*reconcile)(struct store *st, int64_t now, int *changed);
+	int (*list)(struct store *st, bool autoconnect, struct store_session **out, size_t *n);
+	int (*get)(struct store *st, const char *id, struct store_session *out);
+	int (*insert)(struct store *st, const struct store_session *s);
+	int (*update)(struct store *st, const char *id, const struct store_session *s,
+	              unsigned fields, int64_t now);
+	int (*del)(struct store *st, const char *id);
+	int (*add_attempt)(struct store *st, struct store_attempt *a);
+	int (*attempts)(struct store *st, const char *session_id, int64_t since, size_t limit,
+	                struct store_attempt **out, size_t *n);
+	int (*count_attempts)(struct store *st, const char *session_id, const char *prefix,
+	                      int64_t since, int *count);
+	int (*get_setting)(struct store *st, const char *key, char **value);
+	int (*set_setting)(struct store *st, const char *key, const char *value);
+};
+
+extern const struct store_backend store_sqlite_backend;
+
+/* Opens a store on a given backend (fakes in tests); target is passed to its open. */
+int store_open_backend(const struct store_backend *be, const char *target, struct store **out,
+                       char *err, size_t errlen);
+
+/* For backends: their private state, and error recording (returns code). */
+void *store__state(struct store *st);
+void store__set_state(struct store *st, void *state);
+int store__fail(struct store *st, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Ids are 1 to STORE_ID_LEN printable ASCII characters without spaces, so they are safe to log. */
+bool store__id_valid(const char *s, size_t len);
+
+/*
+ * Timestamps as text, shared by backends that store text: ISO 8601 UTC with
+ * milliseconds, "2026-11-24T13:45:01.123Z". Parsing also accepts a space for
+ * the T, 0 to 9 fraction digits, and Z, +HH:MM, +HHMM, +HH or no zone (UTC),
+ * which is what other writers of the table produce. Returns 0 or WG_EINVAL.
+ */
+int store__ts_format(char out[32], int64_t ms);
+int store__ts_parse(const char *s, size_t len, int64_t *ms);
+
+#endif

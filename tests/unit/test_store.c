@@ -1,0 +1,1092 @@
+/*
+ * The session store on real SQLite files in a temporary directory: opening,
+ * migrations, every column, the autoconnect filter, reconciliation, attempts,
+ * settings, and bad input from the database (corrupt files, rows written by
+ * other programs, locks). Prints the cost of common calls.
+ */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include <fcntl.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "core/err.h"
+#include "store/store.h"
+
+#define SECRET "SECRET-CREDENTIALS-7f3a"
+
+struct fx {
+	char dir[256];
+	char path[512];
+	char url[600];
+	struct store *st;
+};
+
+static int
+rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	return remove(p);
+}
+
+static int
+setup(void **state)
+{
+	struct fx *fx = calloc(1, sizeof(*fx));
+	snprintf(fx->dir, sizeof(fx->dir), "/tmp/wagate-store-XXXXXX");
+	if (mkdtemp(fx->dir) == NULL)
+		return -1;
+	/* Two missing levels, so open has to create them. */
+	snprintf(fx->path, sizeof(fx->path), "%s/var/lib/wagate.db", fx->dir);
+	snprintf(fx->url, sizeof(fx->url), "sqlite:%s", fx->path);
+	*state = fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *fx = *state;
+	store_close(fx->st);
+	nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(fx);
+	return 0;
+}
+
+/* Opens and migrates the fixture's store. */
+static struct store *
+open_store(struct fx *fx)
+{
+	char err[256];
+	int applied = -1;
+	assert_int_equal(store_open(fx->url, &fx->st, err, sizeof(err)), 0);
+	assert_int_equal(store_migrate(fx->st, &applied), 0);
+	return fx->st;
+}
+
+/* Runs SQL on a connection of its own, as the web app would. Returns the SQLite result. */
+static int
+raw(const char *path, const char *sql)
+{
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_extended_result_codes(db, 1);
+	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	sqlite3_close(db);
+	return rc;
+}
+
+static int64_t
+raw_int(const char *path, const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	int64_t v = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return v;
+}
+
+static double
+now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+/* Inserts a session with the given autoconnect-relevant values; returns its id in id. */
+static void
+add_session(struct store *st, const char *name, const char *auth, int active, int autoc,
+            int64_t created, char id[STORE_ID_LEN + 1])
+{
+	struct store_session s;
+	store_session_init(&s);
+	s.session_name = name != NULL ? strdup(name) : NULL;
+	s.auth_state = auth != NULL ? strdup(auth) : NULL;
+	s.is_active = active;
+	s.auto_connect = autoc;
+	s.created_at = created;
+	assert_int_equal(store_insert(st, &s), 0);
+	memcpy(id, s.id, sizeof(s.id));
+	store_session_free(&s);
+}
+
+static void
+test_open_and_migrate(void **state)
+{
+	struct fx *fx = *state;
+	char err[256];
+	int applied = -1;
+	struct stat sb;
+	assert_int_equal(store_open(fx->url, &fx->st, err, sizeof(err)), 0);
+	char dir[600];
+	snprintf(dir, sizeof(dir), "%s/var/lib", fx->dir);
+	assert_int_equal(stat(dir, &sb), 0);
+	assert_true(S_ISDIR(sb.st_mode));
+	assert_int_equal(sb.st_mode & 0777, 0700);
+	assert_int_equal(stat(fx->path, &sb), 0);
+	assert_int_equal(sb.st_mode & 077, 0); /* holds credentials */
+
+	uint32_t us = 0;
+	assert_int_equal(store_ping(fx->st, &us), 0);
+	assert_int_equal(store_migrate(fx->st, &applied), 0);
+	assert_int_equal(applied, 3);
+	char wal[600];
+	snprintf(wal, sizeof(wal), "%s-wal", fx->path);
+	assert_int_equal(stat(wal, &sb), 0);
+	assert_int_equal(sb.st_mode & 077, 0);
+	assert_int_equal(store_migrate(fx->st, &applied), 0);
+	assert_int_equal(applied, 0);
+	store_close(fx->st);
+	fx->st = NULL;
+
+	assert_int_equal(store_open(fx->url, &fx->st, err, sizeof(err)), 0);
+	assert_int_equal(store_migrate(fx->st, &applied), 0);
+	assert_int_equal(applied, 0);
+	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"), 3);
+	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"
+	                                   " WHERE applied_at LIKE '____-__-__T__:__:__.___Z'"),
+	                 3);
+	assert_int_equal(raw_int(fx->path, "PRAGMA journal_mode"), 0); /* text "wal" reads as 0 */
+	assert_int_equal(raw(fx->path, "SELECT 1 FROM whatsapp_sessions LIMIT 0"), SQLITE_OK);
+}
+
+static void
+test_newer_schema_refused(void **state)
+{
+	struct fx *fx = *state;
+	struct store *st = open_store(fx);
+	assert_int_equal(raw(fx->path, "INSERT INTO wagate_schema_migrations VALUES"
+	                               " (99, 'future', '2030-01-01T00:00:00.000Z')"),
+	                 SQLITE_OK);
+	int applied = -1;
+	assert_int_equal(store_migrate(st, &applied), WG_ESTATE);
+	assert_non_null(strstr(store_errmsg(st), "newer"));
+}
+
+static void
+test_existing_tables(void **state)
+{
+	struct fx *fx = *state;
+	char err[256];
+	int applied;
+	/* The web app created a compatible table first, with a row in it. */
+	assert_int_equal(store_open(fx->url, &fx->st, err, sizeof(err)), 0);
+	assert_int_equal(raw(fx->path,
+	                     "CREATE TABLE whatsapp_sessions (id TEXT PRIMARY KEY,"
+	                     " user_id TEXT, session_name TEXT NOT NULL DEFAULT 'primary',"
+	                     " phone_number TEXT, auth_state TEXT,"
+	                     " is_active BOOLEAN NOT NULL DEFAULT true,"
+	                     " auto_connect BOOLEAN NOT NULL DEFAULT true,"
+	                     " connection_status TEXT, last_error TEXT,"
+	                     " last_connected_at TEXT, last_message_at TEXT,"
+	                     " created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"
+	                     "INSERT INTO whatsapp_sessions (id, created_at, updated_at)"
+	                     " VALUES ('web-1', '2026-11-24 13:45:01',"
+	                     " '2026-11-24T15:45:01.5+02:00')"),
+	                 SQLITE_OK);
+	assert_int_equal(store_migrate(fx->st, &applied), 0);
+	assert_int_equal(applied, 3);
+	struct store_session s;
+	assert_int_equal(store_get(fx->st, "web-1", &s), 0);
+	assert_string_equal(s.session_name, "primary");
+	assert_int_equal(s.is_active, 1);
+	assert_int_equal(s.auto_connect, 1);
+	assert_int_equal(s.created_at, 1795527901000LL);
+	assert_int_equal(s.updated_at, 1795527901500LL);
+	store_session_free(&s);
+	store_close(fx->st);
+	fx->st = NULL;
+
+	/* A table of the same name that lacks our columns is refused at migration. */
+	nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	assert_int_equal(mkdir(fx->dir, 0700), 0);
+	assert_int_equal(store_open(fx->url, &fx->st, err, sizeof(err)), 0);
+	assert_int_equal(raw(fx->path, "CREATE TABLE whatsapp_sessions (id TEXT PRIMARY KEY,"
+	                               " name TEXT, created_at TEXT NOT NULL)"),
+	                 SQLITE_OK);
+	assert_int_equal(store_migrate(fx->st, &applied), WG_ESTATE);
+	assert_non_null(strstr(store_errmsg(fx->st), "no such column"));
+}
+
+static void
+test_insert_get_defaults(void **state)
+{
+	struct fx *fx = *state;
+	struct store *st = open_store(fx);
+	struct store_session s, g;
+	store_session_init(&s);
+	assert_int_equal(store_insert(st, &s), 0);
+	assert_int_equal(strlen(s.id), 36);
+	assert_int_equal(s.id[14], '4');
+	for (size_t i = 0; i < 36; i++)
+		assert_true(s.id[i] == '-' || (s.id[i] >= '0' && s.id[i] <= '9') ||
+		            (s.id[i] >= 'a' && s.id[i] <= 'f'));
+	assert_string_equal(s.session_name, "primary");
+	assert_true(s.created_at > 1700000000000LL);
+	assert_int_equal(s.updated_at, s.created_at);
+
+	assert_int_equal(store_get(st, s.id, &g), 0);
+	assert_string_equal(g.id, s.id);
+	assert_null(g.user_id);
+	assert_string_equal(g.session_name, "primary");
+	assert_null(g.phone_number);
+	assert_null(g.auth_state);
+	assert_int_equal(g.is_active, 1);
+	assert_int_equal(g.auto_connect, 1);
+	assert_string_equal(g.connection_status, "");
+	assert_null(g.last_error);
+	assert_int_equal(g.last_connected_at, 0);
+	assert_int_equal(g.last_message_at, 0);
+	assert_int_equal(g.created_at, s.created_at);
+	assert_int_equal(g.updated_at, s.created_at);
+	store_session_free(&g);
+
+	/* Every field set on insert comes back. */
+	struct store_session f;
+	store_session_init(&f);
+	memcpy(f.id, "caller-chosen-id", 17);
+	f.user_id = strdup("user-9");
+	f.session_name = strdup("backup");
+	f.phone_number = strdup("15551234567");
+	f.auth_state = strdup("{\"k\":\"" SECRET "\"}");
+	f.is_active = 0;
+	f.auto_connect = 0;
+	snprintf(f.connection_status, sizeof(f.connection_status), "qr_pending");
+	f.last_error = strdup("stream error 515");
+	f.last_connected_at = 1795527901123LL;
+	f.last_message_at = 1795527902456LL;
+	f.created_at = 1795527900000LL;
+	assert_int_equal(store_insert(st, &f), 0);
+	assert_int_equal(store_get(st, "caller-chosen-id", &g), 0);
+	assert_string_equal(g.user_id, "user-9");
+	assert_string_equal(g.session_name, "backup");
+	assert_string_equal(g.phone_number, "15551234567");
+	assert_string_equal(g.auth_state, f.auth_state);
+	assert_int_equal(g.is_active, 0);
+	assert_int_equal(g.auto_connect, 0);
+	assert_string_equal(g.connection_status, "qr_pending");
+	assert_string_equal(g.last_error, "stream error 515");
+	assert_int_equal(g.last_connected_at, 1795527901123LL);
+	assert_int_equal(g.last_message_at, 1795527902456LL);
+	assert_int_equal(g.created_at, 1795527900000LL);
+	assert_int_equal(g.updated_at, 1795527900000LL);
+	store_session_free(&g);
+	/* The same id twice is a constraint error, reported without values. */
+	assert_int_equal(store_insert(st, &f), WG_EINVAL);
+	assert_null(strstr(store_errmsg(st), SECRET));
+	store_session_free(&f);
+
+	/* The database's defaults, for rows the web app inserts with only the required columns. */
+	assert_int_equal(raw(fx->path, "INSERT INTO whatsapp_sessions (id, created_at, updated_at)"
+	                               " VALUES ('raw-1', '2026-01-01T00:00:00.000Z',"
+	                               " '2026-01-01T00:00:00.000Z')"),
+	                 SQLITE_OK);
+	assert_int_equal(store_get(st, "raw-1", &g), 0);
+	assert_string_equal(g.session_name, "primary");
+	assert_int_equal(g.is_active, 1);
+	assert_int_equal(g.auto_connect, 1);
+	assert_string_equal(g.connection_status, "");
+	store_session_free(&g);
+	store_session_free(&s);
+}
+
+static void
+test_update_each_field(void **state)
+{
+	struct fx *fx = *state;
+	struct store *st = open_store(fx);
+	char id[STORE_ID_LEN + 1];
+	add_session(st, NULL, "{}", 1, 1, 1795527900000LL, id);
+
+	struct store_session want, v, g;
+	assert_int_equal(store_get(st, id, &want), 0);
+	store_session_init(&v);
+	v.user_id = "u-42";
+	v.session_name = "secondary";
+	v.phone_number = "4915112345678";
+	v.auth_state = "{\"creds\":\"" SECRET "\"}";
+	v.is_active = 0;
+	v.auto_connect = 0;
+	snprintf(v.connection_status, sizeof(v.connection_status), "connected");
+	v.last_error = "timed out";
+	v.last_connected_at = 1795527911111LL;
+	v.last_message_at = 1795527922222LL;
+
+	int64_t now = 1795528000000LL;
+	for (unsigned bit = 1; bit <= STORE_F_MESSAGE_AT; bit <<= 1) {
+		now += 1000;
+		assert_int_equal(store_update(st, id, &v, bit, now), 0);
+		/* Apply the same change to the expected row by hand. */
+		switch (bit) {
+		case STORE_F_USER_ID:
+			want.user_id = strdup(v.user_id);
+			break;
+		case STORE_F_SESSION_NAME:
+			free(want.session_name);
+			want.session_name = strdup(v.session_name);
+			break;
+		case STORE_F_PHONE:
+			want.phone_number = strdup(v.phone_number);
+			break;
+		case STORE_F_AUTH:
+			free(want.auth_state);
+			want.auth_state = strdup(v.auth_state);
+			break;
+		case STORE_F_ACTIVE:
+			want.is_active = 0;
+			break;
+		case STORE_F_AUTO:
+			want.auto_connect = 0;
+			break;
+		case STORE_F_STATUS:
+			memcpy(want.connection_status, "connected", 10);
+			break;
+		case STORE_F_ERROR:
+			want.last_error = strdup(v.last_error);
+			break;
+		case STORE_F_CONNECTED_AT:
+			want.last_connected_at = v.last_connected_at;
+			break;
+		case STORE_F_MESSAGE_AT:
+			want.last_message_at = v.last_message_at;
+			break;
+		}
+		want.updated_at = now;
+		assert_int_equal(store_get(st, id, &g), 0);
+#define SAME_STR(f)                                                                                \
+	do {                                                                                       \
+		if (want.f == NULL)                                                                \
+			assert_null(g.f);                                                          \
+		else                                                                               \
+			assert_string_equal(g.f, want.f);                                          \
+	} while (0)
+		SAME_STR(user_id);
+		SAME_STR(session_name);
+		SAME_STR(phone_number);
+		SAME_STR(auth_state);
+		SAME_STR(last_error);
+		assert_int_equal(g.is_active, want.is_active);
+		assert_int_equal(g.auto_connect, want.auto_connect);
+		assert_string_equal(g.connection_status, want.connection_status);
+		assert_int_equal(g.last_connected_at, want.last_connected_at);
+		assert_int_equal(g.last_message_at, want.last_message_at);
+		assert_int_equal(g.created_at, want.created_at);
+		assert_int_equal(g.updated_at, want.updated_at);
+		store_session_free(&g);
+	}
+
+	/* Clearing nullable columns back to NULL. */
+	struct store_session clr;
+	store_session_init(&clr);
+	unsigned nullable = STORE_F_USER_ID | STORE_F_PHONE | STORE_F_AUTH | STORE_F_STATUS |
+	                    STORE_F_ERROR | STORE_F_CONNECTED_AT | STORE_F_MESSAGE_AT;
+	assert_int_equal(store_update(st, id, &clr, nullable, now + 1), 0);
+	assert_int_equal(store_get(st, id, &g), 0);
+	assert_null(g.user_id);
+	assert_null(g.phone_number);
+	assert_null(g.auth_state);
+	assert_null(g.last_error);
+	assert_string_equal(g.connection_status, "");
+	assert_int_equal(g.last_connected_at, 0);
+	assert_int_equal(g.last_message_at, 0);
+	assert_string_equal(g.session_name, "secondary");
+	store_session_free(&g);
+	store_session_free(&want);
+
+	/* Bad arguments are refused before the database sees them. */
+	snprintf(v.connection_status, sizeof(v.connection_status), "zombie");
+	assert_int_equal(store_update(st, id, &v, STORE_F_STATUS, now), WG_EINVAL);
+	v.session_name = NULL;
+	assert_int_equal(store_update(st, id, &v, STORE_F_SESSION_NAME, now), WG_EINVAL);
+	assert_int_equal(store_update(st, id, &v, 1024, now), WG_EINVAL);
+	v.is_active = 2;
+	assert_int_equal(store_update(st, id, &v, STORE_F_ACTIVE, now), WG_EINVAL);
+}
+
+static void
+test_not_found(void **state)
+{
+	struct fx *fx = *state;
+	struct store *st = open_store(fx);
+	struct store_session s;
+	store_session_init(&s);
+	const char *nobody = "00000000-0000-4000-8000-000000000000";
+	assert_int_equal(store_get(st, nobody, &s), WG_ENOTFOUND);
+	assert_int_equal(store_update(st, nobody, &s, STORE_F_ACTIVE, 1795528000000LL),
+	                 WG_ENOTFOUND);
+	assert_int_equal(store_delete(st, nobody), WG_ENOTFOUND);
+	assert_int_equal(store_get(st, "", &s), WG_EINVAL);
+	assert_int_equal(store_get(st, "has space", &s), WG_EINVAL);
+	assert_int_equal(store_get(st, "0123456789012345678901234567890123456789", &s), WG_EINVAL);
+
+	char id[STORE_ID_LEN + 1];
+	add_session(st, NULL, NULL, 1, 1, 0, id);
+	assert_int_equal(store_delete(st, id), 0);
+	assert_int_equal(store_get(st, id, &s), WG_ENOTFOUND);
+	assert_int_equal(store_delete(st, id), WG_ENOTFOUND);
+}
+
+static void
+test_autoconnect_filter(void **state)
+{
+	struct fx *fx = *state;
+	struct store *st = open_store(fx);
+	char a[STORE_ID_LEN + 1], b[STORE_ID_LEN + 1], x[STORE_ID_LEN + 1];
+	int64_t t = 1795527900000LL;
+	/* b is inserted first but created later: the list follows created_at. */
+	add_session(st, "primary", "{}", 1, 1, t + 5, b);
+	add_session(st, NULL, "{}", 1, 1, t + 1, a);
+	add_session(st, "secondary", "{}", 1, 1, t + 2, x);
+	add_session(st, "primary", NULL, 1, 1, t + 3, x);
+	add_session(st, "primary", "{}", 0, 1, t + 4, x);
+	add_session(st, "primary", "{}", 1, 0, t + 6, x);
+	add_session(st, "Primary", "{}", 1, 1, t + 7, x);
+
+	struct store_filter f = {.autoconnect = true};
+	struct store_session *arr;
+	size_t n;
+	assert_int_equal(store_list(st, &f, &arr, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(arr[0].id, a);
+	assert_string_equal(arr[1].id, b);
+	store_list_free(arr, n);
+
+	assert_int_equal(store_list(st, NULL, &arr, &n), 0);
+	assert_int_equal(n, 7);
+	for (size_t i = 1; i < n; i++)
+		assert_true(arr[i - 1].created_at <= arr[i].created_at);
+	store_list_free(arr, n);
+
+	/* Turning one condition off drops a row from the set. */
+	struct store_session v;
+	store_session_init(&v);
+	v.auto_connect = 0;
+	assert_int_equal(store_update(st, a, &v, STORE_F_AUTO, t + 100), 0);
+	assert_int_equal(store_list(st, &f, &arr, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(arr[0].id, b);
+	store_list_free(arr, n);
+	assert_int_equal(store_update(st, b, &v, STORE_F_AUTH, t + 100), 0);
+	assert_int_equal(store_list(st, &f, &arr, &n), 0);
+	assert_int_equal(n, 0);
+	assert_null(arr);
+}
+
+static void
+test_reconcile(void **state)
+{
+	struct fx *fx = *state;
+	struct store *st = open_store(fx);
+	static const char *const statuses[] = {"connecting",   "qr_pending", "connected",
+	                                       "disconnected", "logged_out", ""};
+	char ids[6][STORE_ID_LEN + 1];
+	int64_t t = 1795527900000LL;
+	for (int i = 0; i < 6; i++) {
+		struct store_session s;
+		store_session_init(&s);
+		snprintf(s.connection_status, sizeof(s.connection_status), "%s", statuses[i]);
+		s.created_at = t;
+		assert_int_equal(store_insert(st, &s), 0);
+		memcpy(ids[i], s.id, sizeof(s.id));
+		store_session_free(&s);
+	}
+	int changed = -1;
+	assert_int_equal(store_reconcile(st, t + 5000, &changed), 0);
+	assert_int_equal(changed, 3);
+	static const char *const after[] = {"disconnected", "disconnected", "disconnected",
+	                                    "disconnected", "logged_out",   ""};
+	for (int i = 0; i < 6; i++) {
+		struct store_session g;
+		assert_int_equal(store_get(st, ids[i], &g), 0);
+		assert_string_equal(g.connection_status, after[i]);
+		assert_int_equal(g.updated_at, i < 3 ? t + 5000 : t);
+		store_session_free(&g);
+	}
+	assert_int_equal(store_reconcile(st, t + 6000, &changed), 0);
+	assert_int_equal(changed, 0);
+}
+
+static void
+add_attempt(struct store *st, const char *sid, int64_t at, const char *trigger, const char *result,
+            int64_t *id)
+{
+	struct store_attempt a = {.at = at, .detail = "why"};
+	snprintf(a.session_id, sizeof(a.session_id), "%s", sid);
+	snprintf(a.trigger, sizeof(a.trigger), "%s", trigger);
+	snprintf(a.action, sizeof(a.action), "reconnect");
+	snprintf(a.result, sizeof(a.result), "%s", result);
+	assert_int_equal(store_add_attempt(st, &a), 0);
+	assert_true(a.id > 0);
+	if (id != NULL)
+		*id = a.id;
+}
+
+static void
+test_attempts(void **state)
+{
+	struct fx *fx = *state;
+	struct store *st = open_store(fx);
+	char a[STORE_ID_LEN + 1], b[STORE_ID_LEN + 1];
+	add_session(st, NULL, "{}", 1, 1, 0, a);
+	add_session(st, NULL, "{}", 1, 1, 0, b);
+	int64_t t = 1795527900000LL, ida, idb;
+	add_attempt(st, a, t + 1000, "auto:ws_close", "failed", &ida);
+	add_attempt(st, a, t + 3000, "api", "ok", NULL);
+	add_attempt(st, a, t + 2000, "auto:keepalive", "failed", &idb);
+	add_attempt(st, a, t + 4000, "automatic", "ok", NULL);
+	add_attempt(st, b, t + 2500, "auto:ws_close", "ok", NULL);
+	assert_true(idb > ida);
+
+	struct store_attempt *arr;
+	size_t n;
+	assert_int_equal(store_attempts(st, a, 0, 0, &arr, &n), 0);
+	assert_int_equal(n, 4);
+	assert_int_equal(arr[0].at, t + 4000);
+	assert_int_equal(arr[1].at, t + 3000);
+	assert_int_equal(arr[2].at, t + 2000);
+	assert_int_equal(arr[3].at, t + 1000);
+	assert_string_equal(arr[2].trigger, "auto:keepalive");
+	assert_string_equal(arr[2].action, "reconnect");
+	assert_string_equal(arr[2].result, "failed");
+	assert_string_equal(arr[2].detail, "why");
+	assert_string_equal(arr[2].session_id, a);
+	assert_int_equal(arr[2].id, idb);
+	store_attempts_free(arr, n);
+
+	assert_int_equal(store_attempts(st, a, t + 2000, 0, &arr, &n), 0);
+	assert_int_equal(n, 3);
+	store_attempts_free(arr, n);
+	assert_int_equal(store_attempts(st, a, 0, 2, &arr, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(arr[0].at, t + 4000);
+	store_attempts_free(arr, n);
+
+	int count = -1;
+	assert_int_equal(store_count_attempts(st, a, NULL, 0, &count), 0);
+	assert_int_equal(count, 4);
+	assert_int_equal(store_count_attempts(st, a, "auto:", 0, &count), 0);
+	assert_int_equal(count, 2);
+	assert_int_equal(store_count_attempts(st, a, "auto", 0, &count), 0);
+	assert_int_equal(count, 3);
+	assert_int_equal(store_count_attempts(st, a, "auto:", t + 1500, &count), 0);
+	assert_int_equal(count, 1);
+	assert_int_equal(store_count_attempts(st, a, "AUTO:", 0, &count), 0);
+	assert_int_equal(count, 0);
+	assert_int_equal(store_count_attempts(st, a, "auto%", 0, &count), 0);
+	assert_int_equal(count, 0);
+	assert_int_equal(store_count_attempts(st, b, "auto:", 0, &count), 0);
+	assert_int_equal(count, 1);
+
+	/* An attempt for a session that does not exist. */
+	struct store_attempt bad = {.at = t};
+	snprintf(bad.session_id, sizeof(bad.session_id), "nobody");
+	snprintf(bad.trigger, sizeof(bad.trigger), "api");
+	snprintf(bad.action, sizeof(bad.action), "reconnect");
+	snprintf(bad.result, sizeof(bad.result), "ok");
+	assert_int_equal(store_add_attempt(st, &bad), WG_ENOTFOUND);
+	bad.at = 0;
+	assert_int_equal(store_add_attempt(st, &bad), WG_EINVAL);
+
+	/* Deleting a session deletes its attempts, not the others'. */
+	assert_int_equal(store_delete(st, a), 0);
+	assert_int_equal(store_count_attempts(st, a, NULL, 0, &count), 0);
+	assert_int_equal(count, 0);
+	assert_int_equal(
+	    raw_int(fx->path, "SELECT count(*) FROM whatsapp_session_recovery_attempts"), 1);
+	assert_int_equal(store_count_attempts(st, b, NULL, 0, &count), 0);
+	assert_int_equal(count, 1);
+}
+
+static void
+test_settings(void **state)
+{
+	struct fx *fx = *state;
+	struct store *st = open_store(fx);
+	char *v = (char *)"untouched";
+	assert_int_equal(store_get_setting(st, "api_key_hash", &v), WG_ENOTFOUND);
+	assert_null(v);
+	assert_int_equal(store_set_setting(st, "api_key_hash", "sha256:aa"), 0);
+	assert_int_equal(store_set_setting(st, "other", "x"), 0);
+	assert_int_equal(store_get_setting(st, "api_key_hash", &v), 0);
+	assert_string_equal(v, "sha256:aa");
+	free(v);
+	assert_int_equal(store_set_setting(st, "api_key_hash", "sha256:bb"), 0);
+	assert_int_equal(store_get_setting(st, "api_key_hash", &v), 0);
+	assert_string_equal(v, "sha256:bb");
+	free(v);
+	assert_int_equal(store_get_setting(st, "other", &v), 0);
+	assert_string_equal(v, "x");
+	free(v);
+	assert_int_equal(store_set_setting(st, "", "x"), WG_EINVAL);
+	assert_int_equal(store_set_setting(st, "k", NULL), WG_EINVAL);
+}
+
+static void
+test_open_errors(void **state)
+{
+	struct fx *fx = *state;
+	struct store *st = (struct store *)1;
+	char err[256];
+	assert_int_equal(store_open("mysql://root:pw@db/x", &st, err, sizeof(err)), WG_EINVAL);
+	assert_null(st);
+	assert_non_null(strstr(err, "'mysql'"));
+	assert_null(strstr(err, "pw"));
+	assert_int_equal(store_open("", &st, err, sizeof(err)), WG_EINVAL);
+	assert_int_equal(store_open("/var/lib/wagate.db", &st, err, sizeof(err)), WG_EINVAL);
+	assert_int_equal(store_open("sqlite:", &st, err, sizeof(err)), WG_EINVAL);
+	assert_int_equal(store_open("sqlite://relative.db", &st, err, sizeof(err)), WG_EINVAL);
+	assert_int_equal(store_open("postgres://u:hunter2@h/db", &st, err, sizeof(err)), WG_EINVAL);
+	assert_non_null(strstr(err, "PostgreSQL support is not built yet"));
+	assert_null(strstr(err, "hunter2"));
+	assert_int_equal(store_open("postgresql://h/db", &st, err, sizeof(err)), WG_EINVAL);
+	assert_null(st);
+
+	/* A path whose parent is a regular file cannot be created, even by root. */
+	char file[600], url[700];
+	snprintf(file, sizeof(file), "%s/plain", fx->dir);
+	FILE *f = fopen(file, "w");
+	assert_non_null(f);
+	fclose(f);
+	snprintf(url, sizeof(url), "sqlite:%s/sub/wagate.db", file);
+	assert_int_equal(store_open(url, &st, err, sizeof(err)), WG_EIO);
+	assert_null(st);
+	assert_non_null(strstr(err, "cannot create directory"));
+	/* A directory where the file should be. */
+	snprintf(url, sizeof(url), "sqlite:%s", fx->dir);
+	assert_int_equal(store_open(url, &st, err, sizeof(err)), WG_EIO);
+
+	/* sqlite:///absolute and the in-memory database work. */
+	snprintf(url, sizeof(url), "sqlite://%s/abs.db", fx->dir);
+	assert_int_equal(store_open(url, &st, err, sizeof(err)), 0);
+	store_close(st);
+	assert_int_equal(store_open("sqlite::memory:", &st, err, sizeof(err)), 0);
+	int applied;
+	assert_int_equal(store_migrate(st, &applied), 0);
+	assert_int_equal(applied, 3);
+	store_close(st);
+	store_close(NULL);
+}
+
+static void
+test_corrupt_file(void **state)
+{
+	struct fx *fx = *state;
+	char err[256];
+	struct store *st;
+	/* Not a database at all. */
+	char dir[600];
+	snprintf(dir, sizeof(dir), "%s/var", fx->dir);
+	mkdir(dir, 0700);
+	snprintf(dir, sizeof(dir), "%s/var/lib", fx->dir);
+	mkdir(dir, 0700);
+	FILE *f = fopen(fx->path, "w");
+	assert_non_null(f);
+	for (int i = 0; i < 512; i++)
+		fputs("this is not a database, ", f);
+	fclose(f);
+	assert_int_equal(store_open(fx->url, &st, err, sizeof(err)), WG_EIO);
+	assert_null(st);
+	assert_non_null(strstr(err, "not a database"));
+
+	/* A real database whose table pages were overwritten. */
+	unlink(fx->path);
+	st = open_store(fx);
+	char id[STORE_ID_LEN + 1];
+	for (int i = 0; i < 200; i++)
+		add_session(st, NULL, "{\"padding\":\"........................................\"}",
+		            1, 1, 0, id);
+	store_close(st);
+	fx->st = NULL;
+	int fd = open(fx->path, O_WRONLY);
+	assert_true(fd >= 0);
+	struct stat sb;
+	assert_int_equal(fstat(fd, &sb), 0);
+	assert_true(sb.st_size > 8192);
+	char junk[1024];
+	memset(junk, 0xA5, sizeof(junk));
+	for (off_t o = 4096; o < sb.st_size; o += (off_t)sizeof(junk))
+		assert_true(pwrite(fd, junk, sizeof(junk), o) > 0);
+	close(fd);
+	int rc = store_open(fx->url, &fx->st, err, sizeof(err));
+	if (rc == 0) {
+		struct store_session *arr;
+		size_t n;
+		int applied;
+		rc = store_migrate(fx->st, &applied);
+		if (rc == 0)
+			rc = store_list(fx->st, NULL, &arr, &n);
+		assert_int_equal(rc, WG_EIO);
+		printf("corrupt pages: %s\n", store_errmsg(fx->st));
+	} else {
+		printf("corrupt pages at open: %s\n", err);
+	}
+	assert_true(rc < 0);
+}
+
+static void
+test_check_constraint(void **state)
+{
+	struct fx *fx = *state;
+	open_store(fx);
+	assert_int_equal(raw(fx->path, "INSERT INTO whatsapp_sessions (id, connection_status,"
+	                               " created_at, updated_at) VALUES ('r1', 'zombie',"
+	                               " '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')"),
+	                 SQLITE_CONSTRAINT_CHECK);
+	assert_int_equal(raw(fx->path, "INSERT INTO whatsapp_sessions (id, connection_status,"
+	                               " created_at, updated_at) VALUES ('r1', 'logged_out',"
+	                               " '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')"),
+	                 SQLITE_OK);
+	assert_int_equal(
+	    raw(fx->path, "UPDATE whatsapp_sessions SET connection_status = 'Connected'"),
+	    SQLITE_CONSTRAINT_CHECK);
+	assert_int_equal(raw(fx->path, "INSERT INTO whatsapp_sessions (id, session_name,"
+	                               " created_at, updated_at) VALUES ('r2', NULL,"
+	                               " '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')"),
+	                 SQLITE_CONSTRAINT_NOTNULL);
+}
+
+/* Edits the row by raw SQL, then expects store_get to name column in a clear error. */
+static void
+expect_bad(struct fx *fx, const char *id, const char *sql, int code, const char *column)
+{
+	assert_int_equal(raw(fx->path, sql), SQLITE_OK);
+	struct store_session g;
+	int rc = store_get(fx->st, id, &g);
+	assert_int_equal(rc, code);
+	assert_non_null(strstr(store_errmsg(fx->st), column));
+	assert_non_null(strstr(store_errmsg(fx->st), id));
+	assert_null(strstr(store_errmsg(fx->st), SECRET));
+	assert_null(g.auth_state);
+	assert_null(g.session_name);
+	/* The list reports the same row rather than skipping or crashing. */
+	struct store_session *arr;
+	size_t n;
+	assert_int_equal(store_list(fx->st, NULL, &arr, &n), code);
+	assert_null(arr);
+	assert_int_equal(n, 0);
+}
+
+static void
+test_bad_rows(void **state)
+{
+	struct fx *fx = *state;
+	struct store *st = open_store(fx);
+	struct store_session s;
+	store_session_init(&s);
+	memcpy(s.id, "bad-row", 8);
+	s.auth_state = strdup("{\"k\":\"" SECRET "\"}");
+	assert_int_equal(store_insert(st, &s), 0);
+	store_session_free(&s);
+	const char *restore =
+	    "UPDATE whatsapp_sessions SET created_at = '2026-01-01T00:00:00.000Z',"
+	    " updated_at = '2026-01-01T00:00:00.000Z', is_active = 1,"
+	    " auto_connect = 1, connection_status = NULL, session_name = 'primary',"
+	    " last_connected_at = NULL, auth_state = '{\"k\":\"" SECRET "\"}'";
+
+	expect_bad(fx, "bad-row", "UPDATE whatsapp_sessions SET created_at = 'yesterday'",
+	           WG_EINVAL, "created_at");
+	expect_bad(fx, "bad-row",
+	           "UPDATE whatsapp_sessions SET created_at = '2026-02-30T00:00:00Z'", WG_EINVAL,
+	           "created_at");
+	expect_bad(fx, "bad-row", "UPDATE whatsapp_sessions SET created_at = 1795527900000",
+	           WG_EINVAL, "created_at");
+	assert_int_equal(raw(fx->path, restore), SQLITE_OK);
+	expect_bad(fx, "bad-row",
+	           "UPDATE whatsapp_sessions SET last_connected_at = '2026-01-01T25:00:00.000Z'",
+	           WG_EINVAL, "last_connected_at");
+	assert_int_equal(raw(fx->path, restore), SQLITE_OK);
+	expect_bad(fx, "bad-row", "UPDATE whatsapp_sessions SET is_active = 'maybe'", WG_EINVAL,
+	           "is_active");
+	assert_int_equal(raw(fx->path, restore), SQLITE_OK);
+	expect_bad(fx, "bad-row", "UPDATE whatsapp_sessions SET auto_connect = 7", WG_EINVAL,
+	           "auto_connect");
+	assert_int_equal(raw(fx->path, restore), SQLITE_OK);
+	/* A status outside the CHECK list, written by a program that turned the check off. */
+	expect_bad(fx, "bad-row",
+	           "PRAGMA ignore_check_constraints = ON;"
+	           "UPDATE whatsapp_sessions SET connection_status = 'zombie'",
+	           WG_EINVAL, "connection_status");
+	assert_int_equal(raw(fx->path, restore), SQLITE_OK);
+	expect_bad(
+	    fx, "bad-row",
+	    "PRAGMA ignore_check_constraints = ON;"
+	    "UPDATE whatsapp_sessions SET connection_status = 'a-status-far-too-long-to-fit'",
+	    WG_EINVAL, "connection_status");
+	assert_int_equal(raw(fx->path, restore), SQLITE_OK);
+	expect_bad(fx, "bad-row",
+	           "UPDATE whatsapp_sessions SET auth_state = X'00"
+	           "41"
+	           "42'",
+	           WG_EINVAL, "auth_state");
+	assert_int_equal(raw(fx->path, restore), SQLITE_OK);
+	expect_bad(fx, "bad-row",
+	           "UPDATE whatsapp_sessions SET auth_state = 'ab' || char(0) || 'cd'", WG_EINVAL,
+	           "auth_state");
+	assert_int_equal(raw(fx->path, restore), SQLITE_OK);
+	expect_bad(fx, "bad-row", "UPDATE whatsapp_sessions SET session_name = X'41'", WG_EINVAL,
+	           "session_name");
+	assert_int_equal(raw(fx->path, restore), SQLITE_OK);
+	expect_bad(fx, "bad-row", "UPDATE whatsapp_sessions SET auth_state = zeroblob(5000000)",
+	           WG_EINVAL, "auth_state");
+	expect_bad(fx, "bad-row",
+	           "UPDATE whatsapp_sessions SET auth_state = CAST(zeroblob(5000000) AS TEXT)",
+	           WG_ELIMIT, "auth_state");
+	assert_int_equal(raw(fx->path, restore), SQLITE_OK);
+	expect_bad(
+	    fx, "bad-row",
+	    "UPDATE whatsapp_sessions SET auth_state = replace(hex(zeroblob(2500000)), '0', 'x')",
+	    WG_ELIMIT, "auth_state");
+	assert_int_equal(raw(fx->path, restore), SQLITE_OK);
+
+	/* Restored, the row reads again; timestamps from other writers parse. */
+	assert_int_equal(raw(fx->path, "UPDATE whatsapp_sessions SET"
+	                               " created_at = '2026-11-24 13:45:01',"
+	                               " last_connected_at = '2026-11-24T14:45:01.123456789+01:00',"
+	                               " last_message_at = '2026-11-24T13:45:01.1Z'"),
+	                 SQLITE_OK);
+	struct store_session g;
+	assert_int_equal(store_get(st, "bad-row", &g), 0);
+	assert_int_equal(g.created_at, 1795527901000LL);
+	assert_int_equal(g.last_connected_at, 1795527901123LL);
+	assert_int_equal(g.last_message_at, 1795527901100LL);
+	store_session_free(&g);
+
+	/* A bad id is reported without printing it. */
+	assert_int_equal(raw(fx->path, "UPDATE whatsapp_sessions SET id = 'has a space'"),
+	                 SQLITE_OK);
+	struct store_session *arr;
+	size_t n;
+	assert_int_equal(store_list(st, NULL, &arr, &n), WG_EINVAL);
+	assert_non_null(strstr(store_errmsg(st), "id"));
+	assert_null(strstr(store_errmsg(st), "has a space"));
+}
+
+static void
+test_locked(void **state)
+{
+	struct fx *fx = *state;
+	struct store *st = open_store(fx);
+	char id[STORE_ID_LEN + 1];
+	add_session(st, NULL, "{}", 1, 1, 0, id);
+	sqlite3 *other;
+	assert_int_equal(sqlite3_open(fx->path, &other), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+
+	struct store_session v;
+	store_session_init(&v);
+	snprintf(v.connection_status, sizeof(v.connection_status), "connected");
+	double t0 = now_us();
+	assert_int_equal(store_update(st, id, &v, STORE_F_STATUS, 1795528000000LL), WG_ETIMEDOUT);
+	printf("write under another writer's lock failed after %.0f ms: %s\n",
+	       (now_us() - t0) / 1000, store_errmsg(st));
+	assert_non_null(strstr(store_errmsg(st), "locked"));
+	/* WAL: reads go on while the other process writes. */
+	struct store_session g;
+	assert_int_equal(store_get(st, id, &g), 0);
+	assert_string_equal(g.connection_status, "");
+	store_session_free(&g);
+
+	assert_int_equal(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(other);
+	assert_int_equal(store_update(st, id, &v, STORE_F_STATUS, 1795528000000LL), 0);
+}
+
+static void
+test_timestamps(void **state)
+{
+	char buf[32];
+	int64_t ms;
+	assert_int_equal(store__ts_format(buf, 1795527901123LL), 0);
+	assert_string_equal(buf, "2026-11-24T13:45:01.123Z");
+	assert_int_equal(store__ts_parse(buf, strlen(buf), &ms), 0);
+	assert_int_equal(ms, 1795527901123LL);
+	assert_int_equal(store__ts_format(buf, 951782400000LL), 0); /* 2000-02-29, a leap day */
+	assert_string_equal(buf, "2000-02-29T00:00:00.000Z");
+	assert_int_equal(store__ts_parse(buf, strlen(buf), &ms), 0);
+	assert_int_equal(ms, 951782400000LL);
+	assert_int_equal(store__ts_format(buf, -1), WG_EINVAL);
+
+	static const struct {
+		const char *s;
+		int64_t ms;
+	} good[] = {
+	    {"1970-01-01T00:00:00Z", 0},
+	    {"2026-11-24 13:45:01", 1795527901000LL},
+	    {"2026-11-24T13:45:01.5Z", 1795527901500LL},
+	    {"2026-11-24T15:45:01.123+02:00", 1795527901123LL},
+	    {"2026-11-24T08:15:01.123-0530", 1795527901123LL},
+	    {"2026-11-24T14:45:01+01", 1795527901000LL},
+	    {"2026-11-24 13:45:01.123+00", 1795527901123LL}, /* PostgreSQL's output */
+	    {"9999-12-31T23:59:59.999Z", 253402300799999LL},
+	};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		assert_int_equal(store__ts_parse(good[i].s, strlen(good[i].s), &ms), 0);
+		assert_int_equal(ms, good[i].ms);
+	}
+	static const char *const bad[] = {
+	    "",
+	    "yesterday",
+	    "2026-11-24",
+	    "2026-11-24T13:45",
+	    "2026-13-01T00:00:00Z",
+	    "2026-02-29T00:00:00Z",
+	    "1900-02-29T00:00:00Z",
+	    "2026-11-24T24:00:00Z",
+	    "2026-11-24T13:60:00Z",
+	    "2026-11-24T13:45:01.Z",
+	    "2026-11-24T13:45:01.1234567890Z",
+	    "2026-11-24T13:45:01Zjunk",
+	    "2026-11-24T13:45:01+2",
+	    "2026-11-24T13:45:01+25:00",
+	    "1969-12-31T23:59:59Z",
+	    "+2026-11-24T13:45:01Z",
+	    "2026/11/24T13:45:01Z",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(store__ts_parse(bad[i], strlen(bad[i]), &ms), WG_EINVAL);
+	/* Length-bounded: bytes after len are not read. */
+	assert_int_equal(store__ts_parse("2026-11-24T13:45:01Zxyz", 20, &ms), 0);
+}
+
+static void
+test_uuid(void **state)
+{
+	char a[STORE_ID_LEN + 1], b[STORE_ID_LEN + 1];
+	store_uuid(a);
+	store_uuid(b);
+	assert_int_equal(strlen(a), 36);
+	assert_string_not_equal(a, b);
+	assert_true(a[8] == '-' && a[13] == '-' && a[18] == '-' && a[23] == '-');
+	assert_int_equal(a[14], '4');
+	assert_non_null(strchr("89ab", a[19]));
+	assert_true(store_status_valid(""));
+	assert_true(store_status_valid("logged_out"));
+	assert_false(store_status_valid("Connected"));
+}
+
+static void
+test_timings(void **state)
+{
+	struct fx *fx = *state;
+	struct store *st = open_store(fx);
+	enum { N = 1000 };
+	static char ids[N][STORE_ID_LEN + 1];
+	/* A credentials blob of a paired session is a few KiB; use 8 KiB. */
+	char *auth = malloc(8193);
+	memset(auth, 'a', 8192);
+	auth[8192] = '\0';
+
+	double t0 = now_us();
+	for (int i = 0; i < N; i++)
+		add_session(st, NULL, auth, 1, 1, 0, ids[i]);
+	double t_ins = now_us() - t0;
+
+	struct store_session v;
+	store_session_init(&v);
+	t0 = now_us();
+	for (int i = 0; i < N; i++) {
+		snprintf(v.connection_status, sizeof(v.connection_status), "%s",
+		         i % 2 ? "connected" : "connecting");
+		assert_int_equal(store_update(st, ids[i], &v, STORE_F_STATUS, 1795528000000LL + i),
+		                 0);
+	}
+	double t_upd = now_us() - t0;
+
+	v.auth_state = auth;
+	t0 = now_us();
+	for (int i = 0; i < N; i++)
+		assert_int_equal(store_update(st, ids[i], &v, STORE_F_AUTH, 1795528000000LL), 0);
+	double t_auth = now_us() - t0;
+
+	t0 = now_us();
+	for (int i = 0; i < N; i++) {
+		struct store_session g;
+		assert_int_equal(store_get(st, ids[i], &g), 0);
+		store_session_free(&g);
+	}
+	double t_get = now_us() - t0;
+
+	struct store_filter f = {.autoconnect = true};
+	struct store_session *arr;
+	size_t n;
+	t0 = now_us();
+	assert_int_equal(store_list(st, &f, &arr, &n), 0);
+	double t_list = now_us() - t0;
+	assert_int_equal(n, N);
+	store_list_free(arr, n);
+
+	t0 = now_us();
+	for (int i = 0; i < N; i++)
+		add_attempt(st, ids[i % 10], 1795528000000LL + i, "auto:ws_close", "ok", NULL);
+	double t_att = now_us() - t0;
+	int count;
+	t0 = now_us();
+	for (int i = 0; i < N; i++)
+		assert_int_equal(
+		    store_count_attempts(st, ids[i % 10], "auto:", 1795528000500LL, &count), 0);
+	double t_cnt = now_us() - t0;
+
+	int changed;
+	t0 = now_us();
+	assert_int_equal(store_reconcile(st, 1795528100000LL, &changed), 0);
+	double t_rec = now_us() - t0;
+	assert_int_equal(changed, N);
+
+	uint32_t ping = 0;
+	assert_int_equal(store_ping(st, &ping), 0);
+
+	printf("store timings (SQLite %s, WAL, synchronous=NORMAL, %d rows, 8 KiB auth_state):\n",
+	       sqlite3_libversion(), N);
+	printf("  insert            %7.1f us/call\n", t_ins / N);
+	printf("  update status     %7.1f us/call\n", t_upd / N);
+	printf("  update auth_state %7.1f us/call\n", t_auth / N);
+	printf("  get               %7.1f us/call\n", t_get / N);
+	printf("  list autoconnect  %7.1f ms for %d rows\n", t_list / 1000, N);
+	printf("  add attempt       %7.1f us/call\n", t_att / N);
+	printf("  count attempts    %7.1f us/call\n", t_cnt / N);
+	printf("  reconcile         %7.1f ms for %d rows\n", t_rec / 1000, N);
+	printf("  ping              %7u us\n", ping);
+	free(auth);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+	    T(test_open_and_migrate),
+	    T(test_newer_schema_refused),
+	    T(test_existing_tables),
+	    T(test_insert_get_defaults),
+	    T(test_update_each_field),
+	    T(test_not_found),
+	    T(test_autoconnect_filter),
+	    T(test_reconcile),
+	    T(test_attempts),
+	    T(test_settings),
+	    T(test_open_errors),
+	    T(test_corrupt_file),
+	    T(test_check_constraint),
+	    T(test_bad_rows),
+	    T(test_locked),
+	    cmocka_unit_test(test_timestamps),
+	    cmocka_unit_test(test_uuid),
+	    T(test_timings),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
