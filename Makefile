@@ -3,7 +3,7 @@ BUILD ?= build
 CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all wagate deps test-deps test unit e2e interop run clean fuzz format
+.PHONY: all wagate deps test-deps test unit e2e interop run demo sanitize clean fuzz format
 
 all: wagate
 
@@ -23,9 +23,15 @@ wagate: deps $(BUILD)/CMakeCache.txt
 # our own binaries and the interop tests against the real reference clients from npm.
 NODE_TESTS = tests/e2e/*.test.mjs tests/interop/*.test.mjs
 
-test: test-deps wagate
+test: test-deps wagate sanitize
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	@WAGATE_BIN=$(CURDIR)/$(BUILD)/wagate node --test --test-concurrency=1 $(NODE_TESTS)
+
+# The C unit tests again, built with AddressSanitizer, UBSan and LeakSanitizer.
+sanitize: test-deps
+	@cmake -S . -B build-asan -DWAGATE_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build-asan -j $(JOBS) >/dev/null
+	@cd build-asan && WAGATE_LOG_LEVEL=error ctest --output-on-failure -j $(JOBS)
 
 unit: wagate
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
@@ -36,9 +42,13 @@ e2e: test-deps wagate
 interop: test-deps wagate
 	@WAGATE_BIN=$(CURDIR)/$(BUILD)/wagate node --test --test-concurrency=1 tests/interop/*.test.mjs
 
-# Until the gateway itself exists, `make run` starts the mock WhatsApp server on loopback.
+# The gateway with the embedded defaults: SQLite in var/wagate.db, the API on 127.0.0.1:8080.
 run: wagate
-	$(BUILD)/wagate mock --listen 127.0.0.1:8081 --control 127.0.0.1:8082
+	$(BUILD)/wagate serve
+
+# wagate serve against wagate mock with a paired demo session (no phone needed).
+demo: wagate
+	@scripts/demo.sh
 
 # libFuzzer targets (clang, ASan+UBSan); see docs/wire.md for how to run them.
 fuzz:
@@ -49,4 +59,4 @@ format:
 	@clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c' 'fuzz/*.c')
 
 clean:
-	rm -rf $(BUILD) build-fuzz
+	rm -rf $(BUILD) build-asan build-fuzz

@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 what=${1:-build}
 build_pkgs=(gcc make cmake pkg-config libevent-dev libssl-dev libwslay-dev libprotobuf-c-dev
 	protobuf-c-compiler libsignal-protocol-c-dev libjansson-dev libqrencode-dev zlib1g-dev
-	libsqlite3-dev ca-certificates)
-test_pkgs=(libcmocka-dev)
+	libsqlite3-dev ca-certificates curl)
+test_pkgs=(libcmocka-dev sqlite3)
 
 pkgs=("${build_pkgs[@]}")
 [ "$what" = test ] && pkgs+=("${test_pkgs[@]}")
