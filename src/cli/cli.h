@@ -6,5 +6,7 @@ int cmd_wire(int argc, char **argv);
 int cmd_mock(int argc, char **argv);
 int cmd_pair(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
 
 #endif

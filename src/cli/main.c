@@ -10,6 +10,8 @@ static const struct {
 	int (*fn)(int, char **);
 	const char *help;
 } commands[] = {
+	{"serve", cmd_serve, "run the gateway: sessions, supervisor, HTTP API"},
+	{"migrate", cmd_migrate, "apply the database migrations and exit"},
 	{"wire", cmd_wire, "encode and decode WhatsApp binary nodes (hex <-> JSON)"},
 	{"mock", cmd_mock, "run a WhatsApp-compatible server for tests and demos"},
 	{"pair", cmd_pair, "link a new device: show QR codes, save the credentials"},

@@ -35,6 +35,7 @@ struct mock_scan {
 	char iq_id[24];
 	uint32_t key_index;
 	uint8_t identity_pub[32];          /* the companion's, from the QR */
+	struct wg_buf issued;              /* the device-identity the phone sent, to check the reply */
 };
 
 void
@@ -81,6 +82,7 @@ scan_finish(struct mock_scan *s, int status, json_t *body)
 		mock__store_remove(&c->m->store, s->dev);
 	event_free(s->timer);
 	c->scan = NULL;
+	wg_buf_free(&s->issued);
 	free(s);
 }
 
@@ -147,8 +149,9 @@ mock__pair_reply(struct mock_conn *c, const struct wa_node *n)
 		why = "no pair-device-sign/device-identity bytes in the reply";
 	else if (ki == NULL || strcmp(ki, want) != 0)
 		why = "device-identity key-index is not the one the phone sent";
-	else if (wa_adv_phone_check_reply(di->c.bytes, di->len, s->identity_pub,
-					  s->dev->phone->account_pub, &got_index, &why) != 0)
+	else if (wa_adv_phone_check_reply(di->c.bytes, di->len, s->issued.data, s->issued.len,
+					  s->identity_pub, s->dev->phone->account_pub, &got_index,
+					  &why) != 0)
 		; /* why is set */
 	else if (got_index != s->key_index)
 		why = "the signed details carry another key index";
@@ -269,7 +272,7 @@ mock__scan(struct mock *m, struct evhttp_request *req, const char *qrtext, const
 		wa_node_set_attr(&a, wa_node_add_child(&a, ps, "biz"), "name", name);
 	int r = mc_send_node(c, iq);
 	wa_arena_free(&a);
-	wg_buf_free(&ident);
+	s->issued = ident; /* kept until the reply is checked */
 
 	c->scan = s;
 	s->timer = evtimer_new(m->base, on_scan_timeout, s);

@@ -89,22 +89,46 @@ inner_details(const ProtobufCBinaryData *d, uint32_t *key_index, int *hosted)
 	return 0;
 }
 
+/* The inner details the phone signed, from its own ADVSignedDeviceIdentityHMAC. */
+static Wa__ADVSignedDeviceIdentity *
+issued_identity(const uint8_t *issued, size_t len)
+{
+	Wa__ADVSignedDeviceIdentityHMAC *h = wa__advsigned_device_identity_hmac__unpack(NULL, len, issued);
+	if (h == NULL)
+		return NULL;
+	Wa__ADVSignedDeviceIdentity *sd = h->has_details ? wa__advsigned_device_identity__unpack(
+								   NULL, h->details.len, h->details.data)
+							 : NULL;
+	wa__advsigned_device_identity_hmac__free_unpacked(h, NULL);
+	return sd;
+}
+
 int
-wa_adv_phone_check_reply(const uint8_t *reply, size_t len,
-			 const uint8_t companion_identity_pub[32], const uint8_t account_pub[32],
-			 uint32_t *key_index, const char **why)
+wa_adv_phone_check_reply(const uint8_t *reply, size_t len, const uint8_t *issued,
+			 size_t issued_len, const uint8_t companion_identity_pub[32],
+			 const uint8_t account_pub[32], uint32_t *key_index, const char **why)
 {
 	const char *dummy;
 	if (why == NULL)
 		why = &dummy;
+	Wa__ADVSignedDeviceIdentity *mine = issued_identity(issued, issued_len);
+	if (mine == NULL) {
+		*why = "the issued identity does not parse";
+		return WG_EINVAL;
+	}
 	Wa__ADVSignedDeviceIdentity *sd = wa__advsigned_device_identity__unpack(NULL, len, reply);
 	if (sd == NULL) {
+		wa__advsigned_device_identity__free_unpacked(mine, NULL);
 		*why = "reply is not an ADVSignedDeviceIdentity";
 		return WG_EINVAL;
 	}
 	int r = WG_EINVAL, hosted = 0;
 	if (!sd->has_details || !sd->has_device_signature || sd->device_signature.len != 64) {
 		*why = "reply lacks details or a 64-byte device signature";
+	} else if (sd->details.len != mine->details.len ||
+		   memcmp(sd->details.data, mine->details.data, mine->details.len) != 0) {
+		*why = "reply details are not the ones the phone signed";
+		r = WG_ECRYPTO;
 	} else if (inner_details(&sd->details, key_index, &hosted)) {
 		*why = "reply details do not parse";
 	} else {
@@ -119,6 +143,7 @@ wa_adv_phone_check_reply(const uint8_t *reply, size_t len,
 			*why = "device signature does not verify";
 	}
 	wa__advsigned_device_identity__free_unpacked(sd, NULL);
+	wa__advsigned_device_identity__free_unpacked(mine, NULL);
 	return r;
 }
 

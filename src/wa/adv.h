@@ -24,13 +24,15 @@ int wa_adv_phone_sign(const uint8_t account_priv[32], const uint8_t account_pub[
 
 /*
  * Phone side: checks the companion's pair-device-sign device-identity content
- * (an ADVSignedDeviceIdentity without the account key): the device signature
- * must verify with companion_identity_pub over the phone's details.
- * Returns 0 and *key_index, or WG_EINVAL / WG_ECRYPTO with *why set.
+ * (an ADVSignedDeviceIdentity without the account key) against what the phone
+ * issued (the wa_adv_phone_sign output): the details must be exactly the ones
+ * the phone signed, and the device signature must verify with
+ * companion_identity_pub over them. Returns 0 and *key_index, or WG_EINVAL /
+ * WG_ECRYPTO with *why set.
  */
-int wa_adv_phone_check_reply(const uint8_t *reply, size_t len,
-			     const uint8_t companion_identity_pub[32], const uint8_t account_pub[32],
-			     uint32_t *key_index, const char **why);
+int wa_adv_phone_check_reply(const uint8_t *reply, size_t len, const uint8_t *issued,
+			     size_t issued_len, const uint8_t companion_identity_pub[32],
+			     const uint8_t account_pub[32], uint32_t *key_index, const char **why);
 
 /*
  * Companion side: verifies the pair-success device-identity (HMAC with the

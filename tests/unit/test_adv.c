@@ -67,24 +67,38 @@ test_round_trip(void **state)
 	wa__advsigned_device_identity__free_unpacked(r, NULL);
 	/* The phone accepts the countersignature... */
 	uint32_t ki2 = 0;
-	assert_int_equal(wa_adv_phone_check_reply(reply.data, reply.len, p.identity.pub,
+	assert_int_equal(wa_adv_phone_check_reply(reply.data, reply.len, p.msg.data, p.msg.len, p.identity.pub,
 						  p.account.pub, &ki2, &why),
 			 0);
 	assert_int_equal(ki2, 3);
 	/* ...but not for another identity or account, nor a tampered reply. */
 	struct wa_keypair other;
 	wa_crypto_keypair(&other);
-	assert_int_equal(wa_adv_phone_check_reply(reply.data, reply.len, other.pub, p.account.pub,
+	assert_int_equal(wa_adv_phone_check_reply(reply.data, reply.len, p.msg.data, p.msg.len, other.pub, p.account.pub,
 						  &ki2, &why),
 			 WG_ECRYPTO);
-	assert_int_equal(wa_adv_phone_check_reply(reply.data, reply.len, p.identity.pub, other.pub,
+	assert_int_equal(wa_adv_phone_check_reply(reply.data, reply.len, p.msg.data, p.msg.len, p.identity.pub, other.pub,
 						  &ki2, &why),
 			 WG_ECRYPTO);
 	reply.data[reply.len - 1] ^= 1;
-	assert_true(wa_adv_phone_check_reply(reply.data, reply.len, p.identity.pub, p.account.pub,
+	assert_true(wa_adv_phone_check_reply(reply.data, reply.len, p.msg.data, p.msg.len, p.identity.pub, p.account.pub,
 					     &ki2, &why) < 0);
-	assert_true(wa_adv_phone_check_reply((const uint8_t *)"\xff\xff", 2, p.identity.pub,
+	assert_true(wa_adv_phone_check_reply((const uint8_t *)"\xff\xff", 2, p.msg.data, p.msg.len, p.identity.pub,
 					     p.account.pub, &ki2, &why) < 0);
+	/* A reply countersigning details the phone never issued is refused. */
+	struct pair q;
+	make(&q);
+	struct wg_buf acc2 = {0}, rep2 = {0};
+	assert_int_equal(wa_adv_companion_accept(q.msg.data, q.msg.len, q.adv, q.identity.priv,
+						 q.identity.pub, &acc2, &rep2, &ki, &why),
+			 0);
+	assert_int_equal(wa_adv_phone_check_reply(rep2.data, rep2.len, p.msg.data, p.msg.len,
+						  q.identity.pub, q.account.pub, &ki2, &why),
+			 WG_ECRYPTO);
+	assert_non_null(strstr(why, "not the ones the phone signed"));
+	wg_buf_free(&acc2);
+	wg_buf_free(&rep2);
+	wg_buf_free(&q.msg);
 	wg_buf_free(&account);
 	wg_buf_free(&reply);
 	wg_buf_free(&p.msg);

@@ -1,0 +1,518 @@
+/*
+ * The HTTP server of `wagate serve`: listener, limits, authentication, routing
+ * and the answer helpers. The endpoints live in health.c and sessions.c; the
+ * SVG QR writer in qr_svg.c. See docs/api.md.
+ */
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <netinet/in.h>
+#include <sys/queue.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "api/api_int.h"
+#include "core/addr.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/mem.h"
+
+#define API_DEFAULT_MAX_BODY (64 * 1024)
+#define API_DEFAULT_MAX_HEADERS (8 * 1024)
+/*
+ * evhttp's own limits sit at twice ours. Between the two we answer with a JSON
+ * 413 or 431; beyond, evhttp refuses the request itself (an HTML 413 for a
+ * body, 400 for headers: libevent 2.1 knows no 431), so memory stays bounded.
+ */
+#define API_HARD_FACTOR 2
+/* Idle and stalled connections are dropped after this; longer than the reconnect wait (20 s). */
+#define API_TIMEOUT_S 30
+/* Longest path we route: "/sessions/" + a 36-character id + "/reconnect". */
+#define API_MAX_PATH 64
+
+/* ---- answers ---- */
+
+static const char *
+reason_phrase(int status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 204:
+		return "No Content";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 413:
+		return "Content Too Large";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return NULL;
+	}
+}
+
+static const char *
+method_name(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_HEAD:
+		return "HEAD";
+	case EVHTTP_REQ_PUT:
+		return "PUT";
+	case EVHTTP_REQ_DELETE:
+		return "DELETE";
+	case EVHTTP_REQ_OPTIONS:
+		return "OPTIONS";
+	case EVHTTP_REQ_TRACE:
+		return "TRACE";
+	case EVHTTP_REQ_CONNECT:
+		return "CONNECT";
+	case EVHTTP_REQ_PATCH:
+		return "PATCH";
+	}
+	return "?";
+}
+
+/* One line per answer: method, path and status only (never bodies, queries or headers). */
+static void
+log_answer(struct evhttp_request *req, int status)
+{
+	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+	const char *path = u ? evhttp_uri_get_path(u) : NULL;
+	if (status >= 500)
+		log_warn("api", "%s %.64s -> %d", method_name(evhttp_request_get_command(req)),
+		         path ? path : "?", status);
+	else
+		log_debug("api", "%s %.64s -> %d", method_name(evhttp_request_get_command(req)),
+		          path ? path : "?", status);
+}
+
+void
+api__reply_raw(struct evhttp_request *req, int status, const char *content_type, const void *data,
+               size_t len)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	/* Answers hold QR codes and session state: nothing here may be cached by a proxy. */
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	log_answer(req, status);
+	if (content_type == NULL) {
+		evhttp_send_reply(req, status, reason_phrase(status), NULL);
+		return;
+	}
+	evhttp_add_header(h, "Content-Type", content_type);
+	struct evbuffer *out = evbuffer_new();
+	evbuffer_add(out, data, len);
+	evhttp_send_reply(req, status, reason_phrase(status), out);
+	evbuffer_free(out);
+}
+
+void
+api__reply(struct evhttp_request *req, int status, json_t *body)
+{
+	if (body == NULL) {
+		api__reply_raw(req, status, NULL, NULL, 0);
+		return;
+	}
+	char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+	json_decref(body);
+	if (text == NULL) /* jansson fails only on allocation */
+		abort();
+	size_t n = strlen(text);
+	text = wg_realloc(text, n + 2);
+	text[n++] = '\n';
+	api__reply_raw(req, status, "application/json", text, n);
+	free(text);
+}
+
+void
+api__error(struct evhttp_request *req, int status, const char *msg)
+{
+	api__reply(req, status, json_pack("{s:s}", "error", msg));
+}
+
+void
+api__errorf(struct evhttp_request *req, int status, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	api__error(req, status, msg);
+}
+
+/* ---- request bodies ---- */
+
+json_t *
+api__read_body(struct evhttp_request *req)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	if (len == 0)
+		return json_object();
+	/* The router has bounded len by max_body already. */
+	const char *text = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
+	json_error_t je;
+	json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+	if (doc == NULL) {
+		api__errorf(req, 400, "malformed JSON at line %d column %d: %s", je.line, je.column,
+		            je.text);
+		return NULL;
+	}
+	if (!json_is_object(doc)) {
+		json_decref(doc);
+		api__error(req, 400, "the body must be a JSON object");
+		return NULL;
+	}
+	return doc;
+}
+
+bool
+api__known_fields(struct evhttp_request *req, json_t *body, const char *const *names)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach(body, key, v)
+	{
+		bool known = false;
+		for (size_t i = 0; names[i] && !known; i++)
+			known = strcmp(key, names[i]) == 0;
+		if (!known) {
+			/* The name is the client's own text: bounded, and JSON-escaped on the way
+			 * out. */
+			api__errorf(req, 400, "unknown field \"%.64s\"", key);
+			return false;
+		}
+	}
+	return true;
+}
+
+json_t *
+api__time(int64_t ms)
+{
+	if (ms <= 0)
+		return json_null();
+	char t[32];
+	wg_iso8601(t, (uint64_t)ms);
+	return json_string(t);
+}
+
+json_int_t
+api__uptime(const struct api *a)
+{
+	uint64_t now = wg_now_ms();
+	return now > a->started_mono_ms ? (json_int_t)((now - a->started_mono_ms) / 1000) : 0;
+}
+
+/* ---- authentication ---- */
+
+static bool
+digest(const void *p, size_t n, uint8_t out[32])
+{
+	unsigned len = 0;
+	return EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) == 1 && len == 32;
+}
+
+/*
+ * Whether the request carries a valid credential. Today that is the x-api-key
+ * header; the web UI's session cookie (next) is the second credential and is
+ * checked here too. The key is compared as SHA-256 digests with CRYPTO_memcmp,
+ * so the comparison takes the same time whatever the key's length or content.
+ */
+static bool
+authorized(struct api *a, struct evhttp_request *req)
+{
+	const char *key = evhttp_find_header(evhttp_request_get_input_headers(req), "x-api-key");
+	uint8_t d[32];
+	if (key == NULL || !digest(key, strlen(key), d))
+		return false;
+	bool ok = CRYPTO_memcmp(d, a->key_digest, sizeof(d)) == 0;
+	wg_wipe(d, sizeof(d));
+	return ok;
+}
+
+/* ---- routing ---- */
+
+enum route {
+	RT_NONE,
+	RT_HEALTH,
+	RT_HEALTH_DEEP,
+	RT_SESSIONS,
+	RT_SESSION,
+	RT_QR,
+	RT_RECONNECT,
+	RT_LOGOUT,
+};
+
+struct route_info {
+	bool auth;
+	int methods; /* evhttp_cmd_type bits */
+	const char *allow;
+};
+
+static const struct route_info routes[] = {
+    [RT_HEALTH] = {false, EVHTTP_REQ_GET, "GET"},
+    [RT_HEALTH_DEEP] = {true, EVHTTP_REQ_GET, "GET"},
+    [RT_SESSIONS] = {true, EVHTTP_REQ_GET | EVHTTP_REQ_POST, "GET, POST"},
+    [RT_SESSION] = {true, EVHTTP_REQ_GET | EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE,
+                    "GET, PATCH, DELETE"},
+    [RT_QR] = {true, EVHTTP_REQ_GET, "GET"},
+    [RT_RECONNECT] = {true, EVHTTP_REQ_POST, "POST"},
+    [RT_LOGOUT] = {true, EVHTTP_REQ_POST, "POST"},
+};
+
+/*
+ * Maps a path to a route and, for /sessions/{id}..., copies the id segment
+ * (at most STORE_ID_LEN characters; longer is RT_NONE). No decoding: ids are
+ * uuids, so a percent-encoded one is not a valid id anyway.
+ */
+static enum route
+parse_path(const char *path, char id[STORE_ID_LEN + 1])
+{
+	static const char pre[] = "/sessions/";
+	id[0] = '\0';
+	if (strnlen(path, API_MAX_PATH + 1) > API_MAX_PATH)
+		return RT_NONE;
+	if (strcmp(path, "/health") == 0)
+		return RT_HEALTH;
+	if (strcmp(path, "/health/deep") == 0)
+		return RT_HEALTH_DEEP;
+	if (strcmp(path, "/sessions") == 0)
+		return RT_SESSIONS;
+	if (strncmp(path, pre, sizeof(pre) - 1) != 0)
+		return RT_NONE;
+	const char *seg = path + sizeof(pre) - 1;
+	const char *slash = strchr(seg, '/');
+	size_t n = slash ? (size_t)(slash - seg) : strlen(seg);
+	if (n == 0 || n > STORE_ID_LEN)
+		return RT_NONE;
+	memcpy(id, seg, n);
+	id[n] = '\0';
+	if (slash == NULL)
+		return RT_SESSION;
+	if (strcmp(slash, "/qr") == 0)
+		return RT_QR;
+	if (strcmp(slash, "/reconnect") == 0)
+		return RT_RECONNECT;
+	if (strcmp(slash, "/logout") == 0)
+		return RT_LOGOUT;
+	return RT_NONE;
+}
+
+/*
+ * Session ids are uuids (8-4-4-4-12 hex digits): store_insert makes them so,
+ * and the web app's table types them so. Anything else cannot name a session,
+ * so it is answered 404 like an unknown uuid, without a database query.
+ */
+static bool
+uuid_shaped(const char *s)
+{
+	if (strlen(s) != STORE_ID_LEN)
+		return false;
+	for (size_t i = 0; i < STORE_ID_LEN; i++) {
+		char c = s[i];
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+		bool hex =
+		    (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+		if (dash ? c != '-' : !hex)
+			return false;
+	}
+	return true;
+}
+
+/* The request line and headers, counted as they came on the wire (near enough). */
+static size_t
+header_bytes(struct evhttp_request *req)
+{
+	const char *uri = evhttp_request_get_uri(req);
+	size_t n = (uri ? strlen(uri) : 0) + 16;
+	struct evkeyval *kv;
+	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next)
+	n += strlen(kv->key) + strlen(kv->value) + 4;
+	return n;
+}
+
+static void
+on_request(struct evhttp_request *req, void *arg)
+{
+	struct api *a = arg;
+	if (header_bytes(req) > a->max_headers) {
+		api__errorf(req, 431, "request line and headers larger than %zu bytes",
+		            a->max_headers);
+		return;
+	}
+	if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > a->max_body) {
+		api__errorf(req, 413, "request body larger than %zu bytes", a->max_body);
+		return;
+	}
+	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+	const char *path = u ? evhttp_uri_get_path(u) : NULL;
+	char id[STORE_ID_LEN + 1];
+	enum route r = path ? parse_path(path, id) : RT_NONE;
+	if (r == RT_NONE) {
+		api__error(req, 404, "no such endpoint");
+		return;
+	}
+	const struct route_info *ri = &routes[r];
+	if (ri->auth && !authorized(a, req)) {
+		api__error(req, 401, "missing or invalid API key");
+		return;
+	}
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	if ((ri->methods & (int)m) == 0) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", ri->allow);
+		api__errorf(req, 405, "method %s not allowed here (allowed: %s)", method_name(m),
+		            ri->allow);
+		return;
+	}
+	if (id[0] != '\0' && !uuid_shaped(id)) {
+		api__error(req, 404, "no such session");
+		return;
+	}
+	switch (r) {
+	case RT_HEALTH:
+		api__health(a, req);
+		break;
+	case RT_HEALTH_DEEP:
+		api__health_deep(a, req);
+		break;
+	case RT_SESSIONS:
+		if (m == EVHTTP_REQ_GET)
+			api__sessions_list(a, req);
+		else
+			api__sessions_create(a, req);
+		break;
+	case RT_SESSION:
+		if (m == EVHTTP_REQ_GET)
+			api__session_get(a, req, id);
+		else if (m == EVHTTP_REQ_PATCH)
+			api__session_patch(a, req, id);
+		else
+			api__session_delete(a, req, id);
+		break;
+	case RT_QR:
+		api__session_qr(a, req, id);
+		break;
+	case RT_RECONNECT:
+		api__session_reconnect(a, req, id);
+		break;
+	case RT_LOGOUT:
+		api__session_logout(a, req, id);
+		break;
+	case RT_NONE:
+		break;
+	}
+}
+
+/* ---- lifetime ---- */
+
+static size_t
+times_hard(size_t n)
+{
+	return n > SIZE_MAX / API_HARD_FACTOR ? SIZE_MAX : n * API_HARD_FACTOR;
+}
+
+int
+api_start(struct event_base *base, const struct api_opts *o, struct store *st, struct sup *sup,
+          struct api **out, char *err, size_t errlen)
+{
+	char host[256];
+	uint16_t port;
+	*out = NULL;
+	static const uint8_t zero[32];
+	bool have_key = o->api_key != NULL && o->api_key[0] != '\0';
+	if (!have_key && memcmp(o->api_key_sha256, zero, sizeof(zero)) == 0) {
+		snprintf(err, errlen, "an API key is required");
+		return WG_EINVAL;
+	}
+	if (o->listen == NULL || wg_addr_split(o->listen, host, sizeof(host), &port)) {
+		snprintf(err, errlen, "API address \"%.200s\" is not host:port",
+		         o->listen ? o->listen : "");
+		return WG_EINVAL;
+	}
+	struct api *a = wg_calloc(1, sizeof(*a));
+	a->base = base;
+	a->st = st;
+	a->sup = sup;
+	a->max_body = o->max_body ? o->max_body : API_DEFAULT_MAX_BODY;
+	a->max_headers = o->max_headers ? o->max_headers : API_DEFAULT_MAX_HEADERS;
+	a->started_mono_ms = o->started_mono_ms ? o->started_mono_ms : wg_now_ms();
+	if (!have_key) {
+		memcpy(a->key_digest, o->api_key_sha256, sizeof(a->key_digest));
+	} else if (!digest(o->api_key, strlen(o->api_key), a->key_digest)) {
+		snprintf(err, errlen, "SHA-256 is not available");
+		free(a);
+		return WG_EINVAL;
+	}
+	a->http = evhttp_new(base);
+	evhttp_set_max_body_size(a->http, (ev_ssize_t)times_hard(a->max_body));
+	evhttp_set_max_headers_size(a->http, (ev_ssize_t)times_hard(a->max_headers));
+	evhttp_set_timeout(a->http, API_TIMEOUT_S);
+	/* Every method reaches the router, so a wrong one gets our JSON 405 rather than evhttp's
+	 * 501. */
+	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+	                                        EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+	                                        EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+	                                        EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+	evhttp_set_gencb(a->http, on_request, a);
+	struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(a->http, host, port);
+	if (bs == NULL) {
+		snprintf(err, errlen, "cannot listen on %.200s for the HTTP API", o->listen);
+		api_free(a);
+		return WG_EIO;
+	}
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl) == 0)
+		a->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+		                                         : ((struct sockaddr_in *)&ss)->sin_port);
+	log_info("api", "listening on %s:%d", host, a->port);
+	*out = a;
+	return 0;
+}
+
+int
+api_port(const struct api *a)
+{
+	return a->port;
+}
+
+void
+api_free(struct api *a)
+{
+	if (a == NULL)
+		return;
+	/*
+	 * Freeing evhttp frees its connections and their requests; the close
+	 * callbacks of waiting reconnects run first and forget their requests.
+	 * What is still waiting on the supervisor is then detached from us.
+	 */
+	if (a->http)
+		evhttp_free(a->http);
+	api__pending_detach_all(a);
+	wg_wipe(a->key_digest, sizeof(a->key_digest));
+	free(a);
+}

@@ -1,0 +1,51 @@
+/*
+ * The HTTP API of `wagate serve`: JSON over HTTP (libevent's evhttp) for the
+ * health checks, the session list and the per-session actions (pair, QR,
+ * reconnect, logout, delete). It reads the store and asks the supervisor to
+ * act; it never touches a WhatsApp connection itself. Endpoints, limits and
+ * status codes are in docs/api.md.
+ *
+ * Every endpoint but GET /health needs the x-api-key header. Request bodies
+ * and the key are never logged.
+ */
+#ifndef WG_API_H
+#define WG_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct store;
+struct sup;
+struct api;
+
+struct api_opts {
+	const char *listen;         /* "127.0.0.1:8080"; port 0 picks a free port (api_port) */
+	const char *api_key;        /* the key; only its SHA-256 is kept */
+	uint8_t api_key_sha256[32]; /* when api_key is NULL: the key's SHA-256 (a stored key) */
+	size_t max_body;            /* request body limit, 0: 64 KiB */
+	size_t max_headers;         /* request line and headers limit, 0: 8 KiB */
+	uint64_t started_mono_ms;   /* wg_now_ms() when the server started, for uptime; 0: now */
+};
+
+/*
+ * Binds the listener on base and starts answering. st and sup must outlive
+ * the API. One of api_key and api_key_sha256 (not all zero) is required.
+ * Returns 0 and *out, or WG_EINVAL (bad listen address, no key) or
+ * WG_EIO (cannot bind) with err saying why.
+ */
+int api_start(struct event_base *base, const struct api_opts *o, struct store *st, struct sup *sup,
+              struct api **out, char *err, size_t errlen);
+
+/* The bound TCP port. */
+int api_port(const struct api *a);
+
+/*
+ * Closes the listener and every connection; requests still waiting for a
+ * reconnect outcome are dropped without an answer. Safe before or after
+ * sup_free(): a later outcome from the supervisor finds the request gone.
+ * NULL-safe.
+ */
+void api_free(struct api *a);
+
+#endif

@@ -1,0 +1,88 @@
+/*
+ * Shared by the files of the HTTP API (api__ prefix): the server object, the
+ * answer helpers and the request-body reader. Not for use outside src/api.
+ */
+#ifndef WG_API_INT_H
+#define WG_API_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "api/api.h"
+#include "store/store.h"
+
+struct evhttp;
+struct evhttp_request;
+struct sup;
+struct api_pending;
+
+struct api {
+	struct event_base *base;
+	struct evhttp *http;
+	struct store *st;
+	struct sup *sup;
+	uint8_t key_digest[32]; /* SHA-256 of the API key; the key itself is not kept */
+	size_t max_body, max_headers;
+	uint64_t started_mono_ms;
+	int port;
+	struct api_pending *pending; /* reconnect requests waiting for the supervisor */
+};
+
+/* Answers with body (consumed; NULL for no body) and status; adds the JSON headers. */
+void api__reply(struct evhttp_request *req, int status, json_t *body);
+/* Answers {"error": msg}. */
+void api__error(struct evhttp_request *req, int status, const char *msg);
+/* Answers {"error": ...} built from a format. */
+void api__errorf(struct evhttp_request *req, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Answers a non-JSON body (the SVG QR code). */
+void api__reply_raw(struct evhttp_request *req, int status, const char *content_type,
+                    const void *data, size_t len);
+
+/*
+ * The request body as a JSON object; an empty body reads as {}. On failure the
+ * error (400) has been answered and NULL is returned.
+ */
+json_t *api__read_body(struct evhttp_request *req);
+/*
+ * Checks that every member of body is one of the NULL-terminated names;
+ * answers 400 naming the first unknown field and returns false otherwise.
+ */
+bool api__known_fields(struct evhttp_request *req, json_t *body, const char *const *names);
+
+/* Which fields a session object carries: GET /sessions or GET /health/deep. */
+enum api_sj { API_SJ_FULL, API_SJ_HEALTH };
+/* A session as JSON: the row and the supervisor's view of it; never auth_state. */
+json_t *api__session_json(struct api *a, const struct store_session *row, enum api_sj shape);
+
+/* ISO 8601 text of a Unix ms timestamp, or JSON null for 0. */
+json_t *api__time(int64_t ms);
+/* Whole seconds since the server started. */
+json_int_t api__uptime(const struct api *a);
+
+/* Endpoint handlers; the router has checked the method, the key and the id shape. */
+void api__health(struct api *a, struct evhttp_request *req);
+void api__health_deep(struct api *a, struct evhttp_request *req);
+void api__sessions_list(struct api *a, struct evhttp_request *req);
+void api__sessions_create(struct api *a, struct evhttp_request *req);
+void api__session_get(struct api *a, struct evhttp_request *req, const char *id);
+void api__session_patch(struct api *a, struct evhttp_request *req, const char *id);
+void api__session_delete(struct api *a, struct evhttp_request *req, const char *id);
+void api__session_qr(struct api *a, struct evhttp_request *req, const char *id);
+void api__session_logout(struct api *a, struct evhttp_request *req, const char *id);
+void api__session_reconnect(struct api *a, struct evhttp_request *req, const char *id);
+
+/* Reconnect requests still waiting when the API stops: detached, answered never. */
+void api__pending_detach_all(struct api *a);
+
+/*
+ * The QR code text as an SVG image: one path, a unit square per dark module,
+ * with the 4-module quiet zone. Returns a malloc'd string, or NULL if the
+ * text does not fit a QR code.
+ */
+char *api__qr_svg(const char *text, size_t *len);
+
+#endif

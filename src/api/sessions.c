@@ -1,0 +1,496 @@
+/*
+ * The session endpoints: list, create (and start pairing), read, change
+ * flags, QR code, reconnect, logout and delete. Rows come from the store; what
+ * only the running process knows (socket, supervisor state, retry time, QR)
+ * from sup_view(). Changes go to the store first, then to the supervisor.
+ */
+#include <sys/queue.h>
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api_int.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "sup/sup.h"
+
+/* Bounds on text a client may set; far below the store's own, and enough for names and ids. */
+#define API_NAME_MAX 128
+#define API_USER_ID_MAX 128
+
+static json_t *
+nullable(const char *s)
+{
+	return s && s[0] ? json_string(s) : json_null();
+}
+
+json_t *
+api__session_json(struct api *a, const struct store_session *row, enum api_sj shape)
+{
+	struct sup_session_view v;
+	/* A session the supervisor has not loaded has nothing scheduled: it reads as idle. */
+	if (sup_view(a->sup, row->id, &v) != 0) {
+		memset(&v, 0, sizeof(v));
+		v.state = "idle";
+	}
+	bool full = shape == API_SJ_FULL;
+	json_t *o = json_object();
+	json_object_set_new(o, "sessionId", json_string(row->id));
+	json_object_set_new(o, "sessionName", nullable(row->session_name));
+	if (full)
+		json_object_set_new(o, "userId", nullable(row->user_id));
+	json_object_set_new(o, "phoneNumber", nullable(row->phone_number));
+	json_object_set_new(o, "connectionStatus", nullable(row->connection_status));
+	json_object_set_new(o, "isActive", json_boolean(row->is_active));
+	json_object_set_new(o, "autoConnect", json_boolean(row->auto_connect));
+	json_object_set_new(o, "lastError", nullable(row->last_error));
+	json_object_set_new(o, "lastConnectedAt", api__time(row->last_connected_at));
+	json_object_set_new(o, "lastMessageAt", api__time(row->last_message_at));
+	if (full) {
+		json_object_set_new(o, "createdAt", api__time(row->created_at));
+		json_object_set_new(o, "updatedAt", api__time(row->updated_at));
+	}
+	json_object_set_new(o, "socketAlive", json_boolean(v.socket_alive));
+	json_object_set_new(o, "supervisorState", json_string(v.state));
+	json_object_set_new(o, "manualInterventionNeeded", json_boolean(v.manual_needed));
+	json_object_set_new(o, "nextRetryAt", api__time(v.next_retry_at));
+	return o;
+}
+
+/* ---- helpers ---- */
+
+/* A store failure the client cannot fix: logged here, answered 503. */
+static void
+db_failed(struct api *a, struct evhttp_request *req, const char *id, const char *what)
+{
+	log_error(id ? id : "api", "%s: %s", what, store_errmsg(a->st));
+	api__error(req, 503, "database unavailable");
+}
+
+/* Reads the row; answers 404 or 503 and returns false when it cannot. */
+static bool
+get_row(struct api *a, struct evhttp_request *req, const char *id, struct store_session *row)
+{
+	int r = store_get(a->st, id, row);
+	if (r == 0)
+		return true;
+	if (r == WG_ENOTFOUND)
+		api__error(req, 404, "no such session");
+	else
+		db_failed(a, req, id, "cannot read the session");
+	return false;
+}
+
+/* Answers status with the session object as it is now in the store. */
+static void
+reply_session(struct api *a, struct evhttp_request *req, const char *id, int status)
+{
+	struct store_session row;
+	if (!get_row(a, req, id, &row))
+		return;
+	api__reply(req, status, api__session_json(a, &row, API_SJ_FULL));
+	store_session_free(&row);
+}
+
+/* A body that must be empty or {}: POST actions take no parameters. */
+static bool
+empty_body(struct evhttp_request *req)
+{
+	static const char *const none[] = {NULL};
+	json_t *body = api__read_body(req);
+	if (body == NULL)
+		return false;
+	bool ok = api__known_fields(req, body, none);
+	json_decref(body);
+	return ok;
+}
+
+/* A text field: a string of 1..max bytes without control characters or NULs. */
+static bool
+text_ok(const json_t *v, size_t max)
+{
+	const char *s = json_string_value(v);
+	size_t n = json_string_length(v);
+	if (n == 0 || n > max || strlen(s) != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
+/* ---- GET and POST /sessions ---- */
+
+void
+api__sessions_list(struct api *a, struct evhttp_request *req)
+{
+	struct store_session *rows = NULL;
+	size_t n = 0;
+	if (store_list(a->st, NULL, &rows, &n) != 0) {
+		db_failed(a, req, NULL, "cannot list sessions");
+		return;
+	}
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, api__session_json(a, &rows[i], API_SJ_FULL));
+	store_list_free(rows, n);
+	api__reply(req, 200, arr);
+}
+
+void
+api__sessions_create(struct api *a, struct evhttp_request *req)
+{
+	static const char *const fields[] = {"sessionName", "userId", "autoConnect", NULL};
+	json_t *body = api__read_body(req);
+	if (body == NULL)
+		return;
+	if (!api__known_fields(req, body, fields))
+		goto out;
+	json_t *name = json_object_get(body, "sessionName");
+	json_t *user = json_object_get(body, "userId");
+	json_t *autoc = json_object_get(body, "autoConnect");
+	if (name && !json_is_string(name)) {
+		api__error(req, 400, "sessionName must be a string");
+		goto out;
+	}
+	if (name && !text_ok(name, API_NAME_MAX)) {
+		api__error(req, 400, "sessionName must be 1-128 bytes without control characters");
+		goto out;
+	}
+	if (user && !json_is_string(user) && !json_is_null(user)) {
+		api__error(req, 400, "userId must be a string or null");
+		goto out;
+	}
+	if (user && json_is_string(user) && !text_ok(user, API_USER_ID_MAX)) {
+		api__error(req, 400, "userId must be 1-128 bytes without control characters");
+		goto out;
+	}
+	if (autoc && !json_is_boolean(autoc)) {
+		api__error(req, 400, "autoConnect must be a boolean");
+		goto out;
+	}
+	struct store_session s;
+	store_session_init(&s);
+	if (name)
+		s.session_name = wg_strdup(json_string_value(name));
+	if (user && json_is_string(user))
+		s.user_id = wg_strdup(json_string_value(user));
+	if (autoc)
+		s.auto_connect = json_is_true(autoc);
+	int r = store_insert(a->st, &s);
+	if (r) {
+		db_failed(a, req, NULL, "cannot create a session");
+		store_session_free(&s);
+		goto out;
+	}
+	char id[STORE_ID_LEN + 1];
+	snprintf(id, sizeof(id), "%s", s.id);
+	store_session_free(&s);
+	log_info(id, "created through the API; pairing");
+	/*
+	 * A failed start is recorded by the supervisor in the row (last_error), so
+	 * the session is still created: the answer shows its state.
+	 */
+	if ((r = sup_pair(a->sup, id)) != 0)
+		log_warn(id, "pairing did not start: %s", wg_strerror(r));
+	char loc[64];
+	snprintf(loc, sizeof(loc), "/sessions/%s", id);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Location", loc);
+	reply_session(a, req, id, 201);
+out:
+	json_decref(body);
+}
+
+/* ---- /sessions/{id} ---- */
+
+void
+api__session_get(struct api *a, struct evhttp_request *req, const char *id)
+{
+	reply_session(a, req, id, 200);
+}
+
+void
+api__session_patch(struct api *a, struct evhttp_request *req, const char *id)
+{
+	static const char *const fields[] = {"autoConnect", "isActive", NULL};
+	json_t *body = api__read_body(req);
+	if (body == NULL)
+		return;
+	if (!api__known_fields(req, body, fields))
+		goto out;
+	json_t *autoc = json_object_get(body, "autoConnect");
+	json_t *active = json_object_get(body, "isActive");
+	if (autoc && !json_is_boolean(autoc)) {
+		api__error(req, 400, "autoConnect must be a boolean");
+		goto out;
+	}
+	if (active && !json_is_boolean(active)) {
+		api__error(req, 400, "isActive must be a boolean");
+		goto out;
+	}
+	if (!autoc && !active) {
+		api__error(req, 400, "nothing to change: set autoConnect and/or isActive");
+		goto out;
+	}
+	struct store_session v;
+	memset(&v, 0, sizeof(v));
+	unsigned mask = 0;
+	if (autoc) {
+		v.auto_connect = json_is_true(autoc);
+		mask |= STORE_F_AUTO;
+	}
+	if (active) {
+		v.is_active = json_is_true(active);
+		mask |= STORE_F_ACTIVE;
+	}
+	int r = store_update(a->st, id, &v, mask, (int64_t)wg_wall_ms());
+	if (r == WG_ENOTFOUND) {
+		api__error(req, 404, "no such session");
+		goto out;
+	}
+	if (r) {
+		db_failed(a, req, id, "cannot update the session");
+		goto out;
+	}
+	log_info(id, "flags changed through the API");
+	if ((r = sup_session_changed(a->sup, id)) != 0)
+		log_warn(id, "the supervisor could not apply the change: %s", wg_strerror(r));
+	reply_session(a, req, id, 200);
+out:
+	json_decref(body);
+}
+
+void
+api__session_delete(struct api *a, struct evhttp_request *req, const char *id)
+{
+	struct store_session row;
+	if (!get_row(a, req, id, &row))
+		return;
+	store_session_free(&row);
+	/* The supervisor lets go first, so it never writes to a row that is gone. */
+	sup_session_deleted(a->sup, id);
+	int r = store_delete(a->st, id);
+	if (r == WG_ENOTFOUND) {
+		api__error(req, 404, "no such session");
+		return;
+	}
+	if (r) {
+		db_failed(a, req, id, "cannot delete the session");
+		return;
+	}
+	log_info(id, "deleted through the API");
+	api__reply(req, 204, NULL);
+}
+
+/* ---- /sessions/{id}/qr ---- */
+
+/* The format query parameter: 0 JSON, 1 SVG, -1 anything else (answered 400). */
+static int
+qr_format(struct evhttp_request *req)
+{
+	const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	if (q == NULL || q[0] == '\0')
+		return 0;
+	struct evkeyvalq kv;
+	TAILQ_INIT(&kv);
+	int fmt = -1;
+	if (evhttp_parse_query_str(q, &kv) == 0) {
+		const char *f = evhttp_find_header(&kv, "format");
+		if (f == NULL || strcmp(f, "json") == 0)
+			fmt = 0;
+		else if (strcmp(f, "svg") == 0)
+			fmt = 1;
+	}
+	evhttp_clear_headers(&kv);
+	if (fmt < 0)
+		api__error(req, 400, "format must be json or svg");
+	return fmt;
+}
+
+void
+api__session_qr(struct api *a, struct evhttp_request *req, const char *id)
+{
+	int fmt = qr_format(req);
+	if (fmt < 0)
+		return;
+	struct store_session row;
+	if (!get_row(a, req, id, &row))
+		return;
+	store_session_free(&row);
+	struct sup_session_view v;
+	if (sup_view(a->sup, id, &v) != 0 || strcmp(v.state, "pairing") != 0) {
+		api__error(req, 404, "the session is not pairing");
+		return;
+	}
+	if (v.qr == NULL) {
+		api__error(req, 404, "no QR code yet: pairing is starting, ask again shortly");
+		return;
+	}
+	if (fmt == 0) {
+		api__reply(
+		    req, 200,
+		    json_pack("{s:s, s:o}", "qr", v.qr, "expiresAt", api__time(v.qr_expires_at)));
+		return;
+	}
+	size_t len = 0;
+	char *svg = api__qr_svg(v.qr, &len);
+	if (svg == NULL) {
+		log_error(id, "the QR text does not fit a QR code");
+		api__error(req, 500, "cannot draw the QR code");
+		return;
+	}
+	api__reply_raw(req, 200, "image/svg+xml", svg, len);
+	free(svg);
+}
+
+/* ---- /sessions/{id}/logout ---- */
+
+void
+api__session_logout(struct api *a, struct evhttp_request *req, const char *id)
+{
+	if (!empty_body(req))
+		return;
+	struct store_session row;
+	if (!get_row(a, req, id, &row))
+		return;
+	store_session_free(&row);
+	int r = sup_logout(a->sup, id);
+	if (r) {
+		log_error(id, "logout failed: %s", wg_strerror(r));
+		api__error(req, 500, "logout failed");
+		return;
+	}
+	log_info(id, "logged out through the API");
+	api__reply(req, 200,
+	           json_pack("{s:b, s:s}", "success", 1, "message",
+	                     "logged out: the credentials are dropped; pair again to use "
+	                     "this session"));
+}
+
+/* ---- /sessions/{id}/reconnect ---- */
+
+/*
+ * A reconnect request waiting for the supervisor's outcome. The supervisor
+ * holds a pointer to it until done runs, which can be after the client went
+ * away (req NULL) or after the API was freed (api NULL); so it is its own
+ * allocation, freed only by done (or at once when sup_reconnect fails).
+ */
+struct api_pending {
+	struct api *api;
+	struct evhttp_request *req;
+	struct evhttp_connection *evcon;
+	struct api_pending *prev, *next;
+	bool in_call;  /* inside sup_reconnect: done may run before it returns */
+	bool finished; /* done ran */
+};
+
+static void
+pending_unlink(struct api_pending *p)
+{
+	if (p->api == NULL)
+		return;
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		p->api->pending = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	p->prev = p->next = NULL;
+	p->api = NULL;
+}
+
+/*
+ * The client's connection is being freed (it closed, or evhttp_free). If the
+ * request is still queued on it, evhttp frees it too and we must forget it.
+ * If evhttp detached it first (a read error: request->evcon is NULL), the
+ * request is ours and answering it later frees it.
+ */
+static void
+pending_conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct api_pending *p = arg;
+	if (p->req && evhttp_request_get_connection(p->req) == evcon)
+		p->req = NULL;
+	p->evcon = NULL;
+}
+
+static void
+pending_forget_conn(struct api_pending *p)
+{
+	if (p->evcon)
+		evhttp_connection_set_closecb(p->evcon, NULL, NULL);
+	p->evcon = NULL;
+}
+
+static void
+reconnect_done(void *arg, int ok, const char *msg)
+{
+	struct api_pending *p = arg;
+	if (p->req) {
+		pending_forget_conn(p);
+		api__reply(p->req, 200,
+		           json_pack("{s:b, s:s}", "success", ok, "message",
+		                     msg ? msg : (ok ? "connected" : "failed")));
+		p->req = NULL;
+	}
+	pending_unlink(p);
+	p->finished = true;
+	if (!p->in_call)
+		free(p);
+}
+
+void
+api__session_reconnect(struct api *a, struct evhttp_request *req, const char *id)
+{
+	if (!empty_body(req))
+		return;
+	struct api_pending *p = wg_calloc(1, sizeof(*p));
+	p->api = a;
+	p->req = req;
+	p->evcon = evhttp_request_get_connection(req);
+	p->next = a->pending;
+	if (a->pending)
+		a->pending->prev = p;
+	a->pending = p;
+	if (p->evcon)
+		evhttp_connection_set_closecb(p->evcon, pending_conn_closed, p);
+	p->in_call = true;
+	int r = sup_reconnect(a->sup, id, reconnect_done, p);
+	p->in_call = false;
+	if (r == 0) {
+		log_info(id, "reconnect requested through the API");
+		if (p->finished)
+			free(p);
+		return;
+	}
+	/* On failure done never runs: answer here. */
+	pending_forget_conn(p);
+	pending_unlink(p);
+	free(p);
+	if (r == WG_ENOTFOUND)
+		api__error(req, 404, "no such session");
+	else
+		db_failed(a, req, id, "cannot start a reconnect");
+}
+
+void
+api__pending_detach_all(struct api *a)
+{
+	while (a->pending) {
+		struct api_pending *p = a->pending;
+		/*
+		 * A request evhttp had already detached from its connection is
+		 * ours to free; the others went with their connections.
+		 */
+		if (p->req)
+			evhttp_request_free(p->req);
+		p->req = NULL;
+		p->evcon = NULL;
+		pending_unlink(p);
+	}
+}

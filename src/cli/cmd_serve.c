@@ -1,0 +1,40 @@
+/* wagate serve / wagate migrate: see src/serve/ and docs/supervisor.md. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "serve/config.h"
+#include "serve/serve.h"
+
+static int
+load(int argc, char **argv, struct serve_config *c)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			serve_config_usage(stdout);
+			return 0;
+		}
+	}
+	char err[512];
+	if (serve_config_load(c, argc, argv, err, sizeof(err)) != 0) {
+		fprintf(stderr, "wagate %s: %s\n", argv[0], err);
+		return 2;
+	}
+	return -1;
+}
+
+int
+cmd_serve(int argc, char **argv)
+{
+	static struct serve_config c;
+	int r = load(argc, argv, &c);
+	return r >= 0 ? r : serve_run(&c);
+}
+
+int
+cmd_migrate(int argc, char **argv)
+{
+	static struct serve_config c;
+	int r = load(argc, argv, &c);
+	return r >= 0 ? r : serve_migrate(&c);
+}

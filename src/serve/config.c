@@ -1,0 +1,219 @@
+#include "serve/config.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/addr.h"
+#include "core/duration.h"
+#include "core/enc.h"
+#include "core/err.h"
+
+enum kind { K_STR, K_ADDR, K_DUR, K_DURLIST, K_BACKOFF, K_UINT, K_HEX32, K_URL, K_DB };
+
+struct setting {
+	const char *env;
+	const char *flag;
+	enum kind kind;
+	const char *dflt; /* for --help */
+	const char *help;
+};
+
+static const struct setting settings[] = {
+	{"WAGATE_DATABASE", "--database", K_DB, "sqlite:var/wagate.db", "sqlite:PATH (postgres:// next)"},
+	{"WAGATE_LISTEN", "--listen", K_ADDR, "127.0.0.1:8080", "HTTP API address"},
+	{"WAGATE_API_KEY", "--api-key", K_STR, "generated", "API key (x-api-key); generated and printed once when unset"},
+	{"WAGATE_START_STAGGER", "--start-stagger", K_DUR, "2s", "time between auto-connects at start"},
+	{"WAGATE_START_RETRIES", "--start-retries", K_DURLIST, "5s,15s,45s", "delays of the retries of a first connection"},
+	{"WAGATE_RECONNECT_BACKOFF", "--reconnect-backoff", K_BACKOFF, "1s,5m", "backoff base and cap while running"},
+	{"WAGATE_RECOVERY_INTERVAL", "--recovery-interval", K_DUR, "60s", "how often the recovery monitor runs"},
+	{"WAGATE_STALE_AFTER", "--stale-after", K_DUR, "30m", "silence after which a session is probed"},
+	{"WAGATE_RECOVERY_MAX", "--recovery-max", K_UINT, "3", "automatic recoveries per session per window"},
+	{"WAGATE_RECOVERY_WINDOW", "--recovery-window", K_DUR, "1h", "the window of that limit"},
+	{"WAGATE_WA_URL", "--wa-url", K_URL, "wss://web.whatsapp.com/ws/chat", "WhatsApp's WebSocket URL"},
+	{"WAGATE_WA_ROOT_PUBKEY", "--wa-root-pubkey", K_HEX32, "WhatsApp's", "certificate root key, 64 hex digits"},
+	{"WAGATE_KEEPALIVE_INTERVAL", "--keepalive-interval", K_DUR, "20-30s", "ping interval (fixed when set)"},
+	{"WAGATE_KEEPALIVE_TIMEOUT", "--keepalive-timeout", K_DUR, "10s", "ping answer deadline"},
+};
+
+void
+serve_config_usage(FILE *f)
+{
+	fprintf(f, "usage: wagate serve [--flag value]...\n\n%-28s %-22s %-22s %s\n", "variable", "flag",
+		"default", "meaning");
+	for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
+		fprintf(f, "%-28s %-22s %-22s %s\n", settings[i].env, settings[i].flag,
+			settings[i].dflt, settings[i].help);
+}
+
+static int
+bad(char *err, size_t errlen, const struct setting *s, const char *v, const char *why)
+{
+	/* The API key is never echoed. */
+	if (strcmp(s->env, "WAGATE_API_KEY") == 0)
+		v = "(hidden)";
+	snprintf(err, errlen, "%s (%s) = \"%.200s\": %s", s->env, s->flag, v, why);
+	return WG_EINVAL;
+}
+
+static int
+dur(const char *v, uint64_t *out)
+{
+	return wg_duration_parse(v, out);
+}
+
+static int
+apply(struct serve_config *c, const struct setting *s, const char *v, char *err, size_t errlen)
+{
+	uint64_t ms, ms2;
+	const char *name = s->env;
+	switch (s->kind) {
+	case K_DB:
+		if (strncmp(v, "sqlite:", 7) != 0 && strncmp(v, "postgres://", 11) != 0 &&
+		    strncmp(v, "postgresql://", 13) != 0)
+			return bad(err, errlen, s, v, "expected sqlite:PATH or postgres://...");
+		if (strlen(v) >= sizeof(c->database))
+			return bad(err, errlen, s, v, "too long");
+		snprintf(c->database, sizeof(c->database), "%s", v);
+		return 0;
+	case K_ADDR: {
+		char host[256];
+		uint16_t port;
+		if (wg_addr_split(v, host, sizeof(host), &port) != 0 || strlen(v) >= sizeof(c->listen))
+			return bad(err, errlen, s, v, "expected HOST:PORT");
+		snprintf(c->listen, sizeof(c->listen), "%s", v);
+		return 0;
+	}
+	case K_STR:
+		if (strlen(v) < 16 || strlen(v) >= sizeof(c->api_key))
+			return bad(err, errlen, s, v, "must be 16 to 255 characters");
+		snprintf(c->api_key, sizeof(c->api_key), "%s", v);
+		return 0;
+	case K_DUR:
+		if (dur(v, &ms) != 0)
+			return bad(err, errlen, s, v, "expected a duration like 500ms, 25s, 30m or 1h");
+		if (strcmp(name, "WAGATE_START_STAGGER") == 0)
+			c->sup.start_stagger_ms = ms;
+		else if (strcmp(name, "WAGATE_RECOVERY_INTERVAL") == 0) {
+			if (ms < 100)
+				return bad(err, errlen, s, v, "must be at least 100ms");
+			c->sup.recovery_interval_ms = ms;
+		} else if (strcmp(name, "WAGATE_STALE_AFTER") == 0) {
+			if (ms < 1000)
+				return bad(err, errlen, s, v, "must be at least 1s");
+			c->sup.stale_after_ms = ms;
+		} else if (strcmp(name, "WAGATE_RECOVERY_WINDOW") == 0) {
+			if (ms < 1000)
+				return bad(err, errlen, s, v, "must be at least 1s");
+			c->sup.recovery_window_ms = ms;
+		} else if (strcmp(name, "WAGATE_KEEPALIVE_INTERVAL") == 0) {
+			if (ms < 100 || ms > 3600000)
+				return bad(err, errlen, s, v, "must be from 100ms to 1h");
+			c->wa.keepalive_min_ms = c->wa.keepalive_max_ms = (uint32_t)ms;
+		} else if (strcmp(name, "WAGATE_KEEPALIVE_TIMEOUT") == 0) {
+			if (ms < 100 || ms > 600000)
+				return bad(err, errlen, s, v, "must be from 100ms to 10m");
+			c->wa.keepalive_timeout_ms = (uint32_t)ms;
+		}
+		return 0;
+	case K_DURLIST: {
+		size_t n = 0;
+		const char *p = v;
+		char item[32];
+		while (*p) {
+			const char *comma = strchr(p, ',');
+			size_t len = comma ? (size_t)(comma - p) : strlen(p);
+			if (len == 0 || len >= sizeof(item) || n >= SUP_MAX_START_RETRIES)
+				return bad(err, errlen, s, v, "expected up to 8 durations separated by commas");
+			memcpy(item, p, len);
+			item[len] = '\0';
+			if (dur(item, &ms) != 0)
+				return bad(err, errlen, s, v, "expected durations like 5s,15s,45s");
+			c->sup.start_retries_ms[n++] = ms;
+			p += len + (comma ? 1 : 0);
+			if (comma && *p == '\0')
+				return bad(err, errlen, s, v, "ends with a comma");
+		}
+		c->sup.n_start_retries = n;
+		return 0;
+	}
+	case K_BACKOFF: {
+		const char *comma = strchr(v, ',');
+		char a[32];
+		if (comma == NULL || (size_t)(comma - v) >= sizeof(a))
+			return bad(err, errlen, s, v, "expected BASE,CAP like 1s,5m");
+		memcpy(a, v, (size_t)(comma - v));
+		a[comma - v] = '\0';
+		if (dur(a, &ms) != 0 || dur(comma + 1, &ms2) != 0 || ms == 0 || ms2 < ms)
+			return bad(err, errlen, s, v, "expected BASE,CAP with 0 < BASE <= CAP, like 1s,5m");
+		c->sup.backoff_base_ms = ms;
+		c->sup.backoff_cap_ms = ms2;
+		return 0;
+	}
+	case K_UINT: {
+		char *end;
+		if (v[0] < '0' || v[0] > '9')
+			return bad(err, errlen, s, v, "expected a whole number");
+		unsigned long n = strtoul(v, &end, 10);
+		if (*end != '\0' || n == 0 || n > 1000)
+			return bad(err, errlen, s, v, "expected a whole number from 1 to 1000");
+		c->sup.recovery_max = (unsigned)n;
+		return 0;
+	}
+	case K_HEX32: {
+		uint8_t key[64];
+		size_t badat;
+		if (strlen(v) != 64 || wg_hex_decode(key, v, 64, &badat) != 32)
+			return bad(err, errlen, s, v, "expected exactly 64 hex digits");
+		memcpy(c->wa.root_pub, key, 32);
+		return 0;
+	}
+	case K_URL:
+		if ((strncmp(v, "ws://", 5) != 0 && strncmp(v, "wss://", 6) != 0) ||
+		    strlen(v) >= sizeof(c->wa_url))
+			return bad(err, errlen, s, v, "expected a ws:// or wss:// URL");
+		snprintf(c->wa_url, sizeof(c->wa_url), "%s", v);
+		c->wa.url = c->wa_url;
+		return 0;
+	}
+	return WG_EINVAL;
+}
+
+int
+serve_config_load(struct serve_config *c, int argc, char **argv, char *err, size_t errlen)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->database, sizeof(c->database), "sqlite:var/wagate.db");
+	snprintf(c->listen, sizeof(c->listen), "127.0.0.1:8080");
+	sup_config_defaults(&c->sup);
+	wa_session_defaults(&c->wa);
+	snprintf(c->wa_url, sizeof(c->wa_url), "%s", c->wa.url);
+	c->wa.url = c->wa_url;
+	const size_t n = sizeof(settings) / sizeof(settings[0]);
+	for (size_t i = 0; i < n; i++) {
+		const char *v = getenv(settings[i].env);
+		if (v != NULL && v[0] != '\0') {
+			int r = apply(c, &settings[i], v, err, errlen);
+			if (r)
+				return r;
+		}
+	}
+	for (int a = 1; a < argc; a++) {
+		const struct setting *s = NULL;
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(argv[a], settings[i].flag) == 0)
+				s = &settings[i];
+		if (s == NULL) {
+			snprintf(err, errlen, "unknown option \"%.100s\" (see wagate serve --help)", argv[a]);
+			return WG_EINVAL;
+		}
+		if (a + 1 >= argc) {
+			snprintf(err, errlen, "%s needs a value", s->flag);
+			return WG_EINVAL;
+		}
+		int r = apply(c, s, argv[++a], err, errlen);
+		if (r)
+			return r;
+	}
+	return 0;
+}

@@ -1,0 +1,30 @@
+/*
+ * wagate serve's configuration: environment variables WAGATE_*, each with a
+ * matching flag (WAGATE_START_STAGGER ↔ --start-stagger). Flags win. Every
+ * value is validated at start; an invalid one stops the start with a clear
+ * message (exit status 2). The README's configuration table lists them.
+ */
+#ifndef WG_SERVE_CONFIG_H
+#define WG_SERVE_CONFIG_H
+
+#include <stdio.h>
+
+#include "client/session.h"
+#include "sup/sup.h"
+
+struct serve_config {
+	char database[1024]; /* WAGATE_DATABASE */
+	char listen[256];    /* WAGATE_LISTEN */
+	char api_key[256];   /* WAGATE_API_KEY; "" = generated on first start and stored */
+	struct sup_config sup;
+	struct wa_session_opts wa;
+	char wa_url[1024];
+};
+
+/* Defaults, then the environment, then argv (argv[0] is the command name). */
+int serve_config_load(struct serve_config *c, int argc, char **argv, char *err, size_t errlen);
+
+/* The settings table, for --help. */
+void serve_config_usage(FILE *f);
+
+#endif

@@ -1,0 +1,201 @@
+#include "serve/serve.h"
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "core/clock.h"
+#include "core/enc.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "net/ws.h"
+#include "store/store.h"
+#include "sup/sup.h"
+#include "wa/crypto.h"
+
+/* Shutdown must finish within 10 s; the supervisor's grace is shorter, this is the backstop. */
+#define SHUTDOWN_HARD_MS 9000
+
+struct server {
+	struct event_base *base;
+	struct store *st;
+	struct sup *sup;
+	struct api *api;
+	struct event *hard;
+	int stopping;
+};
+
+static int
+open_store(const struct serve_config *c, struct store **st)
+{
+	char err[512];
+	if (store_open(c->database, st, err, sizeof(err)) != 0) {
+		log_error("serve", "cannot open the database: %s", err);
+		return 1;
+	}
+	int applied = 0;
+	if (store_migrate(*st, &applied) != 0) {
+		log_error("serve", "database migration failed: %s", store_errmsg(*st));
+		store_close(*st);
+		return 1;
+	}
+	if (applied)
+		log_info("serve", "applied %d database migration(s)", applied);
+	return 0;
+}
+
+/*
+ * The API key: WAGATE_API_KEY when set; otherwise one generated on the first
+ * start, whose SHA-256 is stored and whose text is printed once on stdout
+ * (never through the log). Later starts find the hash and print nothing.
+ */
+static int
+api_key_hash(const struct serve_config *c, struct store *st, uint8_t hash[32])
+{
+	if (c->api_key[0] != '\0') {
+		wa_crypto_sha256(hash, c->api_key, strlen(c->api_key));
+		return 0;
+	}
+	char *stored = NULL;
+	int r = store_get_setting(st, "api_key_sha256", &stored);
+	if (r == 0) {
+		size_t bad;
+		uint8_t tmp[64];
+		long n = wg_hex_decode(tmp, stored, strlen(stored), &bad);
+		free(stored);
+		if (n != 32) {
+			log_error("serve", "the stored API key hash is corrupt; set WAGATE_API_KEY");
+			return WG_EINVAL;
+		}
+		memcpy(hash, tmp, 32);
+		return 0;
+	}
+	if (r != WG_ENOTFOUND) {
+		log_error("serve", "cannot read settings: %s", store_errmsg(st));
+		return r;
+	}
+	uint8_t raw[24];
+	wa_random(raw, sizeof(raw));
+	char key[64] = "wg_";
+	wg_hex_encode(key + 3, raw, sizeof(raw));
+	wa_crypto_sha256(hash, key, strlen(key));
+	char hex[65];
+	wg_hex_encode(hex, hash, 32);
+	if (store_set_setting(st, "api_key_sha256", hex) != 0) {
+		log_error("serve", "cannot store the API key: %s", store_errmsg(st));
+		return WG_EIO;
+	}
+	printf("api-key %s\n", key);
+	printf("(generated on first start and shown only this once: keep it; set WAGATE_API_KEY to choose your own)\n");
+	fflush(stdout);
+	wg_wipe(key, sizeof(key));
+	return 0;
+}
+
+static void
+on_stopped(void *arg)
+{
+	struct server *s = arg;
+	log_info("serve", "stopped");
+	event_base_loopbreak(s->base);
+}
+
+static void
+on_hard(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+	log_warn("serve", "shutdown took too long; exiting with connections still closing");
+	event_base_loopbreak(s->base);
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *s = arg;
+	if (s->stopping)
+		return;
+	s->stopping = 1;
+	log_info("serve", "signal %d: closing every session", (int)sig);
+	struct timeval tv = {SHUTDOWN_HARD_MS / 1000, 0};
+	evtimer_add(s->hard, &tv);
+	api_free(s->api);
+	s->api = NULL;
+	sup_shutdown(s->sup, on_stopped, s);
+}
+
+int
+serve_run(const struct serve_config *c)
+{
+	struct server s = {0};
+	if (open_store(c, &s.st) != 0)
+		return 1;
+	uint8_t hash[32];
+	if (api_key_hash(c, s.st, hash) != 0) {
+		store_close(s.st);
+		return 1;
+	}
+	s.base = event_base_new();
+	/* Resolver and TLS context are shared by every session and made once, here:
+	 * reading resolv.conf and the CA bundle is the only file I/O they need. */
+	struct evdns_base *dns = evdns_base_new(s.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+	if (dns == NULL)
+		dns = evdns_base_new(s.base, 0);
+	struct sup_wa_ctx wctx = {.base = s.base, .opts = c->wa};
+	wctx.opts.dns = dns;
+	if (strncmp(c->wa.url, "wss://", 6) == 0)
+		wctx.opts.ssl_ctx = ws_tls_default_ctx();
+
+	sup_new(s.st, &c->sup, &sup_client_wa, &wctx, &s.sup);
+	sup_attach(s.sup, s.base);
+	char err[256] = "";
+	struct api_opts ao = {.listen = c->listen, .started_mono_ms = wg_now_ms()};
+	memcpy(ao.api_key_sha256, hash, 32);
+	if (api_start(s.base, &ao, s.st, s.sup, &s.api, err, sizeof(err)) != 0) {
+		log_error("serve", "cannot start the HTTP API: %s", err);
+		sup_free(s.sup);
+		evdns_base_free(dns, 0);
+		event_base_free(s.base);
+		store_close(s.st);
+		return 1;
+	}
+	log_info("serve", "listening on http://%s", c->listen);
+	if (sup_start(s.sup) != 0) {
+		api_free(s.api);
+		sup_free(s.sup);
+		evdns_base_free(dns, 0);
+		event_base_free(s.base);
+		store_close(s.st);
+		return 1;
+	}
+	s.hard = evtimer_new(s.base, on_hard, &s);
+	struct event *sint = evsignal_new(s.base, SIGINT, on_signal, &s);
+	struct event *sterm = evsignal_new(s.base, SIGTERM, on_signal, &s);
+	evsignal_add(sint, NULL);
+	evsignal_add(sterm, NULL);
+	event_base_dispatch(s.base);
+	event_free(sint);
+	event_free(sterm);
+	event_free(s.hard);
+	api_free(s.api);
+	sup_free(s.sup);
+	evdns_base_free(dns, 0);
+	event_base_free(s.base);
+	store_close(s.st);
+	return 0;
+}
+
+int
+serve_migrate(const struct serve_config *c)
+{
+	struct store *st;
+	if (open_store(c, &st) != 0)
+		return 1;
+	printf("database is up to date\n");
+	store_close(st);
+	return 0;
+}

@@ -1,0 +1,13 @@
+/* wagate serve: the store, the supervisor and the HTTP API on one event loop. */
+#ifndef WG_SERVE_H
+#define WG_SERVE_H
+
+#include "serve/config.h"
+
+/* Runs until SIGTERM or SIGINT; returns the process exit status. */
+int serve_run(const struct serve_config *c);
+
+/* wagate migrate: applies the migrations and exits. */
+int serve_migrate(const struct serve_config *c);
+
+#endif

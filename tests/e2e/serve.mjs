@@ -1,0 +1,128 @@
+// Starts `wagate serve` for the end-to-end tests, on loopback with short timings, and
+// talks to its HTTP API. The database is read with the sqlite3 command-line tool.
+import { spawn, execFileSync } from 'node:child_process';
+import http from 'node:http';
+import { WAGATE_BIN } from '../interop/lib/wagate.mjs';
+import { freePort, waitFor } from '../interop/lib/mock.mjs';
+
+export const API_KEY = 'e2e-test-api-key-0123456789';
+const live = new Set();
+process.on('exit', () => {
+  for (const c of live) {
+    try {
+      c.kill('SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+});
+
+/** One HTTP request; resolves {status, body (parsed JSON when possible), headers, text}. */
+export function request(port, method, path, { body, key = API_KEY, headers = {}, raw, timeoutMs = 30000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const data = raw !== undefined ? raw : body !== undefined ? JSON.stringify(body) : undefined;
+    const h = { ...headers };
+    if (key) h['x-api-key'] = key;
+    if (data !== undefined) {
+      h['content-type'] = 'application/json';
+      h['content-length'] = Buffer.byteLength(data);
+    }
+    const req = http.request({ host: '127.0.0.1', port, method, path, headers: h, timeout: timeoutMs }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let parsed;
+        try {
+          parsed = text ? JSON.parse(text) : undefined;
+        } catch {
+          parsed = undefined;
+        }
+        resolve({ status: res.statusCode, body: parsed, headers: res.headers, text });
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer in ${timeoutMs} ms`)));
+    req.on('error', reject);
+    if (data !== undefined) req.write(data);
+    req.end();
+  });
+}
+
+/** Starts wagate serve; resolves once /health answers. */
+export async function startServe({ dbFile, mock, env = {}, apiKey = API_KEY } = {}) {
+  const port = await freePort();
+  const fullEnv = {
+    ...process.env,
+    WAGATE_DATABASE: `sqlite:${dbFile}`,
+    WAGATE_LISTEN: `127.0.0.1:${port}`,
+    WAGATE_WA_URL: mock.url,
+    WAGATE_WA_ROOT_PUBKEY: mock.rootPubKey,
+    WAGATE_START_STAGGER: '100ms',
+    WAGATE_START_RETRIES: '200ms,400ms',
+    WAGATE_RECONNECT_BACKOFF: '100ms,1s',
+    WAGATE_RECOVERY_INTERVAL: '300ms',
+    WAGATE_KEEPALIVE_INTERVAL: '300ms',
+    WAGATE_KEEPALIVE_TIMEOUT: '300ms',
+    ...env,
+  };
+  if (apiKey) fullEnv.WAGATE_API_KEY = apiKey;
+  else delete fullEnv.WAGATE_API_KEY;
+  const child = spawn(WAGATE_BIN, ['serve'], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(child);
+  let stdout = '';
+  let stderr = '';
+  let exited = null;
+  const exitWaiters = [];
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-200000)));
+  child.on('exit', (code, signal) => {
+    exited = { code, signal };
+    live.delete(child);
+    for (const w of exitWaiters.splice(0)) w(exited);
+  });
+  const s = {
+    port,
+    child,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    api: (method, path, opts) => request(port, method, path, opts),
+    exit(ms = 15000) {
+      if (exited) return Promise.resolve(exited);
+      return new Promise((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`wagate serve did not exit within ${ms} ms`)), ms);
+        exitWaiters.push((e) => {
+          clearTimeout(t);
+          resolve(e);
+        });
+      });
+    },
+    async stop(sig = 'SIGTERM') {
+      if (!exited) child.kill(sig);
+      return s.exit();
+    },
+  };
+  await waitFor('wagate serve to answer /health', async () => {
+    if (exited) throw new Error(`wagate serve exited ${JSON.stringify(exited)}: ${stderr.slice(-3000)}`);
+    try {
+      const r = await request(port, 'GET', '/health', { key: null, timeoutMs: 1000 });
+      return r.status === 200 || r.status === 503;
+    } catch {
+      return false;
+    }
+  }, { timeoutMs: 15000 });
+  return s;
+}
+
+/** Runs SQL against the database with the sqlite3 tool; returns rows as arrays of strings. */
+export function sql(dbFile, query) {
+  const out = execFileSync('sqlite3', ['-separator', '\t', dbFile, query], { encoding: 'utf8' });
+  return out.split('\n').filter((l) => l.length).map((l) => l.split('\t'));
+}
+
+/** Waits until GET /sessions/{id} satisfies pred; returns that session object. */
+export function waitSession(s, id, what, pred, timeoutMs = 15000) {
+  return waitFor(what, async () => {
+    const r = await s.api('GET', `/sessions/${id}`);
+    return r.status === 200 && pred(r.body) ? r.body : null;
+  }, { timeoutMs });
+}

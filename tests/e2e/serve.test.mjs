@@ -1,0 +1,290 @@
+// wagate serve end to end, against wagate mock on loopback with short timings: pairing through the API
+// and the mock's /scan, restart and auto-connect, faults and recovery, the recovery limit and the manual
+// reconnect, truthful shutdown, reconciliation after kill -9, and the API's authentication and bad input.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startMock, waitFor, sleep } from '../interop/lib/mock.mjs';
+import { startServe, sql, waitSession, API_KEY, request } from './serve.mjs';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wagate-serve-'));
+const dbFile = path.join(dir, 'db', 'wagate.db'); // the directory is created by wagate
+let mock;
+let serve;
+let phoneSeq = 0;
+
+before(async () => {
+  mock = await startMock({ stateFile: path.join(dir, 'mock-state.json') });
+});
+
+after(async () => {
+  await serve?.stop().catch(() => {});
+  await mock?.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+async function restart(env = {}) {
+  if (serve) {
+    const e = await serve.stop();
+    assert.equal(e.code, 0, `serve exited ${JSON.stringify(e)}`);
+  }
+  serve = await startServe({ dbFile, mock, env });
+  return serve;
+}
+
+/** Creates a session through the API and pairs it with the mock's phone; returns {id, jid, phone}. */
+async function pairNew() {
+  const phone = `1555000${String(++phoneSeq).padStart(4, '0')}`;
+  const created = await serve.api('POST', '/sessions', { body: { sessionName: 'primary' } });
+  assert.equal(created.status, 201, created.text);
+  const id = created.body.sessionId;
+  assert.match(id, /^[0-9a-f-]{36}$/);
+  assert.equal(created.body.authState, undefined);
+  const qr = await waitFor('a QR code', async () => {
+    const r = await serve.api('GET', `/sessions/${id}/qr`);
+    return r.status === 200 ? r.body : null;
+  });
+  assert.match(qr.qr, /^https:\/\/wa\.me\/settings\/linked_devices#/);
+  assert.ok(Date.parse(qr.expiresAt) > Date.now());
+  const scan = await mock.post('/scan', { qr: qr.qr, phone });
+  assert.equal(scan.status, 200, JSON.stringify(scan.body));
+  const jid = scan.body.jid;
+  const sess = await waitSession(serve, id, 'the paired session to connect', (b) => b.connectionStatus === 'connected');
+  assert.equal(sess.phoneNumber, phone);
+  return { id, jid, phone };
+}
+
+/** The mock's live logged-in connection of a device, or null. */
+async function mockConn(jid) {
+  const all = await mock.connections();
+  return all.find((c) => c.jid === jid && c.state === 'login' && c.loggedIn !== false) || null;
+}
+
+test('pairing through the API and the mock\'s /scan; /health counts it', async () => {
+  await restart();
+  const { id, jid } = await pairNew();
+  assert.ok(await waitFor('the mock login', () => mockConn(jid)));
+  const h = await serve.api('GET', '/health', { key: null });
+  assert.equal(h.status, 200);
+  assert.deepEqual(Object.keys(h.body).sort(), ['sessions', 'status', 'timestamp', 'uptime']);
+  assert.deepEqual(Object.keys(h.body.sessions).sort(), ['connected', 'connecting', 'disconnected', 'total']);
+  assert.equal(h.body.status, 'ok');
+  assert.deepEqual(h.body.sessions, { total: 1, connected: 1, connecting: 0, disconnected: 0 });
+  assert.ok(Number.isInteger(h.body.uptime));
+  assert.ok(!JSON.stringify(h.body).includes(id), 'no ids in /health');
+  const rows = sql(dbFile, `SELECT connection_status, phone_number, auth_state IS NOT NULL FROM whatsapp_sessions WHERE id='${id}'`);
+  assert.equal(rows[0][0], 'connected');
+  assert.equal(rows[0][2], '1');
+});
+
+test('SIGTERM leaves the database truthful; a restart auto-connects', async () => {
+  const id = (await serve.api('GET', '/sessions')).body[0].sessionId;
+  const t0 = Date.now();
+  const e = await serve.stop('SIGTERM');
+  assert.equal(e.code, 0);
+  assert.ok(Date.now() - t0 < 10000, 'exits within 10 s');
+  assert.deepEqual(sql(dbFile, `SELECT connection_status FROM whatsapp_sessions WHERE id='${id}'`), [['disconnected']]);
+  serve = null;
+  await restart();
+  await waitSession(serve, id, 'auto-connect after restart', (b) => b.connectionStatus === 'connected');
+  assert.match(serve.stderr(), /start: 1 session\(s\) to connect/);
+  assert.match(serve.stderr(), /start: 1 connected, 0 failed/);
+});
+
+test('kill -9 leaves "connected" behind; the next start reconciles it', async () => {
+  const id = (await serve.api('GET', '/sessions')).body[0].sessionId;
+  serve.child.kill('SIGKILL');
+  await serve.exit();
+  serve = null;
+  assert.deepEqual(sql(dbFile, `SELECT connection_status FROM whatsapp_sessions WHERE id='${id}'`), [['connected']]);
+  await restart();
+  assert.match(serve.stderr(), /reconciled 1 session\(s\)/);
+  await waitSession(serve, id, 'reconnect after reconciling', (b) => b.connectionStatus === 'connected');
+});
+
+test('the mock kills the socket: the session reconnects at once', async () => {
+  const { id, jid } = await pairNew();
+  const before = await waitFor('the mock login', () => mockConn(jid));
+  const r = await mock.post(`/connections/${before.id}/kill`);
+  assert.equal(r.status, 200);
+  const after = await waitFor('a new connection', async () => {
+    const c = await mockConn(jid);
+    return c && c.id !== before.id ? c : null;
+  });
+  assert.ok(after);
+  const s = await waitSession(serve, id, 'connected again', (b) => b.connectionStatus === 'connected');
+  assert.equal(s.lastError, null);
+  const deep = await serve.api('GET', '/health/deep');
+  const mine = deep.body.sessions.find((x) => x.sessionId === id);
+  assert.ok(mine.recentRecoveryAttempts.some((a) => a.trigger === 'close:transient' && a.result === 'connected'),
+    JSON.stringify(mine.recentRecoveryAttempts));
+});
+
+test('a blackholed connection is detected by the keepalive and recovered', async () => {
+  const { id, jid } = await pairNew();
+  const before = await waitFor('the mock login', () => mockConn(jid));
+  assert.equal((await mock.post(`/connections/${before.id}/blackhole`)).status, 200);
+  await waitFor('a new connection', async () => {
+    const c = await mockConn(jid);
+    return c && c.id !== before.id ? c : null;
+  });
+  await waitSession(serve, id, 'connected again', (b) => b.connectionStatus === 'connected');
+  const deep = await serve.api('GET', '/health/deep');
+  const mine = deep.body.sessions.find((x) => x.sessionId === id);
+  assert.ok(mine.recentRecoveryAttempts.some((a) => a.trigger === 'close:keepalive_timeout'),
+    JSON.stringify(mine.recentRecoveryAttempts));
+});
+
+test('401 from WhatsApp: logged_out, re-authentication needed, no retries', async () => {
+  const { id, jid } = await pairNew();
+  const c = await waitFor('the mock login', () => mockConn(jid));
+  assert.equal((await mock.post(`/connections/${c.id}/stream-error`, { code: '401' })).status, 200);
+  const s = await waitSession(serve, id, 'logged out', (b) => b.connectionStatus === 'logged_out');
+  assert.match(s.lastError, /re-authentication/);
+  await sleep(1500);
+  assert.equal(await mockConn(jid), null, 'no new connection after a logout');
+  assert.equal((await serve.api('GET', `/sessions/${id}`)).body.connectionStatus, 'logged_out');
+});
+
+test('440 from WhatsApp: stopped, never taken back by itself', async () => {
+  const { id, jid } = await pairNew();
+  const c = await waitFor('the mock login', () => mockConn(jid));
+  assert.equal((await mock.post(`/connections/${c.id}/stream-error`, { code: '440' })).status, 200);
+  const s = await waitSession(serve, id, 'stopped', (b) => b.connectionStatus === 'disconnected' && /replaced/.test(b.lastError || ''));
+  assert.ok(s);
+  await sleep(1500);
+  assert.equal(await mockConn(jid), null, 'no new connection after being replaced');
+});
+
+test('manual reconnect: success, and concurrent requests share one attempt', async () => {
+  const { id, jid } = await pairNew();
+  const c0 = await waitFor('the mock login', () => mockConn(jid));
+  const [a, b] = await Promise.all([
+    serve.api('POST', `/sessions/${id}/reconnect`),
+    serve.api('POST', `/sessions/${id}/reconnect`),
+  ]);
+  assert.equal(a.status, 200);
+  assert.deepEqual([a.body.success, b.body.success], [true, true], JSON.stringify([a.body, b.body]));
+  const conns = (await mock.connections()).filter((x) => x.jid === jid && x.id > c0.id);
+  assert.equal(conns.length, 1, `one new connection, not ${conns.length}`);
+  const unknown = await serve.api('POST', '/sessions/00000000-0000-4000-8000-000000000000/reconnect');
+  assert.equal(unknown.status, 404);
+});
+
+test('the recovery limit: probes fail, three recoveries, then a person must reconnect', async () => {
+  // Keepalive off (1 h) so only the monitor's probe notices the blackhole; quiet for 1 s = stale.
+  await restart({ WAGATE_KEEPALIVE_INTERVAL: '1h', WAGATE_STALE_AFTER: '1s', WAGATE_RECOVERY_MAX: '3' });
+  const { id, jid } = await pairNew();
+  for (let i = 0; i < 3; i++) {
+    const c = await waitFor('the mock login', () => mockConn(jid));
+    assert.equal((await mock.post(`/connections/${c.id}/blackhole`)).status, 200);
+    await waitFor(`recovery ${i + 1}`, async () => {
+      const n = await mockConn(jid);
+      return n && n.id !== c.id ? n : null;
+    }, { timeoutMs: 15000 });
+  }
+  const c = await waitFor('the mock login', () => mockConn(jid));
+  assert.equal((await mock.post(`/connections/${c.id}/blackhole`)).status, 200);
+  const limited = await waitFor('the limit', async () => {
+    const deep = await serve.api('GET', '/health/deep');
+    const m = deep.body.sessions.find((x) => x.sessionId === id);
+    return m && m.manualInterventionNeeded ? m : null;
+  }, { timeoutMs: 15000 });
+  assert.match(limited.lastError, /automatic recovery limit reached/);
+  const r = await serve.api('POST', `/sessions/${id}/reconnect`);
+  assert.equal(r.status, 200);
+  assert.equal(r.body.success, true, JSON.stringify(r.body));
+  const deep = await serve.api('GET', '/health/deep');
+  const m = deep.body.sessions.find((x) => x.sessionId === id);
+  assert.equal(m.manualInterventionNeeded, false);
+  assert.equal(m.connectionStatus, 'connected');
+  assert.ok(sql(dbFile, `SELECT count(*) FROM whatsapp_session_recovery_attempts WHERE session_id='${id}' AND trigger_type LIKE 'monitor:stale'`)[0][0] >= 3);
+});
+
+test('authentication and bad input get clear errors', async () => {
+  const p = serve.port;
+  for (const [m, u] of [['GET', '/health/deep'], ['GET', '/sessions'], ['POST', '/sessions']]) {
+    const none = await request(p, m, u, { key: null, body: m === 'POST' ? {} : undefined });
+    assert.equal(none.status, 401, `${m} ${u} without a key`);
+    assert.ok(none.body.error);
+    const wrong = await request(p, m, u, { key: 'wrong-key-wrong-key-wrong', body: m === 'POST' ? {} : undefined });
+    assert.equal(wrong.status, 401);
+  }
+  const cases = [
+    ['POST', '/sessions', { raw: '{not json' }, 400],
+    ['POST', '/sessions', { body: { sessionName: 5 } }, 400],
+    ['POST', '/sessions', { body: { nonsense: true } }, 400],
+    ['POST', '/sessions', { raw: JSON.stringify({ sessionName: 'x'.repeat(100000) }) }, 413],
+    ['GET', '/sessions/00000000-0000-4000-8000-000000000000', {}, 404],
+    ['GET', '/sessions/not-a-uuid', {}, 404],
+    ['PATCH', '/sessions/00000000-0000-4000-8000-000000000000', { body: { autoConnect: false } }, 404],
+    ['DELETE', '/health', {}, 405],
+    ['GET', '/no/such/path', {}, 404],
+  ];
+  for (const [m, u, opts, status] of cases) {
+    const r = await request(p, m, u, opts);
+    assert.equal(r.status, status, `${m} ${u} -> ${r.status} ${r.text.slice(0, 200)}`);
+    assert.equal(typeof r.body?.error, 'string', `${m} ${u}: a JSON error`);
+  }
+  // Far past the limit libevent itself refuses the body (413, without our JSON).
+  assert.equal((await request(p, 'POST', '/sessions', { raw: 'x'.repeat(300000) })).status, 413);
+  const s = (await serve.api('GET', '/sessions')).body[0];
+  const badPatch = await serve.api('PATCH', `/sessions/${s.sessionId}`, { body: { autoConnect: 'yes' } });
+  assert.equal(badPatch.status, 400);
+  assert.match(badPatch.body.error, /autoConnect/);
+  // Still alive after all that.
+  assert.equal((await request(p, 'GET', '/health', { key: null })).status, 200);
+  assert.ok(!serve.stderr().includes(API_KEY), 'the API key never reaches the log');
+});
+
+test('PATCH and DELETE; a deactivated session is closed and left alone', async () => {
+  const { id, jid } = await pairNew();
+  const r = await serve.api('PATCH', `/sessions/${id}`, { body: { isActive: false } });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.body.isActive, false);
+  await waitFor('the close', async () => (await mockConn(jid)) === null);
+  await sleep(1000);
+  assert.equal(await mockConn(jid), null);
+  const d = await serve.api('DELETE', `/sessions/${id}`);
+  assert.equal(d.status, 204);
+  assert.equal((await serve.api('GET', `/sessions/${id}`)).status, 404);
+});
+
+test('invalid configuration stops the start with exit status 2', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { WAGATE_BIN } = await import('../interop/lib/wagate.mjs');
+  for (const [k, v, msg] of [
+    ['WAGATE_START_STAGGER', '2', /WAGATE_START_STAGGER/],
+    ['WAGATE_START_RETRIES', '5s,,1m', /WAGATE_START_RETRIES/],
+    ['WAGATE_RECONNECT_BACKOFF', '5m,1s', /WAGATE_RECONNECT_BACKOFF/],
+    ['WAGATE_RECOVERY_MAX', 'many', /WAGATE_RECOVERY_MAX/],
+    ['WAGATE_LISTEN', 'nowhere', /WAGATE_LISTEN/],
+    ['WAGATE_DATABASE', 'mysql://x', /WAGATE_DATABASE/],
+  ]) {
+    const r = spawnSync(WAGATE_BIN, ['serve'], { env: { ...process.env, [k]: v }, encoding: 'utf8', timeout: 10000 });
+    assert.equal(r.status, 2, `${k}=${v}`);
+    assert.match(r.stderr, msg);
+  }
+  const f = spawnSync(WAGATE_BIN, ['serve', '--stale-after', 'soon'], { encoding: 'utf8', timeout: 10000 });
+  assert.equal(f.status, 2);
+  assert.match(f.stderr, /--stale-after/);
+});
+
+test('without WAGATE_API_KEY a key is generated, printed once, and kept', async () => {
+  const { startServe: start2 } = await import('./serve.mjs');
+  const db2 = path.join(dir, 'keygen.db');
+  let s = await start2({ dbFile: db2, mock, apiKey: null });
+  const m = s.stdout().match(/^api-key (\S+)$/m);
+  assert.ok(m, `printed: ${s.stdout()}`);
+  const key = m[1];
+  assert.equal((await s.api('GET', '/sessions', { key })).status, 200);
+  assert.equal((await s.api('GET', '/sessions', { key: key + 'x' })).status, 401);
+  assert.ok(!s.stderr().includes(key), 'not in the log');
+  assert.equal((await s.stop()).code, 0);
+  s = await start2({ dbFile: db2, mock, apiKey: null });
+  assert.ok(!/api-key/.test(s.stdout()), 'printed only once');
+  assert.equal((await s.api('GET', '/sessions', { key })).status, 200);
+  assert.equal((await s.stop()).code, 0);
+});
