@@ -653,7 +653,8 @@ sq_list(struct store *st, bool autoconnect, struct store_session **out, size_t *
 	if (rc < 0)
 		return rc;
 	struct store_session *arr = NULL;
-	size_t len = 0, cap = 0;
+	size_t len = 0, cap = 0, skipped = 0;
+	char first[256] = "";
 	int step;
 	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
 		if (len == STORE_LIST_MAX) {
@@ -664,10 +665,21 @@ sq_list(struct store *st, bool autoconnect, struct store_session **out, size_t *
 			cap = cap == 0 ? 16 : cap * 2;
 			arr = wg_realloc(arr, cap * sizeof(*arr));
 		}
-		if ((rc = read_session(st, q, &arr[len])) < 0)
+		rc = read_session(st, q, &arr[len]);
+		if (rc == WG_EINVAL || rc == WG_ELIMIT) {
+			/* Bad data in one row: keep its reason, skip it, list the others. */
+			if (skipped++ == 0)
+				snprintf(first, sizeof(first), "%s", store_errmsg(st));
+			rc = 0;
+			continue;
+		}
+		if (rc < 0)
 			break;
 		len++;
 	}
+	store__set_skipped(st, skipped);
+	if (skipped)
+		store__fail(st, 0, "skipped %zu session row(s) with bad data; first: %s", skipped, first);
 	if (rc == 0 && step != SQLITE_DONE)
 		rc = sq_fail(st, step, "list");
 	sq_done(q);

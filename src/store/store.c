@@ -25,6 +25,7 @@ struct store {
 	const struct store_backend *be;
 	void *state;
 	char errmsg[256];
+	size_t skipped; /* rows with bad data the last store_list passed over */
 };
 
 static const char *const statuses[] = {"connecting", "qr_pending", "connected", "disconnected",
@@ -61,6 +62,18 @@ store__fail(struct store *st, int code, const char *fmt, ...)
 	vsnprintf(st->errmsg, sizeof(st->errmsg), fmt, ap);
 	va_end(ap);
 	return code;
+}
+
+size_t
+store_list_skipped(const struct store *st)
+{
+	return st != NULL ? st->skipped : 0;
+}
+
+void
+store__set_skipped(struct store *st, size_t n)
+{
+	st->skipped = n;
 }
 
 const char *

@@ -148,6 +148,13 @@ void store_uuid(char out[STORE_ID_LEN + 1]);
 bool store_status_valid(const char *status);
 /* The last error's text, for logs ("" when none). Never holds auth_state values. */
 const char *store_errmsg(const struct store *st);
+/*
+ * store_list passes over rows holding bad data (written by hand or by another
+ * program), so one bad row cannot stop every session: this is how many the
+ * last call skipped; store_errmsg() then names the first one.
+ */
+size_t store_list_skipped(const struct store *st);
+void store__set_skipped(struct store *st, size_t n);
 
 /*
  * Backend interface. The wrappers above have checked the arguments (ids are

@@ -73,6 +73,7 @@ struct sup {
 	void *shutdown_arg;
 	uint64_t shutdown_deadline;
 	int started;
+	size_t skipped_rows;     /* bad rows the store passed over, logged when it changes */
 	unsigned start_pending;  /* first attempts not yet resolved, for the start summary */
 	unsigned start_ok, start_retry, start_reauth;
 	struct event_base *base;
@@ -523,6 +524,16 @@ static const struct sup_client_cb client_cb = {
 	.probe = cb_probe,
 };
 
+/* A row with bad data must not stop the others; say so once, not every minute. */
+static void
+note_skipped(struct sup *s)
+{
+	size_t n = store_list_skipped(s->st);
+	if (n != s->skipped_rows && n > 0)
+		log_error("supervisor", "%s", store_errmsg(s->st));
+	s->skipped_rows = n;
+}
+
 /* ---- the recovery monitor (Rule 5) ---- */
 
 /* Counts this session's automatic recoveries in the window; past the limit a person decides. */
@@ -584,6 +595,7 @@ monitor(struct sup *s)
 		log_error("supervisor", "monitor: cannot read sessions: %s", store_errmsg(s->st));
 		return;
 	}
+	note_skipped(s);
 	int64_t now_wall = (int64_t)wg_wall_ms();
 	for (size_t i = 0; i < n; i++) {
 		struct store_session *r = &rows[i];
@@ -751,6 +763,7 @@ sup_start(struct sup *s)
 		log_error("supervisor", "cannot list sessions: %s", store_errmsg(s->st));
 		return WG_EIO;
 	}
+	note_skipped(s);
 	uint64_t t = wg_now_ms();
 	for (size_t i = 0; i < n; i++) {
 		struct sess *x = add(s, rows[i].id);

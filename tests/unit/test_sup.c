@@ -552,6 +552,29 @@ test_monitor_dead_socket(void **state)
 }
 
 static void
+test_monitor_down_after_startup_retries(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	f->cfg.n_start_retries = 1;
+	f->cfg.start_retries_ms[0] = 1000;
+	f->cfg.recovery_interval_ms = 60000;
+	start(f);
+	c_close(client_of(a), WA_CLOSE_TRANSIENT, 428, 0);
+	advance(f, 1000);
+	assert_int_equal(opens_of(a), 2);
+	c_close(client_of(a), WA_CLOSE_TRANSIENT, 428, 0);
+	/* Retries used up: nothing until the monitor's next look, which connects it. */
+	expect_status(f, a, "disconnected");
+	advance(f, 58000);
+	assert_int_equal(opens_of(a), 2);
+	advance(f, 1000);
+	assert_int_equal(opens_of(a), 3);
+	bring_up(f, a);
+	assert_int_equal(attempts_with(f, a, "monitor:down", "connected"), 1);
+}
+
+static void
 test_monitor_stale_probe(void **state)
 {
 	struct fx *f = *state;
@@ -748,6 +771,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_shutdown_truthful, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown_grace_bounds_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_monitor_dead_socket, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_monitor_down_after_startup_retries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_monitor_stale_probe, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_monitor_rate_limit_and_manual, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rate_limit_window_slides, setup, teardown),
