@@ -2,17 +2,8 @@
 // `--raw` lines as they come. The mock is started with tests/interop/lib/mock.mjs.
 import { spawn } from 'node:child_process';
 import { WAGATE_BIN } from '../interop/lib/wagate.mjs';
+import { track } from '../interop/lib/children.mjs';
 
-const live = new Set();
-process.on('exit', () => {
-  for (const c of live) {
-    try {
-      c.kill('SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-});
 
 /**
  * Starts `wagate <args>` with env added to the environment. Returns an object whose
@@ -21,7 +12,7 @@ process.on('exit', () => {
  */
 export function start(args, env = {}) {
   const child = spawn(WAGATE_BIN, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  live.add(child);
+  track(child);
   const lines = [];
   const waiters = [];
   let stderr = '';
@@ -44,7 +35,6 @@ export function start(args, env = {}) {
   });
   child.on('exit', (code, signal) => {
     exited = { code, signal };
-    live.delete(child);
     wake();
     for (const w of exitWaiters.splice(0)) w(exited);
   });

@@ -3,19 +3,10 @@
 import { spawn, execFileSync } from 'node:child_process';
 import http from 'node:http';
 import { WAGATE_BIN } from '../interop/lib/wagate.mjs';
+import { track } from '../interop/lib/children.mjs';
 import { freePort, waitFor } from '../interop/lib/mock.mjs';
 
 export const API_KEY = 'e2e-test-api-key-0123456789';
-const live = new Set();
-process.on('exit', () => {
-  for (const c of live) {
-    try {
-      c.kill('SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-});
 
 /** One HTTP request; resolves {status, body (parsed JSON when possible), headers, text}. */
 export function request(port, method, path, { body, key = API_KEY, headers = {}, raw, timeoutMs = 30000 } = {}) {
@@ -68,7 +59,7 @@ export async function startServe({ dbFile, mock, env = {}, apiKey = API_KEY } = 
   if (apiKey) fullEnv.WAGATE_API_KEY = apiKey;
   else delete fullEnv.WAGATE_API_KEY;
   const child = spawn(WAGATE_BIN, ['serve'], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  live.add(child);
+  track(child);
   let stdout = '';
   let stderr = '';
   let exited = null;
@@ -77,7 +68,6 @@ export async function startServe({ dbFile, mock, env = {}, apiKey = API_KEY } = 
   child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-200000)));
   child.on('exit', (code, signal) => {
     exited = { code, signal };
-    live.delete(child);
     for (const w of exitWaiters.splice(0)) w(exited);
   });
   const s = {

@@ -9,19 +9,7 @@ import { spawn } from 'node:child_process';
 import net from 'node:net';
 import http from 'node:http';
 import { WAGATE_BIN, assertBinary } from './wagate.mjs';
-
-const live = new Set();
-
-// If the test process dies without calling stop(), don't leave mocks behind.
-process.on('exit', () => {
-  for (const child of live) {
-    try {
-      child.kill('SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-});
+import { track } from './children.mjs';
 
 /** A free TCP port on 127.0.0.1 (bind to port 0, read the port, close). */
 export function freePort() {
@@ -145,14 +133,13 @@ export async function startMock({ rootKeyFile, stateFile, acceptAnyLogin = false
   args.push(...extraArgs);
 
   const child = spawn(WAGATE_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  live.add(child);
+  track(child);
   const stdoutLines = [];
   const stderrChunks = [];
   let exited = null;
   const exitPromise = new Promise((resolve) => {
     child.on('exit', (code, signal) => {
       exited = { code, signal };
-      live.delete(child);
       resolve(exited);
     });
   });
