@@ -16,15 +16,24 @@ test-deps:
 $(BUILD)/CMakeCache.txt:
 	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
 
+# The dashboard, built by Vite into web/dist and served by wagate from $(BUILD)/web.
+WEB_SRC := $(shell find web/src web/index.html web/package.json web/package-lock.json web/vite.config.ts web/tsconfig.json -type f 2>/dev/null)
+
 wagate: deps $(BUILD)/CMakeCache.txt
 	@cmake --build $(BUILD) -j $(JOBS)
+	@if [ -f web/package.json ]; then $(MAKE) --no-print-directory $(BUILD)/web/index.html; fi
+
+$(BUILD)/web/index.html: $(WEB_SRC)
+	@cd web && npm run --silent build >/dev/null
+	@rm -rf $(BUILD)/web && cp -r web/dist $(BUILD)/web
 
 # Every test suite: the C unit tests (CTest + cmocka), then the end-to-end tests of
 # our own binaries and the interop tests against the real reference clients from npm.
-NODE_TESTS = tests/e2e/*.test.mjs tests/interop/*.test.mjs
+NODE_TESTS = tests/e2e/*.test.mjs tests/interop/*.test.mjs $(wildcard tests/browser/*.test.mjs)
 
 test: test-deps wagate sanitize
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	@if [ -f web/package.json ]; then cd web && npm test --silent; fi
 	@WAGATE_BIN=$(CURDIR)/$(BUILD)/wagate node --test --test-concurrency=1 $(NODE_TESTS)
 
 # The C unit tests again, built with AddressSanitizer, UBSan and LeakSanitizer.

@@ -10,7 +10,7 @@ what=${1:-build}
 build_pkgs=(gcc make cmake pkg-config libevent-dev libssl-dev libwslay-dev libprotobuf-c-dev
 	protobuf-c-compiler libsignal-protocol-c-dev libjansson-dev libqrencode-dev zlib1g-dev
 	libsqlite3-dev ca-certificates curl)
-test_pkgs=(libcmocka-dev sqlite3)
+test_pkgs=(libcmocka-dev sqlite3 chromium fonts-dejavu-core)
 
 pkgs=("${build_pkgs[@]}")
 [ "$what" = test ] && pkgs+=("${test_pkgs[@]}")
@@ -21,7 +21,8 @@ for p in "${pkgs[@]}"; do
 		missing+=("$p")
 	fi
 done
-if [ "$what" = test ] && ! command -v node >/dev/null 2>&1; then
+# Node builds the dashboard (build) and runs the end-to-end and interop tests (test).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 	missing+=(nodejs npm)
 fi
 
@@ -34,14 +35,20 @@ if [ ${#missing[@]} -gt 0 ]; then
 	$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm modules for the interop tests, pinned by the committed lock file. A stamp
-# records which lock file was installed so an unchanged tree costs nothing.
-if [ "$what" = test ]; then
-	dir=tests/interop
-	stamp=$dir/node_modules/.wagate-lock
+# npm modules, pinned by committed lock files. A stamp records which lock file was
+# installed, so an unchanged tree costs nothing and asks no registry.
+npm_ci() {
+	local dir=$1 stamp=$1/node_modules/.wagate-lock
+	[ -f "$dir/package-lock.json" ] || return 0
 	if [ ! -f "$stamp" ] || ! cmp -s "$dir/package-lock.json" "$stamp"; then
 		echo "deps: npm ci in $dir"
 		(cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 		cp "$dir/package-lock.json" "$stamp"
 	fi
+}
+
+npm_ci web
+if [ "$what" = test ]; then
+	npm_ci tests/interop
+	npm_ci tests/browser
 fi
