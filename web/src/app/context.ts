@@ -1,0 +1,17 @@
+import { createContext, useContext } from "react";
+import type { DashboardApi } from "./api";
+import type { DashboardConfig } from "./config";
+
+export interface Dashboard {
+  api: DashboardApi;
+  config: DashboardConfig;
+  signOut(): void;
+}
+
+export const DashboardCtx = createContext<Dashboard | null>(null);
+
+export function useDashboard(): Dashboard {
+  const d = useContext(DashboardCtx);
+  if (!d) throw new Error("useDashboard outside the dashboard");
+  return d;
+}
