@@ -23,6 +23,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "sup/sup.h"
 
 #define API_DEFAULT_MAX_BODY (64 * 1024)
 #define API_DEFAULT_MAX_HEADERS (8 * 1024)
@@ -39,8 +40,8 @@
 
 /* ---- answers ---- */
 
-static const char *
-reason_phrase(int status)
+const char *
+api__reason(int status)
 {
 	switch (status) {
 	case 200:
@@ -53,12 +54,16 @@ reason_phrase(int status)
 		return "Bad Request";
 	case 401:
 		return "Unauthorized";
+	case 403:
+		return "Forbidden";
 	case 404:
 		return "Not Found";
 	case 405:
 		return "Method Not Allowed";
 	case 413:
 		return "Content Too Large";
+	case 429:
+		return "Too Many Requests";
 	case 431:
 		return "Request Header Fields Too Large";
 	case 500:
@@ -97,8 +102,8 @@ method_name(enum evhttp_cmd_type m)
 }
 
 /* One line per answer: method, path and status only (never bodies, queries or headers). */
-static void
-log_answer(struct evhttp_request *req, int status)
+void
+api__log_answer(struct evhttp_request *req, int status)
 {
 	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
 	const char *path = u ? evhttp_uri_get_path(u) : NULL;
@@ -117,15 +122,15 @@ api__reply_raw(struct evhttp_request *req, int status, const char *content_type,
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	/* Answers hold QR codes and session state: nothing here may be cached by a proxy. */
 	evhttp_add_header(h, "Cache-Control", "no-store");
-	log_answer(req, status);
+	api__log_answer(req, status);
 	if (content_type == NULL) {
-		evhttp_send_reply(req, status, reason_phrase(status), NULL);
+		evhttp_send_reply(req, status, api__reason(status), NULL);
 		return;
 	}
 	evhttp_add_header(h, "Content-Type", content_type);
 	struct evbuffer *out = evbuffer_new();
 	evbuffer_add(out, data, len);
-	evhttp_send_reply(req, status, reason_phrase(status), out);
+	evhttp_send_reply(req, status, api__reason(status), out);
 	evbuffer_free(out);
 }
 
@@ -227,31 +232,11 @@ api__uptime(const struct api *a)
 	return now > a->started_mono_ms ? (json_int_t)((now - a->started_mono_ms) / 1000) : 0;
 }
 
-/* ---- authentication ---- */
-
 static bool
 digest(const void *p, size_t n, uint8_t out[32])
 {
 	unsigned len = 0;
 	return EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) == 1 && len == 32;
-}
-
-/*
- * Whether the request carries a valid credential. Today that is the x-api-key
- * header; the web UI's session cookie (next) is the second credential and is
- * checked here too. The key is compared as SHA-256 digests with CRYPTO_memcmp,
- * so the comparison takes the same time whatever the key's length or content.
- */
-static bool
-authorized(struct api *a, struct evhttp_request *req)
-{
-	const char *key = evhttp_find_header(evhttp_request_get_input_headers(req), "x-api-key");
-	uint8_t d[32];
-	if (key == NULL || !digest(key, strlen(key), d))
-		return false;
-	bool ok = CRYPTO_memcmp(d, a->key_digest, sizeof(d)) == 0;
-	wg_wipe(d, sizeof(d));
-	return ok;
 }
 
 /* ---- routing ---- */
@@ -265,6 +250,12 @@ enum route {
 	RT_QR,
 	RT_RECONNECT,
 	RT_LOGOUT,
+	RT_HISTORY,
+	RT_EVENTS,
+	RT_AUTH_LOGIN,
+	RT_AUTH_LOGOUT,
+	RT_AUTH_SESSION,
+	RT_STATIC,
 };
 
 struct route_info {
@@ -282,18 +273,38 @@ static const struct route_info routes[] = {
     [RT_QR] = {true, EVHTTP_REQ_GET, "GET"},
     [RT_RECONNECT] = {true, EVHTTP_REQ_POST, "POST"},
     [RT_LOGOUT] = {true, EVHTTP_REQ_POST, "POST"},
+    [RT_HISTORY] = {true, EVHTTP_REQ_GET, "GET"},
+    [RT_EVENTS] = {true, EVHTTP_REQ_GET, "GET"},
+    /* The sign-in endpoints check what they need themselves. */
+    [RT_AUTH_LOGIN] = {false, EVHTTP_REQ_POST, "POST"},
+    [RT_AUTH_LOGOUT] = {false, EVHTTP_REQ_POST, "POST"},
+    [RT_AUTH_SESSION] = {false, EVHTTP_REQ_GET, "GET"},
+    /* The dashboard's files hold no data: public, like a login page must be. */
+    [RT_STATIC] = {false, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD"},
 };
+
+/* Whether path is prefix itself or below it ("/sessions", "/sessions/..."). */
+static bool
+under(const char *path, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	return strncmp(path, prefix, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
 
 /*
  * Maps a path to a route and, for /sessions/{id}..., copies the id segment
  * (at most STORE_ID_LEN characters; longer is RT_NONE). No decoding: ids are
- * uuids, so a percent-encoded one is not a valid id anyway.
+ * uuids, so a percent-encoded one is not a valid id anyway. Paths outside
+ * /health, /sessions, /events and /auth belong to the dashboard.
  */
 static enum route
 parse_path(const char *path, char id[STORE_ID_LEN + 1])
 {
 	static const char pre[] = "/sessions/";
 	id[0] = '\0';
+	if (!under(path, "/health") && !under(path, "/sessions") && !under(path, "/events") &&
+	    !under(path, "/auth"))
+		return RT_STATIC;
 	if (strnlen(path, API_MAX_PATH + 1) > API_MAX_PATH)
 		return RT_NONE;
 	if (strcmp(path, "/health") == 0)
@@ -302,6 +313,14 @@ parse_path(const char *path, char id[STORE_ID_LEN + 1])
 		return RT_HEALTH_DEEP;
 	if (strcmp(path, "/sessions") == 0)
 		return RT_SESSIONS;
+	if (strcmp(path, "/events") == 0)
+		return RT_EVENTS;
+	if (strcmp(path, "/auth/login") == 0)
+		return RT_AUTH_LOGIN;
+	if (strcmp(path, "/auth/logout") == 0)
+		return RT_AUTH_LOGOUT;
+	if (strcmp(path, "/auth/session") == 0)
+		return RT_AUTH_SESSION;
 	if (strncmp(path, pre, sizeof(pre) - 1) != 0)
 		return RT_NONE;
 	const char *seg = path + sizeof(pre) - 1;
@@ -319,6 +338,8 @@ parse_path(const char *path, char id[STORE_ID_LEN + 1])
 		return RT_RECONNECT;
 	if (strcmp(slash, "/logout") == 0)
 		return RT_LOGOUT;
+	if (strcmp(slash, "/history") == 0)
+		return RT_HISTORY;
 	return RT_NONE;
 }
 
@@ -377,11 +398,19 @@ on_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	const struct route_info *ri = &routes[r];
-	if (ri->auth && !authorized(a, req)) {
-		api__error(req, 401, "missing or invalid API key");
-		return;
-	}
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	if (ri->auth) {
+		enum api_cred cred = api__credential(a, req);
+		if (cred == API_CRED_NONE) {
+			api__error(req, 401, "missing or invalid API key");
+			return;
+		}
+		/* A cookie rides along with cross-site requests; a change needs more (auth.c). */
+		bool changes =
+		    m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD && m != EVHTTP_REQ_OPTIONS;
+		if (cred == API_CRED_COOKIE && changes && !api__csrf_ok(req))
+			return;
+	}
 	if ((ri->methods & (int)m) == 0) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", ri->allow);
 		api__errorf(req, 405, "method %s not allowed here (allowed: %s)", method_name(m),
@@ -421,6 +450,24 @@ on_request(struct evhttp_request *req, void *arg)
 		break;
 	case RT_LOGOUT:
 		api__session_logout(a, req, id);
+		break;
+	case RT_HISTORY:
+		api__history(a, req, id);
+		break;
+	case RT_EVENTS:
+		api__events(a, req);
+		break;
+	case RT_AUTH_LOGIN:
+		api__auth_login(a, req);
+		break;
+	case RT_AUTH_LOGOUT:
+		api__auth_logout(a, req);
+		break;
+	case RT_AUTH_SESSION:
+		api__auth_session(a, req);
+		break;
+	case RT_STATIC:
+		api__static(a, req, path);
 		break;
 	case RT_NONE:
 		break;
@@ -467,6 +514,16 @@ api_start(struct event_base *base, const struct api_opts *o, struct store *st, s
 		free(a);
 		return WG_EINVAL;
 	}
+	a->cookie_secure = o->cookie_secure;
+	api__auth_init(a);
+	api__static_init(a, o->web_root);
+	if (api__events_init(a, o) != 0) {
+		snprintf(err, errlen, "no randomness for the event stream's epoch");
+		api__auth_free(a);
+		free(a->web_root);
+		free(a);
+		return WG_EINVAL;
+	}
 	a->http = evhttp_new(base);
 	evhttp_set_max_body_size(a->http, (ev_ssize_t)times_hard(a->max_body));
 	evhttp_set_max_headers_size(a->http, (ev_ssize_t)times_hard(a->max_headers));
@@ -510,9 +567,15 @@ api_free(struct api *a)
 	 * callbacks of waiting reconnects run first and forget their requests.
 	 * What is still waiting on the supervisor is then detached from us.
 	 */
+	/* No more events from the supervisor: what they would go to is going away. */
+	if (a->sup && a->ev)
+		sup_remove_observer(a->sup, a);
 	if (a->http)
 		evhttp_free(a->http);
 	api__pending_detach_all(a);
+	api__events_free(a);
+	api__auth_free(a);
+	free(a->web_root);
 	wg_wipe(a->key_digest, sizeof(a->key_digest));
 	free(a);
 }

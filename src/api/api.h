@@ -5,8 +5,11 @@
  * act; it never touches a WhatsApp connection itself. Endpoints, limits and
  * status codes are in docs/api.md.
  *
- * Every endpoint but GET /health needs the x-api-key header. Request bodies
- * and the key are never logged.
+ * Every endpoint but GET /health and the /auth endpoints needs the x-api-key header or
+ * the dashboard's session cookie (POST /auth/login). GET /events pushes
+ * session, health and QR changes as Server-Sent Events. Paths outside the
+ * API serve the dashboard's files from the web root. Request bodies, the key
+ * and session tokens are never logged.
  */
 #ifndef WG_API_H
 #define WG_API_H
@@ -26,6 +29,11 @@ struct api_opts {
 	size_t max_body;            /* request body limit, 0: 64 KiB */
 	size_t max_headers;         /* request line and headers limit, 0: 8 KiB */
 	uint64_t started_mono_ms;   /* wg_now_ms() when the server started, for uptime; 0: now */
+	const char *web_root;       /* the dashboard's files; NULL: "web" beside the executable */
+	int cookie_secure;          /* add Secure to the session cookie (TLS in front) */
+	size_t max_streams;         /* concurrent GET /events streams, 0: 256 */
+	size_t event_ring;          /* events kept for Last-Event-ID replay, 0: 1024 */
+	uint32_t ping_ms;           /* keep-alive comment on every stream, 0: 15 s */
 };
 
 /*
@@ -39,6 +47,9 @@ int api_start(struct event_base *base, const struct api_opts *o, struct store *s
 
 /* The bound TCP port. */
 int api_port(const struct api *a);
+
+/* How many GET /events streams are open (tests, metrics). */
+size_t api_event_streams(const struct api *a);
 
 /*
  * Closes the listener and every connection; requests still waiting for a

@@ -18,6 +18,8 @@ struct evhttp;
 struct evhttp_request;
 struct sup;
 struct api_pending;
+struct api_events;
+struct api_auth;
 
 struct api {
 	struct event_base *base;
@@ -29,6 +31,10 @@ struct api {
 	uint64_t started_mono_ms;
 	int port;
 	struct api_pending *pending; /* reconnect requests waiting for the supervisor */
+	struct api_events *ev;       /* GET /events: streams, the replay ring (events.c) */
+	struct api_auth *auth;       /* dashboard sign-in: tokens, failed-login limit (auth.c) */
+	char *web_root;              /* the dashboard's files, as configured (static.c) */
+	int cookie_secure;
 };
 
 /* Answers with body (consumed; NULL for no body) and status; adds the JSON headers. */
@@ -38,6 +44,10 @@ void api__error(struct evhttp_request *req, int status, const char *msg);
 /* Answers {"error": ...} built from a format. */
 void api__errorf(struct evhttp_request *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The reason phrase of a status we answer with. */
+const char *api__reason(int status);
+/* The one log line per answer (method, path, status). */
+void api__log_answer(struct evhttp_request *req, int status);
 /* Answers a non-JSON body (the SVG QR code). */
 void api__reply_raw(struct evhttp_request *req, int status, const char *content_type,
                     const void *data, size_t len);
@@ -74,6 +84,47 @@ void api__session_delete(struct api *a, struct evhttp_request *req, const char *
 void api__session_qr(struct api *a, struct evhttp_request *req, const char *id);
 void api__session_logout(struct api *a, struct evhttp_request *req, const char *id);
 void api__session_reconnect(struct api *a, struct evhttp_request *req, const char *id);
+
+void api__history(struct api *a, struct evhttp_request *req, const char *id);
+
+/* The /health body; *status is its HTTP status. key (if not NULL) gets what a change is judged by. */
+json_t *api__health_json(struct api *a, int *status, char *key, size_t keylen);
+
+/* ---- auth.c ---- */
+
+/* Which credential a request carries. */
+enum api_cred { API_CRED_NONE, API_CRED_KEY, API_CRED_COOKIE };
+void api__auth_init(struct api *a);
+void api__auth_free(struct api *a);
+/* The credential the request carries, checked in constant time. */
+enum api_cred api__credential(struct api *a, struct evhttp_request *req);
+/*
+ * The CSRF rule for a cookie-authenticated request that changes state: it
+ * carries X-Wagate-Csrf: 1 and, when it has an Origin, the Origin's host is
+ * the Host. Answers 403 and returns false otherwise.
+ */
+bool api__csrf_ok(struct evhttp_request *req);
+void api__auth_login(struct api *a, struct evhttp_request *req);
+void api__auth_logout(struct api *a, struct evhttp_request *req);
+void api__auth_session(struct api *a, struct evhttp_request *req);
+
+/* ---- events.c ---- */
+
+int api__events_init(struct api *a, const struct api_opts *o);
+/* After evhttp_free: the streams are gone with their connections. */
+void api__events_free(struct api *a);
+void api__events(struct api *a, struct evhttp_request *req);
+/* A session row changed outside the supervisor (PATCH): push it like a state change. */
+void api__events_session(struct api *a, const char *id);
+/* A session was deleted. */
+void api__events_deleted(struct api *a, const char *id);
+
+/* ---- static.c ---- */
+
+/* Resolves the web root (NULL: beside the executable); warns if it is missing. */
+void api__static_init(struct api *a, const char *web_root);
+/* GET or HEAD of a path outside the API. */
+void api__static(struct api *a, struct evhttp_request *req, const char *path);
 
 /* Reconnect requests still waiting when the API stops: detached, answered never. */
 void api__pending_detach_all(struct api *a);

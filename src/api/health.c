@@ -28,8 +28,8 @@ health_head(struct api *a, const struct sup_health *h)
 	                 (json_int_t)api__uptime(a));
 }
 
-void
-api__health(struct api *a, struct evhttp_request *req)
+json_t *
+api__health_json(struct api *a, int *status, char *key, size_t keylen)
 {
 	struct sup_health h;
 	sup_health(a->sup, &h);
@@ -39,7 +39,20 @@ api__health(struct api *a, struct evhttp_request *req)
 	                              "connected", (json_int_t)h.connected, "connecting",
 	                              (json_int_t)h.connecting, "disconnected",
 	                              (json_int_t)h.disconnected));
-	api__reply(req, strcmp(h.status, "error") == 0 ? 503 : 200, o);
+	*status = strcmp(h.status, "error") == 0 ? 503 : 200;
+	/* What a change is judged by (GET /events): status and counts, not the clock. */
+	if (key)
+		snprintf(key, keylen, "%s %u %u %u %u", h.status, h.total, h.connected,
+		         h.connecting, h.disconnected);
+	return o;
+}
+
+void
+api__health(struct api *a, struct evhttp_request *req)
+{
+	int status;
+	json_t *o = api__health_json(a, &status, NULL, 0);
+	api__reply(req, status, o);
 }
 
 static json_t *

@@ -260,6 +260,8 @@ api__session_patch(struct api *a, struct evhttp_request *req, const char *id)
 	log_info(id, "flags changed through the API");
 	if ((r = sup_session_changed(a->sup, id)) != 0)
 		log_warn(id, "the supervisor could not apply the change: %s", wg_strerror(r));
+	/* The flags are no state change of the supervisor's; other dashboards still want them. */
+	api__events_session(a, id);
 	reply_session(a, req, id, 200);
 out:
 	json_decref(body);
@@ -284,6 +286,7 @@ api__session_delete(struct api *a, struct evhttp_request *req, const char *id)
 		return;
 	}
 	log_info(id, "deleted through the API");
+	api__events_deleted(a, id);
 	api__reply(req, 204, NULL);
 }
 
@@ -346,6 +349,65 @@ api__session_qr(struct api *a, struct evhttp_request *req, const char *id)
 	}
 	api__reply_raw(req, 200, "image/svg+xml", svg, len);
 	free(svg);
+}
+
+/* ---- /sessions/{id}/history ---- */
+
+/* How far back GET .../history looks without ?since. */
+#define HISTORY_DEFAULT_MS (7 * 24 * 3600 * 1000LL)
+
+/* The since query parameter: 1 with *since, 0 absent, -1 bad (answered 400). */
+static int
+history_since(struct evhttp_request *req, int64_t *since)
+{
+	const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	if (q == NULL || q[0] == '\0')
+		return 0;
+	struct evkeyvalq kv;
+	TAILQ_INIT(&kv);
+	int rc = -1;
+	if (evhttp_parse_query_str(q, &kv) == 0) {
+		const char *v = evhttp_find_header(&kv, "since");
+		if (v == NULL)
+			rc = 0;
+		else if (store_time_parse(v, strlen(v), since) == 0)
+			rc = 1;
+	}
+	evhttp_clear_headers(&kv);
+	if (rc < 0)
+		api__error(req, 400,
+		           "since must be an ISO 8601 timestamp, e.g. 2026-11-24T13:27:04.123Z");
+	return rc;
+}
+
+void
+api__history(struct api *a, struct evhttp_request *req, const char *id)
+{
+	int64_t since = 0;
+	int have = history_since(req, &since);
+	if (have < 0)
+		return;
+	if (have == 0) {
+		int64_t now = (int64_t)wg_wall_ms();
+		since = now > HISTORY_DEFAULT_MS ? now - HISTORY_DEFAULT_MS : 0;
+	}
+	struct store_session row;
+	if (!get_row(a, req, id, &row))
+		return;
+	store_session_free(&row);
+	struct store_status_change *c = NULL;
+	size_t n = 0;
+	if (store_status_history(a->st, id, since, STORE_HISTORY_KEEP, &c, &n) != 0) {
+		db_failed(a, req, id, "cannot read the status history");
+		return;
+	}
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, json_pack("{s:o, s:s, s:o}", "at", api__time(c[i].at),
+		                                     "status", c[i].status, "reason",
+		                                     nullable(c[i].reason)));
+	store_status_history_free(c, n);
+	api__reply(req, 200, arr);
 }
 
 /* ---- /sessions/{id}/logout ---- */

@@ -9,7 +9,7 @@
 #include "core/enc.h"
 #include "core/err.h"
 
-enum kind { K_STR, K_ADDR, K_DUR, K_DURLIST, K_BACKOFF, K_UINT, K_HEX32, K_URL, K_DB };
+enum kind { K_STR, K_ADDR, K_DUR, K_DURLIST, K_BACKOFF, K_UINT, K_HEX32, K_URL, K_DB, K_PATH, K_BOOL };
 
 struct setting {
 	const char *env;
@@ -23,6 +23,8 @@ static const struct setting settings[] = {
 	{"WAGATE_DATABASE", "--database", K_DB, "sqlite:var/wagate.db", "sqlite:PATH (postgres:// next)"},
 	{"WAGATE_LISTEN", "--listen", K_ADDR, "127.0.0.1:8080", "HTTP API address"},
 	{"WAGATE_API_KEY", "--api-key", K_STR, "generated", "API key (x-api-key); generated and printed once when unset"},
+	{"WAGATE_WEB_ROOT", "--web-root", K_PATH, "<exe dir>/web", "the dashboard's files (the build puts them beside wagate)"},
+	{"WAGATE_COOKIE_SECURE", "--cookie-secure", K_BOOL, "false", "mark the dashboard's session cookie Secure (set when TLS is in front)"},
 	{"WAGATE_START_STAGGER", "--start-stagger", K_DUR, "2s", "time between auto-connects at start"},
 	{"WAGATE_START_RETRIES", "--start-retries", K_DURLIST, "5s,15s,45s", "delays of the retries of a first connection"},
 	{"WAGATE_RECONNECT_BACKOFF", "--reconnect-backoff", K_BACKOFF, "1s,5m", "backoff base and cap while running"},
@@ -168,6 +170,19 @@ apply(struct serve_config *c, const struct setting *s, const char *v, char *err,
 		memcpy(c->wa.root_pub, key, 32);
 		return 0;
 	}
+	case K_PATH:
+		if (strlen(v) >= sizeof(c->web_root))
+			return bad(err, errlen, s, v, "too long");
+		snprintf(c->web_root, sizeof(c->web_root), "%s", v);
+		return 0;
+	case K_BOOL:
+		if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+			c->cookie_secure = 1;
+		else if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+			c->cookie_secure = 0;
+		else
+			return bad(err, errlen, s, v, "expected true or false");
+		return 0;
 	case K_URL:
 		if ((strncmp(v, "ws://", 5) != 0 && strncmp(v, "wss://", 6) != 0) ||
 		    strlen(v) >= sizeof(c->wa_url))

@@ -16,6 +16,8 @@ struct serve_config {
 	char database[1024]; /* WAGATE_DATABASE */
 	char listen[256];    /* WAGATE_LISTEN */
 	char api_key[256];   /* WAGATE_API_KEY; "" = generated on first start and stored */
+	char web_root[4096]; /* WAGATE_WEB_ROOT; "" = "web" beside the executable */
+	int cookie_secure;   /* WAGATE_COOKIE_SECURE */
 	struct sup_config sup;
 	struct wa_session_opts wa;
 	char wa_url[1024];

@@ -153,7 +153,10 @@ serve_run(const struct serve_config *c)
 	sup_new(s.st, &c->sup, &sup_client_wa, &wctx, &s.sup);
 	sup_attach(s.sup, s.base);
 	char err[256] = "";
-	struct api_opts ao = {.listen = c->listen, .started_mono_ms = wg_now_ms()};
+	struct api_opts ao = {.listen = c->listen,
+	                      .started_mono_ms = wg_now_ms(),
+	                      .web_root = c->web_root[0] ? c->web_root : NULL,
+	                      .cookie_secure = c->cookie_secure};
 	memcpy(ao.api_key_sha256, hash, 32);
 	if (api_start(s.base, &ao, s.st, s.sup, &s.api, err, sizeof(err)) != 0) {
 		log_error("serve", "cannot start the HTTP API: %s", err);

@@ -97,6 +97,17 @@ static const struct sq_migration migrations[] = {
      "	value TEXT NOT NULL,\n"
      "	updated_at TEXT NOT NULL\n"
      ");\n"},
+    {4, "whatsapp_session_status_history",
+     "CREATE TABLE whatsapp_session_status_history (\n"
+     "	id INTEGER PRIMARY KEY,\n"
+     "	session_id TEXT NOT NULL REFERENCES whatsapp_sessions (id) ON DELETE CASCADE,\n"
+     "	changed_at TEXT NOT NULL,\n"
+     "	status TEXT NOT NULL CHECK (status IN\n"
+     "		('connecting', 'qr_pending', 'connected', 'disconnected', 'logged_out')),\n"
+     "	reason TEXT\n"
+     ");\n"
+     "CREATE INDEX whatsapp_session_status_history_session_idx\n"
+     "	ON whatsapp_session_status_history (session_id, changed_at);\n"},
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -118,6 +129,13 @@ enum sq_stmt {
 	SQ_COUNT_ATTEMPTS,
 	SQ_GET_SETTING,
 	SQ_SET_SETTING,
+	SQ_RECONCILE_HISTORY,
+	SQ_ADD_STATUS,
+	SQ_TRIM_STATUS,
+	SQ_STATUS_HISTORY,
+	SQ_BEGIN,
+	SQ_COMMIT,
+	SQ_ROLLBACK,
 	SQ_MIG_HAS,
 	SQ_MIG_ADD,
 	SQ_MIG_MAX,
@@ -152,6 +170,32 @@ static const char *const stmt_sql[SQ_NSTMT] = {
     [SQ_SET_SETTING] = "INSERT INTO wagate_settings (name, value, updated_at) VALUES (?1, ?2, ?3)"
                        " ON CONFLICT (name) DO UPDATE SET value = excluded.value,"
                        " updated_at = excluded.updated_at",
+    /* Before SQ_RECONCILE, in its transaction: the timeline shows where a process died. */
+    [SQ_RECONCILE_HISTORY] =
+        "INSERT INTO whatsapp_session_status_history (session_id, changed_at, status, reason)"
+        " SELECT id, ?1, 'disconnected', 'reconciled at startup: the previous wagate process"
+        " stopped while the session was ' || connection_status FROM whatsapp_sessions"
+        " WHERE connection_status IN ('connecting', 'qr_pending', 'connected')",
+    [SQ_ADD_STATUS] = "INSERT INTO whatsapp_session_status_history"
+                      " (session_id, changed_at, status, reason) VALUES (?1, ?2, ?3, ?4)"
+                      " RETURNING id",
+    /*
+     * Retention: everything older than the session's ?2-th newest row. The
+     * subquery walks at most ?2 entries of the (session_id, changed_at) index.
+     */
+    [SQ_TRIM_STATUS] = "DELETE FROM whatsapp_session_status_history WHERE session_id = ?1"
+                       " AND id IN (SELECT id FROM whatsapp_session_status_history"
+                       " WHERE session_id = ?1 ORDER BY changed_at DESC, id DESC"
+                       " LIMIT -1 OFFSET ?2)",
+    [SQ_STATUS_HISTORY] = "SELECT id, session_id, changed_at, status, reason FROM"
+                          " (SELECT id, session_id, changed_at, status, reason"
+                          " FROM whatsapp_session_status_history"
+                          " WHERE session_id = ?1 AND changed_at >= ?2"
+                          " ORDER BY changed_at DESC, id DESC LIMIT ?3)"
+                          " ORDER BY changed_at, id",
+    [SQ_BEGIN] = "BEGIN IMMEDIATE",
+    [SQ_COMMIT] = "COMMIT",
+    [SQ_ROLLBACK] = "ROLLBACK",
     [SQ_MIG_HAS] = "SELECT 1 FROM " SQ_MIGRATIONS " WHERE version = ?1",
     [SQ_MIG_ADD] = "INSERT INTO " SQ_MIGRATIONS " (version, name, applied_at) VALUES (?1, ?2, ?3)",
     [SQ_MIG_MAX] = "SELECT max(version) FROM " SQ_MIGRATIONS,
@@ -487,19 +531,64 @@ sq_ping(struct store *st)
 	return rc == SQLITE_ROW ? 0 : sq_fail(st, rc, "ping");
 }
 
+/* Runs a statement that takes no parameters (BEGIN, COMMIT, ROLLBACK). */
 static int
-sq_reconcile(struct store *st, int64_t now, int *changed)
+sq_simple(struct store *st, enum sq_stmt which, const char *op)
+{
+	sqlite3_stmt *q;
+	int rc = sq_stmt(st, which, &q);
+	return rc < 0 ? rc : sq_step_done(st, q, op);
+}
+
+/* Ends a transaction: COMMIT when rc is 0, else ROLLBACK (keeping rc and its message). */
+static int
+sq_end(struct store *st, int rc, const char *op)
+{
+	if (rc == 0)
+		rc = sq_simple(st, SQ_COMMIT, op);
+	if (rc < 0) {
+		struct sq *sq = store__state(st);
+		if (!sqlite3_get_autocommit(sq->db)) {
+			sqlite3_stmt *q;
+			if (sq_stmt(st, SQ_ROLLBACK, &q) == 0) {
+				sqlite3_step(q);
+				sq_done(q);
+			}
+		}
+	}
+	return rc;
+}
+
+static int
+sq_reconcile_body(struct store *st, int64_t now, int *changed)
 {
 	struct sq *sq = store__state(st);
 	sqlite3_stmt *q;
-	int rc = sq_stmt(st, SQ_RECONCILE, &q);
-	if (rc < 0)
+	int rc;
+	if ((rc = sq_stmt(st, SQ_RECONCILE_HISTORY, &q)) < 0)
+		return rc;
+	bind_ts(q, 1, now);
+	if ((rc = sq_step_done(st, q, "reconcile")) < 0)
+		return rc;
+	if ((rc = sq_stmt(st, SQ_RECONCILE, &q)) < 0)
 		return rc;
 	bind_ts(q, 1, now);
 	if ((rc = sq_step_done(st, q, "reconcile")) < 0)
 		return rc;
 	*changed = sqlite3_changes(sq->db);
 	return 0;
+}
+
+static int
+sq_reconcile(struct store *st, int64_t now, int *changed)
+{
+	int rc = sq_simple(st, SQ_BEGIN, "reconcile");
+	if (rc < 0)
+		return rc;
+	rc = sq_end(st, sq_reconcile_body(st, now, changed), "reconcile");
+	if (rc < 0)
+		*changed = 0;
+	return rc;
 }
 
 /*
@@ -983,6 +1072,109 @@ sq_set_setting(struct store *st, const char *key, const char *value)
 	return sq_step_done(st, q, "set setting");
 }
 
+static int
+sq_add_status_body(struct store *st, struct store_status_change *c)
+{
+	sqlite3_stmt *q;
+	int rc = sq_stmt(st, SQ_ADD_STATUS, &q);
+	if (rc < 0)
+		return rc;
+	bind_text(q, 1, c->session_id);
+	bind_ts(q, 2, c->at);
+	bind_text(q, 3, c->status);
+	bind_text(q, 4, c->reason);
+	int step = sqlite3_step(q);
+	if (step == SQLITE_ROW) {
+		c->id = sqlite3_column_int64(q, 0);
+		step = sqlite3_step(q);
+	}
+	sq_done(q);
+	if (step == SQLITE_CONSTRAINT_FOREIGNKEY)
+		return store__fail(st, WG_ENOTFOUND, "no session '%s' for the status change",
+		                   c->session_id);
+	if (step != SQLITE_DONE)
+		return sq_fail(st, step, "add status change");
+	if ((rc = sq_stmt(st, SQ_TRIM_STATUS, &q)) < 0)
+		return rc;
+	bind_text(q, 1, c->session_id);
+	sqlite3_bind_int64(q, 2, (sqlite3_int64)STORE_HISTORY_KEEP);
+	return sq_step_done(st, q, "trim status history");
+}
+
+/* The row and the trim in one transaction: one commit (one fsync) for both. */
+static int
+sq_add_status_change(struct store *st, struct store_status_change *c)
+{
+	int rc = sq_simple(st, SQ_BEGIN, "add status change");
+	if (rc < 0)
+		return rc;
+	return sq_end(st, sq_add_status_body(st, c), "add status change");
+}
+
+static int
+read_status_change(struct store *st, sqlite3_stmt *q, struct store_status_change *c)
+{
+	struct row r = {.st = st, .q = q, .table = "whatsapp_session_status_history"};
+	memset(c, 0, sizeof(*c));
+	snprintf(r.id, sizeof(r.id), "%lld", (long long)sqlite3_column_int64(q, 0));
+	if (sqlite3_column_type(q, 0) != SQLITE_INTEGER)
+		return store__fail(st, WG_EINVAL, "%s: a row's id is not an integer", r.table);
+	c->id = sqlite3_column_int64(q, 0);
+	int rc;
+	if ((rc = col_word(&r, 1, "session_id", c->session_id, sizeof(c->session_id), false)) <
+	        0 ||
+	    (rc = col_ts(&r, 2, "changed_at", false, &c->at)) < 0 ||
+	    (rc = col_word(&r, 3, "status", c->status, sizeof(c->status), false)) < 0 ||
+	    (rc = col_text(&r, 4, "reason", STORE_TEXT_MAX, true, &c->reason)) < 0)
+		goto bad;
+	if (!store_status_valid(c->status)) {
+		rc = row_bad(&r, WG_EINVAL, "status", "is not a known status");
+		goto bad;
+	}
+	return 0;
+bad:
+	free(c->reason);
+	c->reason = NULL;
+	return rc;
+}
+
+static int
+sq_status_history(struct store *st, const char *session_id, int64_t since, size_t limit,
+                  struct store_status_change **out, size_t *n)
+{
+	sqlite3_stmt *q;
+	int rc = sq_stmt(st, SQ_STATUS_HISTORY, &q);
+	if (rc < 0)
+		return rc;
+	char ts[32];
+	store__ts_format(ts, since);
+	bind_text(q, 1, session_id);
+	sqlite3_bind_text(q, 2, ts, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(q, 3, (sqlite3_int64)limit);
+	struct store_status_change *arr = NULL;
+	size_t len = 0, cap = 0;
+	int step;
+	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			arr = wg_realloc(arr, cap * sizeof(*arr));
+		}
+		if ((rc = read_status_change(st, q, &arr[len])) < 0)
+			break;
+		len++;
+	}
+	if (rc == 0 && step != SQLITE_DONE)
+		rc = sq_fail(st, step, "status history");
+	sq_done(q);
+	if (rc < 0) {
+		store_status_history_free(arr, len);
+		return rc;
+	}
+	*out = arr;
+	*n = len;
+	return 0;
+}
+
 const struct store_backend store_sqlite_backend = {
     .name = "sqlite",
     .open = sq_open,
@@ -1000,4 +1192,6 @@ const struct store_backend store_sqlite_backend = {
     .count_attempts = sq_count_attempts,
     .get_setting = sq_get_setting,
     .set_setting = sq_set_setting,
+    .add_status_change = sq_add_status_change,
+    .status_history = sq_status_history,
 };

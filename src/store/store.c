@@ -255,6 +255,22 @@ store_attempts_free(struct store_attempt *arr, size_t n)
 	free(arr);
 }
 
+void
+store_status_history_free(struct store_status_change *arr, size_t n)
+{
+	if (arr == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(arr[i].reason);
+	free(arr);
+}
+
+int
+store_time_parse(const char *s, size_t len, int64_t *ms)
+{
+	return store__ts_parse(s, len, ms);
+}
+
 static bool
 starts_with(const char *s, const char *prefix)
 {
@@ -558,6 +574,36 @@ store_count_attempts(struct store *st, const char *session_id, const char *trigg
 	    (rc = check_text(st, "trigger prefix", trigger_prefix, 31)) < 0)
 		return rc;
 	return st->be->count_attempts(st, session_id, trigger_prefix, since, count);
+}
+
+int
+store_add_status_change(struct store *st, struct store_status_change *c)
+{
+	int rc;
+	if ((rc = check_word(st, "session_id", c->session_id, sizeof(c->session_id), true)) < 0 ||
+	    (rc = check_word(st, "status", c->status, sizeof(c->status), true)) < 0 ||
+	    (rc = check_text(st, "reason", c->reason, STORE_TEXT_MAX)) < 0 ||
+	    (rc = check_ts(st, "at", c->at)) < 0)
+		return rc;
+	if (!store_status_valid(c->status))
+		return store__fail(st, WG_EINVAL, "unknown connection_status");
+	if (c->at == 0)
+		return store__fail(st, WG_EINVAL, "status change without a time");
+	return st->be->add_status_change(st, c);
+}
+
+int
+store_status_history(struct store *st, const char *session_id, int64_t since, size_t limit,
+                     struct store_status_change **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	int rc;
+	if ((rc = check_id(st, session_id)) < 0 || (rc = check_ts(st, "since", since)) < 0)
+		return rc;
+	if (limit == 0 || limit > STORE_HISTORY_KEEP)
+		limit = STORE_HISTORY_KEEP;
+	return st->be->status_history(st, session_id, since, limit, out, n);
 }
 
 int

@@ -26,6 +26,7 @@
 #define STORE_TEXT_MAX 4096u      /* any other text column */
 #define STORE_LIST_MAX 100000u    /* rows store_list returns */
 #define STORE_ATTEMPTS_MAX 1000u  /* rows store_attempts returns */
+#define STORE_HISTORY_KEEP 500u   /* status changes kept per session; older ones are deleted */
 
 struct store;
 
@@ -78,12 +79,22 @@ struct store_attempt {
 	char *detail;     /* nullable */
 };
 
+/* One change of a session's connection_status (whatsapp_session_status_history). */
+struct store_status_change {
+	int64_t id; /* filled by store_add_status_change */
+	char session_id[STORE_ID_LEN + 1];
+	int64_t at;        /* Unix ms, not 0 */
+	char status[16];   /* one of the five statuses, not "" */
+	char *reason;      /* nullable: why, e.g. "connection lost: ... (transient 428)" */
+};
+
 /* Sets the defaults of a new row: all empty, is_active and auto_connect 1. */
 void store_session_init(struct store_session *s);
 /* Frees the strings (wiping auth_state) and zeroes *s; NULL-safe. */
 void store_session_free(struct store_session *s);
 void store_list_free(struct store_session *arr, size_t n);
 void store_attempts_free(struct store_attempt *arr, size_t n);
+void store_status_history_free(struct store_status_change *arr, size_t n);
 
 /*
  * Opens a store by URL:
@@ -138,12 +149,30 @@ int store_attempts(struct store *st, const char *session_id, int64_t since, size
 int store_count_attempts(struct store *st, const char *session_id, const char *trigger_prefix,
                          int64_t since, int *count);
 
+/*
+ * Records a status change and fills c->id; in the same transaction deletes
+ * the session's rows beyond the newest STORE_HISTORY_KEEP. WG_ENOTFOUND when
+ * the session does not exist.
+ */
+int store_add_status_change(struct store *st, struct store_status_change *c);
+/*
+ * A session's status changes at or after since (0: all): the newest limit of
+ * them (0 or more than STORE_HISTORY_KEEP means STORE_HISTORY_KEEP), oldest first.
+ */
+int store_status_history(struct store *st, const char *session_id, int64_t since, size_t limit,
+                         struct store_status_change **out, size_t *n);
+
 /* Server settings, a key/value table. get: WG_ENOTFOUND; *value is malloc'd. */
 int store_get_setting(struct store *st, const char *key, char **value);
 int store_set_setting(struct store *st, const char *key, const char *value);
 
 /* A random (version 4) uuid in lower-case text. Aborts if the system has no randomness. */
 void store_uuid(char out[STORE_ID_LEN + 1]);
+/*
+ * Parses a timestamp as the store reads them (store__ts_parse below), for
+ * callers that take timestamps from people, e.g. the API's ?since=.
+ */
+int store_time_parse(const char *s, size_t len, int64_t *ms);
 /* True for the five connection_status values and "" (NULL). */
 bool store_status_valid(const char *status);
 /* The last error's text, for logs ("" when none). Never holds auth_state values. */
@@ -183,6 +212,9 @@ struct store_backend {
 	                      int64_t since, int *count);
 	int (*get_setting)(struct store *st, const char *key, char **value);
 	int (*set_setting)(struct store *st, const char *key, const char *value);
+	int (*add_status_change)(struct store *st, struct store_status_change *c);
+	int (*status_history)(struct store *st, const char *session_id, int64_t since,
+	                      size_t limit, struct store_status_change **out, size_t *n);
 };
 
 extern const struct store_backend store_sqlite_backend;

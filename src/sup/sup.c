@@ -55,6 +55,8 @@ struct sess {
 	char *qr;
 	int64_t qr_expires;
 	int64_t next_retry_wall;
+	char db_status[16];      /* connection_status as last written (or read) by us */
+	int db_status_known;     /* db_status is valid; read from the row on first need */
 	struct waiter *waiters;
 	struct sup *sup;
 };
@@ -78,6 +80,8 @@ struct sup {
 	unsigned start_ok, start_retry, start_reauth;
 	struct event_base *base;
 	struct event *timer;
+	sup_observer_fn observer;
+	void *observer_arg;
 };
 
 static const struct sup_client_cb client_cb;
@@ -119,8 +123,11 @@ db_status(const struct sess *x, int logged_out)
 	}
 }
 
-/* Writes status (and last_error when err is not NULL; "" clears it). Logs failures once here. */
-static void
+/*
+ * Writes status (and last_error when err is not NULL; "" clears it). Logs
+ * failures once here and returns the store's result.
+ */
+static int
 db_write(struct sess *x, const char *status, const char *err, unsigned extra,
 	 const struct store_session *vals)
 {
@@ -140,6 +147,56 @@ db_write(struct sess *x, const char *status, const char *err, unsigned extra,
 	int r = store_update(x->sup->st, x->id, &row, f, (int64_t)wg_wall_ms());
 	if (r && r != WG_ENOTFOUND)
 		log_error(x->id, "database update failed: %s", store_errmsg(x->sup->st));
+	return r;
+}
+
+static void
+notify(struct sess *x, enum sup_event ev)
+{
+	struct sup *s = x->sup;
+	if (s->observer != NULL && !x->deleted)
+		s->observer(s->observer_arg, ev, x->id);
+}
+
+/*
+ * The status history (docs/store.md): one row each time connection_status
+ * really changes. The status we wrote last is kept in memory; the first time
+ * a session is written in this process its row tells what the status was.
+ */
+static void
+history_before(struct sess *x)
+{
+	if (x->db_status_known)
+		return;
+	struct store_session row;
+	if (store_get(x->sup->st, x->id, &row) != 0)
+		return; /* unknown: the write below will say so, or the row is gone */
+	snprintf(x->db_status, sizeof(x->db_status), "%s", row.connection_status);
+	x->db_status_known = 1;
+	store_session_free(&row);
+}
+
+static void
+history_after(struct sess *x, const char *status, const char *why, const char *err)
+{
+	if (x->db_status_known && strcmp(x->db_status, status) == 0)
+		return;
+	snprintf(x->db_status, sizeof(x->db_status), "%s", status);
+	x->db_status_known = 1;
+	/* The supervisor's reason, then the cause when there is one: "connection lost: ... (transient 428)". */
+	char reason[512];
+	if (err && err[0] && strcmp(err, why) != 0)
+		snprintf(reason, sizeof(reason), "%s: %s", why, err);
+	else
+		snprintf(reason, sizeof(reason), "%s", why);
+	struct store_status_change c;
+	memset(&c, 0, sizeof(c));
+	snprintf(c.session_id, sizeof(c.session_id), "%s", x->id);
+	c.at = (int64_t)wg_wall_ms();
+	snprintf(c.status, sizeof(c.status), "%s", status);
+	c.reason = reason;
+	if (store_add_status_change(x->sup->st, &c) != 0)
+		log_error(x->id, "cannot record the status change: %s", store_errmsg(x->sup->st));
 }
 
 static void
@@ -233,16 +290,32 @@ ss_enter(struct sess *x, enum ss_state st, const char *why, const char *err, int
 	}
 	if (x->deleted)
 		return;
-	db_write(x, db_status(x, logged_out), err, 0, NULL);
+	/* Entering connected stamps last_connected_at in the same write, so observers see both. */
+	struct store_session v;
+	memset(&v, 0, sizeof(v));
+	unsigned extra = 0;
+	if (st == SS_CONNECTED && old != SS_CONNECTED) {
+		v.last_connected_at = (int64_t)wg_wall_ms();
+		extra = STORE_F_CONNECTED_AT;
+	}
+	const char *status = db_status(x, logged_out);
+	history_before(x);
+	if (db_write(x, status, err, extra, &v) != 0) {
+		x->db_status_known = 0; /* we no longer know what the row says */
+		return;
+	}
+	history_after(x, status, why, err);
+	notify(x, SUP_EV_SESSION);
 }
 
 /* Schedules a connect after delay_ms (0: at once, from the next sup_run). */
 static void
 wait_then_connect(struct sess *x, uint64_t delay_ms, const char *why, const char *err)
 {
-	ss_enter(x, SS_WAITING, why, err, 0);
+	/* Set first, so the state change that observers see carries the retry time. */
 	x->due = wg_now_ms() + delay_ms;
 	x->next_retry_wall = (int64_t)(wg_wall_ms() + delay_ms);
+	ss_enter(x, SS_WAITING, why, err, 0);
 }
 
 static int
@@ -316,6 +389,7 @@ cb_qr(void *arg, const char *qr, uint32_t valid_ms)
 	free(x->qr);
 	x->qr = wg_strdup(qr);
 	x->qr_expires = (int64_t)(wg_wall_ms() + valid_ms);
+	notify(x, SUP_EV_QR);
 	schedule(x->sup);
 }
 
@@ -354,10 +428,6 @@ cb_open(void *arg, const char *jid, const char *push_name)
 	x->connected_mono = wg_now_ms();
 	x->last_activity = (int64_t)wg_wall_ms();
 	ss_enter(x, SS_CONNECTED, "open", "", 0);
-	struct store_session v;
-	memset(&v, 0, sizeof(v));
-	v.last_connected_at = (int64_t)wg_wall_ms();
-	db_write(x, NULL, NULL, STORE_F_CONNECTED_AT, &v);
 	if (x->trigger[0] && strncmp(x->trigger, "start", 5) != 0 && strcmp(x->trigger, "pair") != 0)
 		record(x, x->trigger, "reconnect", "connected", NULL);
 	x->trigger[0] = '\0';
@@ -562,7 +632,9 @@ recovery_allowed(struct sess *x, const char *trigger)
 	snprintf(note, sizeof(note), "limit:%s", trigger + (strncmp(trigger, "monitor:", 8) == 0 ? 8 : 0));
 	record(x, note, "none", "rate_limited", err);
 	if (x->state == SS_CONNECTED || x->state == SS_CONNECTING) {
-		db_write(x, NULL, err, 0, NULL);
+		/* No state change, but lastError and manualInterventionNeeded did change. */
+		if (db_write(x, NULL, err, 0, NULL) == 0)
+			notify(x, SUP_EV_SESSION);
 	} else {
 		ss_enter(x, SS_STOPPED, "recovery limit", err, 0);
 	}
@@ -728,10 +800,27 @@ sup_new(struct store *st, const struct sup_config *cfg, const struct sup_client_
 }
 
 void
+sup_set_observer(struct sup *s, sup_observer_fn fn, void *arg)
+{
+	s->observer = fn;
+	s->observer_arg = fn ? arg : NULL;
+}
+
+void
+sup_remove_observer(struct sup *s, void *arg)
+{
+	if (s->observer_arg == arg)
+		sup_set_observer(s, NULL, NULL);
+}
+
+void
 sup_free(struct sup *s)
 {
 	if (s == NULL)
 		return;
+	if (s->observer)
+		s->observer(s->observer_arg, SUP_EV_GONE, NULL);
+	s->observer = NULL;
 	for (size_t i = 0; i < s->n; i++) {
 		struct sess *x = s->v[i];
 		finish_waiters(x, 0, "server stopping");

@@ -99,6 +99,26 @@ int sup_session_deleted(struct sup *s, const char *id);
 /* Logs the device out and stops the session. */
 int sup_logout(struct sup *s, const char *id);
 
+/*
+ * The observer: one function told about every change a dashboard shows, so
+ * the API can push events (GET /events). It runs synchronously, inside the
+ * supervisor, after the change is in the database, so it may read the store
+ * and call sup_view() and sup_health(); it must not call anything else of
+ * the supervisor (no sup_reconnect, sup_pair, ... from inside it).
+ *   SUP_EV_SESSION  a session's state changed (every ss_enter, whether or not
+ *                   the state differs: last_error may have), or what its view
+ *                   shows did (the recovery limit); id names it
+ *   SUP_EV_QR       a new QR code arrived for a pairing session
+ *   SUP_EV_GONE     sup_free() is running: forget this supervisor (id NULL)
+ */
+enum sup_event { SUP_EV_SESSION, SUP_EV_QR, SUP_EV_GONE };
+typedef void (*sup_observer_fn)(void *arg, enum sup_event ev, const char *id);
+
+/* Sets the one observer (replacing any other); fn NULL: none. */
+void sup_set_observer(struct sup *s, sup_observer_fn fn, void *arg);
+/* Removes the observer if it is still the one set with arg (a later one stays). */
+void sup_remove_observer(struct sup *s, void *arg);
+
 /* Views; valid until the next sup_* call. WG_ENOTFOUND for an unknown id. */
 int sup_view(struct sup *s, const char *id, struct sup_session_view *out);
 void sup_health(struct sup *s, struct sup_health *out);

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import http from 'node:http';
 import { startMock, waitFor, sleep } from '../interop/lib/mock.mjs';
 import { startServe, sql, waitSession, API_KEY, request } from './serve.mjs';
 
@@ -221,7 +222,8 @@ test('authentication and bad input get clear errors', async () => {
     ['GET', '/sessions/not-a-uuid', {}, 404],
     ['PATCH', '/sessions/00000000-0000-4000-8000-000000000000', { body: { autoConnect: false } }, 404],
     ['DELETE', '/health', {}, 405],
-    ['GET', '/no/such/path', {}, 404],
+    ['GET', '/sessions/00000000-0000-4000-8000-000000000000/no/such/path', {}, 404],
+    ['GET', '/auth/nothing', {}, 404],
   ];
   for (const [m, u, opts, status] of cases) {
     const r = await request(p, m, u, opts);
@@ -287,4 +289,127 @@ test('without WAGATE_API_KEY a key is generated, printed once, and kept', async 
   assert.ok(!/api-key/.test(s.stdout()), 'printed only once');
   assert.equal((await s.api('GET', '/sessions', { key })).status, 200);
   assert.equal((await s.stop()).code, 0);
+});
+
+/** Opens GET /events; resolves {status, headers, frames, next(pred, ms), close()} once the headers arrive. */
+function openEvents(port, headers) {
+  return new Promise((resolve, reject) => {
+    const frames = [];
+    const waiters = [];
+    let buf = '';
+    const req = http.get({ host: '127.0.0.1', port, path: '/events', headers }, (res) => {
+      res.setEncoding('utf8');
+      res.on('data', (d) => {
+        buf += d;
+        let i;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          const f = { id: null, event: null, data: null, at: Date.now() };
+          for (const line of buf.slice(0, i).split('\n')) {
+            if (line.startsWith('id: ')) f.id = line.slice(4);
+            else if (line.startsWith('event: ')) f.event = line.slice(7);
+            else if (line.startsWith('data: ')) f.data = JSON.parse(line.slice(6));
+          }
+          buf = buf.slice(i + 2);
+          frames.push(f);
+          for (const w of [...waiters]) w();
+        }
+      });
+      let read = 0;
+      resolve({
+        status: res.statusCode,
+        headers: res.headers,
+        frames,
+        next(pred, ms = 10000) {
+          return new Promise((ok, fail) => {
+            const check = () => {
+              while (read < frames.length) {
+                const f = frames[read++];
+                if (pred(f)) {
+                  clearTimeout(t);
+                  waiters.splice(waiters.indexOf(check), 1);
+                  ok(f);
+                  return;
+                }
+              }
+            };
+            const t = setTimeout(() => {
+              waiters.splice(waiters.indexOf(check), 1);
+              fail(new Error(`no such event within ${ms} ms; got ${JSON.stringify(frames.map((x) => x.event))}`));
+            }, ms);
+            waiters.push(check);
+            check();
+          });
+        },
+        close() {
+          req.destroy();
+        },
+      });
+    });
+    req.on('error', reject);
+  });
+}
+
+test('the dashboard: files, sign-in by cookie with CSRF, live events, status history', async () => {
+  const web = path.join(dir, 'web');
+  fs.mkdirSync(path.join(web, 'assets'), { recursive: true });
+  fs.writeFileSync(path.join(web, 'index.html'), '<!doctype html><title>wagate</title>');
+  fs.writeFileSync(path.join(web, 'assets', 'app-1.js'), 'export {}');
+  await restart({ WAGATE_WEB_ROOT: web });
+  const p = serve.port;
+  const index = await request(p, 'GET', '/', { key: null });
+  assert.equal(index.status, 200);
+  assert.match(index.headers['content-type'], /^text\/html/);
+  assert.equal(index.headers['cache-control'], 'no-cache');
+  assert.equal((await request(p, 'GET', '/sessions-page/abc', { key: null })).text, index.text);
+  const js = await request(p, 'GET', '/assets/app-1.js', { key: null });
+  assert.equal(js.headers['cache-control'], 'public, max-age=31536000, immutable');
+  assert.equal((await request(p, 'GET', '/%2e%2e/%2e%2e/etc/passwd', { key: null })).status, 404);
+
+  const login = await request(p, 'POST', '/auth/login', { key: null, body: { apiKey: API_KEY } });
+  assert.equal(login.status, 204);
+  const cookie = login.headers['set-cookie'][0].split(';')[0];
+  assert.match(cookie, /^wagate_session=[0-9a-f]{64}$/);
+  const byCookie = { key: null, headers: { cookie } };
+  assert.equal((await request(p, 'GET', '/sessions', byCookie)).status, 200);
+  assert.equal((await request(p, 'POST', '/sessions', { ...byCookie, body: {} })).status, 403);
+
+  const ev = await openEvents(p, { cookie });
+  assert.equal(ev.status, 200);
+  assert.equal(ev.headers['content-type'], 'text/event-stream');
+  const hello = await ev.next((f) => f.event === 'hello');
+  assert.equal(hello.data.replay, false);
+  await ev.next((f) => f.event === 'health');
+  const t0 = Date.now();
+  const created = await request(p, 'POST', '/sessions', {
+    key: null, body: {}, headers: { cookie, 'x-wagate-csrf': '1', origin: `http://127.0.0.1:${p}` },
+  });
+  assert.equal(created.status, 201, created.text);
+  const id = created.body.sessionId;
+  const pairing = await ev.next((f) => f.event === 'session' && f.data.sessionId === id);
+  assert.ok(pairing.at - t0 < 1000, `pushed within ${pairing.at - t0} ms`);
+  assert.equal(pairing.data.supervisorState, 'pairing');
+  assert.ok(Number(pairing.id) > Number(hello.data.lastId));
+  const qr = await ev.next((f) => f.event === 'qr' && f.data.sessionId === id);
+  const scan = await mock.post('/scan', { qr: qr.data.qr, phone: `1555000${String(++phoneSeq).padStart(4, '0')}` });
+  assert.equal(scan.status, 200);
+  const up = await ev.next((f) => f.event === 'session' && f.data.sessionId === id && f.data.connectionStatus === 'connected');
+  assert.equal(up.data.socketAlive, true);
+  assert.equal(up.data.authState, undefined);
+  ev.close();
+
+  const hist = await request(p, 'GET', `/sessions/${id}/history`, byCookie);
+  assert.equal(hist.status, 200);
+  const statuses = hist.body.map((h) => h.status);
+  assert.equal(statuses[0], 'qr_pending');
+  assert.equal(statuses.at(-1), 'connected');
+  assert.deepEqual(Object.keys(hist.body[0]).sort(), ['at', 'reason', 'status']);
+
+  // Missed events are replayed from Last-Event-ID.
+  const again = await openEvents(p, { cookie, 'last-event-id': up.id });
+  const h2 = await again.next((f) => f.event === 'hello');
+  assert.equal(h2.data.replay, true);
+  again.close();
+  const out = await request(p, 'POST', '/auth/logout', { key: null, headers: { cookie, 'x-wagate-csrf': '1' } });
+  assert.equal(out.status, 204);
+  assert.equal((await request(p, 'GET', '/sessions', byCookie)).status, 401);
 });

@@ -20,9 +20,11 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <jansson.h>
@@ -125,14 +127,16 @@ struct fx {
 	struct sup *sup;
 	struct api *api;
 	int port;
+	struct api_opts opts; /* what start_api uses; tests change it and restart */
 };
 
 static void
 start_api(struct fx *f)
 {
 	char err[256];
-	struct api_opts o = {.listen = "127.0.0.1:0", .api_key = KEY};
-	assert_int_equal(api_start(f->base, &o, f->st, f->sup, &f->api, err, sizeof(err)), 0);
+	f->opts.listen = "127.0.0.1:0";
+	f->opts.api_key = KEY;
+	assert_int_equal(api_start(f->base, &f->opts, f->st, f->sup, &f->api, err, sizeof(err)), 0);
 	f->port = api_port(f->api);
 	assert_true(f->port > 0);
 }
@@ -166,6 +170,7 @@ teardown(void **state)
 	sup_free(f->sup);
 	store_close(f->st);
 	event_base_free(f->base);
+	wg_clock_set(NULL, NULL);
 	for (int i = 0; i < fake.n; i++)
 		free(fake.c[i]);
 	char cmd[128];
@@ -200,8 +205,9 @@ struct resp {
 	int done;
 	int status;
 	char *body;
+	size_t len;
 	json_t *json;
-	char ctype[64], allow[64], location[80];
+	char ctype[64], allow[64], location[80], cookie[256], cache[64], retry[16];
 	struct evhttp_connection *conn;
 };
 
@@ -225,17 +231,21 @@ on_resp(struct evhttp_request *req, void *arg)
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
 	r->body = calloc(1, len + 1);
+	r->len = len;
 	evbuffer_remove(in, r->body, len);
 	r->json = json_loadb(r->body, len, 0, NULL);
 	copy_header(req, "Content-Type", r->ctype, sizeof(r->ctype));
 	copy_header(req, "Allow", r->allow, sizeof(r->allow));
 	copy_header(req, "Location", r->location, sizeof(r->location));
+	copy_header(req, "Set-Cookie", r->cookie, sizeof(r->cookie));
+	copy_header(req, "Cache-Control", r->cache, sizeof(r->cache));
+	copy_header(req, "Retry-After", r->retry, sizeof(r->retry));
 }
 
-/* Starts a request; extra is one more header as "Name", "value" (or NULLs). */
+/* Starts a request with more headers: a NULL-terminated list of name, value pairs (or NULL). */
 static struct resp *
-start(struct fx *f, enum evhttp_cmd_type m, const char *path, const char *key, const char *body,
-      const char *xname, const char *xvalue)
+start_h(struct fx *f, enum evhttp_cmd_type m, const char *path, const char *key, const char *body,
+        const char *const *hdrs)
 {
 	struct resp *r = calloc(1, sizeof(*r));
 	r->conn = evhttp_connection_base_new(f->base, NULL, "127.0.0.1", (uint16_t)f->port);
@@ -244,8 +254,8 @@ start(struct fx *f, enum evhttp_cmd_type m, const char *path, const char *key, c
 	evhttp_add_header(h, "Host", "127.0.0.1");
 	if (key)
 		evhttp_add_header(h, "x-api-key", key);
-	if (xname)
-		evhttp_add_header(h, xname, xvalue);
+	for (size_t i = 0; hdrs && hdrs[i]; i += 2)
+		evhttp_add_header(h, hdrs[i], hdrs[i + 1]);
 	if (body) {
 		char n[32];
 		snprintf(n, sizeof(n), "%zu", strlen(body));
@@ -254,6 +264,15 @@ start(struct fx *f, enum evhttp_cmd_type m, const char *path, const char *key, c
 	}
 	assert_int_equal(evhttp_make_request(r->conn, req, m, path), 0);
 	return r;
+}
+
+/* Starts a request; extra is one more header as "Name", "value" (or NULLs). */
+static struct resp *
+start(struct fx *f, enum evhttp_cmd_type m, const char *path, const char *key, const char *body,
+      const char *xname, const char *xvalue)
+{
+	const char *h[] = {xname, xvalue, NULL};
+	return start_h(f, m, path, key, body, xname ? h : NULL);
 }
 
 static void
@@ -912,7 +931,11 @@ static void
 test_bad_requests(void **state)
 {
 	struct fx *f = *state;
+	/* Outside the API a path is the dashboard's; this fixture has none built. */
 	struct resp *r = call(f, EVHTTP_REQ_GET, "/nope", KEY, NULL);
+	assert_error(r, 404, "dashboard not built");
+	resp_free(r);
+	r = call(f, EVHTTP_REQ_GET, "/auth/nope", KEY, NULL);
 	assert_error(r, 404, "no such endpoint");
 	resp_free(r);
 	r = call(f, EVHTTP_REQ_GET, "/sessions/", KEY, NULL);
@@ -964,6 +987,753 @@ test_bad_requests(void **state)
 	assert_int_equal(fake.n, 0);
 }
 
+/* ---- GET /events ---- */
+
+/* A loop guard: tests wait for what the server sends, but never forever. */
+static int timed_out;
+
+static void
+on_guard(evutil_socket_t fd, short what, void *arg)
+{
+	timed_out = 1;
+}
+
+/* Runs the loop until *flag is set (or, with n, until *count >= n); fails after 5 s. */
+static void
+loop_until(struct fx *f, const int *flag, const size_t *count, size_t n)
+{
+	timed_out = 0;
+	struct event *guard = evtimer_new(f->base, on_guard, NULL);
+	struct timeval tv = {5, 0};
+	evtimer_add(guard, &tv);
+	while (!timed_out && !(flag ? *flag : *count >= n))
+		event_base_loop(f->base, EVLOOP_ONCE);
+	event_free(guard);
+	assert_false(timed_out);
+}
+
+/* Turns the loop a few times without blocking: whatever is ready is delivered. */
+static void
+spin(struct fx *f)
+{
+	for (int i = 0; i < 50; i++)
+		event_base_loop(f->base, EVLOOP_NONBLOCK);
+}
+
+struct sse_ev {
+	char id[24];   /* "" when the frame has no id */
+	char name[24]; /* "" for a comment */
+	json_t *data;
+};
+
+#define SSE_MAX 64
+struct sse {
+	struct evhttp_connection *conn;
+	int status, done;
+	char ctype[64], cache[64];
+	char buf[1 << 16];
+	size_t len;
+	struct sse_ev ev[SSE_MAX];
+	size_t n; /* frames parsed */
+};
+
+/* Splits what arrived into frames ("\n\n"-terminated blocks). */
+static void
+sse_parse(struct sse *s)
+{
+	char *end;
+	while ((end = strstr(s->buf, "\n\n")) != NULL) {
+		*end = '\0';
+		assert_true(s->n < SSE_MAX);
+		struct sse_ev *e = &s->ev[s->n++];
+		memset(e, 0, sizeof(*e));
+		for (char *line = s->buf; line && *line;) {
+			char *nl = strchr(line, '\n');
+			if (nl)
+				*nl = '\0';
+			if (strncmp(line, "id: ", 4) == 0)
+				snprintf(e->id, sizeof(e->id), "%s", line + 4);
+			else if (strncmp(line, "event: ", 7) == 0)
+				snprintf(e->name, sizeof(e->name), "%s", line + 7);
+			else if (strncmp(line, "data: ", 6) == 0)
+				e->data = json_loads(line + 6, 0, NULL);
+			line = nl ? nl + 1 : NULL;
+		}
+		size_t used = (size_t)(end + 2 - s->buf);
+		memmove(s->buf, end + 2, s->len - used + 1);
+		s->len -= used;
+	}
+}
+
+static void
+sse_chunk(struct evhttp_request *req, void *arg)
+{
+	struct sse *s = arg;
+	s->status = evhttp_request_get_response_code(req);
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t n = evbuffer_get_length(in);
+	assert_true(s->len + n < sizeof(s->buf));
+	evbuffer_remove(in, s->buf + s->len, n);
+	s->len += n;
+	s->buf[s->len] = '\0';
+	sse_parse(s);
+}
+
+static void
+sse_done(struct evhttp_request *req, void *arg)
+{
+	struct sse *s = arg;
+	s->done = 1;
+	if (req == NULL)
+		return;
+	s->status = evhttp_request_get_response_code(req);
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t n = evbuffer_get_length(in);
+	if (n && s->len + n < sizeof(s->buf)) {
+		evbuffer_remove(in, s->buf + s->len, n);
+		s->len += n;
+		s->buf[s->len] = '\0';
+	}
+}
+
+/* Opens GET /events with the key (or NULL) and more headers (pairs, NULL-terminated). */
+static struct sse *
+sse_open(struct fx *f, const char *key, const char *const *hdrs)
+{
+	struct sse *s = calloc(1, sizeof(*s));
+	s->conn = evhttp_connection_base_new(f->base, NULL, "127.0.0.1", (uint16_t)f->port);
+	struct evhttp_request *req = evhttp_request_new(sse_done, s);
+	evhttp_request_set_chunked_cb(req, sse_chunk);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Host", "127.0.0.1");
+	if (key)
+		evhttp_add_header(h, "x-api-key", key);
+	for (size_t i = 0; hdrs && hdrs[i]; i += 2)
+		evhttp_add_header(h, hdrs[i], hdrs[i + 1]);
+	assert_int_equal(evhttp_make_request(s->conn, req, EVHTTP_REQ_GET, "/events"), 0);
+	return s;
+}
+
+static void
+sse_wait(struct fx *f, struct sse *s, size_t n)
+{
+	loop_until(f, NULL, &s->n, n);
+}
+
+/* Hangs up (the server notices through its read watch) and frees the client's side. */
+static void
+sse_close(struct sse *s)
+{
+	if (s == NULL)
+		return;
+	evhttp_connection_free(s->conn);
+	for (size_t i = 0; i < s->n; i++)
+		json_decref(s->ev[i].data);
+	free(s);
+}
+
+static void
+wait_streams(struct fx *f, size_t n)
+{
+	timed_out = 0;
+	struct event *guard = evtimer_new(f->base, on_guard, NULL);
+	struct timeval tv = {5, 0};
+	evtimer_add(guard, &tv);
+	while (!timed_out && api_event_streams(f->api) != n)
+		event_base_loop(f->base, EVLOOP_ONCE);
+	event_free(guard);
+	assert_int_equal(api_event_streams(f->api), n);
+}
+
+static uint64_t
+ev_id(const struct sse_ev *e)
+{
+	assert_true(e->id[0] != '\0');
+	return strtoull(e->id, NULL, 10);
+}
+
+/*
+ * Toggles autoConnect through the API: for a session without credentials
+ * (nothing for the supervisor to do) that is one session event, nothing else.
+ */
+static void
+toggle(struct fx *f, const char *id, int on)
+{
+	char path[80];
+	snprintf(path, sizeof(path), "/sessions/%s", id);
+	struct resp *r = call(f, EVHTTP_REQ_PATCH, path, KEY,
+	                      on ? "{\"autoConnect\":true}" : "{\"autoConnect\":false}");
+	assert_int_equal(r->status, 200);
+	resp_free(r);
+}
+
+static void
+test_events_snapshot_and_live(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, 1, "disconnected");
+	const char *b = add_session(f, 0, "");
+	struct resp *r = call(f, EVHTTP_REQ_GET, "/events", NULL, NULL);
+	assert_error(r, 401, "missing or invalid API key");
+	resp_free(r);
+
+	struct sse *s = sse_open(f, KEY, NULL);
+	sse_wait(f, s, 4);
+	assert_int_equal(s->status, 200);
+	wait_streams(f, 1);
+	/* hello, then the snapshot without ids: health and one session each. */
+	assert_string_equal(s->ev[0].name, "hello");
+	assert_string_equal(s->ev[0].id, "");
+	static const char *const hk[] = {"epoch", "lastId", "replay", NULL};
+	assert_keys(s->ev[0].data, hk);
+	assert_int_equal(strlen(str(s->ev[0].data, "epoch")), 32);
+	assert_true(json_is_false(json_object_get(s->ev[0].data, "replay")));
+	uint64_t last = (uint64_t)json_integer_value(json_object_get(s->ev[0].data, "lastId"));
+	assert_true(last > 1000000000000000ull); /* starts at the process's start in µs */
+	assert_string_equal(s->ev[1].name, "health");
+	static const char *const top[] = {"status", "timestamp", "uptime", "sessions", NULL};
+	assert_keys(s->ev[1].data, top);
+	assert_string_equal(str(s->ev[1].data, "status"), "degraded");
+	for (int i = 2; i < 4; i++) {
+		assert_string_equal(s->ev[i].name, "session");
+		assert_string_equal(s->ev[i].id, "");
+		assert_keys(s->ev[i].data, session_keys);
+	}
+	/* Created in the same millisecond: either order. */
+	assert_true((strcmp(str(s->ev[2].data, "sessionId"), a) == 0 &&
+	             strcmp(str(s->ev[3].data, "sessionId"), b) == 0) ||
+	            (strcmp(str(s->ev[2].data, "sessionId"), b) == 0 &&
+	             strcmp(str(s->ev[3].data, "sessionId"), a) == 0));
+	assert_null(strstr(s->buf, "s3cr3t"));
+
+	/* A state change reaches the stream as an event with the next id, in the same loop turn. */
+	char path[96];
+	snprintf(path, sizeof(path), "/sessions/%s/reconnect", a);
+	r = start(f, EVHTTP_REQ_POST, path, KEY, NULL, NULL, NULL);
+	sse_wait(f, s, 5);
+	assert_string_equal(s->ev[4].name, "session");
+	assert_int_equal(ev_id(&s->ev[4]), last + 1);
+	assert_string_equal(str(s->ev[4].data, "sessionId"), a);
+	assert_string_equal(str(s->ev[4].data, "supervisorState"), "connecting");
+	assert_string_equal(str(s->ev[4].data, "connectionStatus"), "connecting");
+	assert_keys(s->ev[4].data, session_keys);
+	c_open(fake.c[0]);
+	wait_for(f, r);
+	resp_free(r);
+	sse_wait(f, s, 6);
+	assert_int_equal(ev_id(&s->ev[5]), last + 2);
+	assert_string_equal(str(s->ev[5].data, "connectionStatus"), "connected");
+	assert_true(json_is_true(json_object_get(s->ev[5].data, "socketAlive")));
+	assert_true(json_is_string(json_object_get(s->ev[5].data, "lastConnectedAt")));
+	/* Then /health changed (every counted session connected): one health event. */
+	sse_wait(f, s, 7);
+	assert_string_equal(s->ev[6].name, "health");
+	assert_int_equal(ev_id(&s->ev[6]), last + 3);
+	assert_string_equal(str(s->ev[6].data, "status"), "ok");
+	assert_keys(s->ev[6].data, top);
+
+	/* A change of flags and a deletion are pushed too. */
+	toggle(f, b, 0);
+	sse_wait(f, s, 8);
+	assert_string_equal(s->ev[7].name, "session");
+	assert_true(json_is_false(json_object_get(s->ev[7].data, "autoConnect")));
+	snprintf(path, sizeof(path), "/sessions/%s", b);
+	r = call(f, EVHTTP_REQ_DELETE, path, KEY, NULL);
+	assert_int_equal(r->status, 204);
+	resp_free(r);
+	sse_wait(f, s, 9);
+	assert_string_equal(s->ev[8].name, "deleted");
+	assert_string_equal(str(s->ev[8].data, "sessionId"), b);
+	assert_int_equal(ev_id(&s->ev[8]), ev_id(&s->ev[7]) + 1);
+	sse_close(s);
+	wait_streams(f, 0);
+}
+
+static void
+test_events_qr_and_ping(void **state)
+{
+	struct fx *f = *state;
+	api_free(f->api);
+	f->opts.ping_ms = 20;
+	start_api(f);
+	struct sse *s = sse_open(f, KEY, NULL);
+	sse_wait(f, s, 2); /* hello, health; no sessions */
+	struct resp *r = call(f, EVHTTP_REQ_POST, "/sessions", KEY, NULL);
+	assert_int_equal(r->status, 201);
+	char id[40];
+	snprintf(id, sizeof(id), "%s", str(r->json, "sessionId"));
+	resp_free(r);
+	sse_wait(f, s, 3);
+	assert_string_equal(s->ev[2].name, "session");
+	assert_string_equal(str(s->ev[2].data, "supervisorState"), "pairing");
+	struct sup_client *c = client_of(id);
+	c->cb->qr(c->arg, "2@abc,def,ghi,jkl", 60000);
+	sse_wait(f, s, 4);
+	assert_string_equal(s->ev[3].name, "qr");
+	static const char *const qk[] = {"sessionId", "qr", "expiresAt", NULL};
+	assert_keys(s->ev[3].data, qk);
+	assert_string_equal(str(s->ev[3].data, "qr"), "2@abc,def,ghi,jkl");
+	assert_string_equal(str(s->ev[3].data, "sessionId"), id);
+	assert_int_equal(ev_id(&s->ev[3]), ev_id(&s->ev[2]) + 1);
+	/* The keep-alive comment: a frame with neither event nor data. */
+	size_t n = s->n;
+	sse_wait(f, s, n + 1);
+	assert_string_equal(s->ev[n].name, "");
+	assert_null(s->ev[n].data);
+	sse_close(s);
+	wait_streams(f, 0);
+}
+
+static void
+test_events_replay_and_reset(void **state)
+{
+	struct fx *f = *state;
+	api_free(f->api);
+	f->opts.event_ring = 4;
+	start_api(f);
+	const char *a = add_session(f, 0, "");
+	struct sse *s = sse_open(f, KEY, NULL);
+	sse_wait(f, s, 3);
+	toggle(f, a, 0);
+	sse_wait(f, s, 4);
+	char seen[24];
+	snprintf(seen, sizeof(seen), "%s", s->ev[3].id);
+	sse_close(s);
+	wait_streams(f, 0);
+
+	/* Missed while away: exactly those, in order, after a hello that says so. */
+	toggle(f, a, 1);
+	toggle(f, a, 0);
+	const char *const h1[] = {"Last-Event-ID", seen, NULL};
+	s = sse_open(f, KEY, h1);
+	sse_wait(f, s, 3);
+	assert_string_equal(s->ev[0].name, "hello");
+	assert_true(json_is_true(json_object_get(s->ev[0].data, "replay")));
+	uint64_t first = strtoull(seen, NULL, 10);
+	assert_int_equal(ev_id(&s->ev[1]), first + 1);
+	assert_int_equal(ev_id(&s->ev[2]), first + 2);
+	assert_true(json_is_true(json_object_get(s->ev[1].data, "autoConnect")));
+	assert_true(json_is_false(json_object_get(s->ev[2].data, "autoConnect")));
+	spin(f);
+	assert_int_equal(s->n, 3); /* nothing else: no snapshot */
+	/* Up to date: nothing to replay. */
+	const char *const h2[] = {"Last-Event-ID", s->ev[2].id, NULL};
+	struct sse *t = sse_open(f, KEY, h2);
+	sse_wait(f, t, 1);
+	spin(f);
+	assert_int_equal(t->n, 1);
+	assert_true(json_is_true(json_object_get(t->ev[0].data, "replay")));
+	sse_close(t);
+	sse_close(s);
+	wait_streams(f, 0);
+
+	/* Older than the ring (4 events), from an earlier process, or not a number: reset,
+	 * snapshot. */
+	for (int i = 0; i < 5; i++)
+		toggle(f, a, i % 2);
+	const char *old[] = {seen, "12345", "x"};
+	const char *why[] = {"no longer kept", "not from this", "not from this"};
+	for (int k = 0; k < 3; k++) {
+		const char *const h3[] = {"Last-Event-ID", old[k], NULL};
+		s = sse_open(f, KEY, h3);
+		sse_wait(f, s, 4);
+		assert_string_equal(s->ev[0].name, "hello");
+		assert_true(json_is_false(json_object_get(s->ev[0].data, "replay")));
+		assert_string_equal(s->ev[1].name, "reset");
+		assert_non_null(strstr(str(s->ev[1].data, "reason"), why[k]));
+		assert_string_equal(s->ev[2].name, "health");
+		assert_string_equal(s->ev[3].name, "session");
+		assert_string_equal(str(s->ev[3].data, "sessionId"), a);
+		sse_close(s);
+		wait_streams(f, 0);
+	}
+}
+
+static void
+test_events_limit_and_cleanup(void **state)
+{
+	struct fx *f = *state;
+	api_free(f->api);
+	f->opts.max_streams = 2;
+	start_api(f);
+	struct sse *s1 = sse_open(f, KEY, NULL), *s2 = sse_open(f, KEY, NULL);
+	sse_wait(f, s1, 2);
+	sse_wait(f, s2, 2);
+	wait_streams(f, 2);
+	struct resp *r = call(f, EVHTTP_REQ_GET, "/events", KEY, NULL);
+	assert_error(r, 503, "too many event streams");
+	resp_free(r);
+	/* A hang-up is noticed at once, not at the next write. */
+	sse_close(s1);
+	wait_streams(f, 1);
+	s1 = sse_open(f, KEY, NULL);
+	sse_wait(f, s1, 2);
+	wait_streams(f, 2);
+	/* A client may not talk on an event stream: it is closed. */
+	evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(s2->conn));
+	assert_int_equal(write(fd, "x", 1), 1);
+	wait_streams(f, 1);
+	sse_close(s2);
+	/* Streams still open when the API stops are freed with it (ASan checks). */
+	api_free(f->api);
+	f->api = NULL;
+	sse_close(s1);
+}
+
+/* ---- sign-in, cookie, CSRF ---- */
+
+static uint64_t vnow;
+
+static uint64_t
+vmono(void *arg)
+{
+	return vnow;
+}
+
+/* "wagate_session=<64 hex>; ..." -> "wagate_session=<64 hex>" as a Cookie header value. */
+static void
+cookie_of(const struct resp *r, char out[128])
+{
+	assert_int_equal(strncmp(r->cookie, "wagate_session=", 15), 0);
+	const char *semi = strchr(r->cookie, ';');
+	assert_non_null(semi);
+	assert_int_equal(semi - r->cookie, 15 + 64);
+	snprintf(out, 128, "%.*s", (int)(semi - r->cookie), r->cookie);
+}
+
+static void
+test_login_cookie_csrf(void **state)
+{
+	struct fx *f = *state;
+	vnow = 5000000;
+	wg_clock_set(vmono, NULL);
+	struct resp *r = call(f, EVHTTP_REQ_GET, "/auth/session", NULL, NULL);
+	assert_int_equal(r->status, 200);
+	assert_true(json_is_false(json_object_get(r->json, "authenticated")));
+	resp_free(r);
+	r = call(f, EVHTTP_REQ_POST, "/auth/login", NULL, "{\"apiKey\":\"wrong-wrong-wrong\"}");
+	assert_error(r, 401, "invalid API key");
+	assert_string_equal(r->cookie, "");
+	resp_free(r);
+	const char *bad[] = {"{\"apiKey\":5}", "{\"apiKey\":\"\"}", "{\"key\":\"x\"}", "{", "[]"};
+	for (size_t i = 0; i < 5; i++) {
+		r = call(f, EVHTTP_REQ_POST, "/auth/login", NULL, bad[i]);
+		assert_error(r, 400, NULL);
+		resp_free(r);
+	}
+	r = call(f, EVHTTP_REQ_POST, "/auth/login", NULL, "{\"apiKey\":\"" KEY "\"}");
+	assert_int_equal(r->status, 204);
+	char cookie[128];
+	cookie_of(r, cookie);
+	assert_non_null(strstr(r->cookie, "; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200"));
+	assert_null(strstr(r->cookie, "Secure"));
+	resp_free(r);
+
+	/* The cookie is a credential wherever x-api-key is. */
+	const char *const ck[] = {"Cookie", cookie, NULL};
+	r = start_h(f, EVHTTP_REQ_GET, "/sessions", NULL, NULL, ck);
+	wait_for(f, r);
+	assert_int_equal(r->status, 200);
+	resp_free(r);
+	r = start_h(f, EVHTTP_REQ_GET, "/auth/session", NULL, NULL, ck);
+	wait_for(f, r);
+	assert_true(json_is_true(json_object_get(r->json, "authenticated")));
+	resp_free(r);
+	const char *const other[] = {"Cookie", "a=b; wagate_session=00; c=d", NULL};
+	r = start_h(f, EVHTTP_REQ_GET, "/sessions", NULL, NULL, other);
+	wait_for(f, r);
+	assert_error(r, 401, NULL);
+	resp_free(r);
+	struct sse *s = sse_open(f, NULL, ck);
+	sse_wait(f, s, 2);
+	assert_int_equal(s->status, 200);
+	sse_close(s);
+
+	/* Changes by cookie need the CSRF header, and a matching Origin when there is one. */
+	r = start_h(f, EVHTTP_REQ_POST, "/sessions", NULL, "{}", ck);
+	wait_for(f, r);
+	assert_error(r, 403, "X-Wagate-Csrf");
+	resp_free(r);
+	const char *const wrong_mark[] = {"Cookie", cookie, "X-Wagate-Csrf", "yes", NULL};
+	r = start_h(f, EVHTTP_REQ_POST, "/sessions", NULL, "{}", wrong_mark);
+	wait_for(f, r);
+	assert_error(r, 403, "X-Wagate-Csrf");
+	resp_free(r);
+	const char *const evil[] = {
+	    "Cookie", cookie, "X-Wagate-Csrf", "1", "Origin", "http://evil.example", NULL};
+	r = start_h(f, EVHTTP_REQ_POST, "/sessions", NULL, "{}", evil);
+	wait_for(f, r);
+	assert_error(r, 403, "Origin");
+	resp_free(r);
+	const char *const nul[] = {"Cookie", cookie, "X-Wagate-Csrf", "1", "Origin", "null", NULL};
+	r = start_h(f, EVHTTP_REQ_DELETE, "/sessions/00000000-0000-4000-8000-000000000000", NULL,
+	            NULL, nul);
+	wait_for(f, r);
+	assert_error(r, 403, "Origin");
+	resp_free(r);
+	assert_int_equal(fake.n, 0); /* nothing was created */
+	const char *const same[] = {"Cookie",           cookie, "X-Wagate-Csrf", "1", "Origin",
+	                            "http://127.0.0.1", NULL};
+	r = start_h(f, EVHTTP_REQ_POST, "/sessions", NULL, "{}", same);
+	wait_for(f, r);
+	assert_int_equal(r->status, 201);
+	resp_free(r);
+	const char *const no_origin[] = {"Cookie", cookie, "X-Wagate-Csrf", "1", NULL};
+	r = start_h(f, EVHTTP_REQ_POST, "/sessions", NULL, "{}", no_origin);
+	wait_for(f, r);
+	assert_int_equal(r->status, 201);
+	resp_free(r);
+	/* x-api-key is not affected. */
+	r = start_h(f, EVHTTP_REQ_POST, "/sessions", KEY, "{}", evil + 2);
+	wait_for(f, r);
+	assert_int_equal(r->status, 201);
+	resp_free(r);
+
+	/* Logging out by cookie needs the header too; then the cookie is dead. */
+	r = start_h(f, EVHTTP_REQ_POST, "/auth/logout", NULL, NULL, ck);
+	wait_for(f, r);
+	assert_error(r, 403, NULL);
+	resp_free(r);
+	r = start_h(f, EVHTTP_REQ_POST, "/auth/logout", NULL, NULL, no_origin);
+	wait_for(f, r);
+	assert_int_equal(r->status, 204);
+	assert_non_null(strstr(r->cookie, "wagate_session=;"));
+	assert_non_null(strstr(r->cookie, "Max-Age=0"));
+	resp_free(r);
+	r = start_h(f, EVHTTP_REQ_GET, "/sessions", NULL, NULL, ck);
+	wait_for(f, r);
+	assert_error(r, 401, NULL);
+	resp_free(r);
+
+	/* Tokens expire after 12 h; with Secure when TLS is in front. */
+	api_free(f->api);
+	f->opts.cookie_secure = 1;
+	start_api(f);
+	r = call(f, EVHTTP_REQ_POST, "/auth/login", NULL, "{\"apiKey\":\"" KEY "\"}");
+	assert_int_equal(r->status, 204);
+	assert_non_null(strstr(r->cookie, "; Secure"));
+	cookie_of(r, cookie);
+	resp_free(r);
+	r = start_h(f, EVHTTP_REQ_GET, "/sessions", NULL, NULL, ck);
+	wait_for(f, r);
+	assert_int_equal(r->status, 200);
+	resp_free(r);
+	vnow += 43200 * 1000ull;
+	r = start_h(f, EVHTTP_REQ_GET, "/sessions", NULL, NULL, ck);
+	wait_for(f, r);
+	assert_error(r, 401, NULL);
+	resp_free(r);
+	for (int i = 0; i < fake.n; i++)
+		c_close(fake.c[i], WA_CLOSE_CLOSED_BY_US, 0);
+}
+
+static void
+test_login_rate_limit(void **state)
+{
+	struct fx *f = *state;
+	vnow = 5000000;
+	wg_clock_set(vmono, NULL);
+	struct resp *r;
+	for (int i = 0; i < 10; i++) {
+		r = call(f, EVHTTP_REQ_POST, "/auth/login", NULL,
+		         "{\"apiKey\":\"guess-guess-guess\"}");
+		assert_error(r, 401, NULL);
+		resp_free(r);
+		vnow += 1000;
+	}
+	/* The 11th within a minute, even with the right key. */
+	r = call(f, EVHTTP_REQ_POST, "/auth/login", NULL, "{\"apiKey\":\"" KEY "\"}");
+	assert_error(r, 429, "too many failed sign-ins");
+	assert_string_equal(r->retry, "50");
+	resp_free(r);
+	/* x-api-key is not limited. */
+	r = call(f, EVHTTP_REQ_GET, "/sessions", KEY, NULL);
+	assert_int_equal(r->status, 200);
+	resp_free(r);
+	vnow += 51000;
+	r = call(f, EVHTTP_REQ_POST, "/auth/login", NULL, "{\"apiKey\":\"" KEY "\"}");
+	assert_int_equal(r->status, 204);
+	resp_free(r);
+}
+
+/* ---- status history ---- */
+
+static void
+test_history(void **state)
+{
+	struct fx *f = *state;
+	const char *id = add_session(f, 1, "disconnected");
+	char path[96];
+	snprintf(path, sizeof(path), "/sessions/%s/reconnect", id);
+	struct resp *r = start(f, EVHTTP_REQ_POST, path, KEY, NULL, NULL, NULL);
+	wait_opens(f, 1);
+	c_open(fake.c[0]);
+	wait_for(f, r);
+	resp_free(r);
+	c_close(fake.c[0], WA_CLOSE_TRANSIENT, 428);
+	sup_run(f->sup); /* the reconnect after a drop is due at once */
+	assert_int_equal(fake.n, 2);
+
+	snprintf(path, sizeof(path), "/sessions/%s/history", id);
+	r = call(f, EVHTTP_REQ_GET, path, KEY, NULL);
+	assert_int_equal(r->status, 200);
+	assert_true(json_is_array(r->json));
+	const char *want[] = {"connecting", "connected", "disconnected", "connecting"};
+	assert_int_equal(json_array_size(r->json), 4);
+	static const char *const hk[] = {"at", "status", "reason", NULL};
+	for (size_t i = 0; i < 4; i++) {
+		json_t *e = json_array_get(r->json, i);
+		assert_keys(e, hk);
+		assert_string_equal(str(e, "status"), want[i]);
+		assert_int_equal(strlen(str(e, "at")), 24);
+	}
+	assert_string_equal(str(json_array_get(r->json, 0), "reason"), "manual");
+	assert_string_equal(str(json_array_get(r->json, 1), "reason"), "open");
+	assert_string_equal(str(json_array_get(r->json, 2), "reason"),
+	                    "connection lost: test close (transient 428)");
+	resp_free(r);
+
+	char q[160];
+	snprintf(q, sizeof(q), "%s?since=2099-01-01T00:00:00.000Z", path);
+	r = call(f, EVHTTP_REQ_GET, q, KEY, NULL);
+	assert_int_equal(r->status, 200);
+	assert_int_equal(json_array_size(r->json), 0);
+	resp_free(r);
+	snprintf(q, sizeof(q), "%s?since=2000-01-01", path);
+	r = call(f, EVHTTP_REQ_GET, q, KEY, NULL);
+	assert_error(r, 400, "ISO 8601");
+	resp_free(r);
+	snprintf(q, sizeof(q), "%s?since=2000-01-01T00:00:00Z", path);
+	r = call(f, EVHTTP_REQ_GET, q, KEY, NULL);
+	assert_int_equal(json_array_size(r->json), 4);
+	resp_free(r);
+	r = call(f, EVHTTP_REQ_GET, "/sessions/00000000-0000-4000-8000-000000000000/history", KEY,
+	         NULL);
+	assert_error(r, 404, "no such session");
+	resp_free(r);
+	r = call(f, EVHTTP_REQ_GET, path, NULL, NULL);
+	assert_error(r, 401, NULL);
+	resp_free(r);
+	r = call(f, EVHTTP_REQ_POST, path, KEY, NULL);
+	assert_error(r, 405, NULL);
+	resp_free(r);
+	c_close(fake.c[1], WA_CLOSE_CLOSED_BY_US, 0);
+}
+
+/* ---- the dashboard's files ---- */
+
+static void
+write_file(const char *dir, const char *name, const char *text)
+{
+	char p[256];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	FILE *fp = fopen(p, "w");
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+}
+
+static void
+test_static(void **state)
+{
+	struct fx *f = *state;
+	char web[128], sub[160], link[160];
+	snprintf(web, sizeof(web), "%s/web", f->dir);
+	snprintf(sub, sizeof(sub), "%s/assets", web);
+	assert_int_equal(mkdir(web, 0700), 0);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	write_file(web, "index.html", "<!doctype html><title>wagate</title>");
+	write_file(web, "robots.txt", "User-agent: *\n");
+	write_file(sub, "app-1234.js", "console.log(1)");
+	write_file(sub, "app.css", "body{}");
+	write_file(f->dir, "secret.js", "outside");
+	/* A link inside the root that leads out of it. */
+	snprintf(link, sizeof(link), "%s/leak.js", web);
+	char target[160];
+	snprintf(target, sizeof(target), "%s/secret.js", f->dir);
+	assert_int_equal(symlink(target, link), 0);
+	api_free(f->api);
+	f->opts.web_root = web;
+	start_api(f);
+
+	struct resp *r = call(f, EVHTTP_REQ_GET, "/", NULL, NULL);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(r->ctype, "text/html; charset=utf-8");
+	assert_string_equal(r->cache, "no-cache");
+	assert_string_equal(r->body, "<!doctype html><title>wagate</title>");
+	resp_free(r);
+	r = call(f, EVHTTP_REQ_GET, "/assets/app-1234.js", NULL, NULL);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(r->ctype, "text/javascript; charset=utf-8");
+	assert_string_equal(r->cache, "public, max-age=31536000, immutable");
+	assert_string_equal(r->body, "console.log(1)");
+	resp_free(r);
+	r = call(f, EVHTTP_REQ_GET, "/assets/app.css", NULL, NULL);
+	assert_string_equal(r->ctype, "text/css; charset=utf-8");
+	resp_free(r);
+	r = call(f, EVHTTP_REQ_GET, "/robots.txt", NULL, NULL);
+	assert_string_equal(r->ctype, "text/plain; charset=utf-8");
+	assert_string_equal(r->cache, "no-cache");
+	resp_free(r);
+	/* Pages of the single-page app: index.html, never cached. */
+	const char *pages[] = {"/sessions-page", "/session/6f1c2b0e", "/login",
+	                       "/assets/deep/page"};
+	for (size_t i = 0; i < 4; i++) {
+		r = call(f, EVHTTP_REQ_GET, pages[i], NULL, NULL);
+		assert_int_equal(r->status, 200);
+		assert_string_equal(r->ctype, "text/html; charset=utf-8");
+		assert_string_equal(r->cache, "no-cache");
+		resp_free(r);
+	}
+	r = call(f, EVHTTP_REQ_HEAD, "/", NULL, NULL);
+	assert_int_equal(r->status, 200);
+	assert_int_equal(r->len, 0);
+	resp_free(r);
+	r = call(f, EVHTTP_REQ_GET, "/missing.js", NULL, NULL);
+	assert_error(r, 404, "no such file");
+	resp_free(r);
+	const char *evil[] = {"/../etc/passwd",
+	                      "/%2e%2e/%2e%2e/etc/passwd",
+	                      "/assets/../../x.js",
+	                      "/assets/%2e%2e/%2e%2e/secret.js",
+	                      "/%2e%2e%2fsecret.js",
+	                      "/leak.js",
+	                      "/index.html%00.js",
+	                      "/.hidden.js",
+	                      "/assets/..%2f..%2fsecret.js",
+	                      target};
+	for (size_t i = 0; i < sizeof(evil) / sizeof(evil[0]); i++) {
+		char absolute[200];
+		/* An absolute path after the first slash ("//tmp/.../secret.js") stays inside. */
+		snprintf(absolute, sizeof(absolute), "%s%s", evil[i] == target ? "/" : "", evil[i]);
+		r = call(f, EVHTTP_REQ_GET, absolute, NULL, NULL);
+		if (r->status != 404)
+			print_error("%s -> %d\n", absolute, r->status);
+		assert_error(r, 404, NULL);
+		assert_null(strstr(r->body, "outside"));
+		resp_free(r);
+	}
+	r = call(f, EVHTTP_REQ_POST, "/index.html", NULL, "{}");
+	assert_error(r, 405, NULL);
+	assert_string_equal(r->allow, "GET, HEAD");
+	resp_free(r);
+	/* The API keeps its paths. */
+	r = call(f, EVHTTP_REQ_GET, "/sessions", NULL, NULL);
+	assert_error(r, 401, NULL);
+	resp_free(r);
+
+	/* No web root: the dashboard says how to build it, the API works. */
+	api_free(f->api);
+	f->opts.web_root = "/nonexistent/wagate-web";
+	start_api(f);
+	r = call(f, EVHTTP_REQ_GET, "/", NULL, NULL);
+	assert_error(r, 404, "dashboard not built: run make");
+	resp_free(r);
+	r = call(f, EVHTTP_REQ_GET, "/health", NULL, NULL);
+	assert_int_equal(r->status, 200);
+	resp_free(r);
+}
+
 int
 main(void)
 {
@@ -982,6 +1752,14 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_reconnect_client_gone, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_logout_delete, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_events_snapshot_and_live, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_events_qr_and_ping, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_events_replay_and_reset, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_events_limit_and_cleanup, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_login_cookie_csrf, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_login_rate_limit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_history, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_static, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -144,7 +144,7 @@ test_open_and_migrate(void **state)
 	uint32_t us = 0;
 	assert_int_equal(store_ping(fx->st, &us), 0);
 	assert_int_equal(store_migrate(fx->st, &applied), 0);
-	assert_int_equal(applied, 3);
+	assert_int_equal(applied, 4);
 	char wal[600];
 	snprintf(wal, sizeof(wal), "%s-wal", fx->path);
 	assert_int_equal(stat(wal, &sb), 0);
@@ -157,10 +157,10 @@ test_open_and_migrate(void **state)
 	assert_int_equal(store_open(fx->url, &fx->st, err, sizeof(err)), 0);
 	assert_int_equal(store_migrate(fx->st, &applied), 0);
 	assert_int_equal(applied, 0);
-	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"), 3);
+	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"), 4);
 	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"
 	                                   " WHERE applied_at LIKE '____-__-__T__:__:__.___Z'"),
-	                 3);
+	                 4);
 	assert_int_equal(raw_int(fx->path, "PRAGMA journal_mode"), 0); /* text "wal" reads as 0 */
 	assert_int_equal(raw(fx->path, "SELECT 1 FROM whatsapp_sessions LIMIT 0"), SQLITE_OK);
 }
@@ -200,7 +200,7 @@ test_existing_tables(void **state)
 	                     " '2026-11-24T15:45:01.5+02:00')"),
 	                 SQLITE_OK);
 	assert_int_equal(store_migrate(fx->st, &applied), 0);
-	assert_int_equal(applied, 3);
+	assert_int_equal(applied, 4);
 	struct store_session s;
 	assert_int_equal(store_get(fx->st, "web-1", &s), 0);
 	assert_string_equal(s.session_name, "primary");
@@ -613,6 +613,97 @@ test_attempts(void **state)
 }
 
 static void
+add_change(struct store *st, const char *sid, int64_t at, const char *status, const char *reason)
+{
+	struct store_status_change c = {.at = at, .reason = (char *)reason};
+	snprintf(c.session_id, sizeof(c.session_id), "%s", sid);
+	snprintf(c.status, sizeof(c.status), "%s", status);
+	assert_int_equal(store_add_status_change(st, &c), 0);
+	assert_true(c.id > 0);
+}
+
+static void
+test_status_history(void **state)
+{
+	struct fx *fx = *state;
+	struct store *st = open_store(fx);
+	char a[STORE_ID_LEN + 1], b[STORE_ID_LEN + 1];
+	int64_t t = 1795527900000LL;
+	add_session(st, NULL, NULL, 1, 1, t, a);
+	add_session(st, NULL, NULL, 1, 1, t + 1, b);
+	/* More than the retention, in one session: only the newest STORE_HISTORY_KEEP stay. */
+	size_t total = STORE_HISTORY_KEEP + 20;
+	for (size_t i = 0; i < total; i++)
+		add_change(st, a, t + (int64_t)i * 1000, i % 2 ? "connected" : "connecting",
+		           i % 3 ? "why" : NULL);
+	add_change(st, b, t, "qr_pending", "pair");
+	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM whatsapp_session_status_history"),
+	                 STORE_HISTORY_KEEP + 1);
+	struct store_status_change *h = NULL;
+	size_t n = 0;
+	assert_int_equal(store_status_history(st, a, 0, 0, &h, &n), 0);
+	assert_int_equal(n, STORE_HISTORY_KEEP);
+	/* Oldest first; the 20 oldest were deleted. */
+	assert_int_equal(h[0].at, t + 20 * 1000);
+	assert_int_equal(h[n - 1].at, t + (int64_t)(total - 1) * 1000);
+	for (size_t i = 1; i < n; i++)
+		assert_true(h[i].at > h[i - 1].at);
+	assert_string_equal(h[0].status, "connecting");
+	assert_null(h[1].reason); /* i = 21 */
+	assert_string_equal(h[0].reason, "why");
+	store_status_history_free(h, n);
+	/* since and limit: the newest `limit` at or after since, still oldest first. */
+	assert_int_equal(store_status_history(st, a, t + (int64_t)(total - 5) * 1000, 0, &h, &n),
+	                 0);
+	assert_int_equal(n, 5);
+	store_status_history_free(h, n);
+	assert_int_equal(store_status_history(st, a, 0, 3, &h, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(h[2].at, t + (int64_t)(total - 1) * 1000);
+	assert_int_equal(h[0].at, t + (int64_t)(total - 3) * 1000);
+	store_status_history_free(h, n);
+	/* Bad input. */
+	struct store_status_change bad = {.at = t};
+	snprintf(bad.session_id, sizeof(bad.session_id), "%s", a);
+	snprintf(bad.status, sizeof(bad.status), "exploded");
+	assert_int_equal(store_add_status_change(st, &bad), WG_EINVAL);
+	snprintf(bad.status, sizeof(bad.status), "connected");
+	bad.at = 0;
+	assert_int_equal(store_add_status_change(st, &bad), WG_EINVAL);
+	bad.at = t;
+	snprintf(bad.session_id, sizeof(bad.session_id), "no-such-session");
+	assert_int_equal(store_add_status_change(st, &bad), WG_ENOTFOUND);
+	/* Deleting the session deletes its history. */
+	assert_int_equal(store_delete(st, a), 0);
+	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM whatsapp_session_status_history"),
+	                 1);
+	/* Reconciling records where the previous process died. */
+	struct store_session s;
+	store_session_init(&s);
+	snprintf(s.connection_status, sizeof(s.connection_status), "connected");
+	assert_int_equal(store_insert(st, &s), 0);
+	int changed = 0;
+	assert_int_equal(store_reconcile(st, t + 9000, &changed), 0);
+	assert_int_equal(changed, 1);
+	assert_int_equal(store_status_history(st, s.id, 0, 0, &h, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(h[0].status, "disconnected");
+	assert_int_equal(h[0].at, t + 9000);
+	assert_non_null(strstr(h[0].reason, "while the session was connected"));
+	store_status_history_free(h, n);
+	store_session_free(&s);
+	/* A row someone else wrote badly is an error naming it, not a crash. */
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO whatsapp_session_status_history (session_id, changed_at, status)"
+	         " VALUES ('%s', 'yesterday', 'connected')",
+	         b);
+	assert_int_equal(raw(fx->path, sql), SQLITE_OK);
+	assert_int_equal(store_status_history(st, b, 0, 0, &h, &n), WG_EINVAL);
+	assert_non_null(strstr(store_errmsg(st), "changed_at"));
+}
+
+static void
 test_settings(void **state)
 {
 	struct fx *fx = *state;
@@ -677,7 +768,7 @@ test_open_errors(void **state)
 	assert_int_equal(store_open("sqlite::memory:", &st, err, sizeof(err)), 0);
 	int applied;
 	assert_int_equal(store_migrate(st, &applied), 0);
-	assert_int_equal(applied, 3);
+	assert_int_equal(applied, 4);
 	store_close(st);
 	store_close(NULL);
 }
@@ -1084,6 +1175,7 @@ main(void)
 	    T(test_autoconnect_filter),
 	    T(test_reconcile),
 	    T(test_attempts),
+	    T(test_status_history),
 	    T(test_settings),
 	    T(test_open_errors),
 	    T(test_corrupt_file),

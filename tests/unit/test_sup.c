@@ -756,6 +756,106 @@ test_status_derivation(void **state)
 	assert_int_equal(h.disconnected, 1);
 }
 
+/* ---- the observer and the status history ---- */
+
+struct seen {
+	int session, qr, gone;
+	char last_id[40];
+	char last_state[16];
+	struct sup *sup;
+};
+
+static void
+observe(void *arg, enum sup_event ev, const char *id)
+{
+	struct seen *s = arg;
+	if (ev == SUP_EV_GONE) {
+		s->gone++;
+		assert_null(id);
+		return;
+	}
+	snprintf(s->last_id, sizeof(s->last_id), "%s", id);
+	if (ev == SUP_EV_QR) {
+		s->qr++;
+		return;
+	}
+	s->session++;
+	/* Called after the change: the view and the row already show it. */
+	struct sup_session_view v;
+	assert_int_equal(sup_view(s->sup, id, &v), 0);
+	snprintf(s->last_state, sizeof(s->last_state), "%s", v.state);
+}
+
+static void
+test_observer_and_history(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, "connected");
+	assert_int_equal(sup_new(f->st, &f->cfg, &fake_ops, NULL, &f->sup), 0);
+	struct seen seen = {.sup = f->sup};
+	sup_set_observer(f->sup, observe, &seen);
+	/* Reconciled: connected -> disconnected, one history row; then the first connect. */
+	assert_int_equal(sup_start(f->sup), 0);
+	sup_run(f->sup);
+	assert_int_equal(seen.session, 1);
+	assert_string_equal(seen.last_id, a);
+	assert_string_equal(seen.last_state, "connecting");
+	struct sup_client *c = bring_up(f, a);
+	assert_int_equal(seen.session, 2);
+	assert_string_equal(seen.last_state, "connected");
+	c_close(c, WA_CLOSE_TRANSIENT, 428, 0);
+	assert_int_equal(seen.session, 3);
+	assert_string_equal(seen.last_state, "waiting");
+	/* The retry time is set before observers hear of the waiting state. */
+	struct sup_session_view v;
+	assert_int_equal(sup_view(f->sup, a, &v), 0);
+	assert_true(v.next_retry_at > 0);
+	sup_run(f->sup);
+	assert_int_equal(seen.session, 4);
+
+	struct store_status_change *h = NULL;
+	size_t n = 0;
+	assert_int_equal(store_status_history(f->st, a, 0, 0, &h, &n), 0);
+	const char *want[] = {"disconnected", "connecting", "connected", "disconnected", "connecting"};
+	assert_int_equal(n, 5);
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(h[i].status, want[i]);
+	assert_non_null(strstr(h[0].reason, "reconciled at startup"));
+	assert_string_equal(h[1].reason, "start");
+	assert_string_equal(h[2].reason, "open");
+	assert_string_equal(h[3].reason, "connection lost: test close (transient 428)");
+	store_status_history_free(h, n);
+
+	/* A state change that keeps the status (waiting -> idle, both disconnected) adds no row. */
+	c = client_of(a);
+	c_close(c, WA_CLOSE_LOGGED_OUT, 401, 0);
+	assert_int_equal(store_status_history(f->st, a, 0, 0, &h, &n), 0);
+	assert_int_equal(n, 6);
+	assert_string_equal(h[5].status, "logged_out");
+	store_status_history_free(h, n);
+	int before = seen.session;
+	assert_int_equal(sup_logout(f->sup, a), 0); /* stopped again: observed, no new row */
+	assert_int_equal(seen.session, before + 1);
+	assert_int_equal(store_status_history(f->st, a, 0, 0, &h, &n), 0);
+	assert_int_equal(n, 6);
+	store_status_history_free(h, n);
+
+	/* QR codes, and the end of the supervisor. */
+	const char *p = add_session(f, "shop", 0, 1, 1, NULL);
+	assert_int_equal(sup_pair(f->sup, p), 0);
+	c = client_of(p);
+	c->cb->qr(c->arg, "2@x,y,z,w", 60000);
+	assert_int_equal(seen.qr, 1);
+	assert_string_equal(seen.last_id, p);
+	/* Removed only by its own arg. */
+	sup_remove_observer(f->sup, &f);
+	c->cb->qr(c->arg, "2@x,y,z,v", 60000);
+	assert_int_equal(seen.qr, 2);
+	sup_free(f->sup);
+	f->sup = NULL;
+	assert_int_equal(seen.gone, 1);
+}
+
 int
 main(void)
 {
@@ -777,6 +877,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_rate_limit_window_slides, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_manual_reconnect_shared_and_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_derivation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_observer_and_history, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,10 +31,19 @@ describe("timeline", () => {
     const t0 = Date.now() - 3600_000;
     render(<HistoryTimeline entries={[{ at: new Date(t0 + 60_000).toISOString(), status: "connected", reason: null }]} from={t0} to={t0 + 3600_000} />);
     const fig = screen.getByTestId("history-timeline");
-    expect(within(fig).getByRole("img").getAttribute("aria-label")).toMatch(/^Connected 98.3% of the time/);
-    expect(fig.querySelectorAll('[data-testid="timeline-segment"]')).toHaveLength(2);
-    expect(fig.textContent).toContain("Disconnected");
-    expect(fig.textContent).toContain("No data");
+    // The picture starts at the first record: the session did not exist before it.
+    expect(within(fig).getByRole("img").getAttribute("aria-label")).toMatch(/^Connected 100% of the time/);
+    expect(fig.querySelectorAll('[data-testid="timeline-segment"]')).toHaveLength(1);
+    expect(fig.textContent).toContain("Disconnected"); // the legend
+  });
+  it("says there is no data when there is no history", () => {
+    const t0 = Date.now() - 3600_000;
+    render(<HistoryTimeline entries={[]} from={t0} to={t0 + 3600_000} />);
+    const fig = screen.getAllByTestId("history-timeline").at(-1)!;
+    const segs = fig.querySelectorAll('[data-testid="timeline-segment"]');
+    expect(segs).toHaveLength(1);
+    expect(segs[0].getAttribute("data-band")).toBe("unknown");
+    expect(within(fig).getByRole("img").getAttribute("aria-label")).toMatch(/^Connected 0% of the time/);
   });
 });
 

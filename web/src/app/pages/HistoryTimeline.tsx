@@ -8,6 +8,7 @@ const BAR_H = 32;
 
 function fmtTick(t: number, span: number): string {
   const d = new Date(t);
+  if (span <= 2 * 3600_000) return d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
   if (span <= 36 * 3600_000) return d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
   return d.toLocaleDateString(undefined, { month: "short", day: "numeric" });
 }
@@ -34,8 +35,12 @@ function Patterns({ id }: { id: string }) {
 }
 
 /** The status history as a picture: a bar of periods over time, colour plus pattern, labels and a legend. */
-export function HistoryTimeline({ entries, from, to }: { entries: HistoryEntry[]; from: number; to: number }) {
+export function HistoryTimeline({ entries, from: windowFrom, to }: { entries: HistoryEntry[]; from: number; to: number }) {
   const id = useId().replace(/:/g, "");
+  // The picture starts where the session's history starts: the time before it existed is not "no data",
+  // and a young session would otherwise be a sliver at the right edge.
+  const first = Math.min(...entries.map((e) => Date.parse(e.at)).filter((t) => Number.isFinite(t)));
+  const from = first > windowFrom && first < to ? first : windowFrom;
   const segs = buildSegments(entries, from, to);
   const span = Math.max(1, to - from);
   const x = (t: number) => ((t - from) / span) * W;

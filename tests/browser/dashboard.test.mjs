@@ -1,0 +1,184 @@
+// The dashboard in a real browser: Debian's Chromium, driven headless by playwright-core, against
+// `wagate serve` (serving the built dashboard) and `wagate mock`. Sign in; pair a session through the
+// QR page and the mock's /scan → the dot turns green; the mock kills the socket → red in under 2 s and
+// the popover shows the error; "Try Reconnect" → green; the tab hidden → no polls while hidden; the
+// whole flow by keyboard. Screenshots of each state go to build/browser-artifacts/.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { startMock, waitFor } from '../interop/lib/mock.mjs';
+import { startServe, API_KEY } from '../e2e/serve.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const artifacts = path.resolve(here, '..', '..', 'build', 'browser-artifacts');
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wagate-browser-'));
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+// Poll fast so the polling rules are observable in seconds; the stream is on unless events=0.
+const QUERY = '?pollMs=400&deepPollMs=2000&retryMs=200&qrMs=500';
+let mock;
+let serve;
+let browser;
+let page;
+let base;
+let sessionId;
+let jid;
+
+async function shot(name) {
+  await page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
+}
+
+const dot = () => page.getByTestId('wa-status-dot');
+async function dotLabel() {
+  return (await dot().getAttribute('aria-label')) || '';
+}
+
+before(async () => {
+  fs.mkdirSync(artifacts, { recursive: true });
+  mock = await startMock({ stateFile: path.join(dir, 'mock-state.json') });
+  serve = await startServe({ dbFile: path.join(dir, 'wagate.db'), mock });
+  base = `http://127.0.0.1:${serve.port}`;
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const ctx = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+  page = await ctx.newPage();
+});
+
+after(async () => {
+  await browser?.close();
+  await serve?.stop().catch(() => {});
+  await mock?.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('sign in with the API key; it is never kept in browser storage', async () => {
+  await page.goto(`${base}/${QUERY}`);
+  await page.getByTestId('login-form').waitFor();
+  await page.getByTestId('login-key').fill('wrong-key-wrong-key');
+  await page.getByTestId('login-submit').click();
+  await page.getByRole('alert').first().waitFor();
+  await page.getByTestId('login-key').fill(API_KEY);
+  await page.getByTestId('login-submit').click();
+  await page.getByTestId('add-session').waitFor();
+  const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.cookie);
+  assert.ok(!stored.includes(API_KEY), 'the key is not in localStorage, sessionStorage or a script-readable cookie');
+  const cookies = await page.context().cookies();
+  const c = cookies.find((x) => x.name === 'wagate_session');
+  assert.ok(c, 'a session cookie is set');
+  assert.equal(c.httpOnly, true);
+  assert.equal(c.sameSite, 'Strict');
+  await shot('01-signed-in');
+});
+
+test('pair a session through the QR page and the mock\'s /scan: the dot turns green', async () => {
+  await page.getByTestId('add-session').click();
+  await page.getByTestId('add-session-submit').click();
+  await page.getByTestId('qr-image').waitFor({ timeout: 15000 });
+  await shot('02-pairing-qr');
+  // The phone reads the QR code on the screen; here the test reads the same text through the API.
+  const list = await serve.api('GET', '/sessions');
+  const pairing = list.body.find((s) => s.connectionStatus === 'qr_pending');
+  assert.ok(pairing, JSON.stringify(list.body));
+  sessionId = pairing.sessionId;
+  const qr = await waitFor('the QR text', async () => {
+    const r = await serve.api('GET', `/sessions/${sessionId}/qr`);
+    return r.status === 200 ? r.body.qr : null;
+  });
+  const scan = await mock.post('/scan', { qr, phone: '27821231234' });
+  assert.equal(scan.status, 200, JSON.stringify(scan.body));
+  jid = scan.body.jid;
+  await waitFor('the dot to turn green', async () => (await dotLabel()) === 'WhatsApp: Connected', { timeoutMs: 15000 });
+  assert.equal(await dot().getAttribute('data-status'), 'connected');
+  await page.getByTestId('wa-status-badge').waitFor();
+  assert.match(await page.getByTestId('wa-status-badge').innerText(), /WhatsApp Connected/);
+  await shot('03-connected');
+});
+
+test('the mock kills the socket: red in under 2 s, and the popover shows the error', async () => {
+  // Refuse new connections first, so the supervisor's immediate reconnect cannot hide the outage.
+  assert.equal((await mock.post('/refuse', { on: true })).status, 200);
+  const conns = await mock.connections();
+  const live = conns.find((c) => c.jid === jid && c.state === 'login');
+  assert.ok(live);
+  const t0 = Date.now();
+  assert.equal((await mock.post(`/connections/${live.id}/kill`)).status, 200);
+  await waitFor('the dot to turn red', async () => (await dotLabel()) === 'WhatsApp: Disconnected - Click for details', { timeoutMs: 5000, intervalMs: 20 });
+  const elapsed = Date.now() - t0;
+  assert.ok(elapsed < 2000, `red after ${elapsed} ms`);
+  assert.match(await page.getByTestId('wa-status-badge').innerText(), /WhatsApp Offline/);
+  await shot('04-disconnected');
+  await dot().click();
+  const pop = page.getByTestId('wa-status-popover');
+  await pop.waitFor();
+  await page.getByTestId('wa-status-error').waitFor();
+  assert.ok((await page.getByTestId('wa-status-error').innerText()).length > 0);
+  await shot('05-popover-error');
+});
+
+test('"Try Reconnect" turns it green again', async () => {
+  assert.equal((await mock.post('/refuse', { on: false })).status, 200);
+  await page.getByTestId('wa-popover-reconnect').click();
+  await waitFor('the dot to turn green', async () => (await dotLabel()) === 'WhatsApp: Connected', { timeoutMs: 20000 });
+  await shot('06-reconnected');
+  await page.keyboard.press('Escape');
+});
+
+test('the tab hidden: no polls while hidden, one at once when visible again', async () => {
+  // Polling only (events=0), every 300 ms (also while the server is young: restartMs).
+  await page.goto(`${base}/?pollMs=300&restartMs=300&deepPollMs=60000&events=0`);
+  await page.getByTestId('add-session').waitFor();
+  const polls = [];
+  page.on('request', (r) => {
+    if (new URL(r.url()).pathname === '/health') polls.push(Date.now());
+  });
+  await waitFor('polling', async () => polls.length >= 2, { timeoutMs: 5000 });
+  const setHidden = (hidden) => page.evaluate((h) => {
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => h });
+    Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => (h ? 'hidden' : 'visible') });
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, hidden);
+  await setHidden(true);
+  await new Promise((r) => setTimeout(r, 300)); // a poll already in flight may land
+  const hiddenFrom = polls.length;
+  await new Promise((r) => setTimeout(r, 2000));
+  assert.equal(polls.length, hiddenFrom, 'no polls while hidden');
+  const t = Date.now();
+  await setHidden(false);
+  await waitFor('a poll at once', async () => polls.length > hiddenFrom, { timeoutMs: 2000, intervalMs: 20 });
+  assert.ok(polls[hiddenFrom] - t < 250, `first poll ${polls[hiddenFrom] - t} ms after showing`);
+  await shot('07-visible-again');
+});
+
+test('usable by keyboard alone: open the session, open the popover, close it', async () => {
+  await page.goto(`${base}/${QUERY}`);
+  await page.getByTestId('add-session').waitFor();
+  // Tab through until the dot has focus, open it with Enter, close with Escape.
+  let focused = '';
+  for (let i = 0; i < 40 && focused !== 'wa-status-dot'; i++) {
+    await page.keyboard.press('Tab');
+    focused = await page.evaluate(() => document.activeElement?.getAttribute('data-testid') || '');
+  }
+  assert.equal(focused, 'wa-status-dot', 'the dot is reachable with Tab');
+  await page.keyboard.press('Enter');
+  await page.getByTestId('wa-status-popover').waitFor();
+  await page.keyboard.press('Escape');
+  await page.getByTestId('wa-status-popover').waitFor({ state: 'detached' });
+  assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('data-testid')), 'wa-status-dot', 'focus returns to the dot');
+  // A session row is reachable and opens with Enter; its page has the timeline.
+  for (let i = 0; i < 40 && focused !== 'session-link'; i++) {
+    await page.keyboard.press('Tab');
+    focused = await page.evaluate(() => document.activeElement?.closest('[data-testid="session-row"]') ? 'session-link' : '');
+  }
+  assert.equal(focused, 'session-link', 'a session row is reachable with Tab');
+  await page.keyboard.press('Enter');
+  await page.getByTestId('history-timeline').waitFor();
+  await page.getByTestId('session-reconnect-button').focus();
+  await shot('08-session-page');
+  void sessionId;
+});
