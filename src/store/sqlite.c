@@ -976,43 +976,6 @@ read_attempt(struct store *st, sqlite3_stmt *q, struct store_attempt *a)
 }
 
 static int
-sq_attempts(struct store *st, const char *session_id, int64_t since, size_t limit,
-            struct store_attempt **out, size_t *n)
-{
-	sqlite3_stmt *q;
-	int rc = sq_stmt(st, SQ_ATTEMPTS, &q);
-	if (rc < 0)
-		return rc;
-	char ts[32];
-	store__ts_format(ts, since);
-	bind_text(q, 1, session_id);
-	sqlite3_bind_text(q, 2, ts, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(q, 3, (sqlite3_int64)limit);
-	struct store_attempt *arr = NULL;
-	size_t len = 0, cap = 0;
-	int step;
-	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-		if (len == cap) {
-			cap = cap == 0 ? 16 : cap * 2;
-			arr = wg_realloc(arr, cap * sizeof(*arr));
-		}
-		if ((rc = read_attempt(st, q, &arr[len])) < 0)
-			break;
-		len++;
-	}
-	if (rc == 0 && step != SQLITE_DONE)
-		rc = sq_fail(st, step, "attempts");
-	sq_done(q);
-	if (rc < 0) {
-		store_attempts_free(arr, len);
-		return rc;
-	}
-	*out = arr;
-	*n = len;
-	return 0;
-}
-
-static int
 sq_count_attempts(struct store *st, const char *session_id, const char *prefix, int64_t since,
                   int *count)
 {
@@ -1138,12 +1101,20 @@ bad:
 	return rc;
 }
 
+/*
+ * The per-session listings (recovery attempts, status history) share one
+ * shape: bind (session_id, since, limit), read each row with read() into an
+ * array of elem-sized items, and free the partial array on any error.
+ */
+typedef int (*sq_row_reader)(struct store *st, sqlite3_stmt *q, void *item);
+
 static int
-sq_status_history(struct store *st, const char *session_id, int64_t since, size_t limit,
-                  struct store_status_change **out, size_t *n)
+sq_session_rows(struct store *st, int stmt, const char *what, const char *session_id,
+                int64_t since, size_t limit, size_t elem, sq_row_reader read,
+                void (*free_arr)(void *arr, size_t n), void **out, size_t *n)
 {
 	sqlite3_stmt *q;
-	int rc = sq_stmt(st, SQ_STATUS_HISTORY, &q);
+	int rc = sq_stmt(st, stmt, &q);
 	if (rc < 0)
 		return rc;
 	char ts[32];
@@ -1151,28 +1122,68 @@ sq_status_history(struct store *st, const char *session_id, int64_t since, size_
 	bind_text(q, 1, session_id);
 	sqlite3_bind_text(q, 2, ts, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(q, 3, (sqlite3_int64)limit);
-	struct store_status_change *arr = NULL;
+	char *arr = NULL;
 	size_t len = 0, cap = 0;
 	int step;
 	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
 		if (len == cap) {
 			cap = cap == 0 ? 16 : cap * 2;
-			arr = wg_realloc(arr, cap * sizeof(*arr));
+			arr = wg_realloc(arr, cap * elem);
 		}
-		if ((rc = read_status_change(st, q, &arr[len])) < 0)
+		if ((rc = read(st, q, arr + len * elem)) < 0)
 			break;
 		len++;
 	}
 	if (rc == 0 && step != SQLITE_DONE)
-		rc = sq_fail(st, step, "status history");
+		rc = sq_fail(st, step, what);
 	sq_done(q);
 	if (rc < 0) {
-		store_status_history_free(arr, len);
+		free_arr(arr, len);
 		return rc;
 	}
 	*out = arr;
 	*n = len;
 	return 0;
+}
+
+static int
+read_attempt_any(struct store *st, sqlite3_stmt *q, void *item)
+{
+	return read_attempt(st, q, item);
+}
+
+static void
+free_attempts_any(void *arr, size_t n)
+{
+	store_attempts_free(arr, n);
+}
+
+static int
+sq_attempts(struct store *st, const char *session_id, int64_t since, size_t limit,
+            struct store_attempt **out, size_t *n)
+{
+	return sq_session_rows(st, SQ_ATTEMPTS, "attempts", session_id, since, limit, sizeof(**out),
+	                       read_attempt_any, free_attempts_any, (void **)out, n);
+}
+
+static int
+read_status_change_any(struct store *st, sqlite3_stmt *q, void *item)
+{
+	return read_status_change(st, q, item);
+}
+
+static void
+free_history_any(void *arr, size_t n)
+{
+	store_status_history_free(arr, n);
+}
+
+static int
+sq_status_history(struct store *st, const char *session_id, int64_t since, size_t limit,
+                  struct store_status_change **out, size_t *n)
+{
+	return sq_session_rows(st, SQ_STATUS_HISTORY, "status history", session_id, since, limit,
+	                       sizeof(**out), read_status_change_any, free_history_any, (void **)out, n);
 }
 
 const struct store_backend store_sqlite_backend = {
