@@ -115,11 +115,22 @@ static const struct sq_migration migrations[] = {
 	"id, user_id, session_name, phone_number, auth_state, is_active, auto_connect, "           \
 	"connection_status, last_error, last_connected_at, last_message_at, created_at, "          \
 	"updated_at"
+/* The same columns with auth_state reduced to a marker: '' when present, NULL when not. */
+#define SESSION_COLS_LIGHT                                                                         \
+	"id, user_id, session_name, phone_number, "                                                \
+	"CASE WHEN auth_state IS NULL THEN NULL ELSE '' END, is_active, auto_connect, "            \
+	"connection_status, last_error, last_connected_at, last_message_at, created_at, "          \
+	"updated_at"
+#define LIST_AUTO_WHERE                                                                            \
+	" WHERE session_name = 'primary' AND auth_state IS NOT NULL"                               \
+	" AND is_active AND auto_connect ORDER BY created_at, id"
 
 enum sq_stmt {
 	SQ_PING,
 	SQ_LIST_ALL,
 	SQ_LIST_AUTO,
+	SQ_LIST_ALL_LIGHT,
+	SQ_LIST_AUTO_LIGHT,
 	SQ_GET,
 	SQ_INSERT,
 	SQ_DELETE,
@@ -145,9 +156,9 @@ enum sq_stmt {
 static const char *const stmt_sql[SQ_NSTMT] = {
     [SQ_PING] = "SELECT 1",
     [SQ_LIST_ALL] = "SELECT " SESSION_COLS " FROM whatsapp_sessions ORDER BY created_at, id",
-    [SQ_LIST_AUTO] = "SELECT " SESSION_COLS " FROM whatsapp_sessions"
-                     " WHERE session_name = 'primary' AND auth_state IS NOT NULL"
-                     " AND is_active AND auto_connect ORDER BY created_at, id",
+    [SQ_LIST_AUTO] = "SELECT " SESSION_COLS " FROM whatsapp_sessions" LIST_AUTO_WHERE,
+    [SQ_LIST_ALL_LIGHT] = "SELECT " SESSION_COLS_LIGHT " FROM whatsapp_sessions ORDER BY created_at, id",
+    [SQ_LIST_AUTO_LIGHT] = "SELECT " SESSION_COLS_LIGHT " FROM whatsapp_sessions" LIST_AUTO_WHERE,
     [SQ_GET] = "SELECT " SESSION_COLS " FROM whatsapp_sessions WHERE id = ?1",
     [SQ_INSERT] = "INSERT INTO whatsapp_sessions (" SESSION_COLS ")"
                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
@@ -735,10 +746,12 @@ read_session(struct store *st, sqlite3_stmt *q, struct store_session *s)
 }
 
 static int
-sq_list(struct store *st, bool autoconnect, struct store_session **out, size_t *n)
+sq_list(struct store *st, const struct store_filter *f, struct store_session **out, size_t *n)
 {
 	sqlite3_stmt *q;
-	int rc = sq_stmt(st, autoconnect ? SQ_LIST_AUTO : SQ_LIST_ALL, &q);
+	int which = f->autoconnect ? (f->without_auth ? SQ_LIST_AUTO_LIGHT : SQ_LIST_AUTO)
+	                           : (f->without_auth ? SQ_LIST_ALL_LIGHT : SQ_LIST_ALL);
+	int rc = sq_stmt(st, which, &q);
 	if (rc < 0)
 		return rc;
 	struct store_session *arr = NULL;

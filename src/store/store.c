@@ -465,7 +465,8 @@ store_list(struct store *st, const struct store_filter *f, struct store_session 
 {
 	*out = NULL;
 	*n = 0;
-	return st->be->list(st, f != NULL && f->autoconnect, out, n);
+	static const struct store_filter all;
+	return st->be->list(st, f != NULL ? f : &all, out, n);
 }
 
 int

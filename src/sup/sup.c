@@ -660,7 +660,7 @@ recover(struct sess *x, const char *trigger, const char *detail)
 static void
 monitor(struct sup *s)
 {
-	struct store_filter all = {0};
+	struct store_filter all = {.without_auth = true};
 	struct store_session *rows = NULL;
 	size_t n = 0;
 	if (store_list(s->st, &all, &rows, &n) != 0) {
@@ -845,7 +845,7 @@ sup_start(struct sup *s)
 	}
 	if (changed)
 		log_info("supervisor", "reconciled %d session(s) left connected by a previous process", changed);
-	struct store_filter f = {.autoconnect = 1};
+	struct store_filter f = {.autoconnect = 1, .without_auth = true};
 	struct store_session *rows = NULL;
 	size_t n = 0;
 	if (store_list(s->st, &f, &rows, &n) != 0) {
@@ -866,7 +866,7 @@ sup_start(struct sup *s)
 		 s->cfg.start_stagger_ms);
 	store_list_free(rows, n);
 	/* Load the others too, so the API and monitor know them. */
-	struct store_filter all = {0};
+	struct store_filter all = {.without_auth = true};
 	if (store_list(s->st, &all, &rows, &n) == 0) {
 		for (size_t i = 0; i < n; i++)
 			add(s, rows[i].id);
@@ -1044,7 +1044,7 @@ sup_health(struct sup *s, struct sup_health *out)
 		return;
 	}
 	out->db_ok = 1;
-	struct store_filter f = {0};
+	struct store_filter f = {.without_auth = true};
 	struct store_session *rows = NULL;
 	size_t n = 0;
 	if (store_list(s->st, &f, &rows, &n) != 0) {

@@ -470,6 +470,27 @@ test_autoconnect_filter(void **state)
 	assert_int_equal(n, 7);
 	for (size_t i = 1; i < n; i++)
 		assert_true(arr[i - 1].created_at <= arr[i].created_at);
+	/* Without auth: the same rows in the same order, auth_state a marker, never the blob. */
+	struct store_filter light = {.without_auth = true};
+	struct store_session *l;
+	size_t ln;
+	assert_int_equal(store_list(st, &light, &l, &ln), 0);
+	assert_int_equal(ln, n);
+	for (size_t i = 0; i < n; i++) {
+		assert_string_equal(l[i].id, arr[i].id);
+		if (arr[i].auth_state == NULL)
+			assert_null(l[i].auth_state);
+		else
+			assert_string_equal(l[i].auth_state, "");
+		assert_string_equal(l[i].connection_status, arr[i].connection_status);
+	}
+	store_list_free(l, ln);
+	struct store_filter auto_light = {.autoconnect = true, .without_auth = true};
+	assert_int_equal(store_list(st, &auto_light, &l, &ln), 0);
+	assert_int_equal(ln, 2);
+	assert_string_equal(l[0].id, a);
+	assert_string_equal(l[0].auth_state, "");
+	store_list_free(l, ln);
 	store_list_free(arr, n);
 
 	/* Turning one condition off drops a row from the set. */
