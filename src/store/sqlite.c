@@ -938,6 +938,30 @@ sq_delete(struct store *st, const char *id)
 	return 0;
 }
 
+/*
+ * Runs a prepared INSERT ... RETURNING id of a row that belongs to a session
+ * (a recovery attempt, a status change): stores the new id, and reports a
+ * session that does not exist (the foreign key) as WG_ENOTFOUND.
+ */
+static int
+sq_insert_child(struct store *st, sqlite3_stmt *q, const char *session_id, const char *what,
+                int64_t *id)
+{
+	int step = sqlite3_step(q);
+	if (step == SQLITE_ROW) {
+		*id = sqlite3_column_int64(q, 0);
+		step = sqlite3_step(q);
+	}
+	sq_done(q);
+	if (step == SQLITE_DONE)
+		return 0;
+	if (step == SQLITE_CONSTRAINT_FOREIGNKEY)
+		return store__fail(st, WG_ENOTFOUND, "no session '%s' for the %s", session_id, what);
+	char op[48];
+	snprintf(op, sizeof(op), "add %s", what);
+	return sq_fail(st, step, op);
+}
+
 static int
 sq_add_attempt(struct store *st, struct store_attempt *a)
 {
@@ -951,18 +975,7 @@ sq_add_attempt(struct store *st, struct store_attempt *a)
 	bind_text(q, 4, a->action);
 	bind_text(q, 5, a->result);
 	bind_text(q, 6, a->detail);
-	int step = sqlite3_step(q);
-	if (step == SQLITE_ROW) {
-		a->id = sqlite3_column_int64(q, 0);
-		step = sqlite3_step(q);
-	}
-	sq_done(q);
-	if (step == SQLITE_DONE)
-		return 0;
-	if (step == SQLITE_CONSTRAINT_FOREIGNKEY)
-		return store__fail(st, WG_ENOTFOUND, "no session '%s' for the attempt",
-		                   a->session_id);
-	return sq_fail(st, step, "add attempt");
+	return sq_insert_child(st, q, a->session_id, "attempt", &a->id);
 }
 
 static int
@@ -1059,17 +1072,8 @@ sq_add_status_body(struct store *st, struct store_status_change *c)
 	bind_ts(q, 2, c->at);
 	bind_text(q, 3, c->status);
 	bind_text(q, 4, c->reason);
-	int step = sqlite3_step(q);
-	if (step == SQLITE_ROW) {
-		c->id = sqlite3_column_int64(q, 0);
-		step = sqlite3_step(q);
-	}
-	sq_done(q);
-	if (step == SQLITE_CONSTRAINT_FOREIGNKEY)
-		return store__fail(st, WG_ENOTFOUND, "no session '%s' for the status change",
-		                   c->session_id);
-	if (step != SQLITE_DONE)
-		return sq_fail(st, step, "add status change");
+	if ((rc = sq_insert_child(st, q, c->session_id, "status change", &c->id)) < 0)
+		return rc;
 	if ((rc = sq_stmt(st, SQ_TRIM_STATUS, &q)) < 0)
 		return rc;
 	bind_text(q, 1, c->session_id);
