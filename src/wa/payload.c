@@ -14,7 +14,7 @@ const uint32_t wa_web_version[3] = {2, 3000, 1019707846};
 /* Fills the part common to both payloads; strings point at static storage. */
 static void
 common(Wa__ClientPayload *p, Wa__ClientPayload__UserAgent *ua,
-       Wa__ClientPayload__UserAgent__AppVersion *ver, Wa__ClientPayload__WebInfo *web)
+       Wa__AppVersion *ver, Wa__ClientPayload__WebInfo *web)
 {
 	ver->has_primary = ver->has_secondary = ver->has_tertiary = 1;
 	ver->primary = wa_web_version[0];
@@ -56,8 +56,8 @@ wa_payload_login(const struct wa_login_opts *o, struct wg_buf *out)
 {
 	Wa__ClientPayload p = WA__CLIENT_PAYLOAD__INIT;
 	Wa__ClientPayload__UserAgent ua = WA__CLIENT_PAYLOAD__USER_AGENT__INIT;
-	Wa__ClientPayload__UserAgent__AppVersion ver =
-		WA__CLIENT_PAYLOAD__USER_AGENT__APP_VERSION__INIT;
+	Wa__AppVersion ver =
+		WA__APP_VERSION__INIT;
 	Wa__ClientPayload__WebInfo web = WA__CLIENT_PAYLOAD__WEB_INFO__INIT;
 	if (o->user == 0)
 		return WG_EINVAL;
@@ -90,8 +90,8 @@ wa_payload_register(const struct wa_register_opts *o, struct wg_buf *out)
 {
 	Wa__ClientPayload p = WA__CLIENT_PAYLOAD__INIT;
 	Wa__ClientPayload__UserAgent ua = WA__CLIENT_PAYLOAD__USER_AGENT__INIT;
-	Wa__ClientPayload__UserAgent__AppVersion ver =
-		WA__CLIENT_PAYLOAD__USER_AGENT__APP_VERSION__INIT;
+	Wa__AppVersion ver =
+		WA__APP_VERSION__INIT;
 	Wa__ClientPayload__WebInfo web = WA__CLIENT_PAYLOAD__WEB_INFO__INIT;
 	Wa__ClientPayload__DevicePairingRegistrationData reg =
 		WA__CLIENT_PAYLOAD__DEVICE_PAIRING_REGISTRATION_DATA__INIT;
