@@ -4,7 +4,7 @@ CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all wagate deps test-deps test unit e2e interop run demo sanitize clean fuzz format
+.PHONY: all wagate deps test-deps test unit e2e interop run demo sanitize clean fuzz format bench bench-smoke
 
 all: wagate
 
@@ -36,6 +36,7 @@ test: test-deps wagate sanitize
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	@if [ -f web/package.json ]; then cd web && npm test --silent; fi
 	@WAGATE_BIN=$(CURDIR)/$(BUILD)/wagate node --test --test-concurrency=1 $(NODE_TESTS)
+	@$(MAKE) --no-print-directory bench-smoke
 
 # The C unit tests again, built with AddressSanitizer, UBSan and LeakSanitizer.
 sanitize: test-deps
@@ -55,6 +56,14 @@ interop: test-deps wagate
 # The gateway with the embedded defaults: SQLite in var/wagate.db, the API on 127.0.0.1:8080.
 run: wagate
 	$(BUILD)/wagate serve
+
+# The benchmark side by side with Baileys 6 and 7 (about 45 minutes): bench/results/ and docs/performance.md.
+bench: test-deps wagate
+	@node bench/run.mjs
+
+# The same at small N in about a minute (part of make test): build/bench-smoke/.
+bench-smoke: test-deps wagate
+	@node bench/run.mjs --smoke
 
 # wagate serve against wagate mock with a paired demo session (no phone needed).
 demo: wagate

@@ -1,6 +1,7 @@
 /*
  * wagate mock --listen HOST:PORT --control HOST:PORT [--root-key-file FILE]
- *             [--state FILE] [--accept-any-login]
+ *             [--state FILE] [--accept-any-login [--prekeys-known N]]
+ *             [--tls-cert FILE --tls-key FILE]
  *
  * Prints "root-pubkey <hex>" as its first line on stdout (what clients must
  * trust, e.g. WAGATE_WA_ROOT_PUBKEY), then "listen HOST:PORT" and
@@ -11,6 +12,7 @@
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -23,7 +25,8 @@ static void
 mock_usage(FILE *f)
 {
 	fprintf(f, "usage: wagate mock --listen HOST:PORT --control HOST:PORT "
-		   "[--root-key-file FILE] [--state FILE] [--accept-any-login]\n");
+		   "[--root-key-file FILE] [--state FILE]\n"
+		   "       [--accept-any-login [--prekeys-known N]] [--tls-cert FILE --tls-key FILE]\n");
 }
 
 static void
@@ -72,6 +75,18 @@ cmd_mock(int argc, char **argv)
 			opts.root_key_file = argv[++i];
 		else if (strcmp(a, "--state") == 0)
 			opts.state_file = argv[++i];
+		else if (strcmp(a, "--prekeys-known") == 0) {
+			char *end;
+			unsigned long v = strtoul(argv[++i], &end, 10);
+			if (*argv[i] < '0' || *argv[i] > '9' || *end || v > 100000) {
+				fprintf(stderr, "wagate mock: --prekeys-known takes 0-100000\n");
+				return 2;
+			}
+			opts.prekeys_known = (uint32_t)v;
+		} else if (strcmp(a, "--tls-cert") == 0)
+			opts.tls_cert = argv[++i];
+		else if (strcmp(a, "--tls-key") == 0)
+			opts.tls_key = argv[++i];
 		else {
 			fprintf(stderr, "wagate mock: unknown option \"%s\"\n", a);
 			mock_usage(stderr);

@@ -8,6 +8,8 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +94,25 @@ allowed(enum mc_state from, enum mc_state to)
 
 static int send_stream_error(struct mock_conn *c, int code);
 
+/* The connection's handshake is over, one way or another (GET /stats). */
+static void
+mc_settle(struct mock_conn *c)
+{
+	if (c->in_flight) {
+		c->in_flight = false;
+		c->m->in_flight--;
+	}
+}
+
+void
+mc_logged_in(struct mock_conn *c)
+{
+	c->logged_in = true;
+	c->m->logged_in++;
+	c->m->logins++;
+	mc_settle(c);
+}
+
 /* The only place a connection's state changes; runs the new state's entry action. */
 void
 mc_enter(struct mock_conn *c, enum mc_state s, const char *why)
@@ -102,6 +123,8 @@ mc_enter(struct mock_conn *c, enum mc_state s, const char *why)
 	log_info(mc_who(c, who), "%s -> %s (%s)", state_names[c->state], state_names[s], why);
 	c->state = s;
 	struct timeval start = {0, START_DELAY_MS * 1000};
+	if (s != MC_LOGIN && s != MC_HANDSHAKE)
+		mc_settle(c);
 	switch (s) {
 	case MC_REGISTER:
 	case MC_LOGIN:
@@ -129,6 +152,8 @@ mc_enter(struct mock_conn *c, enum mc_state s, const char *why)
 		mock__pair_conn_gone(c, why);
 		TAILQ_REMOVE(&c->m->conns, c, link);
 		c->m->nconns--;
+		if (c->logged_in)
+			c->m->logged_in--;
 		break;
 	case MC_HANDSHAKE:
 	case MC_PAIRING:
@@ -400,6 +425,10 @@ on_accept(struct ws_conn *ws, const char *remote, void *arg)
 	c->receipts = json_array();
 	TAILQ_INSERT_TAIL(&m->conns, c, link);
 	m->nconns++;
+	m->accepted++;
+	c->in_flight = true;
+	if (++m->in_flight > m->in_flight_max)
+		m->in_flight_max = m->in_flight;
 	ws_conn_set_callbacks(ws, &cbs, c);
 	log_info("mock", "connection %llu from %s", (unsigned long long)c->id, remote);
 }
@@ -472,6 +501,8 @@ load_root_key(const char *path, uint8_t priv[32], char *err, size_t errlen)
 	return 0;
 }
 
+static int mock_tls_start(struct mock *m, const struct mock_opts *opts, char *err, size_t errlen);
+
 int
 mock_new(struct event_base *base, const struct mock_opts *opts, struct mock **out, char *err,
 	 size_t errlen)
@@ -479,6 +510,9 @@ mock_new(struct event_base *base, const struct mock_opts *opts, struct mock **ou
 	struct mock *m = wg_calloc(1, sizeof(*m));
 	m->base = base;
 	m->accept_any_login = opts->accept_any_login;
+	if (m->accept_any_login)
+		m->anon_prekeys = json_object();
+	m->prekeys_known = opts->prekeys_known;
 	TAILQ_INIT(&m->conns);
 	int r = 0;
 	if (opts->state_file != NULL) {
@@ -520,6 +554,13 @@ mock_new(struct event_base *base, const struct mock_opts *opts, struct mock **ou
 	}
 	struct ws_limits lim = {.max_message = MOCK_MAX_FRAME + 16};
 	ws_server_set_limits(m->ws, &lim);
+	if (opts->tls_cert || opts->tls_key) {
+		r = mock_tls_start(m, opts, err, errlen);
+		if (r) {
+			mock_free(m);
+			return r;
+		}
+	}
 	r = mock__control_start(m, opts->control, err, errlen);
 	if (r) {
 		mock_free(m);
@@ -588,6 +629,45 @@ mock_shutdown(struct mock *m, void (*done)(void *arg), void *arg)
 	maybe_shutdown_done(m);
 }
 
+/*
+ * wss:// with a certificate of the caller's (benchmarks and tests make a
+ * throwaway one), so clients pay what they pay against WhatsApp: a TLS
+ * handshake and TLS records around every frame.
+ */
+static int
+mock_tls_start(struct mock *m, const struct mock_opts *opts, char *err, size_t errlen)
+{
+	if (!opts->tls_cert || !opts->tls_key) {
+		snprintf(err, errlen, "--tls-cert and --tls-key go together");
+		return WG_EINVAL;
+	}
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	if (ctx == NULL) {
+		snprintf(err, errlen, "cannot make a TLS context");
+		return WG_EIO;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	/* Idle connections keep no TLS buffers (the client does the same). */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (SSL_CTX_use_certificate_chain_file(ctx, opts->tls_cert) != 1) {
+		snprintf(err, errlen, "--tls-cert %s: not a readable PEM certificate", opts->tls_cert);
+		SSL_CTX_free(ctx);
+		ERR_clear_error();
+		return WG_EINVAL;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, opts->tls_key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		snprintf(err, errlen, "--tls-key %s: not the PEM private key of --tls-cert",
+			 opts->tls_key);
+		SSL_CTX_free(ctx);
+		ERR_clear_error();
+		return WG_EINVAL;
+	}
+	m->tls = ctx;
+	ws_server_set_tls(m->ws, ctx);
+	return 0;
+}
+
 void
 mock_free(struct mock *m)
 {
@@ -601,6 +681,9 @@ mock_free(struct mock *m)
 		mc_free(c);
 	}
 	ws_server_free(m->ws);
+	json_decref(m->anon_prekeys);
+	if (m->tls)
+		SSL_CTX_free(m->tls);
 	mock__control_stop(m);
 	if (m->shutdown_timer)
 		event_free(m->shutdown_timer);

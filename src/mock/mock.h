@@ -23,6 +23,11 @@ struct mock_opts {
 	const char *root_key_file; /* keeps the root private key across runs; NULL: fresh */
 	const char *state_file;    /* keeps phones and paired devices across runs; NULL: memory */
 	bool accept_any_login;     /* log in any device, paired here or not */
+	/* With accept_any_login: pre-keys a device without a record is taken to
+	 * have uploaded already (a saved session logging in again). */
+	uint32_t prekeys_known;
+	const char *tls_cert;      /* PEM certificate chain: serve wss:// (with tls_key) */
+	const char *tls_key;       /* PEM private key of tls_cert */
 };
 
 /*

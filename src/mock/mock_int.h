@@ -117,6 +117,7 @@ struct mock_conn {
 	/* login: what to send after the pause; failure.reason empty means success */
 	struct mock_failure failure;
 	bool logged_in;                    /* <success> sent */
+	bool in_flight;                    /* counted in mock.in_flight */
 	struct mock_device *dev;           /* the paired device logging in, if known */
 	struct mock_scan *scan;            /* a pairing in progress on this connection */
 	struct json_t *acked, *receipts;   /* arrays of stanza ids */
@@ -136,9 +137,12 @@ struct mock_fault {
 };
 #define MOCK_MAX_FAULTS 1024
 
+#define MOCK_ANON_DEVICES_MAX 100000
+
 struct mock {
 	struct event_base *base;
 	struct ws_server *ws;
+	struct ssl_ctx_st *tls; /* wss:// when set (SSL_CTX) */
 	struct evhttp *http;
 	int control_port;
 	bool accept_any_login;
@@ -149,6 +153,14 @@ struct mock {
 	uint64_t next_iq;
 	struct mock_conn_list conns;
 	unsigned nconns;
+	/* GET /stats: connections accepted, not yet logged in, not ended; and its high-water mark. */
+	unsigned in_flight, in_flight_max;
+	unsigned logged_in;
+	uint64_t accepted, logins;
+	/* jid -> pre-keys uploaded, for devices logged in without a record
+	 * (--accept-any-login), at most MOCK_ANON_DEVICES_MAX of them. */
+	struct json_t *anon_prekeys;
+	uint32_t prekeys_known;
 	struct mock_store store;
 	struct mock_fault *faults;
 	size_t nfaults;
@@ -169,6 +181,8 @@ void mc_close(struct mock_conn *c, int code, const char *why);
 int mc_stream_error(struct mock_conn *c, int code);
 /* A fresh stanza id for iqs the mock sends. */
 void mock__iq_id(struct mock *m, char out[24]);
+/* The connection is logged in: it leaves the handshakes in flight. */
+void mc_logged_in(struct mock_conn *c);
 /* "mock#ID", for log lines. */
 const char *mc_who(const struct mock_conn *c, char buf[32]);
 

@@ -115,17 +115,29 @@ mock__login_start(struct mock_conn *c)
 		wa_node_set_attr(&a, n, "lid", c->lid);
 		wa_node_set_attr(&a, n, "location", "mock");
 		if (mc_send_node(c, n) == 0) {
-			c->logged_in = true;
+			mc_logged_in(c);
 			log_info(mc_who(c, who), "%s logged in", c->jid);
 		}
 	}
 	wa_arena_free(&a);
 }
 
+/*
+ * A device logged in with --accept-any-login but never paired here has no
+ * record; its uploads are still remembered per jid, in memory, as WhatsApp
+ * remembers them per device, so a reconnect does not upload again (a client
+ * would otherwise pay a fresh upload at every login).
+ */
 static uint32_t
 device_prekeys(const struct mock_conn *c)
 {
-	return c->dev ? c->dev->prekeys : c->prekeys;
+	if (c->dev)
+		return c->dev->prekeys;
+	if (c->jid[0] && c->m->anon_prekeys) {
+		json_t *had = json_object_get(c->m->anon_prekeys, c->jid);
+		return had ? (uint32_t)json_integer_value(had) : c->m->prekeys_known;
+	}
+	return c->prekeys;
 }
 
 /* <iq xmlns="encrypt" type="set"> with <list><key>...: a pre-key upload. */
@@ -137,6 +149,12 @@ prekey_upload(struct mock_conn *c, const struct wa_node *list)
 		if (strcmp(list->c.children[i]->tag.p, "key") == 0)
 			n++;
 	c->prekeys += n;
+	if (!c->dev && c->jid[0] && c->m->anon_prekeys) {
+		json_t *had = json_object_get(c->m->anon_prekeys, c->jid);
+		json_int_t was = had ? json_integer_value(had) : c->m->prekeys_known;
+		if (had || json_object_size(c->m->anon_prekeys) < MOCK_ANON_DEVICES_MAX)
+			json_object_set_new(c->m->anon_prekeys, c->jid, json_integer(was + n));
+	}
 	if (c->dev) {
 		c->dev->prekeys += n;
 		char err[256] = "", who[32];

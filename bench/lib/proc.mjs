@@ -1,0 +1,207 @@
+// Processes under measurement: spawning them with a raised descriptor limit, reading their CPU and memory
+// from /proc, following their output line by line, and stopping them. Everything the benchmark measures is
+// read from outside the process, as an operator would.
+import { spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+
+const live = new Set();
+process.on('exit', () => {
+  for (const c of live) {
+    try {
+      c.kill('SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+});
+
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+const PAGE = Number(execFileSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).trim()) || 4096;
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** User + system CPU time of a process in ms (10 ms resolution on most kernels). */
+export function cpuMs(pid) {
+  const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+}
+
+/** RSS and PSS in KiB (smaps_rollup; PSS splits shared pages between the processes that map them). */
+export function memKiB(pid) {
+  const out = { rss: 0, pss: 0 };
+  try {
+    const t = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    out.rss = Number(/^Rss:\s+(\d+)/m.exec(t)?.[1] ?? 0);
+    out.pss = Number(/^Pss:\s+(\d+)/m.exec(t)?.[1] ?? 0);
+  } catch {
+    const f = fs.readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ');
+    out.rss = (Number(f[1]) * PAGE) / 1024;
+    out.pss = out.rss;
+  }
+  return out;
+}
+
+/** The limit on open descriptors this benchmark can give its children (root may raise the hard limit). */
+export function fdLimit(want) {
+  try {
+    execFileSync('prlimit', [`--nofile=${want}:${want}`, 'true'], { stdio: 'ignore' });
+    return want;
+  } catch {
+    const hard = Number(execFileSync('bash', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).trim());
+    return Number.isFinite(hard) ? hard : 1024;
+  }
+}
+
+/**
+ * Starts cmd with args under `prlimit --nofile`, following stdout and stderr line by line.
+ * onLine(stream, line) is called for each line. Returns a handle with pid, exited(), wait(ms), stop().
+ */
+export function start(cmd, args, { env = {}, nofile, onLine = () => {}, keepStderr = 20000 } = {}) {
+  const argv = nofile ? ['prlimit', `--nofile=${nofile}:${nofile}`, '--', cmd, ...args] : [cmd, ...args];
+  const child = spawn(argv[0], argv.slice(1), { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  live.add(child);
+  let exited = null;
+  const waiters = [];
+  let tail = '';
+  child.on('exit', (code, signal) => {
+    live.delete(child);
+    exited = { code, signal };
+    for (const w of waiters.splice(0)) w(exited);
+  });
+  for (const [name, stream] of [['stdout', child.stdout], ['stderr', child.stderr]]) {
+    let buf = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (d) => {
+      buf += d;
+      if (name === 'stderr') tail = (tail + d).slice(-keepStderr);
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        onLine(name, line);
+      }
+    });
+  }
+  child.stdin.on('error', () => {});
+  const h = {
+    child,
+    // prlimit execs the command, so the pid is the command's own.
+    pid: child.pid,
+    exited: () => exited,
+    stderrTail: () => tail,
+    send: (obj) => child.stdin.write(`${JSON.stringify(obj)}\n`),
+    wait(ms) {
+      if (exited) return Promise.resolve(exited);
+      return new Promise((resolve) => {
+        const t = setTimeout(() => resolve(null), ms);
+        waiters.push((e) => {
+          clearTimeout(t);
+          resolve(e);
+        });
+      });
+    },
+    async stop(sig = 'SIGTERM', ms = 15000) {
+      if (exited) return exited;
+      child.kill(sig);
+      const e = await h.wait(ms);
+      if (e) return e;
+      child.kill('SIGKILL');
+      return (await h.wait(3000)) ?? { code: null, signal: 'SIGKILL' };
+    },
+  };
+  return h;
+}
+
+/** A free TCP port on loopback. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+
+/** One HTTP request on loopback; resolves {status, body, ms}. */
+export function request(port, method, path, { key, body, timeoutMs = 60000, agent: a = agent } = {}) {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const headers = {};
+    if (key) headers['x-api-key'] = key;
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    if (data !== undefined) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = Buffer.byteLength(data);
+    }
+    const req = http.request({ host: '127.0.0.1', port, method, path, headers, agent: a, timeout: timeoutMs }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let parsed;
+        try {
+          parsed = JSON.parse(text);
+        } catch {
+          parsed = text;
+        }
+        resolve({ status: res.statusCode, body: parsed, ms: performance.now() - t0 });
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer in ${timeoutMs} ms`)));
+    req.on('error', reject);
+    if (data !== undefined) req.write(data);
+    req.end();
+  });
+}
+
+/** Polls fn every intervalMs until it returns a truthy value or timeoutMs passes (then returns null). */
+export async function until(fn, { timeoutMs, intervalMs = 100 }) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() >= end) return null;
+    await sleep(intervalMs);
+  }
+}
+
+/**
+ * The loop probe: one keep-alive connection asking a path that costs the server nothing (no database, no
+ * listing) every intervalMs. The longest answer while it runs is the longest time the server's one event
+ * loop was busy with something else: a lower bound of the longest stall, exact within intervalMs.
+ */
+export function loopProbe(port, path = '/auth/session', intervalMs = 5) {
+  const a = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  let stop = false;
+  let max = 0;
+  let n = 0;
+  const over10 = { count: 0 };
+  const done = (async () => {
+    while (!stop) {
+      try {
+        const r = await request(port, 'GET', path, { agent: a, timeoutMs: 120000 });
+        n++;
+        if (r.ms > max) max = r.ms;
+        if (r.ms > 10) over10.count++;
+      } catch {
+        // a refused probe is not a stall measurement
+      }
+      await sleep(intervalMs);
+    }
+  })();
+  return {
+    async end() {
+      stop = true;
+      await done;
+      a.destroy();
+      return { maxMs: max, samples: n, over10ms: over10.count };
+    },
+  };
+}
