@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { cpuMs, memKiB, sleep, until, loopProbe, request } from './lib/proc.mjs';
 import { csvLine, table, fmt, slope, svgPlot } from './lib/report.mjs';
-import { ROOT, BUILD, WAGATE, SEED, API_KEY, NOFILE, startMock, makeCert, seedDb, sessionNames, startWagate, startBaileys } from './lib/systems.mjs';
+import { ROOT, BUILD, WAGATE, SERVE_BIN, SEED, API_KEY, NOFILE, startMock, makeCert, seedDb, sessionNames, startWagate, startBaileys } from './lib/systems.mjs';
 
 const SMOKE = process.argv.includes('--smoke');
 const list = (name, dflt) => (process.env[name] ? process.env[name].split(',').filter((v) => /^\d+$/.test(v)).map(Number) : dflt);
@@ -80,7 +80,7 @@ const phones = (n) => {
   return base;
 };
 
-for (const f of [WAGATE, SEED]) {
+for (const f of [WAGATE, SERVE_BIN, SEED]) {
   if (!fs.existsSync(f)) {
     console.error(`bench: ${f} is missing: run make first`);
     process.exit(2);
@@ -543,7 +543,7 @@ function writeReport() {
   const md = [];
   md.push(`# wagate benchmark${SMOKE ? ' (smoke run: small N, short windows; the figures mean little)' : ''}`);
   md.push('');
-  md.push(`Run ${meta.date}, commit ${meta.commit}, ${meta.durationS} s. Machine: ${meta.cpu}, ${meta.cores} cores, ${meta.memGiB} GiB, Linux ${meta.kernel}, Node ${meta.node}. Everything on loopback against \`wagate mock --accept-any-login\`; one mock per run. Reproduce with \`make bench\` (method: docs/performance.md).`);
+  md.push(`Run ${meta.date}, commit ${meta.commit}${SERVE_BIN !== WAGATE ? ` (wagate serve under test: ${process.env.BENCH_SERVE_LABEL ?? SERVE_BIN})` : ''}, ${meta.durationS} s. Machine: ${meta.cpu}, ${meta.cores} cores, ${meta.memGiB} GiB, Linux ${meta.kernel}, Node ${meta.node}. Everything on loopback against \`wagate mock --accept-any-login\`; one mock per run. Reproduce with \`make bench\` (method: docs/performance.md).`);
   md.push('');
   md.push(`Settings: wagate start stagger ${STAGGER} in the scale runs, default keepalive (20–30 s, 10 s deadline) unless noted; Baileys sockets opened 16 at a time with Baileys' defaults; idle window ${C.idleS} s; wrk \`-t2 -c8 -d${C.wrkS}s\`.`);
   md.push('');

@@ -9,6 +9,9 @@ import { start, freePort, request, until, cpuMs, fdLimit } from './proc.mjs';
 export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 export const BUILD = process.env.BENCH_BUILD ? path.resolve(process.env.BENCH_BUILD) : path.join(ROOT, 'build');
 export const WAGATE = path.join(BUILD, 'wagate');
+// The wagate under test (`serve`, and `migrate` for its schema); the mock and the seeder always come from
+// BUILD. BENCH_SERVE_BIN measures another build (an older commit, for before/after) against the same mock.
+export const SERVE_BIN = process.env.BENCH_SERVE_BIN ? path.resolve(process.env.BENCH_SERVE_BIN) : WAGATE;
 export const SEED = path.join(BUILD, 'bench', 'wagate-bench-seed');
 export const API_KEY = 'bench-api-key-0123456789abcdef';
 // Descriptors for each process: as many as the hard limit allows a root process to take (65,536 at most).
@@ -61,7 +64,7 @@ export function makeCert(dir) {
 /** Seeds a SQLite database with n logged-in sessions (phones base..base+n-1); returns their ids and jids. */
 export function seedDb(file, n, phoneBase) {
   for (const f of [file, `${file}-wal`, `${file}-shm`]) fs.rmSync(f, { force: true });
-  execFileSync(WAGATE, ['migrate'], { env: { ...process.env, WAGATE_DATABASE: `sqlite:${file}`, WAGATE_LOG_LEVEL: 'error' } });
+  execFileSync(SERVE_BIN, ['migrate'], { env: { ...process.env, WAGATE_DATABASE: `sqlite:${file}`, WAGATE_LOG_LEVEL: 'error' } });
   execFileSync('bash', ['-c', `"${SEED}" --count ${n} --phone-base ${phoneBase} | sqlite3 "${file}"`]);
   return sessionNames(n, phoneBase);
 }
@@ -109,7 +112,7 @@ export async function startWagate({ db, mock, env = {}, nofile = NOFILE }) {
     }
     for (const l of st.listeners) l(ev);
   };
-  const h = start(WAGATE, ['serve'], {
+  const h = start(SERVE_BIN, ['serve'], {
     nofile,
     onLine,
     env: {

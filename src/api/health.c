@@ -96,9 +96,13 @@ api__health_deep(struct api *a, struct evhttp_request *req)
 	json_t *o = health_head(a, &h);
 	if (!db_ok)
 		json_object_set_new(o, "status", json_string("error"));
-	json_object_set_new(o, "database",
-	                    json_pack("{s:b, s:f}", "connected", db_ok, "latencyMs",
-	                              (double)h.db_latency_us / 1000.0));
+	json_t *db = json_pack("{s:b, s:f, s:I}", "connected", db_ok, "latencyMs",
+	                       (double)h.db_latency_us / 1000.0, "pendingWrites",
+	                       (json_int_t)h.db_pending);
+	json_object_set_new(db, "error", h.db_error ? json_string(h.db_error)
+	                                 : !db_ok   ? json_string(store_errmsg(a->st))
+	                                            : json_null());
+	json_object_set_new(o, "database", db);
 	if (h.breaker_open)
 		json_object_set_new(o, "breaker",
 		                    json_pack("{s:b, s:s}", "open", 1, "reason", breaker_reason));

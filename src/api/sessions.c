@@ -37,10 +37,21 @@ json_t *
 api__session_json(struct api *a, const struct store_session *row, enum api_sj shape)
 {
 	struct sup_session_view v;
-	/* A session the supervisor has not loaded has nothing scheduled: it reads as idle. */
+	/*
+	 * The supervisor's columns come from its memory, which is the truth (the
+	 * row is written behind it); a session it has not loaded has nothing
+	 * scheduled: it reads as idle, with the row's own values.
+	 */
+	const char *status = row->connection_status, *last_error = row->last_error;
+	int64_t connected_at = row->last_connected_at, message_at = row->last_message_at;
 	if (sup_view(a->sup, row->id, &v) != 0) {
 		memset(&v, 0, sizeof(v));
 		v.state = "idle";
+	} else {
+		status = v.status;
+		last_error = v.last_error;
+		connected_at = v.last_connected_at;
+		message_at = v.last_message_at;
 	}
 	bool full = shape == API_SJ_FULL;
 	json_t *o = json_object();
@@ -49,12 +60,12 @@ api__session_json(struct api *a, const struct store_session *row, enum api_sj sh
 	if (full)
 		json_object_set_new(o, "userId", nullable(row->user_id));
 	json_object_set_new(o, "phoneNumber", nullable(row->phone_number));
-	json_object_set_new(o, "connectionStatus", nullable(row->connection_status));
+	json_object_set_new(o, "connectionStatus", nullable(status));
 	json_object_set_new(o, "isActive", json_boolean(row->is_active));
 	json_object_set_new(o, "autoConnect", json_boolean(row->auto_connect));
-	json_object_set_new(o, "lastError", nullable(row->last_error));
-	json_object_set_new(o, "lastConnectedAt", api__time(row->last_connected_at));
-	json_object_set_new(o, "lastMessageAt", api__time(row->last_message_at));
+	json_object_set_new(o, "lastError", nullable(last_error));
+	json_object_set_new(o, "lastConnectedAt", api__time(connected_at));
+	json_object_set_new(o, "lastMessageAt", api__time(message_at));
 	if (full) {
 		json_object_set_new(o, "createdAt", api__time(row->created_at));
 		json_object_set_new(o, "updatedAt", api__time(row->updated_at));
@@ -399,6 +410,9 @@ api__history(struct api *a, struct evhttp_request *req, const char *id)
 	if (!get_row(a, req, id, &row))
 		return;
 	store_session_free(&row);
+	/* The newest changes may still be in memory only (written behind): in the table first. */
+	if (sup_flush_session(a->sup, id) != 0)
+		log_warn(id, "history: the newest changes are not written yet: %s", store_errmsg(a->st));
 	struct store_status_change *c = NULL;
 	size_t n = 0;
 	if (store_status_history(a->st, id, since, STORE_HISTORY_KEEP, &c, &n) != 0) {

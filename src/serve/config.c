@@ -32,6 +32,9 @@ static const struct setting settings[] = {
 	{"WAGATE_STALE_AFTER", "--stale-after", K_DUR, "30m", "silence after which a session is probed"},
 	{"WAGATE_RECOVERY_MAX", "--recovery-max", K_UINT, "3", "automatic recoveries per session per window"},
 	{"WAGATE_RECOVERY_WINDOW", "--recovery-window", K_DUR, "1h", "the window of that limit"},
+	{"WAGATE_START_BURST", "--start-burst", K_UINT, "16", "connects started per event-loop turn"},
+	{"WAGATE_MAX_HANDSHAKES", "--max-handshakes", K_UINT, "64", "logins in flight at once"},
+	{"WAGATE_MESSAGE_AT_INTERVAL", "--message-at-interval", K_DUR, "5s", "last_message_at written at most this often per session"},
 	{"WAGATE_WA_URL", "--wa-url", K_URL, "wss://web.whatsapp.com/ws/chat", "WhatsApp's WebSocket URL"},
 	{"WAGATE_WA_ROOT_PUBKEY", "--wa-root-pubkey", K_HEX32, "WhatsApp's", "certificate root key, 64 hex digits"},
 	{"WAGATE_KEEPALIVE_INTERVAL", "--keepalive-interval", K_DUR, "20-30s", "ping interval (fixed when set)"},
@@ -96,6 +99,11 @@ apply(struct serve_config *c, const struct setting *s, const char *v, char *err,
 			return bad(err, errlen, s, v, "expected a duration like 500ms, 25s, 30m or 1h");
 		if (strcmp(name, "WAGATE_START_STAGGER") == 0)
 			c->sup.start_stagger_ms = ms;
+		else if (strcmp(name, "WAGATE_MESSAGE_AT_INTERVAL") == 0) {
+			if (ms > 3600000)
+				return bad(err, errlen, s, v, "must be at most 1h");
+			c->sup.message_at_interval_ms = ms;
+		}
 		else if (strcmp(name, "WAGATE_RECOVERY_INTERVAL") == 0) {
 			if (ms < 100)
 				return bad(err, errlen, s, v, "must be at least 100ms");
@@ -157,9 +165,18 @@ apply(struct serve_config *c, const struct setting *s, const char *v, char *err,
 		if (v[0] < '0' || v[0] > '9')
 			return bad(err, errlen, s, v, "expected a whole number");
 		unsigned long n = strtoul(v, &end, 10);
-		if (*end != '\0' || n == 0 || n > 1000)
-			return bad(err, errlen, s, v, "expected a whole number from 1 to 1000");
-		c->sup.recovery_max = (unsigned)n;
+		unsigned long max = strcmp(name, "WAGATE_MAX_HANDSHAKES") == 0 ? 100000 : 1000;
+		if (*end != '\0' || n == 0 || n > max) {
+			char why[64];
+			snprintf(why, sizeof(why), "expected a whole number from 1 to %lu", max);
+			return bad(err, errlen, s, v, why);
+		}
+		if (strcmp(name, "WAGATE_START_BURST") == 0)
+			c->sup.start_burst = (unsigned)n;
+		else if (strcmp(name, "WAGATE_MAX_HANDSHAKES") == 0)
+			c->sup.max_handshakes = (unsigned)n;
+		else
+			c->sup.recovery_max = (unsigned)n;
 		return 0;
 	}
 	case K_HEX32: {

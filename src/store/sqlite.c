@@ -131,6 +131,7 @@ enum sq_stmt {
 	SQ_LIST_AUTO,
 	SQ_LIST_ALL_LIGHT,
 	SQ_LIST_AUTO_LIGHT,
+	SQ_LIST_PAGE_LIGHT,
 	SQ_GET,
 	SQ_INSERT,
 	SQ_DELETE,
@@ -159,6 +160,9 @@ static const char *const stmt_sql[SQ_NSTMT] = {
     [SQ_LIST_AUTO] = "SELECT " SESSION_COLS " FROM whatsapp_sessions" LIST_AUTO_WHERE,
     [SQ_LIST_ALL_LIGHT] = "SELECT " SESSION_COLS_LIGHT " FROM whatsapp_sessions ORDER BY created_at, id",
     [SQ_LIST_AUTO_LIGHT] = "SELECT " SESSION_COLS_LIGHT " FROM whatsapp_sessions" LIST_AUTO_WHERE,
+    /* Keyset paging: the primary key's index gives each page as one range scan. */
+    [SQ_LIST_PAGE_LIGHT] = "SELECT " SESSION_COLS_LIGHT " FROM whatsapp_sessions WHERE id > ?1"
+                           " ORDER BY id LIMIT ?2",
     [SQ_GET] = "SELECT " SESSION_COLS " FROM whatsapp_sessions WHERE id = ?1",
     [SQ_INSERT] = "INSERT INTO whatsapp_sessions (" SESSION_COLS ")"
                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
@@ -749,11 +753,17 @@ static int
 sq_list(struct store *st, const struct store_filter *f, struct store_session **out, size_t *n)
 {
 	sqlite3_stmt *q;
-	int which = f->autoconnect ? (f->without_auth ? SQ_LIST_AUTO_LIGHT : SQ_LIST_AUTO)
-	                           : (f->without_auth ? SQ_LIST_ALL_LIGHT : SQ_LIST_ALL);
+	int paged = f->after_id != NULL || f->limit != 0;
+	int which = paged ? SQ_LIST_PAGE_LIGHT
+	            : f->autoconnect ? (f->without_auth ? SQ_LIST_AUTO_LIGHT : SQ_LIST_AUTO)
+	                             : (f->without_auth ? SQ_LIST_ALL_LIGHT : SQ_LIST_ALL);
 	int rc = sq_stmt(st, which, &q);
 	if (rc < 0)
 		return rc;
+	if (paged) {
+		bind_text(q, 1, f->after_id ? f->after_id : "");
+		sqlite3_bind_int64(q, 2, f->limit ? (sqlite3_int64)f->limit : -1);
+	}
 	struct store_session *arr = NULL;
 	size_t len = 0, cap = 0, skipped = 0;
 	char first[256] = "";
@@ -1203,6 +1213,51 @@ sq_status_history(struct store *st, const char *session_id, int64_t since, size_
 	                       sizeof(**out), read_status_change_any, free_history_any, (void **)out, n);
 }
 
+/* One transaction for the supervisor's batch; a row that is gone skips its entry. */
+static int
+sq_write_batch_body(struct store *st, struct store_write *w, size_t n, int64_t now, size_t *gone)
+{
+	int rc;
+	for (size_t i = 0; i < n; i++) {
+		if (w[i].fields) {
+			rc = sq_update(st, w[i].id, w[i].vals, w[i].fields, now);
+			if (rc == WG_ENOTFOUND) {
+				(*gone)++;
+				continue;
+			}
+			if (rc < 0)
+				return rc;
+		}
+		for (size_t k = 0; k < w[i].nhistory; k++) {
+			rc = sq_add_status_body(st, &w[i].history[k]);
+			if (rc == WG_ENOTFOUND)
+				break;
+			if (rc < 0)
+				return rc;
+		}
+		for (size_t k = 0; k < w[i].nattempts; k++) {
+			rc = sq_add_attempt(st, &w[i].attempts[k]);
+			if (rc == WG_ENOTFOUND)
+				break;
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+static int
+sq_write_batch(struct store *st, struct store_write *w, size_t n, int64_t now, size_t *gone)
+{
+	int rc = sq_simple(st, SQ_BEGIN, "write");
+	if (rc < 0)
+		return rc;
+	rc = sq_end(st, sq_write_batch_body(st, w, n, now, gone), "write");
+	if (rc < 0)
+		*gone = 0;
+	return rc;
+}
+
 const struct store_backend store_sqlite_backend = {
     .name = "sqlite",
     .open = sq_open,
@@ -1222,4 +1277,5 @@ const struct store_backend store_sqlite_backend = {
     .set_setting = sq_set_setting,
     .add_status_change = sq_add_status_change,
     .status_history = sq_status_history,
+    .write_batch = sq_write_batch,
 };

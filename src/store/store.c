@@ -466,7 +466,17 @@ store_list(struct store *st, const struct store_filter *f, struct store_session 
 	*out = NULL;
 	*n = 0;
 	static const struct store_filter all;
-	return st->be->list(st, f != NULL ? f : &all, out, n);
+	if (f == NULL)
+		f = &all;
+	if (f->after_id || f->limit) {
+		if (f->autoconnect || !f->without_auth)
+			return store__fail(st, WG_EINVAL, "paging lists only without credentials");
+		if (f->after_id && strnlen(f->after_id, STORE_ID_LEN + 1) > STORE_ID_LEN)
+			return store__fail(st, WG_EINVAL, "paging cursor longer than an id");
+		if (f->limit > STORE_LIST_MAX)
+			return store__fail(st, WG_ELIMIT, "page of more than %u rows", STORE_LIST_MAX);
+	}
+	return st->be->list(st, f, out, n);
 }
 
 int
@@ -535,8 +545,44 @@ check_word(struct store *st, const char *what, const char *s, size_t size, bool 
 	return 0;
 }
 
+static int check_attempt(struct store *st, const struct store_attempt *a);
+static int check_status_change(struct store *st, const struct store_status_change *c);
+
+int
+store_write_batch(struct store *st, struct store_write *w, size_t n, int64_t now, size_t *gone)
+{
+	int rc;
+	*gone = 0;
+	if ((rc = check_ts(st, "now", now)) < 0)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = check_id(st, w[i].id)) < 0)
+			return rc;
+		if (w[i].fields & ~(unsigned)STORE_F_ALL)
+			return store__fail(st, WG_EINVAL, "unknown field bits 0x%x", w[i].fields);
+		if (w[i].fields && (rc = check_session(st, w[i].vals, w[i].fields)) < 0)
+			return rc;
+		for (size_t k = 0; k < w[i].nhistory; k++)
+			if ((rc = check_status_change(st, &w[i].history[k])) < 0)
+				return rc;
+		for (size_t k = 0; k < w[i].nattempts; k++)
+			if ((rc = check_attempt(st, &w[i].attempts[k])) < 0)
+				return rc;
+	}
+	if (n == 0)
+		return 0;
+	return st->be->write_batch(st, w, n, now, gone);
+}
+
 int
 store_add_attempt(struct store *st, struct store_attempt *a)
+{
+	int rc = check_attempt(st, a);
+	return rc < 0 ? rc : st->be->add_attempt(st, a);
+}
+
+static int
+check_attempt(struct store *st, const struct store_attempt *a)
 {
 	int rc;
 	if ((rc = check_word(st, "session_id", a->session_id, sizeof(a->session_id), true)) < 0 ||
@@ -548,7 +594,7 @@ store_add_attempt(struct store *st, struct store_attempt *a)
 		return rc;
 	if (a->at == 0)
 		return store__fail(st, WG_EINVAL, "attempt without a time");
-	return st->be->add_attempt(st, a);
+	return 0;
 }
 
 int
@@ -580,6 +626,13 @@ store_count_attempts(struct store *st, const char *session_id, const char *trigg
 int
 store_add_status_change(struct store *st, struct store_status_change *c)
 {
+	int rc = check_status_change(st, c);
+	return rc < 0 ? rc : st->be->add_status_change(st, c);
+}
+
+static int
+check_status_change(struct store *st, const struct store_status_change *c)
+{
 	int rc;
 	if ((rc = check_word(st, "session_id", c->session_id, sizeof(c->session_id), true)) < 0 ||
 	    (rc = check_word(st, "status", c->status, sizeof(c->status), true)) < 0 ||
@@ -590,7 +643,7 @@ store_add_status_change(struct store *st, struct store_status_change *c)
 		return store__fail(st, WG_EINVAL, "unknown connection_status");
 	if (c->at == 0)
 		return store__fail(st, WG_EINVAL, "status change without a time");
-	return st->be->add_status_change(st, c);
+	return 0;
 }
 
 int

@@ -74,6 +74,32 @@ struct store_filter {
 	 * keeps them short on the event loop at 10,000 sessions.
 	 */
 	bool without_auth;
+	/*
+	 * Paging (with without_auth, not autoconnect): rows ordered by id, only
+	 * those whose id sorts after after_id ("" or NULL: from the first), at
+	 * most limit of them (0: no limit). Keyset paging: one index range scan
+	 * per page, however far into the table.
+	 */
+	const char *after_id;
+	size_t limit;
+};
+
+/*
+ * One flush of the supervisor's write-behind: the changes of many sessions
+ * in one transaction (one commit, so one fsync, for all of them). For each
+ * entry, its row's fields as store_update writes them (none when fields is
+ * 0), then its status changes and its recovery attempts, in order. An entry
+ * whose row is gone is skipped, children too, and counted in *gone; any
+ * other failure rolls the whole batch back.
+ */
+struct store_write {
+	const char *id;
+	unsigned fields; /* STORE_F_* of vals */
+	const struct store_session *vals;
+	struct store_status_change *history;
+	size_t nhistory;
+	struct store_attempt *attempts;
+	size_t nattempts;
 };
 
 struct store_attempt {
@@ -145,6 +171,7 @@ int store_update(struct store *st, const char *id, const struct store_session *s
 int store_delete(struct store *st, const char *id);
 
 /* Records an attempt and fills a->id. WG_ENOTFOUND when the session does not exist. */
+int store_write_batch(struct store *st, struct store_write *w, size_t n, int64_t now, size_t *gone);
 int store_add_attempt(struct store *st, struct store_attempt *a);
 /*
  * A session's attempts at or after since (0: all), newest first, at most limit
@@ -222,6 +249,8 @@ struct store_backend {
 	int (*add_status_change)(struct store *st, struct store_status_change *c);
 	int (*status_history)(struct store *st, const char *session_id, int64_t since,
 	                      size_t limit, struct store_status_change **out, size_t *n);
+	int (*write_batch)(struct store *st, struct store_write *w, size_t n, int64_t now,
+	                   size_t *gone);
 };
 
 extern const struct store_backend store_sqlite_backend;

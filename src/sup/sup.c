@@ -1,11 +1,17 @@
 /*
  * The supervisor. See sup.h for the contract and docs/supervisor.md for the
  * rules; each rule is marked "Rule N" where it is carried out.
+ *
+ * Every session lives in memory (a table by id, due instants in a heap), and
+ * memory is the truth about the columns the supervisor owns; the database is
+ * written behind it (sup_wb.c). Nothing here reads the database on an event's
+ * path except to fetch credentials when a connection starts.
  */
 #include "sup/sup.h"
 
 #include <event2/event.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,75 +20,13 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "sup/sup_int.h"
 #include "wa/crypto.h"
 
-/*
- * A session's life in this process; ss_enter() is the only place that changes
- * it, and it keeps connection_status in the database in step:
- *   idle        nothing scheduled (not auto-connected, or waiting for a person)  disconnected
- *   waiting     a connect is due at `due`                                         disconnected
- *   connecting  a client is logging in                                            connecting
- *   pairing     a client shows QR codes                                           qr_pending
- *   connected   open                                                              connected
- *   stopped     logged out, replaced, breaker or recovery limit: a person decides disconnected | logged_out
- */
-enum ss_state { SS_IDLE, SS_WAITING, SS_CONNECTING, SS_PAIRING, SS_CONNECTED, SS_STOPPED };
-static const char *ss_names[] = {"idle", "waiting", "connecting", "pairing", "connected", "stopped"};
+const char *const sup__state_names[] = {"idle",    "waiting",   "connecting",
+					"pairing", "connected", "stopped"};
 
-struct waiter {
-	void (*done)(void *arg, int ok, const char *msg);
-	void *arg;
-	uint64_t deadline;
-	struct waiter *next;
-};
-
-struct sess {
-	char id[37];
-	enum ss_state state;
-	struct sup_client *client;
-	uint64_t due;            /* waiting: when to connect (monotonic ms) */
-	int ever_open;           /* opened once in this process: running rules, not startup rules */
-	size_t start_try;        /* startup retries used */
-	unsigned failures;       /* consecutive failed attempts while running, for the backoff */
-	int manual_needed;       /* recovery limit reached */
-	int reopen;              /* closing only to connect again */
-	int logout;              /* closing to log out */
-	int deleted;             /* removed through the API; free once its client is gone */
-	char trigger[48];        /* what started the attempt in flight, for the recovery table */
-	int probing;
-	uint64_t connected_mono;
-	int64_t last_activity;   /* wall ms: the last message, or when it connected */
-	char *qr;
-	int64_t qr_expires;
-	int64_t next_retry_wall;
-	char db_status[16];      /* connection_status as last written (or read) by us */
-	int db_status_known;     /* db_status is valid; read from the row on first need */
-	struct waiter *waiters;
-	struct sup *sup;
-};
-
-struct sup {
-	struct store *st;
-	struct sup_config cfg;
-	const struct sup_client_ops *ops;
-	void *ctx;
-	struct sess **v;
-	size_t n, cap;
-	uint64_t next_monitor;
-	int breaker;            /* client_outdated seen: no automatic reconnects */
-	int shutting_down;
-	void (*shutdown_done)(void *);
-	void *shutdown_arg;
-	uint64_t shutdown_deadline;
-	int started;
-	size_t skipped_rows;     /* bad rows the store passed over, logged when it changes */
-	unsigned start_pending;  /* first attempts not yet resolved, for the start summary */
-	unsigned start_ok, start_retry, start_reauth;
-	struct event_base *base;
-	struct event *timer;
-	sup_observer_fn observer;
-	void *observer_arg;
-};
+#define SESS_OF(node, field) ((struct sess *)((char *)(node) - offsetof(struct sess, field)))
 
 static const struct sup_client_cb client_cb;
 static void schedule(struct sup *s);
@@ -104,12 +48,18 @@ sup_config_defaults(struct sup_config *c)
 	c->recovery_window_ms = 3600 * 1000;
 	c->reconnect_wait_ms = 20000;
 	c->shutdown_grace_ms = 5000;
+	c->start_burst = 16;
+	c->max_handshakes = 64;
+	c->flush_delay_ms = 50;
+	c->message_at_interval_ms = 5000;
+	c->db_check_interval_ms = 5000;
+	c->monitor_slice = 500;
 }
 
-/* ---- the database ---- */
+/* ---- sessions ---- */
 
 static const char *
-db_status(const struct sess *x, int logged_out)
+status_of(const struct sess *x, int logged_out)
 {
 	switch (x->state) {
 	case SS_CONNECTING:
@@ -123,85 +73,124 @@ db_status(const struct sess *x, int logged_out)
 	}
 }
 
-/*
- * Writes status (and last_error when err is not NULL; "" clears it). Logs
- * failures once here and returns the store's result.
- */
+/* Which /health count a session is in: active primary sessions with credentials, by status. */
 static int
-db_write(struct sess *x, const char *status, const char *err, unsigned extra,
-	 const struct store_session *vals)
+bucket_of(const struct sess *x)
 {
-	struct store_session row;
-	memset(&row, 0, sizeof(row));
-	if (vals)
-		row = *vals;
-	unsigned f = extra;
-	if (status) {
-		snprintf(row.connection_status, sizeof(row.connection_status), "%s", status);
-		f |= STORE_F_STATUS;
+	if (x->deleted || !x->is_active || !x->has_auth || !x->primary)
+		return -1;
+	if (strcmp(x->status, "connected") == 0)
+		return B_CONNECTED;
+	if (strcmp(x->status, "connecting") == 0 || strcmp(x->status, "qr_pending") == 0)
+		return B_CONNECTING;
+	return B_DISCONNECTED;
+}
+
+void
+sup__recount(struct sess *x)
+{
+	int b = bucket_of(x);
+	if (b == x->bucket)
+		return;
+	if (x->bucket >= 0)
+		x->sup->cnt[x->bucket]--;
+	if (b >= 0)
+		x->sup->cnt[b]++;
+	x->bucket = b;
+}
+
+struct sess *
+sup__find(struct sup *s, const char *id)
+{
+	return wg_map_get(&s->by_id, id);
+}
+
+struct sess *
+sup__add(struct sup *s, const char *id)
+{
+	struct sess *x = sup__find(s, id);
+	if (x)
+		return x;
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 16;
+		s->v = wg_realloc(s->v, s->cap * sizeof(*s->v));
 	}
-	if (err) {
-		row.last_error = err[0] ? (char *)err : NULL;
-		f |= STORE_F_ERROR;
-	}
-	int r = store_update(x->sup->st, x->id, &row, f, (int64_t)wg_wall_ms());
-	if (r && r != WG_ENOTFOUND)
-		log_error(x->id, "database update failed: %s", store_errmsg(x->sup->st));
-	return r;
+	x = wg_calloc(1, sizeof(*x));
+	snprintf(x->id, sizeof(x->id), "%s", id);
+	x->sup = s;
+	x->bucket = -1;
+	x->seen = s->pass; /* new in this pass: not taken for a row that disappeared */
+	x->pend_tail = &x->pend;
+	x->recov = wg_calloc(s->cfg.recovery_max ? s->cfg.recovery_max : 1, sizeof(*x->recov));
+	x->idx = s->n;
+	s->v[s->n++] = x;
+	wg_map_put(&s->by_id, x->id, x);
+	return x;
+}
+
+/* The row's user-owned columns, as the rules read them. */
+void
+sup__apply_row(struct sess *x, const struct store_session *row)
+{
+	x->is_active = row->is_active != 0;
+	x->auto_connect = row->auto_connect != 0;
+	x->has_auth = row->auth_state != NULL;
+	x->primary = row->session_name && strcmp(row->session_name, "primary") == 0;
+	x->seen = x->sup->pass;
+	sup__recount(x);
 }
 
 static void
-notify(struct sess *x, enum sup_event ev)
+finish_waiters(struct sess *x, int ok, const char *msg)
+{
+	struct waiter *w = x->waiters;
+	x->waiters = NULL;
+	wg_heap_del(&x->sup->deadlines, &x->deadline);
+	while (w) {
+		struct waiter *next = w->next;
+		w->done(w->arg, ok, msg);
+		free(w);
+		w = next;
+	}
+}
+
+static void
+free_sess(struct sess *x)
+{
+	sup__wb_forget(x);
+	free(x->qr);
+	free(x->recov);
+	free(x->last_error);
+	free(x);
+}
+
+void
+sup__remove(struct sup *s, struct sess *x)
+{
+	struct sess *last = s->v[--s->n];
+	s->v[x->idx] = last;
+	last->idx = x->idx;
+	wg_map_del(&s->by_id, x->id);
+	wg_heap_del(&s->due, &x->due);
+	if (x->state == SS_CONNECTING)
+		s->connecting--;
+	if (x->bucket >= 0)
+		s->cnt[x->bucket]--;
+	finish_waiters(x, 0, "session deleted");
+	free_sess(x);
+}
+
+void
+sup__notify(struct sess *x, enum sup_event ev)
 {
 	struct sup *s = x->sup;
 	if (s->observer != NULL && !x->deleted)
 		s->observer(s->observer_arg, ev, x->id);
 }
 
-/*
- * The status history (docs/store.md): one row each time connection_status
- * really changes. The status we wrote last is kept in memory; the first time
- * a session is written in this process its row tells what the status was.
- */
-static void
-history_before(struct sess *x)
-{
-	if (x->db_status_known)
-		return;
-	struct store_session row;
-	if (store_get(x->sup->st, x->id, &row) != 0)
-		return; /* unknown: the write below will say so, or the row is gone */
-	snprintf(x->db_status, sizeof(x->db_status), "%s", row.connection_status);
-	x->db_status_known = 1;
-	store_session_free(&row);
-}
-
-static void
-history_after(struct sess *x, const char *status, const char *why, const char *err)
-{
-	if (x->db_status_known && strcmp(x->db_status, status) == 0)
-		return;
-	snprintf(x->db_status, sizeof(x->db_status), "%s", status);
-	x->db_status_known = 1;
-	/* The supervisor's reason, then the cause when there is one: "connection lost: ... (transient 428)". */
-	char reason[512];
-	if (err && err[0] && strcmp(err, why) != 0)
-		snprintf(reason, sizeof(reason), "%s: %s", why, err);
-	else
-		snprintf(reason, sizeof(reason), "%s", why);
-	struct store_status_change c;
-	memset(&c, 0, sizeof(c));
-	snprintf(c.session_id, sizeof(c.session_id), "%s", x->id);
-	c.at = (int64_t)wg_wall_ms();
-	snprintf(c.status, sizeof(c.status), "%s", status);
-	c.reason = reason;
-	if (store_add_status_change(x->sup->st, &c) != 0)
-		log_error(x->id, "cannot record the status change: %s", store_errmsg(x->sup->st));
-}
-
-static void
-record(struct sess *x, const char *trigger, const char *action, const char *result,
-       const char *detail)
+void
+sup__record(struct sess *x, const char *trigger, const char *action, const char *result,
+	    const char *detail)
 {
 	struct store_attempt a;
 	memset(&a, 0, sizeof(a));
@@ -213,75 +202,38 @@ record(struct sess *x, const char *trigger, const char *action, const char *resu
 	a.detail = (char *)detail;
 	log_info(x->id, "recovery: trigger %s, action %s, result %s%s%s", trigger, action, result,
 		 detail ? ": " : "", detail ? detail : "");
-	if (store_add_attempt(x->sup->st, &a) != 0)
-		log_error(x->id, "cannot record a recovery attempt: %s", store_errmsg(x->sup->st));
-}
-
-/* ---- sessions ---- */
-
-static struct sess *
-find(struct sup *s, const char *id)
-{
-	for (size_t i = 0; i < s->n; i++)
-		if (strcmp(s->v[i]->id, id) == 0)
-			return s->v[i];
-	return NULL;
-}
-
-static struct sess *
-add(struct sup *s, const char *id)
-{
-	struct sess *x = find(s, id);
-	if (x)
-		return x;
-	if (s->n == s->cap) {
-		s->cap = s->cap ? s->cap * 2 : 16;
-		s->v = wg_realloc(s->v, s->cap * sizeof(*s->v));
-	}
-	x = wg_calloc(1, sizeof(*x));
-	snprintf(x->id, sizeof(x->id), "%s", id);
-	x->sup = s;
-	s->v[s->n++] = x;
-	return x;
-}
-
-static void
-finish_waiters(struct sess *x, int ok, const char *msg)
-{
-	struct waiter *w = x->waiters;
-	x->waiters = NULL;
-	while (w) {
-		struct waiter *next = w->next;
-		w->done(w->arg, ok, msg);
-		free(w);
-		w = next;
-	}
-}
-
-static void
-remove_sess(struct sup *s, struct sess *x)
-{
-	for (size_t i = 0; i < s->n; i++) {
-		if (s->v[i] == x) {
-			s->v[i] = s->v[--s->n];
-			break;
+	if (strncmp(trigger, "monitor:", 8) == 0) {
+		/* Each recovery leaves one record under "monitor:": the limit counts them (sup_monitor.c). */
+		sup__recoveries_in_window(x); /* loads the older ones first, so none counts twice */
+		unsigned cap = x->sup->cfg.recovery_max ? x->sup->cfg.recovery_max : 1;
+		if (x->nrecov == cap) {
+			memmove(x->recov, x->recov + 1, (cap - 1) * sizeof(*x->recov));
+			x->nrecov--;
 		}
+		x->recov[x->nrecov++] = a.at;
 	}
-	finish_waiters(x, 0, "session deleted");
-	free(x->qr);
-	free(x);
+	sup__wb_attempt(x, &a);
 }
 
-/* The only place a session's state changes; keeps the database in step. */
-static void
-ss_enter(struct sess *x, enum ss_state st, const char *why, const char *err, int logged_out)
+/*
+ * The only place a session's state changes. Memory changes at once (status,
+ * last_error, last_connected_at, the history row); the database follows.
+ * err: NULL keeps last_error, "" clears it.
+ */
+void
+sup__enter(struct sess *x, enum ss_state st, const char *why, const char *err, int logged_out)
 {
+	struct sup *s = x->sup;
 	enum ss_state old = x->state;
 	x->state = st;
 	if (old != st)
-		log_info(x->id, "%s -> %s (%s)", ss_names[old], ss_names[st], why);
+		log_info(x->id, "%s -> %s (%s)", sup__state_names[old], sup__state_names[st], why);
+	if (old == SS_CONNECTING && st != SS_CONNECTING)
+		s->connecting--;
+	else if (old != SS_CONNECTING && st == SS_CONNECTING)
+		s->connecting++;
 	if (st != SS_WAITING) {
-		x->due = 0;
+		wg_heap_del(&s->due, &x->due);
 		x->next_retry_wall = 0;
 	}
 	if (st != SS_PAIRING) {
@@ -290,22 +242,30 @@ ss_enter(struct sess *x, enum ss_state st, const char *why, const char *err, int
 	}
 	if (x->deleted)
 		return;
-	/* Entering connected stamps last_connected_at in the same write, so observers see both. */
-	struct store_session v;
-	memset(&v, 0, sizeof(v));
-	unsigned extra = 0;
+	unsigned f = STORE_F_STATUS;
 	if (st == SS_CONNECTED && old != SS_CONNECTED) {
-		v.last_connected_at = (int64_t)wg_wall_ms();
-		extra = STORE_F_CONNECTED_AT;
+		/* Entering connected stamps last_connected_at with the status, so observers see both. */
+		x->last_connected_at = (int64_t)wg_wall_ms();
+		f |= STORE_F_CONNECTED_AT;
 	}
-	const char *status = db_status(x, logged_out);
-	history_before(x);
-	if (db_write(x, status, err, extra, &v) != 0) {
-		x->db_status_known = 0; /* we no longer know what the row says */
-		return;
+	if (err) {
+		sup__wb_set_error(x, err);
+		f |= STORE_F_ERROR;
 	}
-	history_after(x, status, why, err);
-	notify(x, SUP_EV_SESSION);
+	const char *status = status_of(x, logged_out);
+	if (strcmp(x->status, status) != 0) {
+		/* The history: one row each time the status really changes (docs/store.md). */
+		char reason[512];
+		if (err && err[0] && strcmp(err, why) != 0)
+			snprintf(reason, sizeof(reason), "%s: %s", why, err);
+		else
+			snprintf(reason, sizeof(reason), "%s", why);
+		snprintf(x->status, sizeof(x->status), "%s", status);
+		sup__wb_history(x, status, reason);
+	}
+	sup__wb_mark(x, f);
+	sup__recount(x);
+	sup__notify(x, SUP_EV_SESSION);
 }
 
 /* Schedules a connect after delay_ms (0: at once, from the next sup_run). */
@@ -313,36 +273,45 @@ static void
 wait_then_connect(struct sess *x, uint64_t delay_ms, const char *why, const char *err)
 {
 	/* Set first, so the state change that observers see carries the retry time. */
-	x->due = wg_now_ms() + delay_ms;
+	wg_heap_set(&x->sup->due, &x->due, wg_now_ms() + delay_ms);
 	x->next_retry_wall = (int64_t)(wg_wall_ms() + delay_ms);
-	ss_enter(x, SS_WAITING, why, err, 0);
+	sup__enter(x, SS_WAITING, why, err, 0);
+	/* sup__enter removes the node for any other state; waiting keeps it. */
 }
 
-static int
-connect_now(struct sess *x, const char *trigger)
+int
+sup__connect_now(struct sess *x, const char *trigger)
 {
 	struct sup *s = x->sup;
 	if (x->client != NULL)
 		return 0; /* never more than one connection per session */
+	/* Credentials: the newest stay in memory until the row has them. */
 	struct store_session row;
-	int r = store_get(s->st, x->id, &row);
-	if (r) {
-		log_error(x->id, "cannot read the session: %s", r == WG_ENOTFOUND ? "not found" : store_errmsg(s->st));
-		ss_enter(x, SS_IDLE, "cannot read the session", NULL, 0);
-		return r;
+	int have_row = 0, r;
+	const char *auth = x->auth_pending;
+	if (!(x->dirty & STORE_F_AUTH)) {
+		if ((r = store_get(s->st, x->id, &row)) != 0) {
+			log_error(x->id, "cannot read the session: %s",
+				  r == WG_ENOTFOUND ? "not found" : store_errmsg(s->st));
+			sup__enter(x, SS_IDLE, "cannot read the session", NULL, 0);
+			return r;
+		}
+		have_row = 1;
+		auth = row.auth_state;
 	}
+	int paired = auth != NULL;
 	if (trigger != x->trigger)
 		snprintf(x->trigger, sizeof(x->trigger), "%s", trigger);
-	r = s->ops->open(s->ctx, x->id, row.auth_state, &client_cb, x, &x->client);
-	int paired = row.auth_state != NULL;
-	store_session_free(&row);
+	r = s->ops->open(s->ctx, x->id, auth, &client_cb, x, &x->client);
+	if (have_row)
+		store_session_free(&row);
 	if (r) {
 		char err[96];
 		snprintf(err, sizeof(err), "cannot start a connection: %s", wg_strerror(r));
-		ss_enter(x, SS_IDLE, "open failed", err, 0);
+		sup__enter(x, SS_IDLE, "open failed", err, 0);
 		return r;
 	}
-	ss_enter(x, paired ? SS_CONNECTING : SS_PAIRING, trigger, NULL, 0);
+	sup__enter(x, paired ? SS_CONNECTING : SS_PAIRING, trigger, NULL, 0);
 	return 0;
 }
 
@@ -389,7 +358,7 @@ cb_qr(void *arg, const char *qr, uint32_t valid_ms)
 	free(x->qr);
 	x->qr = wg_strdup(qr);
 	x->qr_expires = (int64_t)(wg_wall_ms() + valid_ms);
-	notify(x, SUP_EV_QR);
+	sup__notify(x, SUP_EV_QR);
 	schedule(x->sup);
 }
 
@@ -398,7 +367,7 @@ cb_paired(void *arg, const char *jid)
 {
 	struct sess *x = arg;
 	log_info(x->id, "paired as %s", jid);
-	ss_enter(x, SS_CONNECTING, "paired; logging in", "", 0);
+	sup__enter(x, SS_CONNECTING, "paired; logging in", "", 0);
 	schedule(x->sup);
 }
 
@@ -406,11 +375,20 @@ static void
 cb_creds(void *arg, const char *auth_state, const char *phone)
 {
 	struct sess *x = arg;
-	struct store_session v;
-	memset(&v, 0, sizeof(v));
-	v.auth_state = (char *)auth_state;
-	v.phone_number = (char *)phone;
-	db_write(x, NULL, NULL, STORE_F_AUTH | (phone ? STORE_F_PHONE : 0), &v);
+	if (x->auth_pending) {
+		wg_wipe(x->auth_pending, strlen(x->auth_pending));
+		free(x->auth_pending);
+	}
+	x->auth_pending = auth_state ? wg_strdup(auth_state) : NULL;
+	unsigned f = STORE_F_AUTH;
+	if (phone) {
+		free(x->phone_pending);
+		x->phone_pending = wg_strdup(phone);
+		f |= STORE_F_PHONE;
+	}
+	x->has_auth = auth_state != NULL;
+	sup__recount(x);
+	sup__wb_mark(x, f);
 }
 
 static void
@@ -418,6 +396,7 @@ cb_open(void *arg, const char *jid, const char *push_name)
 {
 	struct sess *x = arg;
 	struct sup *s = x->sup;
+	(void)push_name;
 	start_resolved(s, x, 0);
 	if (!x->ever_open && x->start_try == 0)
 		log_info(x->id, "start: connected as %s", jid);
@@ -427,9 +406,9 @@ cb_open(void *arg, const char *jid, const char *push_name)
 	x->manual_needed = 0;
 	x->connected_mono = wg_now_ms();
 	x->last_activity = (int64_t)wg_wall_ms();
-	ss_enter(x, SS_CONNECTED, "open", "", 0);
+	sup__enter(x, SS_CONNECTED, "open", "", 0);
 	if (x->trigger[0] && strncmp(x->trigger, "start", 5) != 0 && strcmp(x->trigger, "pair") != 0)
-		record(x, x->trigger, "reconnect", "connected", NULL);
+		sup__record(x, x->trigger, "reconnect", "connected", NULL);
 	x->trigger[0] = '\0';
 	finish_waiters(x, 1, "connected");
 	schedule(s);
@@ -439,25 +418,26 @@ static void
 cb_message(void *arg, int64_t t)
 {
 	struct sess *x = arg;
+	(void)t;
 	x->last_activity = (int64_t)wg_wall_ms();
-	struct store_session v;
-	memset(&v, 0, sizeof(v));
-	v.last_message_at = x->last_activity;
-	db_write(x, NULL, NULL, STORE_F_MESSAGE_AT, &v);
+	x->last_message_at = x->last_activity;
+	/* Coalesced: at most one write per session per message_at_interval_ms. */
+	sup__wb_message(x);
 }
 
 static void
 cb_probe(void *arg, int ok, uint32_t rtt_ms)
 {
 	struct sess *x = arg;
+	(void)rtt_ms;
 	x->probing = 0;
 	if (ok) {
 		/* Still answering: it was only quiet. */
 		x->last_activity = (int64_t)wg_wall_ms();
-		record(x, "probe:stale", "probe", "ok", NULL);
+		sup__record(x, "probe:stale", "probe", "ok", NULL);
 		return;
 	}
-	record(x, "probe:stale", "probe", "failed", "no answer to presence and ping");
+	sup__record(x, "probe:stale", "probe", "failed", "no answer to presence and ping");
 	if (x->client) {
 		x->reopen = 1;
 		snprintf(x->trigger, sizeof(x->trigger), "monitor:stale");
@@ -478,28 +458,28 @@ cb_closed(void *arg, const struct wa_session_close *why)
 	snprintf(err, sizeof(err), "%s (%s %d)", why->text, wa_close_reason_name(why->reason),
 		 why->code);
 	if (x->trigger[0] && why->reason != WA_CLOSE_CLOSED_BY_US)
-		record(x, x->trigger, "reconnect", "failed", err);
+		sup__record(x, x->trigger, "reconnect", "failed", err);
 
 	if (x->deleted) {
-		remove_sess(s, x);
+		sup__remove(s, x);
 		schedule(s);
 		return;
 	}
 	if (s->shutting_down) {
-		ss_enter(x, SS_IDLE, "shutdown", NULL, 0);
+		sup__enter(x, SS_IDLE, "shutdown", NULL, 0);
 		schedule(s);
 		return;
 	}
 	if (x->logout) {
 		x->logout = 0;
-		ss_enter(x, SS_STOPPED, "logged out by request", "logged out by request", 1);
+		sup__enter(x, SS_STOPPED, "logged out by request", "logged out by request", 1);
 		finish_waiters(x, 0, "logged out");
 		schedule(s);
 		return;
 	}
 	if (x->reopen) {
 		x->reopen = 0;
-		connect_now(x, x->trigger[0] ? x->trigger : "manual");
+		sup__connect_now(x, x->trigger[0] ? x->trigger : "manual");
 		schedule(s);
 		return;
 	}
@@ -512,18 +492,18 @@ cb_closed(void *arg, const struct wa_session_close *why)
 		start_resolved(s, x, 2);
 		if (!x->ever_open)
 			log_warn(x->id, "start: needs re-authentication");
-		ss_enter(x, SS_STOPPED, "logged out", err, 1);
+		sup__enter(x, SS_STOPPED, "logged out", err, 1);
 		break;
 	case WA_CLOSE_REPLACED:
 		snprintf(err, sizeof(err), "replaced (440): another client took over this session; "
 					   "not taking it back automatically");
-		ss_enter(x, SS_STOPPED, "replaced", err, 0);
+		sup__enter(x, SS_STOPPED, "replaced", err, 0);
 		break;
 	case WA_CLOSE_CLIENT_OUTDATED:
 		s->breaker = 1;
 		log_error("supervisor", "WhatsApp says this client is outdated (405): every automatic "
 					"reconnect is stopped until the server is updated");
-		ss_enter(x, SS_STOPPED, "client outdated", "client version outdated (405): update wagate", 0);
+		sup__enter(x, SS_STOPPED, "client outdated", "client version outdated (405): update wagate", 0);
 		break;
 	case WA_CLOSE_TEMP_BANNED: {
 		int64_t now = (int64_t)wg_wall_ms();
@@ -533,14 +513,14 @@ cb_closed(void *arg, const struct wa_session_close *why)
 		break;
 	}
 	case WA_CLOSE_CLOSED_BY_US:
-		ss_enter(x, SS_IDLE, "closed by us", NULL, 0);
+		sup__enter(x, SS_IDLE, "closed by us", NULL, 0);
 		break;
 	case WA_CLOSE_QR_TIMEOUT:
-		ss_enter(x, SS_IDLE, "QR codes expired", "QR codes expired without a scan; start pairing again", 0);
+		sup__enter(x, SS_IDLE, "QR codes expired", "QR codes expired without a scan; start pairing again", 0);
 		break;
 	case WA_CLOSE_RESTART_REQUIRED:
 		if (s->breaker) {
-			ss_enter(x, SS_STOPPED, "breaker open", err, 0);
+			sup__enter(x, SS_STOPPED, "breaker open", err, 0);
 			break;
 		}
 		/* The server asks for a new connection: at once, without counting a failure. */
@@ -549,11 +529,11 @@ cb_closed(void *arg, const struct wa_session_close *why)
 		break;
 	default: /* transient, keepalive_timeout, protocol_error */
 		if (s->breaker) {
-			ss_enter(x, SS_STOPPED, "breaker open", err, 0);
+			sup__enter(x, SS_STOPPED, "breaker open", err, 0);
 			break;
 		}
 		if (pairing) {
-			ss_enter(x, SS_IDLE, "pairing failed", err, 0);
+			sup__enter(x, SS_IDLE, "pairing failed", err, 0);
 			break;
 		}
 		if (!x->ever_open) {
@@ -568,7 +548,7 @@ cb_closed(void *arg, const struct wa_session_close *why)
 			} else {
 				log_warn(x->id, "start: connection failed after %zu retries: %s",
 					 s->cfg.n_start_retries, err);
-				ss_enter(x, SS_IDLE, "startup retries exhausted", err, 0);
+				sup__enter(x, SS_IDLE, "startup retries exhausted", err, 0);
 			}
 			break;
 		}
@@ -594,131 +574,48 @@ static const struct sup_client_cb client_cb = {
 	.probe = cb_probe,
 };
 
-/* A row with bad data must not stop the others; say so once, not every minute. */
-static void
-note_skipped(struct sup *s)
-{
-	size_t n = store_list_skipped(s->st);
-	if (n != s->skipped_rows && n > 0)
-		log_error("supervisor", "%s", store_errmsg(s->st));
-	s->skipped_rows = n;
-}
-
-/* ---- the recovery monitor (Rule 5) ---- */
-
-/* Counts this session's automatic recoveries in the window; past the limit a person decides. */
-static int
-recovery_allowed(struct sess *x, const char *trigger)
-{
-	struct sup *s = x->sup;
-	if (x->manual_needed)
-		return 0;
-	int count = 0;
-	int64_t since = (int64_t)wg_wall_ms() - (int64_t)s->cfg.recovery_window_ms;
-	if (store_count_attempts(s->st, x->id, "monitor:", since, &count) != 0) {
-		log_error(x->id, "cannot count recoveries: %s", store_errmsg(s->st));
-		return 0; /* without the count, do not risk a storm */
-	}
-	/* Each recovery leaves one record under "monitor:"; probes and notes use other prefixes. */
-	if ((unsigned)count < s->cfg.recovery_max)
-		return 1;
-	char err[200];
-	snprintf(err, sizeof(err),
-		 "automatic recovery limit reached (%u in %" PRIu64 " min): waiting for a manual reconnect",
-		 s->cfg.recovery_max, s->cfg.recovery_window_ms / 60000);
-	x->manual_needed = 1;
-	/* Under its own prefix: notes about the limit are not recoveries and must not count. */
-	char note[48];
-	snprintf(note, sizeof(note), "limit:%s", trigger + (strncmp(trigger, "monitor:", 8) == 0 ? 8 : 0));
-	record(x, note, "none", "rate_limited", err);
-	if (x->state == SS_CONNECTED || x->state == SS_CONNECTING) {
-		/* No state change, but lastError and manualInterventionNeeded did change. */
-		if (db_write(x, NULL, err, 0, NULL) == 0)
-			notify(x, SUP_EV_SESSION);
-	} else {
-		ss_enter(x, SS_STOPPED, "recovery limit", err, 0);
-	}
-	return 0;
-}
-
-static void
-recover(struct sess *x, const char *trigger, const char *detail)
-{
-	struct sup *s = x->sup;
-	if (!recovery_allowed(x, trigger))
-		return;
-	log_warn(x->id, "recovering: %s", detail);
-	snprintf(x->trigger, sizeof(x->trigger), "%s", trigger);
-	if (x->client) {
-		x->reopen = 1;
-		s->ops->close(x->client);
-	} else {
-		connect_now(x, trigger);
-	}
-}
-
-static void
-monitor(struct sup *s)
-{
-	struct store_filter all = {.without_auth = true};
-	struct store_session *rows = NULL;
-	size_t n = 0;
-	if (store_list(s->st, &all, &rows, &n) != 0) {
-		log_error("supervisor", "monitor: cannot read sessions: %s", store_errmsg(s->st));
-		return;
-	}
-	note_skipped(s);
-	int64_t now_wall = (int64_t)wg_wall_ms();
-	for (size_t i = 0; i < n; i++) {
-		struct store_session *r = &rows[i];
-		int should_run = r->is_active && r->auth_state != NULL && r->auto_connect &&
-				 strcmp(r->session_name, "primary") == 0;
-		if (!should_run || s->breaker)
-			continue;
-		struct sess *x = add(s, r->id);
-		if (x->state == SS_STOPPED || x->state == SS_PAIRING || x->state == SS_WAITING ||
-		    x->state == SS_CONNECTING || x->probing || x->reopen)
-			continue;
-		int db_connected = strcmp(r->connection_status, "connected") == 0;
-		int alive = x->client != NULL && s->ops->alive(x->client);
-		if (db_connected && !alive) {
-			recover(x, "monitor:dead_socket", "the database says connected but the socket is not alive");
-		} else if (x->state == SS_IDLE && x->client == NULL) {
-			recover(x, "monitor:down", "the session should be connected but is not");
-		} else if (x->state == SS_CONNECTED && alive) {
-			int64_t last = r->last_message_at > x->last_activity ? r->last_message_at : x->last_activity;
-			if (now_wall - last > (int64_t)s->cfg.stale_after_ms) {
-				if (!recovery_allowed(x, "monitor:stale"))
-					continue;
-				x->probing = 1;
-				if (s->ops->probe(x->client) != 0) {
-					x->probing = 0;
-					recover(x, "monitor:stale", "probe could not be sent");
-				}
-			}
-		}
-	}
-	store_list_free(rows, n);
-}
-
 /* ---- scheduling ---- */
 
-uint64_t
-sup_run(struct sup *s)
+/*
+ * Starts the connects that are due, paced: at most start_burst per call (the
+ * rest in the next loop turn, so other events run between them) and at most
+ * max_handshakes logins in flight (the rest when one ends). Returns the next
+ * instant it needs.
+ */
+static uint64_t
+run_due(struct sup *s, uint64_t now)
 {
-	uint64_t now = wg_now_ms(), next = UINT64_MAX;
-	/* Due connects; a copy of the count because connects may add nothing but can close. */
-	for (size_t i = 0; i < s->n; i++) {
-		struct sess *x = s->v[i];
-		if (x->state == SS_WAITING && x->due <= now && !s->shutting_down) {
-			if (s->breaker) {
-				ss_enter(x, SS_STOPPED, "breaker open", "client version outdated (405): update wagate", 0);
-				continue;
-			}
-			connect_now(x, x->trigger[0] ? x->trigger : "start");
+	unsigned burst = 0;
+	struct wg_heap_node *n;
+	while ((n = wg_heap_min(&s->due)) != NULL && n->key <= now) {
+		if (s->shutting_down)
+			return UINT64_MAX;
+		if (s->connecting >= s->cfg.max_handshakes)
+			return UINT64_MAX; /* a handshake's end calls schedule() */
+		if (burst >= s->cfg.start_burst)
+			return now; /* the next loop turn */
+		struct sess *x = SESS_OF(n, due);
+		wg_heap_del(&s->due, n);
+		if (s->breaker) {
+			sup__enter(x, SS_STOPPED, "breaker open", "client version outdated (405): update wagate", 0);
+			continue;
 		}
-		if (x->state == SS_WAITING && x->due < next)
-			next = x->due;
+		sup__connect_now(x, x->trigger[0] ? x->trigger : "start");
+		burst++;
+	}
+	if (n == NULL || s->shutting_down)
+		return UINT64_MAX;
+	return s->connecting >= s->cfg.max_handshakes ? UINT64_MAX : n->key;
+}
+
+/* Answers the manual reconnects whose time limit passed. */
+static uint64_t
+run_deadlines(struct sup *s, uint64_t now)
+{
+	struct wg_heap_node *n;
+	while ((n = wg_heap_min(&s->deadlines)) != NULL && n->key <= now) {
+		struct sess *x = SESS_OF(n, deadline);
+		uint64_t earliest = UINT64_MAX;
 		for (struct waiter **w = &x->waiters; *w;) {
 			if ((*w)->deadline <= now) {
 				struct waiter *dead = *w;
@@ -727,39 +624,58 @@ sup_run(struct sup *s)
 				free(dead);
 				continue;
 			}
-			if ((*w)->deadline < next)
-				next = (*w)->deadline;
+			if ((*w)->deadline < earliest)
+				earliest = (*w)->deadline;
 			w = &(*w)->next;
 		}
+		if (earliest == UINT64_MAX)
+			wg_heap_del(&s->deadlines, n);
+		else
+			wg_heap_set(&s->deadlines, n, earliest);
 	}
+	return n ? n->key : UINT64_MAX;
+}
+
+static uint64_t
+min64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+uint64_t
+sup_run(struct sup *s)
+{
+	uint64_t now = wg_now_ms(), next = UINT64_MAX;
+	next = min64(next, run_due(s, now));
+	next = min64(next, run_deadlines(s, now));
 	if (s->started && !s->shutting_down) {
-		if (now >= s->next_monitor) {
-			s->next_monitor = now + s->cfg.recovery_interval_ms;
-			monitor(s);
-		}
-		if (s->next_monitor < next)
-			next = s->next_monitor;
+		sup__monitor_step(s, now);
+		next = min64(next, s->pass_running ? now : s->next_monitor);
 	}
 	if (s->shutting_down) {
-		int open = 0;
+		size_t open = 0;
 		for (size_t i = 0; i < s->n; i++)
 			open += s->v[i]->client != NULL;
 		if ((open == 0 || now >= s->shutdown_deadline) && s->shutdown_done) {
 			void (*done)(void *) = s->shutdown_done;
 			s->shutdown_done = NULL;
+			/* What the closes changed, and every coalesced last_message_at, before the end. */
+			sup__wb_flush_all(s);
 			done(s->shutdown_arg);
-		} else if (s->shutdown_done && s->shutdown_deadline < next) {
-			next = s->shutdown_deadline;
+		} else if (s->shutdown_done) {
+			next = min64(next, s->shutdown_deadline);
 		}
 	}
+	next = min64(next, sup__wb_run(s, wg_now_ms()));
 	return next;
 }
 
 static void
 on_timer(evutil_socket_t fd, short what, void *arg)
 {
-	struct sup *s = arg;
-	schedule(s);
+	(void)fd;
+	(void)what;
+	schedule(arg);
 }
 
 /* Runs what is due and re-arms the loop's timer for the next due instant. */
@@ -769,8 +685,10 @@ schedule(struct sup *s)
 	if (s->timer == NULL)
 		return; /* tests call sup_run() themselves */
 	uint64_t next = sup_run(s), now = wg_now_ms();
-	if (next == UINT64_MAX)
+	if (next == UINT64_MAX) {
+		evtimer_del(s->timer);
 		return;
+	}
 	uint64_t d = next > now ? next - now : 0;
 	struct timeval tv = {(time_t)(d / 1000), (suseconds_t)((d % 1000) * 1000)};
 	evtimer_add(s->timer, &tv);
@@ -793,8 +711,27 @@ sup_new(struct store *st, const struct sup_config *cfg, const struct sup_client_
 	struct sup *s = wg_calloc(1, sizeof(*s));
 	s->st = st;
 	s->cfg = *cfg;
+	if (s->cfg.start_burst == 0)
+		s->cfg.start_burst = 1;
+	if (s->cfg.max_handshakes == 0)
+		s->cfg.max_handshakes = 1;
+	if (s->cfg.monitor_slice == 0)
+		s->cfg.monitor_slice = 1;
 	s->ops = ops;
 	s->ctx = client_ctx;
+	wg_map_init(&s->by_id);
+	wg_heap_init(&s->due);
+	wg_heap_init(&s->deadlines);
+	sup__wb_init(s);
+	/* /health must not say "ok" before the database was ever asked. */
+	uint32_t us = 0;
+	if (store_ping(st, &us) == 0) {
+		s->db_latency_us = us;
+	} else {
+		s->db_ok = 0;
+		snprintf(s->db_error, sizeof(s->db_error), "%s", store_errmsg(st));
+	}
+	s->ping_at = wg_now_ms() + s->cfg.db_check_interval_ms;
 	*out = s;
 	return 0;
 }
@@ -824,10 +761,13 @@ sup_free(struct sup *s)
 	for (size_t i = 0; i < s->n; i++) {
 		struct sess *x = s->v[i];
 		finish_waiters(x, 0, "server stopping");
-		free(x->qr);
-		free(x);
+		free_sess(x);
 	}
 	free(s->v);
+	wg_map_free(&s->by_id);
+	wg_heap_free(&s->due);
+	wg_heap_free(&s->deadlines);
+	sup__wb_free(s);
 	if (s->timer)
 		event_free(s->timer);
 	free(s);
@@ -845,33 +785,41 @@ sup_start(struct sup *s)
 	}
 	if (changed)
 		log_info("supervisor", "reconciled %d session(s) left connected by a previous process", changed);
-	struct store_filter f = {.autoconnect = 1, .without_auth = true};
+	/* Every session into memory (one listing, in creation order, without credentials). */
+	struct store_filter all = {.without_auth = true};
 	struct store_session *rows = NULL;
 	size_t n = 0;
-	if (store_list(s->st, &f, &rows, &n) != 0) {
+	if (store_list(s->st, &all, &rows, &n) != 0) {
 		log_error("supervisor", "cannot list sessions: %s", store_errmsg(s->st));
 		return WG_EIO;
 	}
-	note_skipped(s);
+	size_t skipped = store_list_skipped(s->st);
+	if (skipped)
+		log_error("supervisor", "%s", store_errmsg(s->st));
+	s->skipped_rows = skipped;
 	uint64_t t = wg_now_ms();
+	int64_t wall = (int64_t)wg_wall_ms();
+	size_t k = 0;
 	for (size_t i = 0; i < n; i++) {
-		struct sess *x = add(s, rows[i].id);
+		struct sess *x = sup__add(s, rows[i].id);
+		snprintf(x->status, sizeof(x->status), "%s", rows[i].connection_status);
+		x->last_error = rows[i].last_error ? wg_strdup(rows[i].last_error) : NULL;
+		x->last_connected_at = rows[i].last_connected_at;
+		x->last_message_at = rows[i].last_message_at;
+		sup__apply_row(x, &rows[i]);
+		if (!(x->primary && x->has_auth && x->is_active && x->auto_connect))
+			continue;
+		/* Rule 1: the auto-connects, stagger apart, in creation order. */
 		snprintf(x->trigger, sizeof(x->trigger), "start");
 		x->state = SS_WAITING; /* already "disconnected" in the database after reconciling */
-		x->due = t + i * s->cfg.start_stagger_ms;
-		x->next_retry_wall = (int64_t)(wg_wall_ms() + i * s->cfg.start_stagger_ms);
+		wg_heap_set(&s->due, &x->due, t + k * s->cfg.start_stagger_ms);
+		x->next_retry_wall = wall + (int64_t)(k * s->cfg.start_stagger_ms);
+		k++;
 	}
-	s->start_pending = (unsigned)n;
-	log_info("supervisor", "start: %zu session(s) to connect, %" PRIu64 " ms apart", n,
-		 s->cfg.start_stagger_ms);
 	store_list_free(rows, n);
-	/* Load the others too, so the API and monitor know them. */
-	struct store_filter all = {.without_auth = true};
-	if (store_list(s->st, &all, &rows, &n) == 0) {
-		for (size_t i = 0; i < n; i++)
-			add(s, rows[i].id);
-		store_list_free(rows, n);
-	}
+	s->start_pending = (unsigned)k;
+	log_info("supervisor", "start: %zu session(s) to connect, %" PRIu64 " ms apart", k,
+		 s->cfg.start_stagger_ms);
 	s->started = 1;
 	s->next_monitor = t + s->cfg.recovery_interval_ms;
 	schedule(s);
@@ -890,11 +838,15 @@ sup_shutdown(struct sup *s, void (*done)(void *arg), void *arg)
 		/* Rule 4: the database is made truthful first, whatever the sockets do next. */
 		if (x->state == SS_CONNECTED || x->state == SS_CONNECTING || x->state == SS_PAIRING ||
 		    x->state == SS_WAITING)
-			ss_enter(x, SS_IDLE, "shutdown", NULL, 0);
-		if (x->client)
-			s->ops->close(x->client);
+			sup__enter(x, SS_IDLE, "shutdown", NULL, 0);
 		finish_waiters(x, 0, "server stopping");
 	}
+	if (sup__wb_flush_all(s) != 0)
+		log_error("supervisor", "shutdown: the database could not be written (%s); the next "
+					"start reconciles what it says", s->db_error);
+	for (size_t i = 0; i < s->n; i++)
+		if (s->v[i]->client)
+			s->ops->close(s->v[i]->client);
 	if (s->timer == NULL)
 		return;
 	schedule(s);
@@ -904,13 +856,19 @@ int
 sup_reconnect(struct sup *s, const char *id, void (*done)(void *arg, int ok, const char *msg),
 	      void *arg)
 {
-	struct store_session row;
-	int r = store_get(s->st, id, &row);
-	if (r)
-		return r;
-	int has_creds = row.auth_state != NULL;
-	store_session_free(&row);
-	if (!has_creds) {
+	struct sess *x = sup__find(s, id);
+	if (x == NULL || x->deleted) {
+		/* Not loaded: a row the web app wrote since the last monitor pass. */
+		struct store_session row;
+		int r = store_get(s->st, id, &row);
+		if (r)
+			return r;
+		x = sup__add(s, id);
+		snprintf(x->status, sizeof(x->status), "%s", row.connection_status);
+		sup__apply_row(x, &row);
+		store_session_free(&row);
+	}
+	if (!x->has_auth) {
 		done(arg, 0, "the session has no credentials: pair it first");
 		return 0;
 	}
@@ -918,7 +876,6 @@ sup_reconnect(struct sup *s, const char *id, void (*done)(void *arg, int ok, con
 		done(arg, 0, "the server is stopping");
 		return 0;
 	}
-	struct sess *x = add(s, id);
 	struct waiter *w = wg_calloc(1, sizeof(*w));
 	w->done = done;
 	w->arg = arg;
@@ -926,6 +883,8 @@ sup_reconnect(struct sup *s, const char *id, void (*done)(void *arg, int ok, con
 	int joining = x->waiters != NULL;
 	w->next = x->waiters;
 	x->waiters = w;
+	if (!wg_heap_has(&x->deadline) || w->deadline < x->deadline.key)
+		wg_heap_set(&s->deadlines, &x->deadline, w->deadline);
 	if (joining) {
 		schedule(s);
 		return 0; /* one attempt serves every request made while it runs */
@@ -933,26 +892,64 @@ sup_reconnect(struct sup *s, const char *id, void (*done)(void *arg, int ok, con
 	/* A person asked: the limit and the breaker's hold on this session are lifted. */
 	x->manual_needed = 0;
 	x->start_try = 0;
-	record(x, "manual", "reconnect", "started", NULL);
+	sup__record(x, "manual", "reconnect", "started", NULL);
 	snprintf(x->trigger, sizeof(x->trigger), "manual");
 	if (x->client) {
 		x->reopen = 1;
 		s->ops->close(x->client);
 	} else {
-		connect_now(x, "manual");
+		sup__connect_now(x, "manual");
 	}
 	schedule(s);
 	return 0;
 }
 
+/* Reads a session's row into memory (a session created or changed through the API). */
+static int
+load_row(struct sup *s, const char *id, struct sess **out)
+{
+	struct store_session row;
+	int r = store_get(s->st, id, &row);
+	if (r)
+		return r;
+	struct sess *x = sup__find(s, id);
+	if (x == NULL) {
+		x = sup__add(s, id);
+		snprintf(x->status, sizeof(x->status), "%s", row.connection_status);
+		x->last_error = row.last_error ? wg_strdup(row.last_error) : NULL;
+		x->last_connected_at = row.last_connected_at;
+		x->last_message_at = row.last_message_at;
+	}
+	/* Credentials not yet written are newer than the row's. */
+	int had_auth = x->has_auth, pending = (x->dirty & STORE_F_AUTH) != 0;
+	sup__apply_row(x, &row);
+	if (pending) {
+		x->has_auth = had_auth;
+		sup__recount(x);
+	}
+	store_session_free(&row);
+	*out = x;
+	return 0;
+}
+
+int
+sup_learn(struct sup *s, const char *id)
+{
+	struct sess *x;
+	return load_row(s, id, &x);
+}
+
 int
 sup_pair(struct sup *s, const char *id)
 {
-	struct sess *x = add(s, id);
+	struct sess *x;
+	int r = load_row(s, id, &x);
+	if (r)
+		return r;
 	if (x->client)
 		return WG_ESTATE;
 	x->trigger[0] = '\0';
-	int r = connect_now(x, "pair");
+	r = sup__connect_now(x, "pair");
 	schedule(s);
 	return r;
 }
@@ -960,20 +957,18 @@ sup_pair(struct sup *s, const char *id)
 int
 sup_session_changed(struct sup *s, const char *id)
 {
-	struct store_session row;
-	int r = store_get(s->st, id, &row);
+	struct sess *x;
+	int r = load_row(s, id, &x);
 	if (r)
 		return r;
-	struct sess *x = add(s, id);
-	int run = row.is_active && row.auto_connect && row.auth_state != NULL;
-	if (!row.is_active && x->client) {
+	int run = x->is_active && x->auto_connect && x->has_auth;
+	if (!x->is_active && x->client) {
 		/* Deactivated: close it and leave it alone. */
 		s->ops->close(x->client);
-	} else if (run && x->client == NULL && (x->state == SS_IDLE)) {
+	} else if (run && x->client == NULL && x->state == SS_IDLE) {
 		snprintf(x->trigger, sizeof(x->trigger), "manual");
 		wait_then_connect(x, 0, "auto-connect enabled", NULL);
 	}
-	store_session_free(&row);
 	schedule(s);
 	return 0;
 }
@@ -981,14 +976,16 @@ sup_session_changed(struct sup *s, const char *id)
 int
 sup_session_deleted(struct sup *s, const char *id)
 {
-	struct sess *x = find(s, id);
+	struct sess *x = sup__find(s, id);
 	if (x == NULL)
 		return 0;
 	x->deleted = 1;
+	sup__recount(x);
+	sup__wb_forget(x); /* the row is going: nothing to write to it */
 	if (x->client)
 		s->ops->close(x->client);
 	else
-		remove_sess(s, x);
+		sup__remove(s, x);
 	schedule(s);
 	return 0;
 }
@@ -996,76 +993,80 @@ sup_session_deleted(struct sup *s, const char *id)
 int
 sup_logout(struct sup *s, const char *id)
 {
-	struct sess *x = find(s, id);
-	if (x == NULL)
-		x = add(s, id);
+	struct sess *x = sup__find(s, id);
+	if (x == NULL && load_row(s, id, &x) != 0)
+		x = sup__add(s, id);
 	if (x->client) {
 		x->logout = 1;
 		s->ops->close(x->client);
 	} else {
-		ss_enter(x, SS_STOPPED, "logged out by request", "logged out by request", 1);
+		sup__enter(x, SS_STOPPED, "logged out by request", "logged out by request", 1);
 	}
-	struct store_session v;
-	memset(&v, 0, sizeof(v));
-	db_write(x, NULL, NULL, STORE_F_AUTH, &v); /* credentials are dropped: pairing starts over */
+	/* Credentials are dropped: pairing starts over. */
+	if (x->auth_pending) {
+		wg_wipe(x->auth_pending, strlen(x->auth_pending));
+		free(x->auth_pending);
+		x->auth_pending = NULL;
+	}
+	x->has_auth = 0;
+	sup__recount(x);
+	sup__wb_mark(x, STORE_F_AUTH);
 	schedule(s);
 	return 0;
 }
 
 int
+sup_flush(struct sup *s)
+{
+	return sup__wb_flush_all(s);
+}
+
+int
+sup_flush_session(struct sup *s, const char *id)
+{
+	struct sess *x = sup__find(s, id);
+	return x ? sup__wb_flush_one(x) : 0;
+}
+
+int
 sup_view(struct sup *s, const char *id, struct sup_session_view *out)
 {
-	struct sess *x = find(s, id);
+	struct sess *x = sup__find(s, id);
 	memset(out, 0, sizeof(*out));
 	if (x == NULL)
 		return WG_ENOTFOUND;
 	out->id = x->id;
-	out->state = ss_names[x->state];
+	out->state = sup__state_names[x->state];
 	out->socket_alive = x->client != NULL && s->ops->alive(x->client);
 	out->manual_needed = x->manual_needed;
 	out->next_retry_at = x->state == SS_WAITING ? x->next_retry_wall : 0;
 	out->qr = x->state == SS_PAIRING ? x->qr : NULL;
 	out->qr_expires_at = x->qr ? x->qr_expires : 0;
-	int count = 0;
-	store_count_attempts(s->st, x->id, "monitor:",
-			     (int64_t)wg_wall_ms() - (int64_t)s->cfg.recovery_window_ms, &count);
-	out->recoveries_in_window = (unsigned)count;
+	out->recoveries_in_window = sup__recoveries_in_window(x);
+	out->status = x->status;
+	out->last_error = x->last_error;
+	out->last_connected_at = x->last_connected_at;
+	out->last_message_at = x->last_message_at;
 	return 0;
 }
 
-/* Rule 6: ok, degraded or error. */
+/* Rule 6: ok, degraded or error, from counts kept on every transition (no I/O). */
 void
 sup_health(struct sup *s, struct sup_health *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->breaker_open = s->breaker;
-	if (store_ping(s->st, &out->db_latency_us) != 0) {
+	out->db_ok = s->db_ok;
+	out->db_latency_us = s->db_latency_us;
+	out->db_error = s->db_ok ? NULL : s->db_error;
+	out->connected = s->cnt[B_CONNECTED];
+	out->connecting = s->cnt[B_CONNECTING];
+	out->disconnected = s->cnt[B_DISCONNECTED];
+	out->total = out->connected + out->connecting + out->disconnected;
+	out->handshakes = s->connecting;
+	out->db_pending = s->ndirty;
+	if (!s->db_ok)
 		out->status = "error";
-		return;
-	}
-	out->db_ok = 1;
-	struct store_filter f = {.without_auth = true};
-	struct store_session *rows = NULL;
-	size_t n = 0;
-	if (store_list(s->st, &f, &rows, &n) != 0) {
-		out->db_ok = 0;
-		out->status = "error";
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
-		/* Counted: active primary sessions with credentials, as the status rule reads. */
-		if (!rows[i].is_active || rows[i].auth_state == NULL ||
-		    strcmp(rows[i].session_name, "primary") != 0)
-			continue;
-		const char *st = rows[i].connection_status;
-		out->total++;
-		if (strcmp(st, "connected") == 0)
-			out->connected++;
-		else if (strcmp(st, "connecting") == 0 || strcmp(st, "qr_pending") == 0)
-			out->connecting++;
-		else
-			out->disconnected++;
-	}
-	store_list_free(rows, n);
-	out->status = out->connected == out->total && !s->breaker ? "ok" : "degraded";
+	else
+		out->status = out->connected == out->total && !s->breaker ? "ok" : "degraded";
 }

@@ -32,6 +32,12 @@ struct sup_config {
 	uint64_t recovery_window_ms;                 /* WAGATE_RECOVERY_WINDOW, 1h */
 	uint64_t reconnect_wait_ms;                  /* manual reconnect answer bound, 20s */
 	uint64_t shutdown_grace_ms;                  /* closes still open after this are dropped, 5s */
+	unsigned start_burst;                        /* WAGATE_START_BURST: connects started per loop turn, 16 */
+	unsigned max_handshakes;                     /* WAGATE_MAX_HANDSHAKES: logins in flight, 64 */
+	uint64_t flush_delay_ms;                     /* changes gathered into one database write, 50ms */
+	uint64_t message_at_interval_ms;             /* WAGATE_MESSAGE_AT_INTERVAL: last_message_at writes, 5s */
+	uint64_t db_check_interval_ms;               /* database checked when nothing was written, 5s */
+	unsigned monitor_slice;                      /* sessions the monitor looks at per loop turn, 500 */
 };
 
 void sup_config_defaults(struct sup_config *c);
@@ -48,6 +54,10 @@ struct sup_session_view {
 	const char *qr;          /* the current QR code while pairing, else NULL */
 	int64_t qr_expires_at;   /* wall-clock ms */
 	unsigned recoveries_in_window;
+	/* The supervisor's columns as they are now (the row may lag: it is written behind). */
+	const char *status;      /* connection_status, "" when the row has none */
+	const char *last_error;  /* NULL when none */
+	int64_t last_connected_at, last_message_at; /* wall-clock ms, 0 if never */
 };
 
 struct sup_health {
@@ -56,6 +66,9 @@ struct sup_health {
 	unsigned total, connected, connecting, disconnected; /* active primary sessions with credentials */
 	int breaker_open;       /* client_outdated: every reconnect is stopped */
 	const char *status;     /* "ok", "degraded", "error" */
+	const char *db_error;   /* why the database is not ok, else NULL */
+	unsigned db_pending;    /* sessions whose row has not caught up with memory */
+	unsigned handshakes;    /* logins in flight */
 };
 
 int sup_new(struct store *st, const struct sup_config *cfg, const struct sup_client_ops *ops,
@@ -91,6 +104,13 @@ void sup_shutdown(struct sup *s, void (*done)(void *arg), void *arg);
 int sup_reconnect(struct sup *s, const char *id, void (*done)(void *arg, int ok, const char *msg),
 		  void *arg);
 
+/*
+ * Reads a session's row into memory without acting on it, as a monitor pass
+ * does for a row it has not seen: for a row written outside the API when the
+ * caller does not want to wait for the next pass. WG_ENOTFOUND if no row.
+ */
+int sup_learn(struct sup *s, const char *id);
+
 /* Starts pairing for a session (created without credentials). */
 int sup_pair(struct sup *s, const char *id);
 /* A session was created, changed (auto_connect/is_active) or deleted through the API. */
@@ -118,6 +138,15 @@ typedef void (*sup_observer_fn)(void *arg, enum sup_event ev, const char *id);
 void sup_set_observer(struct sup *s, sup_observer_fn fn, void *arg);
 /* Removes the observer if it is still the one set with arg (a later one stays). */
 void sup_remove_observer(struct sup *s, void *arg);
+
+/*
+ * Writes every change the database has not got yet, now (the supervisor
+ * otherwise writes behind, gathering changes for flush_delay_ms). 0, or the
+ * store's error (the changes stay pending and are written later).
+ */
+int sup_flush(struct sup *s);
+/* The same for one session (before reading its history or attempts from the store). */
+int sup_flush_session(struct sup *s, const char *id);
 
 /* Views; valid until the next sup_* call. WG_ENOTFOUND for an unknown id. */
 int sup_view(struct sup *s, const char *id, struct sup_session_view *out);

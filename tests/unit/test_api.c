@@ -196,6 +196,8 @@ add_session(struct fx *f, int auth, const char *status)
 	char *out = ids[k++ % 8];
 	snprintf(out, 40, "%s", s.id);
 	free(s.session_name); /* store_insert filled it in */
+	/* Known to the supervisor, as after its start or a monitor pass. */
+	assert_int_equal(sup_learn(f->sup, out), 0);
 	return out;
 }
 
@@ -466,7 +468,7 @@ test_health_deep(void **state)
 	static const char *const top[] = {"status",   "timestamp", "uptime",
 	                                  "database", "sessions",  NULL};
 	assert_keys(r->json, top);
-	static const char *const db[] = {"connected", "latencyMs", NULL};
+	static const char *const db[] = {"connected", "latencyMs", "pendingWrites", "error", NULL};
 	assert_keys(json_object_get(r->json, "database"), db);
 	assert_true(
 	    json_is_true(json_object_get(json_object_get(r->json, "database"), "connected")));
@@ -894,6 +896,7 @@ test_logout_delete(void **state)
 	assert_true(json_is_true(json_object_get(r->json, "success")));
 	resp_free(r);
 	struct store_session row;
+	assert_int_equal(sup_flush(f->sup), 0); /* the row follows memory (written behind) */
 	assert_int_equal(store_get(f->st, id, &row), 0);
 	assert_null(row.auth_state);
 	assert_string_equal(row.connection_status, "logged_out");

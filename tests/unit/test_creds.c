@@ -193,11 +193,47 @@ test_durations(void **state)
 	assert_int_equal(wg_duration_env("WAGATE_TEST_DUR", &ms), 1);
 }
 
+/* Pre-keys carry their public half; blobs written before that still parse (it is derived). */
+static void
+test_prekey_publics(void **state)
+{
+	(void)state;
+	struct wa_creds c, back;
+	paired(&c);
+	char *blob = wa_creds_to_blob(&c);
+	json_t *o = json_loads(blob, 0, NULL);
+	assert_non_null(o);
+	json_t *pks = json_object_get(o, "preKeys");
+	assert_int_equal(json_array_size(pks), 3);
+	for (size_t i = 0; i < 3; i++) {
+		json_t *k = json_array_get(pks, i);
+		assert_non_null(json_object_get(k, "public"));
+		json_object_del(k, "public");
+	}
+	char *old = json_dumps(o, 0);
+	char why[256];
+	assert_int_equal(wa_creds_from_blob(old, strlen(old), &back, why, sizeof(why)), 0);
+	for (size_t i = 0; i < 3; i++)
+		assert_memory_equal(&back.prekeys[i], &c.prekeys[i], sizeof(c.prekeys[i]));
+	wa_creds_free(&back);
+	/* A stored public key that is not 32 bytes of base64 is refused, as every key is. */
+	json_object_set_new(json_array_get(pks, 1), "public", json_string("AAAA"));
+	free(old);
+	old = json_dumps(o, 0);
+	assert_int_equal(wa_creds_from_blob(old, strlen(old), &back, why, sizeof(why)), WG_EINVAL);
+	assert_non_null(strstr(why, "preKeys"));
+	free(old);
+	json_decref(o);
+	free(blob);
+	wa_creds_free(&c);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_prekey_publics),
 		cmocka_unit_test(test_corrupt_blobs),
 		cmocka_unit_test(test_files),
 		cmocka_unit_test(test_durations),

@@ -231,9 +231,18 @@ advance(struct fx *f, uint64_t ms)
 	sup_run(f->sup);
 }
 
+/*
+ * The status in memory (what the API shows) and, once the write-behind has
+ * flushed, in the row: the two must agree.
+ */
 static void
 expect_status(struct fx *f, const char *id, const char *status)
 {
+	struct sup_session_view v;
+	if (f->sup && sup_view(f->sup, id, &v) == 0 && strcmp(v.status, status) != 0)
+		fail_msg("session %s: status in memory \"%s\", expected \"%s\"", id, v.status, status);
+	if (f->sup)
+		assert_int_equal(sup_flush(f->sup), 0);
 	struct store_session s;
 	assert_int_equal(store_get(f->st, id, &s), 0);
 	if (strcmp(s.connection_status, status) != 0)
@@ -246,6 +255,7 @@ last_error(struct fx *f, const char *id)
 {
 	static char buf[512];
 	struct store_session s;
+	assert_int_equal(sup_flush(f->sup), 0);
 	assert_int_equal(store_get(f->st, id, &s), 0);
 	snprintf(buf, sizeof(buf), "%s", s.last_error ? s.last_error : "");
 	store_session_free(&s);
@@ -261,6 +271,14 @@ bring_up(struct fx *f, const char *id)
 	c_open(c);
 	expect_status(f, id, "connected");
 	return c;
+}
+
+/* Logs a client in without looking at the database (which may be refusing writes). */
+static void
+bring_up_quiet(struct sup_client *c)
+{
+	assert_non_null(c);
+	c_open(c);
 }
 
 /* ---- Rule 1 ---- */
@@ -524,6 +542,7 @@ attempts_with(struct fx *f, const char *id, const char *trigger, const char *res
 {
 	struct store_attempt *arr;
 	size_t n;
+	assert_int_equal(sup_flush(f->sup), 0);
 	assert_int_equal(store_attempts(f->st, id, 0, 1000, &arr, &n), 0);
 	int k = 0;
 	for (size_t i = 0; i < n; i++)
@@ -815,6 +834,7 @@ test_observer_and_history(void **state)
 
 	struct store_status_change *h = NULL;
 	size_t n = 0;
+	assert_int_equal(sup_flush(f->sup), 0);
 	assert_int_equal(store_status_history(f->st, a, 0, 0, &h, &n), 0);
 	const char *want[] = {"disconnected", "connecting", "connected", "disconnected", "connecting"};
 	assert_int_equal(n, 5);
@@ -829,6 +849,7 @@ test_observer_and_history(void **state)
 	/* A state change that keeps the status (waiting -> idle, both disconnected) adds no row. */
 	c = client_of(a);
 	c_close(c, WA_CLOSE_LOGGED_OUT, 401, 0);
+	assert_int_equal(sup_flush(f->sup), 0);
 	assert_int_equal(store_status_history(f->st, a, 0, 0, &h, &n), 0);
 	assert_int_equal(n, 6);
 	assert_string_equal(h[5].status, "logged_out");
@@ -836,6 +857,7 @@ test_observer_and_history(void **state)
 	int before = seen.session;
 	assert_int_equal(sup_logout(f->sup, a), 0); /* stopped again: observed, no new row */
 	assert_int_equal(seen.session, before + 1);
+	assert_int_equal(sup_flush(f->sup), 0);
 	assert_int_equal(store_status_history(f->st, a, 0, 0, &h, &n), 0);
 	assert_int_equal(n, 6);
 	store_status_history_free(h, n);
@@ -856,11 +878,263 @@ test_observer_and_history(void **state)
 	assert_int_equal(seen.gone, 1);
 }
 
+
+/* ---- the write-behind (the database as a converging mirror) ---- */
+
+/*
+ * The real SQLite backend with its batch writes refused while `refuse` > 0,
+ * and every batch counted, to see what the supervisor writes and when.
+ */
+static struct {
+	int refuse;
+	int batches, refused;
+	int message_writes;
+} wrap;
+
+static int
+wrap_write_batch(struct store *st, struct store_write *w, size_t n, int64_t now, size_t *gone)
+{
+	wrap.batches++;
+	if (wrap.refuse > 0) {
+		wrap.refuse--;
+		wrap.refused++;
+		return store__fail(st, WG_EIO, "disk I/O error (injected)");
+	}
+	for (size_t i = 0; i < n; i++)
+		wrap.message_writes += (w[i].fields & STORE_F_MESSAGE_AT) != 0;
+	return store_sqlite_backend.write_batch(st, w, n, now, gone);
+}
+
+static struct store_backend wrap_backend;
+
+/* Reopens the fixture's database through the wrapping backend. */
+static void
+use_wrap(struct fx *f)
+{
+	store_close(f->st);
+	wrap_backend = store_sqlite_backend;
+	wrap_backend.name = "wrapped sqlite";
+	wrap_backend.write_batch = wrap_write_batch;
+	memset(&wrap, 0, sizeof(wrap));
+	char path[128], err[256];
+	snprintf(path, sizeof(path), "%s/db.sqlite", f->dir);
+	assert_int_equal(store_open_backend(&wrap_backend, path, &f->st, err, sizeof(err)), 0);
+}
+
+static void
+test_write_behind_converges_after_failures(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	use_wrap(f);
+	f->cfg.recovery_interval_ms = 60000;
+	start(f);
+	/* From here the database refuses every write for a while. */
+	wrap.refuse = 1000;
+	struct sup_client *c = client_of(a);
+	c_open(c);
+	c_close(c, WA_CLOSE_TRANSIENT, 428, 0);
+	sup_run(f->sup);
+	bring_up_quiet(client_of(a));
+	client_of(a)->alive = 0; /* deaf: the monitor recovers it */
+	advance(f, 60000);
+	pump_closes();
+	sup_run(f->sup);
+	bring_up_quiet(client_of(a));
+	advance(f, 5000);
+	assert_true(wrap.refused >= 3);
+	/* Memory is right, /health says why the database is not. */
+	struct sup_health h;
+	sup_health(f->sup, &h);
+	assert_string_equal(h.status, "error");
+	assert_non_null(h.db_error);
+	assert_non_null(strstr(h.db_error, "injected"));
+	assert_int_equal(h.connected, 1);
+	assert_true(h.db_pending >= 1);
+	struct store_session row;
+	assert_int_equal(store_get(f->st, a, &row), 0);
+	assert_string_equal(row.connection_status, ""); /* the row lags: never written yet */
+	store_session_free(&row);
+	/* Retried with backoff: a few tries in a minute, not one per event. */
+	int tries = wrap.batches;
+	advance(f, 60000);
+	assert_true(wrap.batches - tries <= 8);
+	assert_true(wrap.batches - tries >= 1);
+
+	/* The database takes writes again: within the retry interval, the row equals memory. */
+	wrap.refuse = 0;
+	advance(f, 10000);
+	sup_health(f->sup, &h);
+	assert_string_equal(h.status, "ok");
+	assert_int_equal(h.db_pending, 0);
+	struct sup_session_view v;
+	assert_int_equal(sup_view(f->sup, a, &v), 0);
+	assert_int_equal(store_get(f->st, a, &row), 0);
+	assert_string_equal(row.connection_status, "connected");
+	assert_string_equal(row.connection_status, v.status);
+	assert_int_equal(row.last_connected_at, v.last_connected_at);
+	assert_null(row.last_error);
+	store_session_free(&row);
+	/* Every status change once, in order: no gap, no duplicate. */
+	struct store_status_change *hist = NULL;
+	size_t n = 0;
+	assert_int_equal(store_status_history(f->st, a, 0, 0, &hist, &n), 0);
+	const char *want[] = {"connecting", "connected", "disconnected", "connecting",
+			      "connected", "connecting", "connected"};
+	assert_int_equal(n, 7);
+	for (size_t i = 0; i < n; i++) {
+		assert_string_equal(hist[i].status, want[i]);
+		if (i > 0)
+			assert_true(hist[i].at >= hist[i - 1].at);
+	}
+	store_status_history_free(hist, n);
+	/* Every recovery attempt is there. */
+	assert_int_equal(attempts_with(f, a, "close:transient", "connected"), 1);
+	assert_int_equal(attempts_with(f, a, "monitor:dead_socket", "connected"), 1);
+}
+
+static void
+test_message_at_coalesced(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	use_wrap(f);
+	f->cfg.message_at_interval_ms = 5000;
+	f->cfg.recovery_interval_ms = 3600000;
+	start(f);
+	struct sup_client *c = bring_up(f, a);
+	advance(f, 1000);
+	int batches = wrap.batches;
+	/* A hundred messages within a second: no write of their own. */
+	int64_t last = 0;
+	for (int i = 0; i < 100; i++) {
+		c->cb->message(c->arg, 0);
+		last = (int64_t)(WALL0 + now_ms);
+		advance(f, 10);
+	}
+	assert_int_equal(wrap.message_writes, 0);
+	assert_int_equal(wrap.batches, batches);
+	/* One write once the interval has passed, with the newest time. */
+	advance(f, 5000);
+	assert_int_equal(wrap.message_writes, 1);
+	struct store_session row;
+	assert_int_equal(store_get(f->st, a, &row), 0);
+	struct sup_session_view v;
+	assert_int_equal(sup_view(f->sup, a, &v), 0);
+	assert_int_equal(row.last_message_at, v.last_message_at);
+	assert_int_equal(row.last_message_at, last);
+	store_session_free(&row);
+	/* A message just before a shutdown is not lost. */
+	c->cb->message(c->arg, 0);
+	int64_t t = (int64_t)(WALL0 + now_ms);
+	sup_shutdown(f->sup, on_shutdown, NULL);
+	pump_closes();
+	sup_run(f->sup);
+	assert_int_equal(store_get(f->st, a, &row), 0);
+	assert_int_equal(row.last_message_at, t);
+	store_session_free(&row);
+}
+
+static void
+test_paced_starts(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 200 };
+	for (int i = 0; i < N; i++)
+		add_session(f, "primary", 1, 1, 1, NULL);
+	f->cfg.start_stagger_ms = 0; /* all due at once: only the pacing limits them */
+	f->cfg.start_burst = 8;
+	f->cfg.max_handshakes = 20;
+	f->cfg.recovery_interval_ms = 3600000;
+	assert_int_equal(sup_new(f->st, &f->cfg, &fake_ops, NULL, &f->sup), 0);
+	assert_int_equal(sup_start(f->sup), 0);
+	/* One loop turn starts at most a burst. */
+	uint64_t next = sup_run(f->sup);
+	assert_int_equal(fake.n, 8);
+	assert_int_equal(next, now_ms); /* the rest in the next turn, not now */
+	sup_run(f->sup);
+	sup_run(f->sup);
+	assert_int_equal(fake.n, 20);
+	/* No more than max_handshakes logins in flight, however often it runs. */
+	for (int i = 0; i < 10; i++)
+		sup_run(f->sup);
+	assert_int_equal(fake.n, 20);
+	struct sup_health h;
+	sup_health(f->sup, &h);
+	assert_int_equal(h.handshakes, 20);
+	/* As logins end, more start, until all are up. */
+	int opened = 0;
+	while (opened < N) {
+		int k = fake.n;
+		for (int i = opened; i < k; i++)
+			c_open(fake.c[i]);
+		opened = k;
+		for (int i = 0; i < 4; i++)
+			sup_run(f->sup);
+		sup_health(f->sup, &h);
+		assert_true(h.handshakes <= 20);
+		assert_true(fake.n - opened <= 20);
+	}
+	assert_int_equal(fake.n, N);
+	sup_health(f->sup, &h);
+	assert_int_equal(h.connected, N);
+	assert_string_equal(h.status, "ok");
+}
+
+static void
+test_rows_written_by_others(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	f->cfg.recovery_interval_ms = 60000;
+	f->cfg.monitor_slice = 2; /* several slices per pass */
+	start(f);
+	bring_up(f, a);
+	/* The web app inserts a row with credentials, and switches the first session off. */
+	const char *b = add_session(f, "primary", 1, 1, 1, NULL);
+	struct store_session v;
+	memset(&v, 0, sizeof(v));
+	v.is_active = 0;
+	assert_int_equal(store_update(f->st, a, &v, STORE_F_ACTIVE, (int64_t)(WALL0 + now_ms)), 0);
+	for (int i = 0; i < 3; i++)
+		add_session(f, "secondary", 0, 1, 1, NULL);
+	advance(f, 60000);
+	for (int i = 0; i < 5; i++)
+		sup_run(f->sup);
+	/* Within one monitor pass: the new one connects, the switched-off one is closed. */
+	assert_int_equal(opens_of(b), 1);
+	assert_true(client_of(a)->close_requested);
+	pump_closes();
+	sup_run(f->sup);
+	expect_status(f, a, "disconnected");
+	bring_up(f, b);
+	struct sup_health h;
+	sup_health(f->sup, &h);
+	assert_int_equal(h.total, 1); /* the switched-off one is not counted */
+	assert_int_equal(h.connected, 1);
+	/* A row deleted by someone else: closed and forgotten after the next pass. */
+	assert_int_equal(store_delete(f->st, b), 0);
+	advance(f, 60000);
+	for (int i = 0; i < 5; i++)
+		sup_run(f->sup);
+	assert_true(client_of(b)->close_requested);
+	pump_closes();
+	sup_run(f->sup);
+	struct sup_session_view view;
+	assert_int_equal(sup_view(f->sup, b, &view), WG_ENOTFOUND);
+	sup_health(f->sup, &h);
+	assert_int_equal(h.total, 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_reconcile_then_stagger, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_behind_converges_after_failures, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_message_at_coalesced, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_paced_starts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rows_written_by_others, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_startup_retries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_startup_logged_out_not_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transient_at_once_then_backoff, setup, teardown),

@@ -1,0 +1,182 @@
+/*
+ * The supervisor's insides, shared by its files:
+ *   sup.c          the state machine, the rules, the public calls
+ *   sup_wb.c       the write-behind: the database as a converging mirror of memory
+ *   sup_monitor.c  the recovery monitor, and the pass that reads the user's changes
+ */
+#ifndef WG_SUP_INT_H
+#define WG_SUP_INT_H
+
+#include <stdbool.h>
+#include <sys/queue.h>
+
+#include "core/heap.h"
+#include "core/map.h"
+#include "sup/sup.h"
+
+/*
+ * A session's life in this process; ss_enter() is the only place that changes
+ * it, and it keeps the status in memory in step (the row follows, sup_wb.c):
+ *   idle        nothing scheduled (not auto-connected, or waiting for a person)  disconnected
+ *   waiting     a connect is due at `due`                                         disconnected
+ *   connecting  a client is logging in                                            connecting
+ *   pairing     a client shows QR codes                                           qr_pending
+ *   connected   open                                                              connected
+ *   stopped     logged out, replaced, breaker or recovery limit: a person decides disconnected | logged_out
+ */
+enum ss_state { SS_IDLE, SS_WAITING, SS_CONNECTING, SS_PAIRING, SS_CONNECTED, SS_STOPPED };
+
+/* /health counts active primary sessions with credentials, by status. */
+enum { B_CONNECTED, B_CONNECTING, B_DISCONNECTED, B_N };
+
+struct waiter {
+	void (*done)(void *arg, int ok, const char *msg);
+	void *arg;
+	uint64_t deadline;
+	struct waiter *next;
+};
+
+/* A status change or a recovery attempt the database has not got yet. */
+struct pend {
+	struct pend *next;
+	int is_attempt;
+	struct store_status_change h; /* is_attempt == 0; reason malloc'd */
+	struct store_attempt a;       /* is_attempt == 1; detail malloc'd */
+};
+
+struct sess {
+	char id[STORE_ID_LEN + 1];
+	enum ss_state state;
+	struct sup_client *client;
+	struct wg_heap_node due;      /* in sup.due while waiting: when to connect */
+	struct wg_heap_node deadline; /* in sup.deadlines while it has waiters: the earliest */
+	size_t idx;                   /* position in sup.v */
+	struct sup *sup;
+
+	/* The user's columns the rules read, as last read from the row. */
+	bool is_active, auto_connect, has_auth, primary;
+	int bucket;       /* the /health count it is in, or -1 */
+	unsigned seen;    /* monitor pass that last saw its row */
+
+	/* The rules' memory. */
+	bool ever_open;   /* opened once in this process: running rules, not startup rules */
+	size_t start_try; /* startup retries used */
+	unsigned failures;
+	bool manual_needed, reopen, logout, deleted, probing;
+	char trigger[48]; /* what started the attempt in flight, for the recovery table */
+	uint64_t connected_mono;
+	int64_t last_activity; /* wall ms: the last message, or when it connected */
+	char *qr;
+	int64_t qr_expires;
+	int64_t next_retry_wall;
+	/* Wall times of the recent automatic recoveries, newest last (at most recovery_max). */
+	int64_t *recov;
+	unsigned nrecov;
+	bool recov_loaded;
+	struct waiter *waiters;
+
+	/*
+	 * The supervisor's columns. Memory is the truth; the row is written
+	 * behind (sup_wb.c): `dirty` says which of them the row lacks.
+	 */
+	char status[16]; /* connection_status ("" = NULL) */
+	char *last_error;
+	int64_t last_connected_at, last_message_at;
+	unsigned dirty;     /* STORE_F_* */
+	char *auth_pending; /* credentials to write (NULL with STORE_F_AUTH: drop them) */
+	char *phone_pending;
+	struct pend *pend, **pend_tail;
+	unsigned npend;
+	bool in_dirty;    /* on sup.dirty */
+	bool msg_pending; /* last_message_at waits for the next coalesced write */
+	TAILQ_ENTRY(sess) msg_link;
+	TAILQ_ENTRY(sess) dirty_link;
+};
+TAILQ_HEAD(sess_list, sess);
+TAILQ_HEAD(msg_list, sess);
+
+struct sup {
+	struct store *st;
+	struct sup_config cfg;
+	const struct sup_client_ops *ops;
+	void *ctx;
+	struct wg_map by_id; /* id -> sess */
+	struct sess **v;     /* every session, for passes over all */
+	size_t n, cap;
+	struct wg_heap due;       /* waiting sessions by due instant */
+	struct wg_heap deadlines; /* sessions with waiters by earliest deadline */
+	unsigned cnt[B_N];        /* /health counts */
+	unsigned connecting;      /* handshakes in flight */
+	int breaker;              /* client_outdated seen: no automatic reconnects */
+	int shutting_down;
+	void (*shutdown_done)(void *);
+	void *shutdown_arg;
+	uint64_t shutdown_deadline;
+	int started;
+	size_t skipped_rows;
+	unsigned start_pending;
+	unsigned start_ok, start_retry, start_reauth;
+	struct event_base *base;
+	struct event *timer;
+	sup_observer_fn observer;
+	void *observer_arg;
+
+	/* The monitor (sup_monitor.c): a pass runs in slices, one per loop turn. */
+	uint64_t next_monitor;
+	unsigned pass;          /* number of the pass running or last run */
+	int pass_running;
+	int pass_skipped;       /* a page of this pass skipped rows with bad data */
+	char pass_after[STORE_ID_LEN + 1]; /* keyset cursor: the last id read */
+
+	/* The write-behind (sup_wb.c). */
+	struct sess_list dirty;
+	unsigned ndirty;
+	struct msg_list msgs;  /* sessions whose last_message_at waits */
+	uint64_t flush_at;     /* when to write next (UINT64_MAX: nothing to write) */
+	uint64_t msg_at;       /* when the waiting last_message_at values are written */
+	uint64_t ping_at;      /* when to check the database next when nothing is written */
+	unsigned flush_failures;
+	int db_ok;
+	uint32_t db_latency_us;
+	char db_error[256];
+	uint64_t db_error_logged; /* when the current failure was last logged */
+	uint64_t last_write_ok;   /* monotonic ms of the last good write or ping */
+};
+
+/* sup.c */
+extern const char *const sup__state_names[];
+struct sess *sup__find(struct sup *s, const char *id);
+struct sess *sup__add(struct sup *s, const char *id);
+void sup__remove(struct sup *s, struct sess *x);
+void sup__record(struct sess *x, const char *trigger, const char *action, const char *result,
+		 const char *detail);
+void sup__enter(struct sess *x, enum ss_state st, const char *why, const char *err,
+		int logged_out);
+int sup__connect_now(struct sess *x, const char *trigger);
+void sup__recount(struct sess *x);
+void sup__notify(struct sess *x, enum sup_event ev);
+void sup__apply_row(struct sess *x, const struct store_session *row);
+
+/* sup_monitor.c */
+void sup__monitor_step(struct sup *s, uint64_t now);
+int sup__recovery_allowed(struct sess *x, const char *trigger);
+unsigned sup__recoveries_in_window(struct sess *x);
+
+/* sup_wb.c */
+void sup__wb_init(struct sup *s);
+void sup__wb_free(struct sup *s);
+void sup__wb_forget(struct sess *x);
+/* Marks fields dirty; the row gets them at the next flush. */
+void sup__wb_mark(struct sess *x, unsigned fields);
+void sup__wb_history(struct sess *x, const char *status, const char *reason);
+void sup__wb_attempt(struct sess *x, const struct store_attempt *a);
+void sup__wb_message(struct sess *x);
+void sup__wb_set_error(struct sess *x, const char *err);
+/* Writes what is due; returns the next instant it needs, or UINT64_MAX. */
+uint64_t sup__wb_run(struct sup *s, uint64_t now);
+/* Writes one session's pending changes now: 0, or the store's error. */
+int sup__wb_flush_one(struct sess *x);
+/* Writes everything now (shutdown, tests): 0, or the store's error. */
+int sup__wb_flush_all(struct sup *s);
+
+#endif

@@ -1,0 +1,227 @@
+/*
+ * The recovery monitor (Rule 5), every recovery_interval_ms, run in slices so
+ * that no loop turn holds more than monitor_slice sessions: each slice reads
+ * one page of rows by id (keyset: ids after the last one read), brings the
+ * user's columns into memory (is_active, auto_connect, session_name,
+ * credentials set or removed, rows the web app inserted), and applies the
+ * rules to those sessions. A session whose row did not appear in a whole
+ * pass was deleted by someone else: it is closed and forgotten.
+ *
+ * The recovery limit counts "monitor:" recoveries per session in memory: the
+ * first time a session needs the count, the recoveries of the window that
+ * an earlier process recorded are read once from the store.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "sup/sup_int.h"
+
+static unsigned
+count_since(const struct sess *x, int64_t since)
+{
+	unsigned k = 0;
+	for (unsigned i = 0; i < x->nrecov; i++)
+		k += x->recov[i] >= since;
+	return k;
+}
+
+unsigned
+sup__recoveries_in_window(struct sess *x)
+{
+	struct sup *s = x->sup;
+	int64_t since = (int64_t)wg_wall_ms() - (int64_t)s->cfg.recovery_window_ms;
+	if (!x->recov_loaded) {
+		x->recov_loaded = 1;
+		struct store_attempt *a = NULL;
+		size_t n = 0;
+		if (store_attempts(s->st, x->id, since, 0, &a, &n) != 0) {
+			/* Counted from now on, in memory: the limit still holds within this process. */
+			log_warn(x->id, "cannot read earlier recoveries: %s", store_errmsg(s->st));
+		} else {
+			unsigned cap = s->cfg.recovery_max ? s->cfg.recovery_max : 1;
+			/* The store gives newest first; memory keeps the newest `cap`, oldest first. */
+			unsigned k = 0;
+			for (size_t i = 0; i < n && k < cap; i++)
+				if (strncmp(a[i].trigger, "monitor:", 8) == 0)
+					x->recov[k++] = a[i].at;
+			for (unsigned i = 0; i < k / 2; i++) {
+				int64_t t = x->recov[i];
+				x->recov[i] = x->recov[k - 1 - i];
+				x->recov[k - 1 - i] = t;
+			}
+			x->nrecov = k;
+			store_attempts_free(a, n);
+		}
+	}
+	return count_since(x, since);
+}
+
+/* Counts this session's automatic recoveries in the window; past the limit a person decides. */
+int
+sup__recovery_allowed(struct sess *x, const char *trigger)
+{
+	struct sup *s = x->sup;
+	if (x->manual_needed)
+		return 0;
+	if (sup__recoveries_in_window(x) < s->cfg.recovery_max)
+		return 1;
+	char err[200];
+	snprintf(err, sizeof(err),
+		 "automatic recovery limit reached (%u in %" PRIu64 " min): waiting for a manual reconnect",
+		 s->cfg.recovery_max, s->cfg.recovery_window_ms / 60000);
+	x->manual_needed = 1;
+	/* Under its own prefix: notes about the limit are not recoveries and must not count. */
+	char note[48];
+	snprintf(note, sizeof(note), "limit:%s", trigger + (strncmp(trigger, "monitor:", 8) == 0 ? 8 : 0));
+	sup__record(x, note, "none", "rate_limited", err);
+	if (x->state == SS_CONNECTED || x->state == SS_CONNECTING) {
+		/* No state change, but lastError and manualInterventionNeeded did change. */
+		sup__wb_set_error(x, err);
+		sup__wb_mark(x, STORE_F_ERROR);
+		sup__notify(x, SUP_EV_SESSION);
+	} else {
+		sup__enter(x, SS_STOPPED, "recovery limit", err, 0);
+	}
+	return 0;
+}
+
+static void
+recover(struct sess *x, const char *trigger, const char *detail)
+{
+	struct sup *s = x->sup;
+	if (!sup__recovery_allowed(x, trigger))
+		return;
+	log_warn(x->id, "recovering: %s", detail);
+	snprintf(x->trigger, sizeof(x->trigger), "%s", trigger);
+	if (x->client) {
+		x->reopen = 1;
+		s->ops->close(x->client);
+	} else {
+		sup__connect_now(x, trigger);
+	}
+}
+
+/* The rules for one session, from memory. */
+static void
+check(struct sup *s, struct sess *x, int64_t now_wall)
+{
+	if (x->deleted)
+		return;
+	if (!x->is_active && x->client != NULL && !x->logout) {
+		/* Switched off by the user: closed, and left alone. */
+		log_info(x->id, "the session was switched off: closing it");
+		s->ops->close(x->client);
+		return;
+	}
+	int should_run = x->is_active && x->has_auth && x->auto_connect && x->primary;
+	if (!should_run || s->breaker)
+		return;
+	if (x->state == SS_STOPPED || x->state == SS_PAIRING || x->state == SS_WAITING ||
+	    x->state == SS_CONNECTING || x->probing || x->reopen)
+		return;
+	int alive = x->client != NULL && s->ops->alive(x->client);
+	if (x->state == SS_CONNECTED && !alive) {
+		recover(x, "monitor:dead_socket", "connected in memory but the socket is not alive");
+	} else if (x->state == SS_IDLE && x->client == NULL) {
+		recover(x, "monitor:down", "the session should be connected but is not");
+	} else if (x->state == SS_CONNECTED && alive) {
+		if (now_wall - x->last_activity > (int64_t)s->cfg.stale_after_ms) {
+			if (!sup__recovery_allowed(x, "monitor:stale"))
+				return;
+			x->probing = 1;
+			if (s->ops->probe(x->client) != 0) {
+				x->probing = 0;
+				recover(x, "monitor:stale", "probe could not be sent");
+			}
+		}
+	}
+}
+
+/* A whole pass read every row: sessions whose row was not among them were deleted by someone else. */
+static void
+sweep(struct sup *s)
+{
+	for (size_t i = 0; i < s->n;) {
+		struct sess *x = s->v[i];
+		if (x->seen == s->pass || x->deleted) {
+			i++;
+			continue;
+		}
+		log_info(x->id, "the session's row is gone: closing and forgetting it");
+		x->deleted = 1;
+		sup__recount(x);
+		sup__wb_forget(x);
+		if (x->client) {
+			s->ops->close(x->client); /* removed when its close is reported */
+			i++;
+		} else {
+			sup__remove(s, x); /* moves the last one into slot i */
+		}
+	}
+}
+
+void
+sup__monitor_step(struct sup *s, uint64_t now)
+{
+	if (!s->pass_running) {
+		if (now < s->next_monitor)
+			return;
+		s->pass_running = 1;
+		s->pass++;
+		s->pass_after[0] = '\0';
+		s->pass_skipped = 0;
+		s->next_monitor = now + s->cfg.recovery_interval_ms;
+	}
+	struct store_filter f = {.without_auth = true,
+				 .after_id = s->pass_after,
+				 .limit = s->cfg.monitor_slice};
+	struct store_session *rows = NULL;
+	size_t n = 0;
+	if (store_list(s->st, &f, &rows, &n) != 0) {
+		log_error("supervisor", "monitor: cannot read sessions: %s", store_errmsg(s->st));
+		s->pass_running = 0; /* the rows not read are not taken for deleted */
+		return;
+	}
+	size_t skipped = store_list_skipped(s->st);
+	if (skipped) {
+		/* A row with bad data must not stop the others; said once per pass. */
+		log_error("supervisor", "monitor: %s", store_errmsg(s->st));
+		s->pass_skipped = 1;
+	}
+	int64_t now_wall = (int64_t)wg_wall_ms();
+	for (size_t i = 0; i < n; i++) {
+		struct sess *x = sup__find(s, rows[i].id);
+		if (x == NULL) {
+			/* A row the web app inserted: known from now on, under the same rules. */
+			x = sup__add(s, rows[i].id);
+			snprintf(x->status, sizeof(x->status), "%s", rows[i].connection_status);
+			x->last_error = rows[i].last_error ? wg_strdup(rows[i].last_error) : NULL;
+			x->last_connected_at = rows[i].last_connected_at;
+			x->last_message_at = rows[i].last_message_at;
+		}
+		if (x->dirty & STORE_F_AUTH) {
+			/* Our own credentials are not in the row yet: memory knows better. */
+			int had = x->has_auth;
+			sup__apply_row(x, &rows[i]);
+			x->has_auth = had;
+			sup__recount(x);
+		} else {
+			sup__apply_row(x, &rows[i]);
+		}
+		check(s, x, now_wall);
+	}
+	if (n > 0)
+		snprintf(s->pass_after, sizeof(s->pass_after), "%s", rows[n - 1].id);
+	store_list_free(rows, n);
+	if (n + skipped < s->cfg.monitor_slice) {
+		s->pass_running = 0;
+		/* Rows skipped for bad data were not seen either: no sweep on such a pass. */
+		if (!s->pass_skipped)
+			sweep(s);
+	}
+}
