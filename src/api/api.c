@@ -426,11 +426,11 @@ on_request(struct evhttp_request *req, void *arg)
 		api__health(a, req);
 		break;
 	case RT_HEALTH_DEEP:
-		api__health_deep(a, req);
+		api__list(a, req, 1);
 		break;
 	case RT_SESSIONS:
 		if (m == EVHTTP_REQ_GET)
-			api__sessions_list(a, req);
+			api__list(a, req, 0);
 		else
 			api__sessions_create(a, req);
 		break;
@@ -572,6 +572,7 @@ api_free(struct api *a)
 		sup_remove_observer(a->sup, a);
 	if (a->http)
 		evhttp_free(a->http);
+	api__listings_free(a);
 	api__pending_detach_all(a);
 	api__events_free(a);
 	api__auth_free(a);

@@ -31,6 +31,7 @@ struct api {
 	uint64_t started_mono_ms;
 	int port;
 	struct api_pending *pending; /* reconnect requests waiting for the supervisor */
+	struct api_listing *listings; /* GET /sessions, /health/deep answers being sent (listing.c) */
 	struct api_events *ev;       /* GET /events: streams, the replay ring (events.c) */
 	struct api_auth *auth;       /* dashboard sign-in: tokens, failed-login limit (auth.c) */
 	char *web_root;              /* the dashboard's files, as configured (static.c) */
@@ -75,8 +76,10 @@ json_int_t api__uptime(const struct api *a);
 
 /* Endpoint handlers; the router has checked the method, the key and the id shape. */
 void api__health(struct api *a, struct evhttp_request *req);
-void api__health_deep(struct api *a, struct evhttp_request *req);
-void api__sessions_list(struct api *a, struct evhttp_request *req);
+/* GET /sessions (deep 0) and GET /health/deep (deep 1): paged, streamed (listing.c). */
+void api__list(struct api *a, struct evhttp_request *req, int deep);
+void api__listings_free(struct api *a);
+extern const char api__breaker_reason[];
 void api__sessions_create(struct api *a, struct evhttp_request *req);
 void api__session_get(struct api *a, struct evhttp_request *req, const char *id);
 void api__session_patch(struct api *a, struct evhttp_request *req, const char *id);

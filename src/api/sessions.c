@@ -19,10 +19,6 @@
 #include "core/mem.h"
 #include "sup/sup.h"
 
-
-/* Lists here never need the credentials themselves, only whether they exist. */
-static const struct store_filter light = {.without_auth = true};
-
 /* Bounds on text a client may set; far below the store's own, and enough for names and ids. */
 #define API_NAME_MAX 128
 #define API_USER_ID_MAX 128
@@ -140,22 +136,6 @@ text_ok(const json_t *v, size_t max)
 }
 
 /* ---- GET and POST /sessions ---- */
-
-void
-api__sessions_list(struct api *a, struct evhttp_request *req)
-{
-	struct store_session *rows = NULL;
-	size_t n = 0;
-	if (store_list(a->st, &light, &rows, &n) != 0) {
-		db_failed(a, req, NULL, "cannot list sessions");
-		return;
-	}
-	json_t *arr = json_array();
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, api__session_json(a, &rows[i], API_SJ_FULL));
-	store_list_free(rows, n);
-	api__reply(req, 200, arr);
-}
 
 void
 api__sessions_create(struct api *a, struct evhttp_request *req)

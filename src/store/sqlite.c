@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <sqlite3.h>
 
 #include "core/clock.h"
@@ -108,6 +109,10 @@ static const struct sq_migration migrations[] = {
      ");\n"
      "CREATE INDEX whatsapp_session_status_history_session_idx\n"
      "	ON whatsapp_session_status_history (session_id, changed_at);\n"},
+    /* The API lists sessions oldest first, a page at a time (keyset on this index). */
+    {5, "whatsapp_sessions_created_idx",
+     "CREATE INDEX IF NOT EXISTS whatsapp_sessions_created_idx\n"
+     "	ON whatsapp_sessions (created_at, id);\n"},
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -132,6 +137,8 @@ enum sq_stmt {
 	SQ_LIST_ALL_LIGHT,
 	SQ_LIST_AUTO_LIGHT,
 	SQ_LIST_PAGE_LIGHT,
+	SQ_LIST_PAGE_CREATED,
+	SQ_RECENT_ATTEMPTS,
 	SQ_GET,
 	SQ_INSERT,
 	SQ_DELETE,
@@ -163,6 +170,15 @@ static const char *const stmt_sql[SQ_NSTMT] = {
     /* Keyset paging: the primary key's index gives each page as one range scan. */
     [SQ_LIST_PAGE_LIGHT] = "SELECT " SESSION_COLS_LIGHT " FROM whatsapp_sessions WHERE id > ?1"
                            " ORDER BY id LIMIT ?2",
+    [SQ_LIST_PAGE_CREATED] = "SELECT " SESSION_COLS_LIGHT " FROM whatsapp_sessions"
+                             " WHERE (created_at, id) > (?1, ?3) ORDER BY created_at, id LIMIT ?2",
+    /* The newest ?2 attempts of each session named in the JSON array ?1, in one statement. */
+    [SQ_RECENT_ATTEMPTS] = "SELECT id, session_id, attempted_at, trigger_type, action, result, detail"
+                           " FROM (SELECT *, row_number() OVER (PARTITION BY session_id"
+                           " ORDER BY attempted_at DESC, id DESC) AS rn"
+                           " FROM whatsapp_session_recovery_attempts"
+                           " WHERE session_id IN (SELECT value FROM json_each(?1)))"
+                           " WHERE rn <= ?2 ORDER BY session_id, rn",
     [SQ_GET] = "SELECT " SESSION_COLS " FROM whatsapp_sessions WHERE id = ?1",
     [SQ_INSERT] = "INSERT INTO whatsapp_sessions (" SESSION_COLS ")"
                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
@@ -753,14 +769,22 @@ static int
 sq_list(struct store *st, const struct store_filter *f, struct store_session **out, size_t *n)
 {
 	sqlite3_stmt *q;
-	int paged = f->after_id != NULL || f->limit != 0;
-	int which = paged ? SQ_LIST_PAGE_LIGHT
+	int paged = f->after_id != NULL || f->limit != 0 || f->by_created;
+	int which = paged ? (f->by_created ? SQ_LIST_PAGE_CREATED : SQ_LIST_PAGE_LIGHT)
 	            : f->autoconnect ? (f->without_auth ? SQ_LIST_AUTO_LIGHT : SQ_LIST_AUTO)
 	                             : (f->without_auth ? SQ_LIST_ALL_LIGHT : SQ_LIST_ALL);
 	int rc = sq_stmt(st, which, &q);
 	if (rc < 0)
 		return rc;
-	if (paged) {
+	if (paged && f->by_created) {
+		/* Before every row: the empty text sorts first, as no time has been stored yet. */
+		if (f->after_created == 0)
+			sqlite3_bind_text(q, 1, "", 0, SQLITE_STATIC);
+		else
+			bind_ts(q, 1, f->after_created);
+		bind_text(q, 3, f->after_id ? f->after_id : "");
+		sqlite3_bind_int64(q, 2, f->limit ? (sqlite3_int64)f->limit : -1);
+	} else if (paged) {
 		bind_text(q, 1, f->after_id ? f->after_id : "");
 		sqlite3_bind_int64(q, 2, f->limit ? (sqlite3_int64)f->limit : -1);
 	}
@@ -1194,6 +1218,46 @@ sq_attempts(struct store *st, const char *session_id, int64_t since, size_t limi
 }
 
 static int
+sq_recent_attempts(struct store *st, const char *const *ids, size_t nids, size_t per_session,
+                   struct store_attempt **out, size_t *n)
+{
+	sqlite3_stmt *q;
+	int rc = sq_stmt(st, SQ_RECENT_ATTEMPTS, &q);
+	if (rc < 0)
+		return rc;
+	/* The ids as a JSON array: checked ids are printable ASCII, only quotes and backslashes need escaping. */
+	json_t *arr = json_array();
+	for (size_t i = 0; i < nids; i++)
+		json_array_append_new(arr, json_string(ids[i]));
+	char *text = json_dumps(arr, JSON_COMPACT);
+	json_decref(arr);
+	sqlite3_bind_text(q, 1, text, -1, free);
+	sqlite3_bind_int64(q, 2, (sqlite3_int64)per_session);
+	struct store_attempt *v = NULL;
+	size_t len = 0, cap = 0;
+	int step;
+	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			v = wg_realloc(v, cap * sizeof(*v));
+		}
+		if ((rc = read_attempt(st, q, &v[len])) < 0)
+			break;
+		len++;
+	}
+	if (rc == 0 && step != SQLITE_DONE)
+		rc = sq_fail(st, step, "recent attempts");
+	sq_done(q);
+	if (rc < 0) {
+		store_attempts_free(v, len);
+		return rc;
+	}
+	*out = v;
+	*n = len;
+	return 0;
+}
+
+static int
 read_status_change_any(struct store *st, sqlite3_stmt *q, void *item)
 {
 	return read_status_change(st, q, item);
@@ -1278,4 +1342,5 @@ const struct store_backend store_sqlite_backend = {
     .add_status_change = sq_add_status_change,
     .status_history = sq_status_history,
     .write_batch = sq_write_batch,
+    .recent_attempts = sq_recent_attempts,
 };

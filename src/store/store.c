@@ -468,7 +468,7 @@ store_list(struct store *st, const struct store_filter *f, struct store_session 
 	static const struct store_filter all;
 	if (f == NULL)
 		f = &all;
-	if (f->after_id || f->limit) {
+	if (f->after_id || f->limit || f->by_created) {
 		if (f->autoconnect || !f->without_auth)
 			return store__fail(st, WG_EINVAL, "paging lists only without credentials");
 		if (f->after_id && strnlen(f->after_id, STORE_ID_LEN + 1) > STORE_ID_LEN)
@@ -476,6 +476,8 @@ store_list(struct store *st, const struct store_filter *f, struct store_session 
 		if (f->limit > STORE_LIST_MAX)
 			return store__fail(st, WG_ELIMIT, "page of more than %u rows", STORE_LIST_MAX);
 	}
+	if (st->be->list == NULL)
+		return store__fail(st, WG_EIO, "the %s store cannot list sessions", st->be->name);
 	return st->be->list(st, f, out, n);
 }
 
@@ -571,7 +573,28 @@ store_write_batch(struct store *st, struct store_write *w, size_t n, int64_t now
 	}
 	if (n == 0)
 		return 0;
+	if (st->be->write_batch == NULL)
+		return store__fail(st, WG_EINVAL, "the %s store cannot write", st->be->name);
 	return st->be->write_batch(st, w, n, now, gone);
+}
+
+int
+store_recent_attempts(struct store *st, const char *const *ids, size_t nids, size_t per_session,
+                      struct store_attempt **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	int rc;
+	if (nids > 1000 || per_session == 0 || per_session > 100)
+		return store__fail(st, WG_EINVAL, "recent attempts: 1-100 per session of at most 1,000");
+	for (size_t i = 0; i < nids; i++)
+		if ((rc = check_id(st, ids[i])) < 0)
+			return rc;
+	if (nids == 0)
+		return 0;
+	if (st->be->recent_attempts == NULL)
+		return store__fail(st, WG_EINVAL, "the %s store cannot list recent attempts", st->be->name);
+	return st->be->recent_attempts(st, ids, nids, per_session, out, n);
 }
 
 int

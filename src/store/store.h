@@ -82,6 +82,13 @@ struct store_filter {
 	 */
 	const char *after_id;
 	size_t limit;
+	/*
+	 * Paging in creation order instead (oldest first, as the API lists):
+	 * rows after (after_created, after_id); after_created 0 starts at the
+	 * first row.
+	 */
+	bool by_created;
+	int64_t after_created;
 };
 
 /*
@@ -172,6 +179,9 @@ int store_delete(struct store *st, const char *id);
 
 /* Records an attempt and fills a->id. WG_ENOTFOUND when the session does not exist. */
 int store_write_batch(struct store *st, struct store_write *w, size_t n, int64_t now, size_t *gone);
+/* The newest per_session (1..100) attempts of each of nids (at most 1,000) sessions, in one query. */
+int store_recent_attempts(struct store *st, const char *const *ids, size_t nids, size_t per_session,
+                          struct store_attempt **out, size_t *n);
 int store_add_attempt(struct store *st, struct store_attempt *a);
 /*
  * A session's attempts at or after since (0: all), newest first, at most limit
@@ -251,6 +261,8 @@ struct store_backend {
 	                      size_t limit, struct store_status_change **out, size_t *n);
 	int (*write_batch)(struct store *st, struct store_write *w, size_t n, int64_t now,
 	                   size_t *gone);
+	int (*recent_attempts)(struct store *st, const char *const *ids, size_t nids,
+	                       size_t per_session, struct store_attempt **out, size_t *n);
 };
 
 extern const struct store_backend store_sqlite_backend;

@@ -209,7 +209,7 @@ struct resp {
 	char *body;
 	size_t len;
 	json_t *json;
-	char ctype[64], allow[64], location[80], cookie[256], cache[64], retry[16];
+	char ctype[64], allow[64], location[80], cookie[256], cache[64], retry[16], link[256];
 	struct evhttp_connection *conn;
 };
 
@@ -242,6 +242,7 @@ on_resp(struct evhttp_request *req, void *arg)
 	copy_header(req, "Set-Cookie", r->cookie, sizeof(r->cookie));
 	copy_header(req, "Cache-Control", r->cache, sizeof(r->cache));
 	copy_header(req, "Retry-After", r->retry, sizeof(r->retry));
+	copy_header(req, "Link", r->link, sizeof(r->link));
 }
 
 /* Starts a request with more headers: a NULL-terminated list of name, value pairs (or NULL). */
@@ -1737,6 +1738,127 @@ test_static(void **state)
 	resp_free(r);
 }
 
+
+/* ---- listings at scale: streamed pages, ?limit with Link, ?status ---- */
+
+static void
+test_list_pages(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 1203 };
+	static char ids[N][40];
+	/* Created in one transaction's worth of time: distinct creation times keep the order defined. */
+	for (int i = 0; i < N; i++) {
+		struct store_session s;
+		store_session_init(&s);
+		s.auth_state = (char *)AUTH_VALUE;
+		s.created_at = 1800000000000ll + i;
+		s.updated_at = s.created_at;
+		snprintf(s.connection_status, sizeof(s.connection_status), "%s",
+		         i % 3 == 0 ? "connected" : "disconnected");
+		assert_int_equal(store_insert(f->st, &s), 0);
+		snprintf(ids[i], sizeof(ids[i]), "%s", s.id);
+		free(s.session_name);
+	}
+	/* Everything, oldest first, in several chunks: the same array a single answer would be. */
+	struct resp *r = call(f, EVHTTP_REQ_GET, "/sessions", KEY, NULL);
+	assert_int_equal(r->status, 200);
+	assert_true(json_is_array(r->json));
+	assert_int_equal(json_array_size(r->json), N);
+	for (int i = 0; i < N; i++)
+		assert_string_equal(str(json_array_get(r->json, i), "sessionId"), ids[i]);
+	resp_free(r);
+	r = call(f, EVHTTP_REQ_GET, "/health/deep", KEY, NULL);
+	assert_int_equal(r->status, 200);
+	assert_int_equal(json_array_size(json_object_get(r->json, "sessions")), N);
+	resp_free(r);
+
+	/* ?limit: one page and a Link to the next, until the end. */
+	char path[256];
+	snprintf(path, sizeof(path), "/sessions?limit=500");
+	int seen = 0, pages = 0;
+	for (;;) {
+		r = call(f, EVHTTP_REQ_GET, path, KEY, NULL);
+		assert_int_equal(r->status, 200);
+		size_t k = json_array_size(r->json);
+		for (size_t i = 0; i < k; i++)
+			assert_string_equal(str(json_array_get(r->json, i), "sessionId"), ids[seen + i]);
+		seen += (int)k;
+		pages++;
+		if (r->link[0] == '\0') {
+			resp_free(r);
+			break;
+		}
+		assert_true(r->link[0] == '<');
+		char *end = strchr(r->link, '>');
+		assert_non_null(end);
+		assert_non_null(strstr(end, "rel=\"next\""));
+		*end = '\0';
+		snprintf(path, sizeof(path), "%s", r->link + 1);
+		resp_free(r);
+	}
+	assert_int_equal(seen, N);
+	assert_int_equal(pages, 3);
+
+	/* ?status keeps only that status. */
+	r = call(f, EVHTTP_REQ_GET, "/sessions?status=connected", KEY, NULL);
+	assert_int_equal(r->status, 200);
+	assert_int_equal(json_array_size(r->json), (N + 2) / 3);
+	resp_free(r);
+	r = call(f, EVHTTP_REQ_GET, "/health/deep?status=connected&limit=10", KEY, NULL);
+	assert_int_equal(r->status, 200);
+	json_t *arr = json_object_get(r->json, "sessions");
+	assert_true(json_array_size(arr) <= 10);
+	for (size_t i = 0; i < json_array_size(arr); i++)
+		assert_string_equal(str(json_array_get(arr, i), "connectionStatus"), "connected");
+	resp_free(r);
+
+	/* Bad parameters are refused with a reason. */
+	r = call(f, EVHTTP_REQ_GET, "/sessions?limit=0", KEY, NULL);
+	assert_error(r, 400, "limit");
+	resp_free(r);
+	r = call(f, EVHTTP_REQ_GET, "/sessions?limit=1001", KEY, NULL);
+	assert_error(r, 400, "limit");
+	resp_free(r);
+	r = call(f, EVHTTP_REQ_GET, "/sessions?after=nonsense", KEY, NULL);
+	assert_error(r, 400, "cursor");
+	resp_free(r);
+	r = call(f, EVHTTP_REQ_GET, "/sessions?status=sleeping", KEY, NULL);
+	assert_error(r, 400, "status");
+	resp_free(r);
+	r = call(f, EVHTTP_REQ_GET, "/sessions?color=red", KEY, NULL);
+	assert_error(r, 400, "color");
+	resp_free(r);
+}
+
+/* A client that goes away in the middle of a streamed answer costs nothing afterwards. */
+static void
+test_list_client_gone(void **state)
+{
+	struct fx *f = *state;
+	for (int i = 0; i < 1100; i++) {
+		struct store_session s;
+		store_session_init(&s);
+		s.created_at = 1800000000000ll + i;
+		s.updated_at = s.created_at;
+		assert_int_equal(store_insert(f->st, &s), 0);
+		free(s.session_name);
+	}
+	struct resp *r = start(f, EVHTTP_REQ_GET, "/sessions", KEY, NULL, NULL, NULL);
+	/* A few loop turns: the answer has started, then the client leaves. */
+	for (int i = 0; i < 3; i++)
+		event_base_loop(f->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	evhttp_connection_free(r->conn);
+	free(r->body);
+	free(r);
+	for (int i = 0; i < 20; i++)
+		event_base_loop(f->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	/* The server still answers. */
+	r = call(f, EVHTTP_REQ_GET, "/health", NULL, NULL);
+	assert_int_equal(r->status, 200);
+	resp_free(r);
+}
+
 int
 main(void)
 {
@@ -1747,6 +1869,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_health_shape, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_health_db_down, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_health_deep, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_list_pages, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_list_client_gone, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_create_get_list, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_patch, setup, teardown),
