@@ -32,9 +32,13 @@
 /*
  * How long a statement waits for another process's write lock. Web-app
  * writes last milliseconds; waiting longer would stall every session on the
- * loop, so past this the call fails with WG_ETIMEDOUT and the caller retries.
+ * loop (the design allows no turn over 10 ms), so past this the call fails
+ * with WG_ETIMEDOUT and the caller retries: the supervisor writes behind and
+ * retries with backoff, the API answers 503. Migrating and reconciling run
+ * before anything is served and wait longer.
  */
-#define SQ_BUSY_MS 200
+#define SQ_BUSY_MS 10
+#define SQ_BUSY_START_MS 5000
 #define SQ_UPDATE_CACHE 16
 
 /*
@@ -245,6 +249,11 @@ struct sq {
 		unsigned mask;
 		sqlite3_stmt *q;
 	} upd[SQ_UPDATE_CACHE];
+	/* The file, to notice it deleted or replaced under us (NULL for :memory:). */
+	char *path;
+	dev_t dev;
+	ino_t ino;
+	int file_seen; /* 1: deleted, 2: replaced, reported once; the next check repairs */
 };
 
 /* Maps an SQLite result to our codes and records the message. */
@@ -278,6 +287,8 @@ static int
 sq_stmt(struct store *st, enum sq_stmt which, sqlite3_stmt **out)
 {
 	struct sq *sq = store__state(st);
+	if (sq->db == NULL)
+		return store__fail(st, WG_EIO, "the database file could not be reopened yet; retrying");
 	if (sq->stmt[which] == NULL) {
 		int rc = sqlite3_prepare_v3(sq->db, stmt_sql[which], -1, SQLITE_PREPARE_PERSISTENT,
 		                            &sq->stmt[which], NULL);
@@ -324,6 +335,8 @@ static int
 exec(struct store *st, const char *sql, const char *op)
 {
 	struct sq *sq = store__state(st);
+	if (sq->db == NULL)
+		return store__fail(st, WG_EIO, "the database file could not be reopened yet; retrying");
 	int rc = sqlite3_exec(sq->db, sql, NULL, NULL, NULL);
 	return rc == SQLITE_OK ? 0 : sq_fail(st, rc, op);
 }
@@ -367,53 +380,232 @@ make_parents(const char *path, char *err, size_t errlen)
 
 static void sq_close(struct store *st);
 
+/*
+ * journal_mode reads the file header, so a file that is not a database fails
+ * here, at open, rather than on the first query. synchronous=FULL: a commit
+ * survives a power loss too, because a credential written just after pairing
+ * cannot be re-derived; it costs ~150 us per write (docs/store.md).
+ */
+static int
+sq_connect(const char *path, sqlite3 **out, char *err, size_t errlen)
+{
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(path, &db,
+	                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open %s: %s", path,
+		         db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		sqlite3_close_v2(db);
+		return WG_EIO;
+	}
+	sqlite3_extended_result_codes(db, 1);
+	sqlite3_busy_timeout(db, SQ_BUSY_MS);
+	static const char setup[] = "PRAGMA journal_mode = WAL;"
+	                            "PRAGMA synchronous = FULL;"
+	                            "PRAGMA foreign_keys = ON;"
+	                            "SELECT count(*) FROM sqlite_schema;";
+	rc = sqlite3_exec(db, setup, NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "cannot use %s: %s", path, sqlite3_errmsg(db));
+		sqlite3_close_v2(db);
+		return (rc & 0xff) == SQLITE_BUSY ? WG_ETIMEDOUT : WG_EIO;
+	}
+	*out = db;
+	return 0;
+}
+
+/* Creates the file with mode 0600 first: SQLite would make it 0644, and its -wal and -shm copy the mode. */
+static int
+sq_create_file(const char *path, char *err, size_t errlen)
+{
+	int rc = make_parents(path, err, errlen);
+	if (rc < 0)
+		return rc;
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		return WG_EIO;
+	}
+	close(fd);
+	return 0;
+}
+
+static void
+sq_note_file(struct sq *sq)
+{
+	struct stat sb;
+	if (sq->path != NULL && stat(sq->path, &sb) == 0) {
+		sq->dev = sb.st_dev;
+		sq->ino = sb.st_ino;
+	}
+	sq->file_seen = 0;
+}
+
 static int
 sq_open(struct store *st, const char *path, char *err, size_t errlen)
 {
 	bool memory = strcmp(path, ":memory:") == 0;
 	int rc;
-	if (!memory) {
-		if ((rc = make_parents(path, err, errlen)) < 0)
-			return rc;
-		/* SQLite would create the file with mode 0644; its -wal and -shm copy the mode. */
-		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-		if (fd < 0) {
-			snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-			return WG_EIO;
-		}
-		close(fd);
-	}
+	if (!memory && (rc = sq_create_file(path, err, errlen)) < 0)
+		return rc;
 	struct sq *sq = wg_calloc(1, sizeof(*sq));
 	store__set_state(st, sq);
-	rc = sqlite3_open_v2(
-	    path, &sq->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "cannot open %s: %s", path,
-		         sq->db != NULL ? sqlite3_errmsg(sq->db) : sqlite3_errstr(rc));
+	if ((rc = sq_connect(path, &sq->db, err, errlen)) < 0) {
 		sq_close(st);
-		return WG_EIO;
+		return rc;
 	}
-	sqlite3_extended_result_codes(sq->db, 1);
-	sqlite3_busy_timeout(sq->db, SQ_BUSY_MS);
-	/*
-	 * journal_mode reads the file header, so a file that is not a database
-	 * fails here, at open, rather than on the first query. synchronous=FULL:
-	 * a commit survives a power loss too, because a credential written just
-	 * after pairing cannot be re-derived; it costs ~150 us per write
-	 * (docs/store.md).
-	 */
-	static const char setup[] = "PRAGMA journal_mode = WAL;"
-	                            "PRAGMA synchronous = FULL;"
-	                            "PRAGMA foreign_keys = ON;"
-	                            "SELECT count(*) FROM sqlite_schema;";
-	rc = sqlite3_exec(sq->db, setup, NULL, NULL, NULL);
-	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "cannot use %s: %s", path, sqlite3_errmsg(sq->db));
-		int code = (rc & 0xff) == SQLITE_BUSY ? WG_ETIMEDOUT : WG_EIO;
-		sq_close(st);
-		return code;
+	if (!memory) {
+		sq->path = wg_strdup(path);
+		sq_note_file(sq);
 	}
 	return 0;
+}
+
+/* Every prepared statement goes (the connection they belong to is being replaced). */
+static void
+sq_forget_stmts(struct sq *sq)
+{
+	for (int i = 0; i < SQ_NSTMT; i++) {
+		sqlite3_finalize(sq->stmt[i]);
+		sq->stmt[i] = NULL;
+	}
+	for (int i = 0; i < SQ_UPDATE_CACHE; i++) {
+		sqlite3_finalize(sq->upd[i].q);
+		sq->upd[i].q = NULL;
+		sq->upd[i].mask = 0;
+	}
+}
+
+static int sq_migrate(struct store *st, int *applied);
+
+/*
+ * Closes our connection to a file that was deleted or replaced, and removes
+ * the -wal and -shm at the path: they are that file's (SQLite does not
+ * checkpoint into a file that moved, so it leaves them), and any connection
+ * to the file now at the path would otherwise read the old file's pages
+ * through them.
+ */
+static void
+sq_drop_connection(struct sq *sq)
+{
+	if (sq->db == NULL)
+		return;
+	sq_forget_stmts(sq);
+	sqlite3_close_v2(sq->db);
+	sq->db = NULL;
+	char side[4200];
+	snprintf(side, sizeof(side), "%s-wal", sq->path);
+	unlink(side);
+	snprintf(side, sizeof(side), "%s-shm", sq->path);
+	unlink(side);
+}
+
+/*
+ * The file was deleted while we held it open: everything is still readable
+ * through our connection, so it is copied into a fresh file at the path
+ * (SQLite's backup API), our connection is closed (which checkpoints into the
+ * old inode and removes its -wal and -shm), and the fresh file is opened.
+ */
+static int
+sq_restore(struct store *st)
+{
+	struct sq *sq = store__state(st);
+	char tmp[4200], err[256];
+	snprintf(tmp, sizeof(tmp), "%s.restore", sq->path);
+	unlink(tmp);
+	if (sq_create_file(tmp, err, sizeof(err)) < 0)
+		return store__fail(st, WG_EIO, "the database file %s was deleted; %s", sq->path, err);
+	sqlite3 *copy = NULL;
+	int rc = sqlite3_open_v2(tmp, &copy, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	/* The copy's last step commits with synchronous=FULL (SQLite's default): it is on disk. */
+	sqlite3_backup *b = rc == SQLITE_OK ? sqlite3_backup_init(copy, "main", sq->db, "main") : NULL;
+	if (b != NULL) {
+		rc = sqlite3_backup_step(b, -1);
+		rc = sqlite3_backup_finish(b) == SQLITE_OK && rc == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+	} else {
+		rc = SQLITE_ERROR;
+	}
+	const char *why = copy ? sqlite3_errmsg(copy) : "cannot open a new file";
+	if (rc != SQLITE_OK) {
+		int code = store__fail(st, WG_EIO,
+		                       "the database file %s was deleted and cannot be recreated yet: %s",
+		                       sq->path, why);
+		sqlite3_close_v2(copy);
+		unlink(tmp);
+		return code;
+	}
+	sqlite3_close_v2(copy);
+	sq_drop_connection(sq);
+	if (rename(tmp, sq->path) != 0)
+		return store__fail(st, WG_EIO, "the database file %s was deleted; cannot put the copy "
+		                               "back: %s", sq->path, strerror(errno));
+	if ((rc = sq_connect(sq->path, &sq->db, err, sizeof(err))) < 0) {
+		sq->db = NULL;
+		return store__fail(st, rc, "%s", err);
+	}
+	sq_note_file(sq);
+	return 0;
+}
+
+/*
+ * Another file is at the path now (a restored backup, say): it is the
+ * database from now on. Our connection is closed first: its checkpoint goes
+ * to the old inode through its own descriptor and its -wal and -shm are
+ * removed, so the new file is never read through the old one's WAL.
+ */
+static int
+sq_reopen(struct store *st)
+{
+	struct sq *sq = store__state(st);
+	char err[256];
+	sq_drop_connection(sq);
+	int rc = sq_connect(sq->path, &sq->db, err, sizeof(err));
+	if (rc < 0) {
+		sq->db = NULL;
+		return store__fail(st, rc, "the database file %s was replaced: %s", sq->path, err);
+	}
+	sq_note_file(sq);
+	int applied;
+	return sq_migrate(st, &applied);
+}
+
+/*
+ * Is the file at the path still the one we write? A deleted file takes every
+ * write with it when the process ends; a replaced one is no longer what the
+ * web app reads. Reported once as an error; the next check repairs it.
+ */
+static int
+sq_check_file(struct store *st)
+{
+	struct sq *sq = store__state(st);
+	if (sq == NULL || sq->path == NULL)
+		return 0;
+	if (sq->db == NULL)
+		return sq_reopen(st); /* an earlier repair could not open the file: again */
+	struct stat sb;
+	int gone = 0, replaced = 0;
+	if (stat(sq->path, &sb) != 0) {
+		if (errno != ENOENT)
+			return store__fail(st, WG_EIO, "cannot check the database file %s: %s", sq->path,
+			                   strerror(errno));
+		gone = 1;
+	} else {
+		replaced = sb.st_dev != sq->dev || sb.st_ino != sq->ino;
+	}
+	if (!gone && !replaced) {
+		sq->file_seen = 0;
+		return 0;
+	}
+	if (sq->file_seen == 0) {
+		sq->file_seen = gone ? 1 : 2;
+		return store__fail(st, WG_EIO,
+		                   gone ? "the database file %s was deleted: writes would be lost "
+		                          "(recreating it from the open copy)"
+		                        : "the database file %s was replaced by another file (switching "
+		                          "to it)",
+		                   sq->path);
+	}
+	return gone ? sq_restore(st) : sq_reopen(st);
 }
 
 static void
@@ -427,6 +619,7 @@ sq_close(struct store *st)
 	for (int i = 0; i < SQ_UPDATE_CACHE; i++)
 		sqlite3_finalize(sq->upd[i].q);
 	sqlite3_close_v2(sq->db);
+	free(sq->path);
 	free(sq);
 	store__set_state(st, NULL);
 }
@@ -500,7 +693,7 @@ migrate_one(struct store *st, const struct sq_migration *m, bool *ran)
 }
 
 static int
-sq_migrate(struct store *st, int *applied)
+sq_migrate_body(struct store *st, int *applied)
 {
 	struct sq *sq = store__state(st);
 	sqlite3_stmt *q;
@@ -554,7 +747,10 @@ static int
 sq_ping(struct store *st)
 {
 	sqlite3_stmt *q;
-	int rc = sq_stmt(st, SQ_PING, &q);
+	int rc = sq_check_file(st);
+	if (rc < 0)
+		return rc;
+	rc = sq_stmt(st, SQ_PING, &q);
 	if (rc < 0)
 		return rc;
 	rc = sqlite3_step(q);
@@ -590,6 +786,19 @@ sq_end(struct store *st, int rc, const char *op)
 	return rc;
 }
 
+/* Before anything is served (or right after a replaced file was opened): it may wait for locks. */
+static int
+sq_migrate(struct store *st, int *applied)
+{
+	struct sq *sq = store__state(st);
+	if (sq->db == NULL)
+		return store__fail(st, WG_EIO, "the database file could not be reopened yet; retrying");
+	sqlite3_busy_timeout(sq->db, SQ_BUSY_START_MS);
+	int rc = sq_migrate_body(st, applied);
+	sqlite3_busy_timeout(sq->db, SQ_BUSY_MS);
+	return rc;
+}
+
 static int
 sq_reconcile_body(struct store *st, int64_t now, int *changed)
 {
@@ -613,10 +822,13 @@ sq_reconcile_body(struct store *st, int64_t now, int *changed)
 static int
 sq_reconcile(struct store *st, int64_t now, int *changed)
 {
+	struct sq *sq = store__state(st);
 	int rc = sq_simple(st, SQ_BEGIN, "reconcile");
 	if (rc < 0)
 		return rc;
+	sqlite3_busy_timeout(sq->db, SQ_BUSY_START_MS); /* before serving: may wait */
 	rc = sq_end(st, sq_reconcile_body(st, now, changed), "reconcile");
+	sqlite3_busy_timeout(sq->db, SQ_BUSY_MS);
 	if (rc < 0)
 		*changed = 0;
 	return rc;
@@ -899,6 +1111,8 @@ update_stmt(struct store *st, unsigned fields, sqlite3_stmt **out, bool *cached)
 	                        param, param + 1);
 	if (len >= sizeof(sql))
 		return store__fail(st, WG_ELIMIT, "update statement too long");
+	if (sq->db == NULL)
+		return store__fail(st, WG_EIO, "the database file could not be reopened yet; retrying");
 	int rc = sqlite3_prepare_v3(sq->db, sql, -1, slot >= 0 ? SQLITE_PREPARE_PERSISTENT : 0, out,
 	                            NULL);
 	if (rc != SQLITE_OK) {
@@ -1086,7 +1300,10 @@ static int
 sq_set_setting(struct store *st, const char *key, const char *value)
 {
 	sqlite3_stmt *q;
-	int rc = sq_stmt(st, SQ_SET_SETTING, &q);
+	int rc = sq_check_file(st);
+	if (rc < 0)
+		return rc;
+	rc = sq_stmt(st, SQ_SET_SETTING, &q);
 	if (rc < 0)
 		return rc;
 	bind_text(q, 1, key);
@@ -1313,7 +1530,10 @@ sq_write_batch_body(struct store *st, struct store_write *w, size_t n, int64_t n
 static int
 sq_write_batch(struct store *st, struct store_write *w, size_t n, int64_t now, size_t *gone)
 {
-	int rc = sq_simple(st, SQ_BEGIN, "write");
+	int rc = sq_check_file(st);
+	if (rc < 0)
+		return rc;
+	rc = sq_simple(st, SQ_BEGIN, "write");
 	if (rc < 0)
 		return rc;
 	rc = sq_end(st, sq_write_batch_body(st, w, n, now, gone), "write");

@@ -305,10 +305,16 @@ sup__wb_run(struct sup *s, uint64_t now)
 		}
 	}
 	if (TAILQ_EMPTY(&s->dirty) && now >= s->ping_at) {
-		/* Nothing to write: ask the database whether it would take a write. */
-		uint32_t us = 0;
-		if (store_ping(s->st, &us) == 0)
-			db_ok(s, now, us);
+		/*
+		 * Nothing to write: write something small, the heartbeat setting, so
+		 * that a database that cannot take writes (disk full, read-only,
+		 * locked, the file gone) is noticed while all is quiet too.
+		 */
+		char t[32];
+		uint64_t t0 = wg_now_ms();
+		wg_iso8601(t, wg_wall_ms());
+		if (store_set_setting(s->st, "heartbeat", t) == 0)
+			db_ok(s, now, (uint32_t)((wg_now_ms() - t0) * 1000));
 		else
 			db_failed(s, now, "database check");
 		s->ping_at = now + s->cfg.db_check_interval_ms;

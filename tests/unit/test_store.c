@@ -144,7 +144,7 @@ test_open_and_migrate(void **state)
 	uint32_t us = 0;
 	assert_int_equal(store_ping(fx->st, &us), 0);
 	assert_int_equal(store_migrate(fx->st, &applied), 0);
-	assert_int_equal(applied, 4);
+	assert_int_equal(applied, 5);
 	char wal[600];
 	snprintf(wal, sizeof(wal), "%s-wal", fx->path);
 	assert_int_equal(stat(wal, &sb), 0);
@@ -157,10 +157,10 @@ test_open_and_migrate(void **state)
 	assert_int_equal(store_open(fx->url, &fx->st, err, sizeof(err)), 0);
 	assert_int_equal(store_migrate(fx->st, &applied), 0);
 	assert_int_equal(applied, 0);
-	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"), 4);
+	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"), 5);
 	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"
 	                                   " WHERE applied_at LIKE '____-__-__T__:__:__.___Z'"),
-	                 4);
+	                 5);
 	assert_int_equal(raw_int(fx->path, "PRAGMA journal_mode"), 0); /* text "wal" reads as 0 */
 	assert_int_equal(raw(fx->path, "SELECT 1 FROM whatsapp_sessions LIMIT 0"), SQLITE_OK);
 }
@@ -200,7 +200,7 @@ test_existing_tables(void **state)
 	                     " '2026-11-24T15:45:01.5+02:00')"),
 	                 SQLITE_OK);
 	assert_int_equal(store_migrate(fx->st, &applied), 0);
-	assert_int_equal(applied, 4);
+	assert_int_equal(applied, 5);
 	struct store_session s;
 	assert_int_equal(store_get(fx->st, "web-1", &s), 0);
 	assert_string_equal(s.session_name, "primary");
@@ -789,7 +789,7 @@ test_open_errors(void **state)
 	assert_int_equal(store_open("sqlite::memory:", &st, err, sizeof(err)), 0);
 	int applied;
 	assert_int_equal(store_migrate(st, &applied), 0);
-	assert_int_equal(applied, 4);
+	assert_int_equal(applied, 5);
 	store_close(st);
 	store_close(NULL);
 }
@@ -1182,12 +1182,83 @@ test_timings(void **state)
 	free(auth);
 }
 
+
+/* The file deleted under the open store: reported once, then recreated from the open copy. */
+static void
+test_file_deleted_then_restored(void **state)
+{
+	struct fx *fx = *state;
+	struct store *st = open_store(fx);
+	struct store_session s;
+	store_session_init(&s);
+	s.auth_state = (char *)"{\"k\":1}";
+	assert_int_equal(store_insert(st, &s), 0);
+	char id[40];
+	snprintf(id, sizeof(id), "%s", s.id);
+	free(s.session_name);
+	uint32_t us;
+	assert_int_equal(store_ping(st, &us), 0);
+
+	assert_int_equal(unlink(fx->path), 0);
+	assert_int_equal(store_ping(st, &us), WG_EIO);
+	assert_non_null(strstr(store_errmsg(st), "was deleted"));
+	/* The next check repairs: the file is back, with everything, credentials included. */
+	struct store_session v;
+	memset(&v, 0, sizeof(v));
+	snprintf(v.connection_status, sizeof(v.connection_status), "connected");
+	struct store_write w = {.id = id, .fields = STORE_F_STATUS, .vals = &v};
+	size_t gone;
+	assert_int_equal(store_write_batch(st, &w, 1, 1800000000000ll, &gone), 0);
+	struct stat sb;
+	assert_int_equal(stat(fx->path, &sb), 0);
+	assert_int_equal(sb.st_mode & 077, 0);
+	assert_int_equal(store_ping(st, &us), 0);
+	struct store_session back;
+	assert_int_equal(store_get(st, id, &back), 0);
+	assert_string_equal(back.auth_state, "{\"k\":1}");
+	assert_string_equal(back.connection_status, "connected");
+	store_session_free(&back);
+	/* And another process sees it in the file at the path. */
+	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM whatsapp_sessions WHERE "
+	                                   "connection_status = 'connected'"),
+	                 1);
+}
+
+/* Another file put at the path (a restored backup): reported once, then it is the database. */
+static void
+test_file_replaced(void **state)
+{
+	struct fx *fx = *state;
+	struct store *st = open_store(fx);
+	struct store_session s;
+	store_session_init(&s);
+	assert_int_equal(store_insert(st, &s), 0);
+	char id[40];
+	snprintf(id, sizeof(id), "%s", s.id);
+	free(s.session_name);
+	char other[600];
+	snprintf(other, sizeof(other), "%s.other", fx->path);
+	assert_int_equal(raw(other, "CREATE TABLE unrelated (x INTEGER)"), SQLITE_OK);
+	assert_int_equal(rename(other, fx->path), 0);
+	uint32_t us;
+	assert_int_equal(store_ping(st, &us), WG_EIO);
+	assert_non_null(strstr(store_errmsg(st), "was replaced"));
+	assert_int_equal(store_ping(st, &us), 0);
+	/* The new file got our tables (migrated), and the old rows are not in it. */
+	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"), 5);
+	struct store_session back;
+	assert_int_equal(store_get(st, id, &back), WG_ENOTFOUND);
+	assert_int_equal(raw(fx->path, "SELECT x FROM unrelated"), SQLITE_OK);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	    T(test_open_and_migrate),
+	    T(test_file_deleted_then_restored),
+	    T(test_file_replaced),
 	    T(test_newer_schema_refused),
 	    T(test_existing_tables),
 	    T(test_insert_get_defaults),
