@@ -82,6 +82,20 @@ api__listings_free(struct api *a)
 		listing_free(a->listings);
 }
 
+static void
+add_attempt(json_t *by_id, const struct store_attempt *at)
+{
+	json_t *arr = json_object_get(by_id, at->session_id);
+	if (arr == NULL) {
+		arr = json_array();
+		json_object_set_new(by_id, at->session_id, arr);
+	}
+	json_t *o = json_pack("{s:o, s:s, s:s, s:s}", "at", api__time(at->at), "trigger", at->trigger,
+	                      "action", at->action, "result", at->result);
+	json_object_set_new(o, "detail", at->detail ? json_string(at->detail) : json_null());
+	json_array_append_new(arr, o);
+}
+
 /* The recent attempts of a page's sessions, as id -> JSON array (one query). */
 static json_t *
 page_attempts(struct api *a, const struct store_session *rows, size_t n)
@@ -95,16 +109,17 @@ page_attempts(struct api *a, const struct store_session *rows, size_t n)
 	if (store_recent_attempts(a->st, ids, n, DEEP_ATTEMPTS, &at, &k) != 0)
 		log_warn("api", "cannot read recovery attempts: %s", store_errmsg(a->st));
 	free(ids);
+	/* Newest first: those still in memory only (written behind), then the table's. */
+	for (size_t i = 0; i < n; i++) {
+		const struct store_attempt *pend[DEEP_ATTEMPTS];
+		size_t np = sup_pending_attempts(a->sup, rows[i].id, pend, DEEP_ATTEMPTS);
+		for (size_t j = 0; j < np; j++)
+			add_attempt(by_id, pend[j]);
+	}
 	for (size_t i = 0; i < k; i++) {
 		json_t *arr = json_object_get(by_id, at[i].session_id);
-		if (arr == NULL) {
-			arr = json_array();
-			json_object_set_new(by_id, at[i].session_id, arr);
-		}
-		json_t *o = json_pack("{s:o, s:s, s:s, s:s}", "at", api__time(at[i].at), "trigger",
-		                      at[i].trigger, "action", at[i].action, "result", at[i].result);
-		json_object_set_new(o, "detail", at[i].detail ? json_string(at[i].detail) : json_null());
-		json_array_append_new(arr, o);
+		if (arr == NULL || json_array_size(arr) < DEEP_ATTEMPTS)
+			add_attempt(by_id, &at[i]);
 	}
 	store_attempts_free(at, k);
 	return by_id;

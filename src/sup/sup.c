@@ -1015,6 +1015,31 @@ sup_logout(struct sup *s, const char *id)
 	return 0;
 }
 
+size_t
+sup_pending_attempts(struct sup *s, const char *id, const struct store_attempt **out, size_t max)
+{
+	struct sess *x = sup__find(s, id);
+	size_t n = 0;
+	if (x == NULL || max == 0)
+		return 0;
+	/* Oldest first in the queue: keep the newest max, then reverse. */
+	for (struct pend *p = x->pend; p; p = p->next) {
+		if (!p->is_attempt)
+			continue;
+		if (n == max) {
+			memmove(out, out + 1, (max - 1) * sizeof(*out));
+			n--;
+		}
+		out[n++] = &p->a;
+	}
+	for (size_t i = 0; i < n / 2; i++) {
+		const struct store_attempt *t = out[i];
+		out[i] = out[n - 1 - i];
+		out[n - 1 - i] = t;
+	}
+	return n;
+}
+
 int
 sup_flush(struct sup *s)
 {

@@ -148,6 +148,14 @@ int sup_flush(struct sup *s);
 /* The same for one session (before reading its history or attempts from the store). */
 int sup_flush_session(struct sup *s, const char *id);
 
+/*
+ * The recovery attempts of a session that are not in the database yet (it is
+ * written behind), newest first, at most max: pointers valid until the next
+ * sup_* call. Returns how many.
+ */
+size_t sup_pending_attempts(struct sup *s, const char *id, const struct store_attempt **out,
+			    size_t max);
+
 /* Views; valid until the next sup_* call. WG_ENOTFOUND for an unknown id. */
 int sup_view(struct sup *s, const char *id, struct sup_session_view *out);
 void sup_health(struct sup *s, struct sup_health *out);
