@@ -570,9 +570,9 @@ api_free(struct api *a)
 	/* No more events from the supervisor: what they would go to is going away. */
 	if (a->sup && a->ev)
 		sup_remove_observer(a->sup, a);
+	api__listings_free(a); /* before evhttp_free: they point at its connections */
 	if (a->http)
 		evhttp_free(a->http);
-	api__listings_free(a);
 	api__pending_detach_all(a);
 	api__events_free(a);
 	api__auth_free(a);

@@ -4,10 +4,14 @@
  * array one page at a time: each loop turn reads one page of rows (keyset on
  * created_at, id), overlays the supervisor's memory, adds the page's recent
  * recovery attempts (one batched query, /health/deep only), and sends the
- * chunk. So no turn holds the loop longer than a page, and memory is bounded
- * by a page, whatever N is. With ?limit=N (1..1000) one page is answered at
- * once and a `Link: <…?after=CURSOR…>; rel="next"` header points at the next.
- * ?status=S keeps only sessions whose connection status is S.
+ * chunk; the next page is read only once that chunk has gone out to the
+ * socket (evhttp_send_reply_chunk_with_cb), and then from a zero timer, so
+ * other events run between pages and a slow client holds one page at most.
+ * So no turn holds the loop longer than a page, and memory is bounded by a
+ * page, whatever N is. With ?limit=N (1..1000) one page is answered at once
+ * and a `Link: <…&after_created=…&after_id=…>; rel="next"` header points at
+ * the next (the keys of the last row read, as stored). ?status=S keeps only
+ * sessions whose connection status is S.
  */
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -38,8 +42,7 @@ struct api_listing {
 	struct event *next;
 	int deep;
 	char status[16]; /* filter, "" for none */
-	int64_t after_created;
-	char after_id[STORE_ID_LEN + 1];
+	char *after_created, *after_id; /* the cursor: the last row read (malloc'd) */
 	size_t sent;
 	struct api_listing *prev, *nextl;
 };
@@ -62,17 +65,37 @@ listing_free(struct api_listing *l)
 		evhttp_connection_set_closecb(l->evcon, NULL, NULL);
 	unlink_listing(l);
 	event_free(l->next);
+	free(l->after_created);
+	free(l->after_id);
 	free(l);
 }
 
-/* The client went away mid-answer: its request is gone, and so is the listing. */
+/*
+ * The client went away mid-answer (or evhttp is freeing everything). If
+ * evhttp detached our unfinished request from the connection first, the
+ * request is ours to free.
+ */
 static void
 listing_conn_closed(struct evhttp_connection *evcon, void *arg)
 {
 	struct api_listing *l = arg;
-	(void)evcon;
+	if (evhttp_request_get_connection(l->req) != evcon)
+		evhttp_request_free(l->req);
 	l->evcon = NULL;
 	listing_free(l);
+}
+
+/* Moves the cursor past the last row the store scanned (good or skipped). */
+static void
+advance_cursor(struct api_listing *l)
+{
+	const char *id, *created;
+	if (store_list_cursor(l->a->st, &id, &created) != 0)
+		return;
+	free(l->after_id);
+	free(l->after_created);
+	l->after_id = wg_strdup(id);
+	l->after_created = wg_strdup(created);
 }
 
 void
@@ -147,7 +170,7 @@ element(struct api *a, const struct store_session *row, int deep, const char *st
 
 /* Reads one page after the cursor; 0, or the store's error. */
 static int
-read_page(struct api *a, int64_t after_created, const char *after_id, size_t limit,
+read_page(struct api *a, const char *after_created, const char *after_id, size_t limit,
           struct store_session **rows, size_t *n)
 {
 	struct store_filter f = {.without_auth = true,
@@ -210,6 +233,25 @@ deep_head(struct api *a, int *http_status)
 	return text;
 }
 
+static void chunk_sent(struct evhttp_connection *evcon, void *arg);
+
+/* Sends b as the next chunk; the page after it is read once it has gone out. */
+static void
+send_chunk(struct api_listing *l, struct evbuffer *b)
+{
+	evhttp_send_reply_chunk_with_cb(l->req, b, chunk_sent, l);
+}
+
+/* The chunk is on its way: the next page from a zero timer, after other events. */
+static void
+chunk_sent(struct evhttp_connection *evcon, void *arg)
+{
+	struct api_listing *l = arg;
+	(void)evcon;
+	static const struct timeval now = {0, 0};
+	evtimer_add(l->next, &now);
+}
+
 static void
 send_next(evutil_socket_t fd, short what, void *arg)
 {
@@ -230,33 +272,29 @@ send_next(evutil_socket_t fd, short what, void *arg)
 	struct evbuffer *b = evbuffer_new();
 	page_json(l->a, b, rows, n, l->deep, l->status, &l->sent);
 	size_t skipped = store_list_skipped(l->a->st);
-	if (n > 0) {
-		l->after_created = rows[n - 1].created_at;
-		snprintf(l->after_id, sizeof(l->after_id), "%s", rows[n - 1].id);
-	}
+	advance_cursor(l);
 	store_list_free(rows, n);
-	int done = n + skipped < PAGE;
-	if (done)
+	if (n + skipped < PAGE) {
 		evbuffer_add_printf(b, "]%s\n", l->deep ? "}" : "");
-	if (evbuffer_get_length(b))
 		evhttp_send_reply_chunk(l->req, b);
-	evbuffer_free(b);
-	if (done) {
-		evhttp_send_reply_end(l->req);
+		evbuffer_free(b);
+		struct evhttp_request *req = l->req;
 		listing_free(l);
+		evhttp_send_reply_end(req);
 		return;
 	}
-	event_active(l->next, EV_TIMEOUT, 0);
+	send_chunk(l, b);
+	evbuffer_free(b);
 }
 
-/* ?limit, ?after, ?status: 0, or an answer was sent. */
+/* ?limit, ?after_created and ?after_id, ?status: 0, or an answer was sent. */
 static int
-parse_query(struct evhttp_request *req, size_t *limit, int64_t *after_created, char *after_id,
+parse_query(struct evhttp_request *req, size_t *limit, char **after_created, char **after_id,
             char *status)
 {
 	*limit = 0;
-	*after_created = 0;
-	after_id[0] = status[0] = '\0';
+	*after_created = *after_id = NULL;
+	status[0] = '\0';
 	const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
 	if (q == NULL)
 		return 0;
@@ -279,19 +317,16 @@ parse_query(struct evhttp_request *req, size_t *limit, int64_t *after_created, c
 				break;
 			}
 			*limit = v;
-		} else if (strcmp(kv->key, "after") == 0) {
-			/* CREATED_MS:ID, as the Link header gives it. */
-			char *end;
-			const char *colon = strchr(kv->value, ':');
-			long long ms = strtoll(kv->value, &end, 10);
-			size_t idlen = colon ? strlen(colon + 1) : 0;
-			if (colon == NULL || end != colon || ms < 0 || idlen == 0 || idlen > STORE_ID_LEN) {
-				api__error(req, 400, "after must be a cursor from a Link header");
+		} else if (strcmp(kv->key, "after_id") == 0 || strcmp(kv->key, "after_created") == 0) {
+			/* The keys of a row as stored, from a Link header: bounded, otherwise opaque. */
+			char **dst = kv->key[6] == 'i' ? after_id : after_created;
+			if (*dst != NULL || strlen(kv->value) > 1024) {
+				api__errorf(req, 400, "%s must be given once, as a Link header gives it",
+				            kv->key);
 				r = -1;
 				break;
 			}
-			*after_created = ms;
-			memcpy(after_id, colon + 1, idlen + 1);
+			*dst = wg_strdup(kv->value);
 		} else if (strcmp(kv->key, "status") == 0) {
 			if (!store_status_valid(kv->value) || kv->value[0] == '\0') {
 				api__error(req, 400, "status must be connecting, qr_pending, connected, "
@@ -307,25 +342,35 @@ parse_query(struct evhttp_request *req, size_t *limit, int64_t *after_created, c
 		}
 	}
 	evhttp_clear_headers(&params);
+	if (r == 0 && (*after_id == NULL) != (*after_created == NULL)) {
+		api__error(req, 400, "after_id and after_created go together (a cursor from a Link header)");
+		r = -1;
+	}
+	if (r != 0) {
+		free(*after_id);
+		free(*after_created);
+		*after_id = *after_created = NULL;
+	}
 	return r;
 }
 
-/* ?limit=N: one page, answered at once, with a Link to the next. */
+/*
+ * ?limit=N: one page, answered at once. A full page may have a next one: the
+ * Link header gives its cursor (the last row scanned, as stored); following it
+ * past the end gives an empty page without a Link.
+ */
 static void
 answer_page(struct api *a, struct evhttp_request *req, int deep, size_t limit,
-            int64_t after_created, const char *after_id, const char *status)
+            const char *after_created, const char *after_id, const char *status)
 {
 	struct store_session *rows = NULL;
 	size_t n = 0;
-	/* One more than asked tells whether a next page exists. */
-	if (read_page(a, after_created, after_id, limit + 1, &rows, &n) != 0) {
+	if (read_page(a, after_created, after_id, limit, &rows, &n) != 0) {
 		log_error("api", "listing: cannot read sessions: %s", store_errmsg(a->st));
 		api__error(req, 503, "database unavailable");
 		return;
 	}
-	int more = n > limit;
-	if (more)
-		n = limit;
+	size_t skipped = store_list_skipped(a->st);
 	struct evbuffer *b = evbuffer_new();
 	int http_status = 200;
 	if (deep) {
@@ -337,15 +382,24 @@ answer_page(struct api *a, struct evhttp_request *req, int deep, size_t limit,
 	}
 	size_t sent = 0;
 	page_json(a, b, rows, n, deep, status, &sent);
+	store_list_free(rows, n);
 	evbuffer_add_printf(b, "]%s\n", deep ? "}" : "");
-	if (more) {
-		char link[256];
-		snprintf(link, sizeof(link), "<%s?limit=%zu&after=%" PRId64 ":%s%s%s>; rel=\"next\"",
-		         deep ? "/health/deep" : "/sessions", limit, rows[n - 1].created_at,
-		         rows[n - 1].id, status[0] ? "&status=" : "", status);
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Link", link);
+	const char *cid, *ccreated;
+	if (n + skipped == limit && store_list_cursor(a->st, &cid, &ccreated) == 0) {
+		char *eid = evhttp_encode_uri(cid), *ecr = evhttp_encode_uri(ccreated);
+		char *est = evhttp_encode_uri(status);
+		struct evbuffer *link = evbuffer_new();
+		evbuffer_add_printf(link, "<%s?limit=%zu&after_created=%s&after_id=%s%s%s>; rel=\"next\"",
+		                    deep ? "/health/deep" : "/sessions", limit, ecr, eid,
+		                    status[0] ? "&status=" : "", est);
+		evbuffer_add(link, "", 1);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Link",
+		                  (const char *)evbuffer_pullup(link, -1));
+		evbuffer_free(link);
+		free(eid);
+		free(ecr);
+		free(est);
 	}
-	store_list_free(rows, more ? n + 1 : n);
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	evhttp_add_header(h, "Content-Type", "application/json");
 	evhttp_add_header(h, "Cache-Control", "no-store");
@@ -358,23 +412,29 @@ void
 api__list(struct api *a, struct evhttp_request *req, int deep)
 {
 	size_t limit;
-	int64_t after_created;
-	char after_id[STORE_ID_LEN + 1], status[16];
-	if (parse_query(req, &limit, &after_created, after_id, status) != 0)
+	char *after_created, *after_id, status[16];
+	if (parse_query(req, &limit, &after_created, &after_id, status) != 0)
 		return;
 	if (limit) {
 		answer_page(a, req, deep, limit, after_created, after_id, status);
+		free(after_created);
+		free(after_id);
 		return;
 	}
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	if (evcon == NULL) {
+		free(after_created);
+		free(after_id);
 		api__error(req, 500, "no connection");
 		return;
 	}
 	/* The first page before the status line, so a database that cannot be read gets a 503. */
 	struct store_session *rows = NULL;
 	size_t n = 0;
-	if (read_page(a, after_created, after_id, PAGE, &rows, &n) != 0) {
+	int rr = read_page(a, after_created, after_id, PAGE, &rows, &n);
+	free(after_created);
+	free(after_id);
+	if (rr != 0) {
 		log_error("api", "listing: cannot read sessions: %s", store_errmsg(a->st));
 		if (deep) {
 			int st;
@@ -399,7 +459,7 @@ api__list(struct api *a, struct evhttp_request *req, int deep)
 	l->evcon = evcon;
 	l->deep = deep;
 	snprintf(l->status, sizeof(l->status), "%s", status);
-	l->next = event_new(a->base, -1, 0, send_next, l);
+	l->next = evtimer_new(a->base, send_next, l);
 	l->nextl = a->listings;
 	if (a->listings)
 		a->listings->prev = l;
@@ -417,10 +477,7 @@ api__list(struct api *a, struct evhttp_request *req, int deep)
 	}
 	page_json(a, b, rows, n, deep, status, &l->sent);
 	size_t skipped = store_list_skipped(a->st);
-	if (n > 0) {
-		l->after_created = rows[n - 1].created_at;
-		snprintf(l->after_id, sizeof(l->after_id), "%s", rows[n - 1].id);
-	}
+	advance_cursor(l);
 	store_list_free(rows, n);
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	evhttp_add_header(h, "Content-Type", "application/json");
@@ -436,7 +493,6 @@ api__list(struct api *a, struct evhttp_request *req, int deep)
 		return;
 	}
 	evhttp_send_reply_start(req, http_status, api__reason(http_status));
-	evhttp_send_reply_chunk(req, b);
+	send_chunk(l, b);
 	evbuffer_free(b);
-	event_active(l->next, EV_TIMEOUT, 0);
 }

@@ -988,12 +988,11 @@ sq_list(struct store *st, const struct store_filter *f, struct store_session **o
 	int rc = sq_stmt(st, which, &q);
 	if (rc < 0)
 		return rc;
+	if (paged)
+		store__set_cursor(st, NULL, NULL);
 	if (paged && f->by_created) {
-		/* Before every row: the empty text sorts first, as no time has been stored yet. */
-		if (f->after_created == 0)
-			sqlite3_bind_text(q, 1, "", 0, SQLITE_STATIC);
-		else
-			bind_ts(q, 1, f->after_created);
+		/* The cursor is the text as stored (formats differ between writers); "" sorts first. */
+		bind_text(q, 1, f->after_created ? f->after_created : "");
 		bind_text(q, 3, f->after_id ? f->after_id : "");
 		sqlite3_bind_int64(q, 2, f->limit ? (sqlite3_int64)f->limit : -1);
 	} else if (paged) {
@@ -1012,6 +1011,13 @@ sq_list(struct store *st, const struct store_filter *f, struct store_session **o
 		if (len == cap) {
 			cap = cap == 0 ? 16 : cap * 2;
 			arr = wg_realloc(arr, cap * sizeof(*arr));
+		}
+		if (paged) {
+			/* The raw keys, good row or bad, so the next page starts after this one. */
+			const char *rid = (const char *)sqlite3_column_text(q, 0);
+			const char *rcr = (const char *)sqlite3_column_text(q, 11);
+			if (rid)
+				store__set_cursor(st, rid, rcr ? rcr : "");
 		}
 		rc = read_session(st, q, &arr[len]);
 		if (rc == WG_EINVAL || rc == WG_ELIMIT) {

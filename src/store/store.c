@@ -26,6 +26,8 @@ struct store {
 	void *state;
 	char errmsg[256];
 	size_t skipped; /* rows with bad data the last store_list passed over */
+	/* The keys of the last row a paged store_list scanned, good or bad, as stored (malloc'd). */
+	char *cursor_id, *cursor_created;
 };
 
 static const char *const statuses[] = {"connecting", "qr_pending", "connected", "disconnected",
@@ -62,6 +64,23 @@ store__fail(struct store *st, int code, const char *fmt, ...)
 	vsnprintf(st->errmsg, sizeof(st->errmsg), fmt, ap);
 	va_end(ap);
 	return code;
+}
+
+void
+store__set_cursor(struct store *st, const char *id, const char *created)
+{
+	free(st->cursor_id);
+	free(st->cursor_created);
+	st->cursor_id = id ? wg_strdup(id) : NULL;
+	st->cursor_created = created ? wg_strdup(created) : NULL;
+}
+
+int
+store_list_cursor(const struct store *st, const char **id, const char **created)
+{
+	*id = st->cursor_id;
+	*created = st->cursor_created;
+	return st->cursor_id != NULL ? 0 : WG_ENOTFOUND;
 }
 
 size_t
@@ -338,6 +357,8 @@ store_close(struct store *st)
 	if (st == NULL)
 		return;
 	st->be->close(st);
+	free(st->cursor_id);
+	free(st->cursor_created);
 	free(st);
 }
 
@@ -471,8 +492,10 @@ store_list(struct store *st, const struct store_filter *f, struct store_session 
 	if (f->after_id || f->limit || f->by_created) {
 		if (f->autoconnect || !f->without_auth)
 			return store__fail(st, WG_EINVAL, "paging lists only without credentials");
-		if (f->after_id && strnlen(f->after_id, STORE_ID_LEN + 1) > STORE_ID_LEN)
-			return store__fail(st, WG_EINVAL, "paging cursor longer than an id");
+		if (f->after_id && strnlen(f->after_id, STORE_TEXT_MAX + 1) > STORE_TEXT_MAX)
+			return store__fail(st, WG_EINVAL, "paging cursor too long");
+		if (f->after_created && strnlen(f->after_created, 64) >= 64)
+			return store__fail(st, WG_EINVAL, "paging cursor too long");
 		if (f->limit > STORE_LIST_MAX)
 			return store__fail(st, WG_ELIMIT, "page of more than %u rows", STORE_LIST_MAX);
 	}

@@ -88,7 +88,7 @@ struct store_filter {
 	 * first row.
 	 */
 	bool by_created;
-	int64_t after_created;
+	const char *after_created; /* created_at as stored (the cursor's text), NULL: from the first */
 };
 
 /*
@@ -227,6 +227,14 @@ const char *store_errmsg(const struct store *st);
  * last call skipped; store_errmsg() then names the first one.
  */
 size_t store_list_skipped(const struct store *st);
+/*
+ * After a paged store_list: the id and created_at (as stored, not
+ * normalised) of the last row it scanned, including a row it skipped for
+ * bad data, so the next page starts after it. Valid until the next call;
+ * WG_ENOTFOUND when the page was empty.
+ */
+int store_list_cursor(const struct store *st, const char **id, const char **created);
+void store__set_cursor(struct store *st, const char *id, const char *created);
 void store__set_skipped(struct store *st, size_t n);
 
 /*

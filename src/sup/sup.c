@@ -30,6 +30,7 @@ const char *const sup__state_names[] = {"idle",    "waiting",   "connecting",
 
 static const struct sup_client_cb client_cb;
 static void schedule(struct sup *s);
+static int load_row(struct sup *s, const char *id, struct sess **out);
 
 void
 sup_config_defaults(struct sup_config *c)
@@ -269,8 +270,8 @@ sup__enter(struct sess *x, enum ss_state st, const char *why, const char *err, i
 }
 
 /* Schedules a connect after delay_ms (0: at once, from the next sup_run). */
-static void
-wait_then_connect(struct sess *x, uint64_t delay_ms, const char *why, const char *err)
+void
+sup__wait_then_connect(struct sess *x, uint64_t delay_ms, const char *why, const char *err)
 {
 	/* Set first, so the state change that observers see carries the retry time. */
 	wg_heap_set(&x->sup->due, &x->due, wg_now_ms() + delay_ms);
@@ -279,12 +280,44 @@ wait_then_connect(struct sess *x, uint64_t delay_ms, const char *why, const char
 	/* sup__enter removes the node for any other state; waiting keeps it. */
 }
 
+static void finish_waiters(struct sess *x, int ok, const char *msg);
+static uint64_t backoff(const struct sup *s, unsigned failures);
+#define wait_then_connect sup__wait_then_connect
+
+/*
+ * A connect could not even start. A database that did not answer is tried
+ * again with backoff (the schedule is kept, not dropped); anything else (the
+ * row is gone, credentials that cannot be used) waits, with the reason in
+ * last_error, for a change or a person. Either way the attempt is recorded
+ * and waiting reconnect requests are answered.
+ */
+static void
+connect_failed(struct sess *x, const char *trigger, int r, const char *what)
+{
+	struct sup *s = x->sup;
+	char err[160];
+	snprintf(err, sizeof(err), "%s: %s", what,
+		 r == WG_ENOTFOUND ? "the session's row is gone" : wg_strerror(r));
+	if (trigger[0] && strncmp(trigger, "start", 5) != 0 && strcmp(trigger, "pair") != 0)
+		sup__record(x, trigger, "reconnect", "failed", err);
+	if (r == WG_ETIMEDOUT || r == WG_EIO) {
+		uint64_t d = backoff(s, ++x->failures);
+		snprintf(x->trigger, sizeof(x->trigger), "%s", trigger);
+		wait_then_connect(x, d, "the database did not answer", err);
+		return;
+	}
+	sup__enter(x, SS_IDLE, what, err, 0);
+	finish_waiters(x, 0, err);
+}
+
 int
 sup__connect_now(struct sess *x, const char *trigger)
 {
 	struct sup *s = x->sup;
 	if (x->client != NULL)
 		return 0; /* never more than one connection per session */
+	char trig[48];
+	snprintf(trig, sizeof(trig), "%s", trigger);
 	/* Credentials: the newest stay in memory until the row has them. */
 	struct store_session row;
 	int have_row = 0, r;
@@ -293,25 +326,22 @@ sup__connect_now(struct sess *x, const char *trigger)
 		if ((r = store_get(s->st, x->id, &row)) != 0) {
 			log_error(x->id, "cannot read the session: %s",
 				  r == WG_ENOTFOUND ? "not found" : store_errmsg(s->st));
-			sup__enter(x, SS_IDLE, "cannot read the session", NULL, 0);
+			connect_failed(x, trig, r, "cannot read the session");
 			return r;
 		}
 		have_row = 1;
 		auth = row.auth_state;
 	}
 	int paired = auth != NULL;
-	if (trigger != x->trigger)
-		snprintf(x->trigger, sizeof(x->trigger), "%s", trigger);
+	snprintf(x->trigger, sizeof(x->trigger), "%s", trig);
 	r = s->ops->open(s->ctx, x->id, auth, &client_cb, x, &x->client);
 	if (have_row)
 		store_session_free(&row);
 	if (r) {
-		char err[96];
-		snprintf(err, sizeof(err), "cannot start a connection: %s", wg_strerror(r));
-		sup__enter(x, SS_IDLE, "open failed", err, 0);
+		connect_failed(x, trig, r, "cannot start a connection");
 		return r;
 	}
-	sup__enter(x, paired ? SS_CONNECTING : SS_PAIRING, trigger, NULL, 0);
+	sup__enter(x, paired ? SS_CONNECTING : SS_PAIRING, trig, NULL, 0);
 	return 0;
 }
 
@@ -479,7 +509,11 @@ cb_closed(void *arg, const struct wa_session_close *why)
 	}
 	if (x->reopen) {
 		x->reopen = 0;
-		sup__connect_now(x, x->trigger[0] ? x->trigger : "manual");
+		if (strncmp(x->trigger, "monitor:", 8) == 0)
+			/* An automatic recovery waits its turn like every connect (pacing). */
+			wait_then_connect(x, 0, "recovering", NULL);
+		else
+			sup__connect_now(x, x->trigger[0] ? x->trigger : "manual"); /* a person asked */
 		schedule(s);
 		return;
 	}
@@ -596,6 +630,10 @@ run_due(struct sup *s, uint64_t now)
 			return now; /* the next loop turn */
 		struct sess *x = SESS_OF(n, due);
 		wg_heap_del(&s->due, n);
+		if (!x->is_active) {
+			sup__enter(x, SS_IDLE, "switched off", "switched off (is_active is false)", 0);
+			continue;
+		}
 		if (s->breaker) {
 			sup__enter(x, SS_STOPPED, "breaker open", "client version outdated (405): update wagate", 0);
 			continue;
@@ -758,15 +796,17 @@ sup_free(struct sup *s)
 	if (s->observer)
 		s->observer(s->observer_arg, SUP_EV_GONE, NULL);
 	s->observer = NULL;
+	/* The heaps first: freeing them touches the sessions' nodes. */
+	wg_heap_free(&s->due);
+	wg_heap_free(&s->deadlines);
 	for (size_t i = 0; i < s->n; i++) {
 		struct sess *x = s->v[i];
 		finish_waiters(x, 0, "server stopping");
 		free_sess(x);
 	}
 	free(s->v);
+	free(s->pass_after);
 	wg_map_free(&s->by_id);
-	wg_heap_free(&s->due);
-	wg_heap_free(&s->deadlines);
 	sup__wb_free(s);
 	if (s->timer)
 		event_free(s->timer);
@@ -857,16 +897,13 @@ sup_reconnect(struct sup *s, const char *id, void (*done)(void *arg, int ok, con
 	      void *arg)
 {
 	struct sess *x = sup__find(s, id);
-	if (x == NULL || x->deleted) {
+	if (x != NULL && x->deleted)
+		return WG_ENOTFOUND;
+	if (x == NULL) {
 		/* Not loaded: a row the web app wrote since the last monitor pass. */
-		struct store_session row;
-		int r = store_get(s->st, id, &row);
+		int r = load_row(s, id, &x);
 		if (r)
 			return r;
-		x = sup__add(s, id);
-		snprintf(x->status, sizeof(x->status), "%s", row.connection_status);
-		sup__apply_row(x, &row);
-		store_session_free(&row);
 	}
 	if (!x->has_auth) {
 		done(arg, 0, "the session has no credentials: pair it first");
@@ -889,9 +926,11 @@ sup_reconnect(struct sup *s, const char *id, void (*done)(void *arg, int ok, con
 		schedule(s);
 		return 0; /* one attempt serves every request made while it runs */
 	}
-	/* A person asked: the limit and the breaker's hold on this session are lifted. */
+	/* A person asked: the limit and the breaker's hold on this session are lifted, and the window starts afresh. */
 	x->manual_needed = 0;
 	x->start_try = 0;
+	x->nrecov = 0;
+	x->recov_loaded = 1;
 	sup__record(x, "manual", "reconnect", "started", NULL);
 	snprintf(x->trigger, sizeof(x->trigger), "manual");
 	if (x->client) {
@@ -965,6 +1004,10 @@ sup_session_changed(struct sup *s, const char *id)
 	if (!x->is_active && x->client) {
 		/* Deactivated: close it and leave it alone. */
 		s->ops->close(x->client);
+	} else if ((!x->is_active || !x->auto_connect) && x->state == SS_WAITING) {
+		/* A retry was scheduled: it is not made. */
+		sup__enter(x, SS_IDLE, "switched off",
+			   x->is_active ? "auto-connect is off" : "switched off (is_active is false)", 0);
 	} else if (run && x->client == NULL && x->state == SS_IDLE) {
 		snprintf(x->trigger, sizeof(x->trigger), "manual");
 		wait_then_connect(x, 0, "auto-connect enabled", NULL);
@@ -1067,7 +1110,7 @@ sup_view(struct sup *s, const char *id, struct sup_session_view *out)
 	out->next_retry_at = x->state == SS_WAITING ? x->next_retry_wall : 0;
 	out->qr = x->state == SS_PAIRING ? x->qr : NULL;
 	out->qr_expires_at = x->qr ? x->qr_expires : 0;
-	out->recoveries_in_window = sup__recoveries_in_window(x);
+	out->recoveries_in_window = sup__recoveries_known(x);
 	out->status = x->status;
 	out->last_error = x->last_error;
 	out->last_connected_at = x->last_connected_at;

@@ -126,7 +126,7 @@ struct sup {
 	unsigned pass;          /* number of the pass running or last run */
 	int pass_running;
 	int pass_skipped;       /* a page of this pass skipped rows with bad data */
-	char pass_after[STORE_ID_LEN + 1]; /* keyset cursor: the last id read */
+	char *pass_after;       /* keyset cursor: the id of the last row read, good or bad (malloc'd) */
 
 	/* The write-behind (sup_wb.c). */
 	struct sess_list dirty;
@@ -153,6 +153,7 @@ void sup__record(struct sess *x, const char *trigger, const char *action, const 
 void sup__enter(struct sess *x, enum ss_state st, const char *why, const char *err,
 		int logged_out);
 int sup__connect_now(struct sess *x, const char *trigger);
+void sup__wait_then_connect(struct sess *x, uint64_t delay_ms, const char *why, const char *err);
 void sup__recount(struct sess *x);
 void sup__notify(struct sess *x, enum sup_event ev);
 void sup__apply_row(struct sess *x, const struct store_session *row);
@@ -161,6 +162,7 @@ void sup__apply_row(struct sess *x, const struct store_session *row);
 void sup__monitor_step(struct sup *s, uint64_t now);
 int sup__recovery_allowed(struct sess *x, const char *trigger);
 unsigned sup__recoveries_in_window(struct sess *x);
+unsigned sup__recoveries_known(struct sess *x);
 
 /* sup_wb.c */
 void sup__wb_init(struct sup *s);

@@ -30,6 +30,13 @@ count_since(const struct sess *x, int64_t since)
 	return k;
 }
 
+/* What memory knows, without reading the store (for views). */
+unsigned
+sup__recoveries_known(struct sess *x)
+{
+	return count_since(x, (int64_t)wg_wall_ms() - (int64_t)x->sup->cfg.recovery_window_ms);
+}
+
 unsigned
 sup__recoveries_in_window(struct sess *x)
 {
@@ -102,7 +109,8 @@ recover(struct sess *x, const char *trigger, const char *detail)
 		x->reopen = 1;
 		s->ops->close(x->client);
 	} else {
-		sup__connect_now(x, trigger);
+		/* Paced like every automatic connect (start_burst, max_handshakes). */
+		sup__wait_then_connect(x, 0, "recovering", NULL);
 	}
 }
 
@@ -116,6 +124,12 @@ check(struct sup *s, struct sess *x, int64_t now_wall)
 		/* Switched off by the user: closed, and left alone. */
 		log_info(x->id, "the session was switched off: closing it");
 		s->ops->close(x->client);
+		return;
+	}
+	if ((!x->is_active || !x->auto_connect) && x->state == SS_WAITING) {
+		/* A retry was scheduled: it is not made. */
+		sup__enter(x, SS_IDLE, "switched off",
+			   x->is_active ? "auto-connect is off" : "switched off (is_active is false)", 0);
 		return;
 	}
 	int should_run = x->is_active && x->has_auth && x->auto_connect && x->primary;
@@ -173,7 +187,8 @@ sup__monitor_step(struct sup *s, uint64_t now)
 			return;
 		s->pass_running = 1;
 		s->pass++;
-		s->pass_after[0] = '\0';
+		free(s->pass_after);
+		s->pass_after = NULL;
 		s->pass_skipped = 0;
 		s->next_monitor = now + s->cfg.recovery_interval_ms;
 	}
@@ -215,8 +230,12 @@ sup__monitor_step(struct sup *s, uint64_t now)
 		}
 		check(s, x, now_wall);
 	}
-	if (n > 0)
-		snprintf(s->pass_after, sizeof(s->pass_after), "%s", rows[n - 1].id);
+	const char *cid, *ccreated;
+	if (store_list_cursor(s->st, &cid, &ccreated) == 0) {
+		/* Past the last row scanned, a skipped one included: a page of bad rows cannot stall it. */
+		free(s->pass_after);
+		s->pass_after = wg_strdup(cid);
+	}
 	store_list_free(rows, n);
 	if (n + skipped < s->cfg.monitor_slice) {
 		s->pass_running = 0;

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "sup/sup_int.h"
@@ -286,13 +287,41 @@ flush_batch(struct sup *s, uint64_t now, struct sess *only)
 	return 0;
 }
 
+/*
+ * The database refused the batch's content (a constraint of the web app's, a
+ * value over a limit): one session's changes must not hold back everyone's.
+ * Each is written alone; one that is refused alone is dropped, loudly.
+ */
+static int
+flush_one_by_one(struct sup *s, uint64_t now)
+{
+	struct sess *batch[WB_BATCH];
+	size_t k = 0;
+	for (struct sess *x = TAILQ_FIRST(&s->dirty); x && k < WB_BATCH; x = TAILQ_NEXT(x, dirty_link))
+		batch[k++] = x;
+	for (size_t i = 0; i < k; i++) {
+		int r = flush_batch(s, now, batch[i]);
+		if (r == WG_EINVAL || r == WG_ELIMIT) {
+			log_error(batch[i]->id, "the database refuses this session's changes; dropping "
+						"them: %s", store_errmsg(s->st));
+			sup__wb_forget(batch[i]);
+		} else if (r != 0) {
+			return r;
+		}
+	}
+	return 0;
+}
+
 uint64_t
 sup__wb_run(struct sup *s, uint64_t now)
 {
 	if (now >= s->msg_at)
 		msgs_to_dirty(s);
 	if (!TAILQ_EMPTY(&s->dirty) && now >= s->flush_at) {
-		if (flush_batch(s, now, NULL) == 0) {
+		int r = flush_batch(s, now, NULL);
+		if (r == WG_EINVAL || r == WG_ELIMIT)
+			r = flush_one_by_one(s, now);
+		if (r == 0) {
 			s->flush_failures = 0;
 			/* The rest in the next loop turn, so other events run between batches. */
 			s->flush_at = TAILQ_EMPTY(&s->dirty) ? UINT64_MAX : now;

@@ -1820,8 +1820,8 @@ test_list_pages(void **state)
 	r = call(f, EVHTTP_REQ_GET, "/sessions?limit=1001", KEY, NULL);
 	assert_error(r, 400, "limit");
 	resp_free(r);
-	r = call(f, EVHTTP_REQ_GET, "/sessions?after=nonsense", KEY, NULL);
-	assert_error(r, 400, "cursor");
+	r = call(f, EVHTTP_REQ_GET, "/sessions?after_id=nonsense", KEY, NULL);
+	assert_error(r, 400, "go together");
 	resp_free(r);
 	r = call(f, EVHTTP_REQ_GET, "/sessions?status=sleeping", KEY, NULL);
 	assert_error(r, 400, "status");

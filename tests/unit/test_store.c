@@ -1251,6 +1251,52 @@ test_file_replaced(void **state)
 	assert_int_equal(raw(fx->path, "SELECT x FROM unrelated"), SQLITE_OK);
 }
 
+
+/* Paging moves past rows with bad data, even a whole page of them, and in either order. */
+static void
+test_paging_past_bad_rows(void **state)
+{
+	struct fx *fx = *state;
+	struct store *st = open_store(fx);
+	/* 30 good rows, then 25 a web app wrote with a time we cannot read, then 10 good ones. */
+	char sql[256];
+	for (int i = 0; i < 65; i++) {
+		int bad = i >= 30 && i < 55;
+		snprintf(sql, sizeof(sql),
+		         "INSERT INTO whatsapp_sessions (id, created_at, updated_at) VALUES "
+		         "('row-%03d', '%s', '2026-11-24T10:00:00.000Z')",
+		         i, bad ? "yesterday" : "2026-11-24T10:00:00.000Z");
+		assert_int_equal(raw(fx->path, sql), SQLITE_OK);
+	}
+	for (int by_created = 0; by_created < 2; by_created++) {
+		char *after_id = NULL, *after_created = NULL;
+		int good = 0, pages = 0;
+		for (;;) {
+			struct store_filter f = {.without_auth = true, .limit = 20, .after_id = after_id,
+			                         .by_created = by_created, .after_created = after_created};
+			struct store_session *rows;
+			size_t n;
+			assert_int_equal(store_list(st, &f, &rows, &n), 0);
+			size_t skipped = store_list_skipped(st);
+			good += (int)n;
+			pages++;
+			assert_true(pages < 10);
+			store_list_free(rows, n);
+			const char *cid, *ccr;
+			if (n + skipped < 20)
+				break;
+			assert_int_equal(store_list_cursor(st, &cid, &ccr), 0);
+			free(after_id);
+			free(after_created);
+			after_id = strdup(cid);
+			after_created = strdup(ccr);
+		}
+		assert_int_equal(good, 40);
+		free(after_id);
+		free(after_created);
+	}
+}
+
 int
 main(void)
 {
@@ -1259,6 +1305,7 @@ main(void)
 	    T(test_open_and_migrate),
 	    T(test_file_deleted_then_restored),
 	    T(test_file_replaced),
+	    T(test_paging_past_bad_rows),
 	    T(test_newer_schema_refused),
 	    T(test_existing_tables),
 	    T(test_insert_get_defaults),

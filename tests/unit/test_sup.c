@@ -889,6 +889,7 @@ static struct {
 	int refuse;
 	int batches, refused;
 	int message_writes;
+	char poison[40]; /* a session whose changes the database refuses as invalid */
 } wrap;
 
 static int
@@ -900,6 +901,9 @@ wrap_write_batch(struct store *st, struct store_write *w, size_t n, int64_t now,
 		wrap.refused++;
 		return store__fail(st, WG_EIO, "disk I/O error (injected)");
 	}
+	for (size_t i = 0; i < n; i++)
+		if (wrap.poison[0] && strcmp(w[i].id, wrap.poison) == 0)
+			return store__fail(st, WG_EINVAL, "CHECK constraint failed (injected)");
 	for (size_t i = 0; i < n; i++)
 		wrap.message_writes += (w[i].fields & STORE_F_MESSAGE_AT) != 0;
 	return store_sqlite_backend.write_batch(st, w, n, now, gone);
@@ -980,8 +984,8 @@ test_write_behind_converges_after_failures(void **state)
 	size_t n = 0;
 	assert_int_equal(store_status_history(f->st, a, 0, 0, &hist, &n), 0);
 	const char *want[] = {"connecting", "connected", "disconnected", "connecting",
-			      "connected", "connecting", "connected"};
-	assert_int_equal(n, 7);
+			      "connected", "disconnected", "connecting", "connected"};
+	assert_int_equal(n, 8);
 	for (size_t i = 0; i < n; i++) {
 		assert_string_equal(hist[i].status, want[i]);
 		if (i > 0)
@@ -1126,6 +1130,35 @@ test_rows_written_by_others(void **state)
 	assert_int_equal(h.total, 0);
 }
 
+
+/* One session whose changes the database refuses (a constraint of the web app's) holds back no other. */
+static void
+test_refused_changes_do_not_block_others(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	const char *b = add_session(f, "primary", 1, 1, 1, NULL);
+	use_wrap(f);
+	f->cfg.start_stagger_ms = 0;
+	f->cfg.recovery_interval_ms = 3600000;
+	start(f);
+	snprintf(wrap.poison, sizeof(wrap.poison), "%s", a);
+	bring_up_quiet(client_of(a));
+	bring_up_quiet(client_of(b));
+	advance(f, 1000);
+	struct sup_health h;
+	sup_health(f->sup, &h);
+	assert_string_equal(h.status, "ok");
+	assert_int_equal(h.db_pending, 0);
+	struct store_session row;
+	assert_int_equal(store_get(f->st, b, &row), 0);
+	assert_string_equal(row.connection_status, "connected");
+	store_session_free(&row);
+	assert_int_equal(store_get(f->st, a, &row), 0);
+	assert_string_equal(row.connection_status, ""); /* refused, dropped, logged */
+	store_session_free(&row);
+}
+
 int
 main(void)
 {
@@ -1134,6 +1167,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_write_behind_converges_after_failures, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_message_at_coalesced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_paced_starts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_changes_do_not_block_others, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rows_written_by_others, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_startup_retries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_startup_logged_out_not_retried, setup, teardown),
