@@ -47,8 +47,6 @@
 #include "sup/sup.h"
 
 
-/* Lists here never need the credentials themselves, only whether they exist. */
-static const struct store_filter light = {.without_auth = true};
 
 #define EV_DEFAULT_STREAMS 256
 #define EV_DEFAULT_RING 1024
@@ -59,6 +57,8 @@ static const struct store_filter light = {.without_auth = true};
 #define EV_HEALTH_MIN_MS 250
 /* Bytes that may wait for a stream beyond its first answer before it is dropped. */
 #define EV_MAX_QUEUED (1024 * 1024)
+/* Sessions per page of a snapshot: bounds one loop turn at any number of sessions. */
+#define EV_SNAPSHOT_PAGE 500
 
 struct ev_rec {
 	uint64_t id;
@@ -73,6 +73,15 @@ struct ev_stream {
 	struct event *watch; /* the socket is readable: the client hung up (or misbehaves) */
 	size_t allowance;    /* bytes that may be queued: the first answer + EV_MAX_QUEUED */
 	bool dead;           /* to be closed by reap() */
+	/*
+	 * The snapshot is sent a page per loop turn (EV_SNAPSHOT_PAGE sessions),
+	 * each once the one before has gone out; live events meanwhile wait in
+	 * `held` and follow it, in order.
+	 */
+	bool snapshotting;
+	struct evbuffer *held;
+	struct event *snap_next;
+	char *snap_created, *snap_id; /* the cursor: the last row read, as stored */
 	struct ev_stream *prev, *next;
 };
 
@@ -132,6 +141,15 @@ stream_write(struct ev_stream *s, const char *text, size_t len)
 	struct api_events *ev = s->ev;
 	if (s->dead)
 		return;
+	if (s->snapshotting) {
+		/* After the snapshot, in order; a client this far behind starts over later. */
+		if (evbuffer_get_length(s->held) + len > EV_MAX_QUEUED) {
+			stream_kill(s, "too many events while its snapshot was being sent");
+			return;
+		}
+		evbuffer_add(s->held, text, len);
+		return;
+	}
 	struct evbuffer *out = bufferevent_get_output(evhttp_connection_get_bufferevent(s->evcon));
 	if (evbuffer_get_length(out) > s->allowance) {
 		stream_kill(s, "the client does not read");
@@ -140,6 +158,20 @@ stream_write(struct ev_stream *s, const char *text, size_t len)
 	evbuffer_add(ev->tmp, text, len);
 	evhttp_send_reply_chunk(s->req, ev->tmp);
 	evbuffer_drain(ev->tmp, evbuffer_get_length(ev->tmp));
+}
+
+static void
+stream_free(struct ev_stream *s)
+{
+	if (s->watch)
+		event_free(s->watch);
+	if (s->snap_next)
+		event_free(s->snap_next);
+	if (s->held)
+		evbuffer_free(s->held);
+	free(s->snap_created);
+	free(s->snap_id);
+	free(s);
 }
 
 static void
@@ -153,9 +185,7 @@ unlink_stream(struct ev_stream *s)
 	if (s->next)
 		s->next->prev = s->prev;
 	ev->n--;
-	if (s->watch)
-		event_free(s->watch);
-	free(s);
+	stream_free(s);
 	if (ev->n == 0)
 		event_del(ev->ping);
 }
@@ -385,22 +415,76 @@ last_event_id(struct evhttp_request *req, uint64_t *id)
 	return 1;
 }
 
-/* Every session as one session event each, without ids: the state as of the newest id. */
-static bool
-snapshot(struct api *a, struct evbuffer *b)
+/*
+ * One page of the snapshot: session events without ids, oldest first, after
+ * the cursor. Returns 1 when more pages follow, 0 at the end, -1 when the
+ * sessions cannot be read.
+ */
+static int
+snapshot_page(struct api *a, struct evbuffer *b, char **created, char **id)
 {
-	struct api_events *ev = a->ev;
-	frame(b, "health", ev->health_data ? ev->health_data : "null");
+	struct store_filter f = {.without_auth = true,
+	                         .by_created = true,
+	                         .after_created = *created,
+	                         .after_id = *id,
+	                         .limit = EV_SNAPSHOT_PAGE};
 	struct store_session *rows = NULL;
 	size_t n = 0;
-	if (store_list(a->st, &light, &rows, &n) != 0) {
+	if (store_list(a->st, &f, &rows, &n) != 0) {
 		log_error("api", "events: cannot list sessions: %s", store_errmsg(a->st));
-		return false;
+		return -1;
 	}
+	size_t skipped = store_list_skipped(a->st);
 	for (size_t i = 0; i < n; i++)
 		frame_json(b, "session", api__session_json(a, &rows[i], API_SJ_FULL));
 	store_list_free(rows, n);
-	return true;
+	const char *cid, *ccr;
+	if (store_list_cursor(a->st, &cid, &ccr) == 0) {
+		free(*id);
+		free(*created);
+		*id = wg_strdup(cid);
+		*created = wg_strdup(ccr);
+	}
+	return n + skipped == EV_SNAPSHOT_PAGE ? 1 : 0;
+}
+
+static void snapshot_sent(struct evhttp_connection *evcon, void *arg);
+
+/* The next page of a stream's snapshot, once the one before has gone out. */
+static void
+snapshot_next(evutil_socket_t fd, short what, void *arg)
+{
+	struct ev_stream *s = arg;
+	(void)fd;
+	(void)what;
+	if (s->dead)
+		return;
+	struct evbuffer *b = evbuffer_new();
+	int more = snapshot_page(s->ev->a, b, &s->snap_created, &s->snap_id);
+	if (more < 0) {
+		evbuffer_free(b);
+		stream_kill(s, "the sessions could not be read for its snapshot");
+		return;
+	}
+	if (more == 0) {
+		/* The snapshot is complete: what happened meanwhile follows, and the stream is live. */
+		evbuffer_add_buffer(b, s->held);
+		s->snapshotting = false;
+		evhttp_send_reply_chunk(s->req, b);
+		evbuffer_free(b);
+		return;
+	}
+	evhttp_send_reply_chunk_with_cb(s->req, b, snapshot_sent, s);
+	evbuffer_free(b);
+}
+
+static void
+snapshot_sent(struct evhttp_connection *evcon, void *arg)
+{
+	struct ev_stream *s = arg;
+	(void)evcon;
+	static const struct timeval now = {0, 0};
+	evtimer_add(s->snap_next, &now);
 }
 
 void
@@ -430,6 +514,8 @@ api__events(struct api *a, struct evhttp_request *req)
 	evbuffer_add_printf(b, "retry: %d\n", EV_RETRY_MS);
 	frame_json(b, "hello", hello);
 	bool ok = true;
+	int more = 0;
+	char *snap_created = NULL, *snap_id = NULL;
 	if (replay) {
 		for (size_t i = 0; i < ev->count; i++) {
 			const struct ev_rec *r = &ev->ring[(ev->start + i) % ev->cap];
@@ -445,7 +531,10 @@ api__events(struct api *a, struct evhttp_request *req)
 			           json_pack("{s:I, s:s}", "lastId", (json_int_t)ev->last_id,
 			                     "reason", why));
 		}
-		ok = snapshot(a, b);
+		/* Every session as one session event each, without ids: the state as of the newest id. */
+		frame(b, "health", ev->health_data ? ev->health_data : "null");
+		more = snapshot_page(a, b, &snap_created, &snap_id);
+		ok = more >= 0;
 	}
 
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
@@ -456,9 +545,14 @@ api__events(struct api *a, struct evhttp_request *req)
 	api__log_answer(req, 200);
 	evhttp_send_reply_start(req, 200, "OK");
 	size_t first = evbuffer_get_length(b);
-	evhttp_send_reply_chunk(req, b);
+	struct ev_stream *s = wg_calloc(1, sizeof(*s));
+	if (more > 0)
+		evhttp_send_reply_chunk_with_cb(req, b, snapshot_sent, s);
+	else
+		evhttp_send_reply_chunk(req, b);
 	evbuffer_free(b);
 	if (!ok) {
+		free(s);
 		/*
 		 * Without the sessions the snapshot would lie (an empty list). End
 		 * the stream instead: the browser comes back after the retry time.
@@ -467,11 +561,20 @@ api__events(struct api *a, struct evhttp_request *req)
 		return;
 	}
 
-	struct ev_stream *s = wg_calloc(1, sizeof(*s));
 	s->ev = ev;
 	s->req = req;
 	s->evcon = evcon;
 	s->allowance = first + EV_MAX_QUEUED;
+	if (more > 0) {
+		s->snapshotting = true;
+		s->held = evbuffer_new();
+		s->snap_next = evtimer_new(a->base, snapshot_next, s);
+		s->snap_created = snap_created;
+		s->snap_id = snap_id;
+	} else {
+		free(snap_created);
+		free(snap_id);
+	}
 	evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
 	s->watch = event_new(a->base, fd, EV_READ | EV_PERSIST, on_readable, s);
 	event_add(s->watch, NULL);
@@ -529,9 +632,7 @@ api__events_free(struct api *a)
 	while (ev->streams) {
 		struct ev_stream *s = ev->streams;
 		ev->streams = s->next;
-		if (s->watch)
-			event_free(s->watch);
-		free(s);
+		stream_free(s);
 	}
 	for (size_t i = 0; i < ev->count; i++)
 		free(ev->ring[(ev->start + i) % ev->cap].text);

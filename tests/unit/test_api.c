@@ -1030,12 +1030,12 @@ struct sse_ev {
 	json_t *data;
 };
 
-#define SSE_MAX 64
+#define SSE_MAX 2048
 struct sse {
 	struct evhttp_connection *conn;
 	int status, done;
 	char ctype[64], cache[64];
-	char buf[1 << 16];
+	char buf[1 << 20];
 	size_t len;
 	struct sse_ev ev[SSE_MAX];
 	size_t n; /* frames parsed */
@@ -1859,6 +1859,49 @@ test_list_client_gone(void **state)
 	resp_free(r);
 }
 
+
+/* A snapshot of many sessions goes out a page per loop turn; a change meanwhile follows it, in order. */
+static void
+test_events_snapshot_paged(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 1100 };
+	const char *a = add_session(f, 1, "disconnected");
+	for (int i = 1; i < N; i++) {
+		struct store_session x;
+		store_session_init(&x);
+		x.created_at = 1900000000000ll + i; /* after a */
+		x.updated_at = x.created_at;
+		assert_int_equal(store_insert(f->st, &x), 0);
+		free(x.session_name);
+	}
+	struct sse *s = sse_open(f, KEY, NULL);
+	sse_wait(f, s, 3); /* hello, health, the first page has started */
+	/* A change while the snapshot is still being sent. */
+	char path[96];
+	snprintf(path, sizeof(path), "/sessions/%s/reconnect", a);
+	struct resp *r = start(f, EVHTTP_REQ_POST, path, KEY, NULL, NULL, NULL);
+	sse_wait(f, s, 2 + N + 1);
+	assert_string_equal(s->ev[0].name, "hello");
+	assert_string_equal(s->ev[1].name, "health");
+	size_t sessions = 0;
+	for (size_t i = 2; i < 2 + N; i++) {
+		assert_string_equal(s->ev[i].name, "session");
+		assert_string_equal(s->ev[i].id, ""); /* the snapshot: no ids, all before any live event */
+		sessions++;
+	}
+	assert_int_equal(sessions, N);
+	assert_string_equal(str(s->ev[2].data, "sessionId"), a); /* oldest first */
+	assert_true(s->ev[2 + N].id[0] != '\0');
+	assert_string_equal(s->ev[2 + N].name, "session");
+	assert_string_equal(str(s->ev[2 + N].data, "sessionId"), a);
+	assert_string_equal(str(s->ev[2 + N].data, "supervisorState"), "connecting");
+	c_open(fake.c[0]);
+	wait_for(f, r);
+	resp_free(r);
+	sse_close(s);
+}
+
 int
 main(void)
 {
@@ -1870,6 +1913,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_health_db_down, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_health_deep, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_list_pages, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_events_snapshot_paged, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_list_client_gone, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_create_get_list, setup, teardown),
