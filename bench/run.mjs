@@ -18,6 +18,8 @@ import { ROOT, BUILD, WAGATE, SERVE_BIN, SEED, API_KEY, NOFILE, startMock, makeC
 
 const SMOKE = process.argv.includes('--smoke');
 const list = (name, dflt) => (process.env[name] ? process.env[name].split(',').filter((v) => /^\d+$/.test(v)).map(Number) : dflt);
+// BENCH_ONLY=messages,storm runs only those sections (names as in the log).
+const ONLY = process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',') : null;
 // BENCH_SYSTEMS=wagate (or wagate,baileys6) leaves the others out.
 const SYSTEMS = (process.env.BENCH_SYSTEMS ?? 'wagate,baileys6,baileys7').split(',');
 const num = (name, dflt) => (process.env[name] ? Number(process.env[name]) : dflt);
@@ -34,6 +36,8 @@ const C = SMOKE
       wrkS: num('BENCH_WRK_S', 2),
       stormN: num('BENCH_STORM_N', 50),
       stormSampleS: num('BENCH_STORM_SAMPLE_S', 3),
+      stormBigN: num('BENCH_STORM_BIG_N', 300),
+      messages: num('BENCH_MESSAGES', 200),
       detTrials: 3,
       // Baileys 7 reports a dead socket only after its close handshake times out (about 30 s): full run only.
       detectBaileys: ['baileys6'],
@@ -53,6 +57,8 @@ const C = SMOKE
       wrkS: num('BENCH_WRK_S', 10),
       stormN: num('BENCH_STORM_N', 1000),
       stormSampleS: num('BENCH_STORM_SAMPLE_S', 60),
+      stormBigN: num('BENCH_STORM_BIG_N', 10000),
+      messages: num('BENCH_MESSAGES', 1000),
       detTrials: 10,
       detectBaileys: ['baileys6', 'baileys7'],
       wagateKeepalive: {},
@@ -127,11 +133,14 @@ function runWrk(args, timeoutMs) {
 }
 
 async function apiBench(w, n) {
-  for (const p of ['/health', '/health/deep', '/sessions']) {
+  const runs = [['/health', 8], ['/health/deep', 8], ['/sessions', 8]];
+  // The issue's case: 50 clients asking for everything at once must not make a keepalive miss.
+  if (n === Math.max(...C.apiNs)) runs.push(['/health/deep', 50]);
+  for (const [p, conns] of runs) {
     const drops0 = w.st.drops.length;
     const probe = loopProbe(w.port);
     // wrk runs beside the probe (spawned, not waited for synchronously, so the probe keeps polling).
-    const out = await runWrk(['-t2', '-c8', `-d${C.wrkS}s`, '--timeout', '30s', '--latency', '-H', `x-api-key: ${API_KEY}`, `http://127.0.0.1:${w.port}${p}`], (C.wrkS + 60) * 1000);
+    const out = await runWrk(['-t2', `-c${conns}`, `-d${C.wrkS}s`, '--timeout', '30s', '--latency', '-H', `x-api-key: ${API_KEY}`, `http://127.0.0.1:${w.port}${p}`], (C.wrkS + 60) * 1000);
     if (out === null) {
       fail(`wrk ${p} at ${n}: wrk failed or did not finish`);
       await probe.end();
@@ -141,8 +150,8 @@ async function apiBench(w, n) {
     await sleep(1000);
     const r = parseWrk(out);
     if (!(r.requests > 0)) fail(`wrk ${p} at ${n}: no request completed`);
-    R.api.push({ n, path: p, ...r, stallMs: stall.maxMs, drops: w.st.drops.length - drops0 });
-    log(`api ${p} N=${n}: ${fmt(r.rps)} req/s, p50 ${fmt(r.pct['50'])} ms, p99 ${fmt(r.pct['99'])} ms, stall ${fmt(stall.maxMs)} ms, drops ${w.st.drops.length - drops0}`);
+    R.api.push({ n, path: p, conns, ...r, stallMs: stall.maxMs, drops: w.st.drops.length - drops0 });
+    log(`api ${p} ×${conns} N=${n}: ${fmt(r.rps)} req/s, p50 ${fmt(r.pct['50'])} ms, p99 ${fmt(r.pct['99'])} ms, stall ${fmt(stall.maxMs)} ms, drops ${w.st.drops.length - drops0}`);
   }
 }
 
@@ -435,6 +444,76 @@ async function storm() {
   }
 }
 
+/*
+ * Incoming messages: 10 sessions, C.messages messages from the mock, the fsyncs wagate makes meanwhile counted
+ * by strace. A message updates last_message_at; it must not cost a disk write of its own.
+ */
+async function messages() {
+  const n = 10;
+  try {
+    execFileSync('strace', ['-V'], { stdio: 'ignore' });
+  } catch {
+    R.notes.push('messages: strace is not installed; fsyncs not counted');
+    return;
+  }
+  const mock = await startMock({ nofile });
+  const db = path.join(WORK, 'wagate-messages.db');
+  seedDb(db, n, phones(n));
+  const w = await startWagate({ db, mock, env: { WAGATE_START_STAGGER: '10ms' } });
+  try {
+    if (!(await until(() => w.st.connected.size >= n, { timeoutMs: 30000 }))) return fail('messages: sessions did not connect');
+    await sleep(6000); // past the writes of the bring-up and the first coalesced interval
+    const tr = spawn('strace', ['-f', '-c', '-e', 'trace=fsync,fdatasync', '-p', String(w.pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let out = '';
+    tr.stderr.on('data', (d) => (out += d));
+    await sleep(500);
+    const t0 = Date.now();
+    for (let i = 0; i < C.messages / n; i++) {
+      const r = await request(mock.controlPort, 'POST', '/connections/all/message', { body: {} });
+      if (r.status !== 200) return fail(`messages: the mock answered ${r.status}`);
+    }
+    await sleep(6000); // one coalescing interval and a flush after the last message
+    const seconds = Math.round((Date.now() - t0) / 1000);
+    tr.kill('SIGINT');
+    await new Promise((r) => tr.on('exit', r));
+    let fsyncs = 0;
+    for (const m of out.matchAll(/^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(fsync|fdatasync)\s*$/gm)) fsyncs += Number(m[1]);
+    R.messages = { messages: C.messages, sessions: n, fsyncs, seconds };
+    log(`messages: ${C.messages} to ${n} sessions in ${seconds} s: ${fsyncs} fsync/fdatasync calls`);
+  } finally {
+    await w.stop();
+    await mock.stop();
+  }
+}
+
+/* The acceptance case: stormBigN saved sessions started 1 ms apart. */
+async function stormBig() {
+  const n = C.stormBigN;
+  if (n + 200 > nofile) return R.notes.push(`storm of ${n}: skipped (descriptor limit ${nofile})`);
+  const mock = await startMock({ nofile });
+  const db = path.join(WORK, 'wagate-storm-big.db');
+  seedDb(db, n, phones(n));
+  const w = await startWagate({ db, mock, env: { WAGATE_START_STAGGER: '1ms' }, nofile });
+  const probe = loopProbe(w.port);
+  const row = { n, stagger: '1ms' };
+  try {
+    const tStart = Date.now();
+    await until(() => w.st.opened.size >= n || w.exited(), { timeoutMs: Math.max(C.bringupCapS * 1000, 180000), intervalMs: 50 });
+    row.stallMs = (await probe.end()).maxMs;
+    row.up = w.st.opened.size;
+    row.allUpS = row.up >= n ? (Math.max(...w.st.opened.values()) - tStart) / 1000 : null;
+    row.inFlightMax = (await mock.stats()).inFlightMax;
+    row.retries = w.st.starts.filter((e) => e.why !== 'start').length;
+    log(`storm N=${n} stagger 1ms: up ${row.up}${row.allUpS ? ` in ${fmt(row.allUpS)} s` : ''}, in flight max ${row.inFlightMax}, retries ${row.retries}, loop stall ${fmt(row.stallMs)} ms`);
+    if (SMOKE && row.up < n) fail(`storm of ${n} at 1 ms: ${row.up} up`);
+  } finally {
+    await w.stop();
+    await mock.stop();
+  }
+  R.stormBig = row;
+  R.storm.push(row);
+}
+
 function median(a) {
   if (!a.length) return null;
   const s = [...a].sort((x, y) => x - y);
@@ -503,10 +582,11 @@ function writeReport() {
   });
 
   for (const a of R.api) {
-    add('api', 'wagate', 'ws', a.n, `${a.path} requests_per_s`, a.rps, '1/s');
-    for (const p of ['50', '99']) add('api', 'wagate', 'ws', a.n, `${a.path} latency_p${p}`, a.pct[p], 'ms');
-    add('api', 'wagate', 'ws', a.n, `${a.path} loop_stall`, a.stallMs, 'ms');
-    add('api', 'wagate', 'ws', a.n, `${a.path} session_drops`, a.drops, 'sessions');
+    const k = `${a.path} x${a.conns}`;
+    add('api', 'wagate', 'ws', a.n, `${k} requests_per_s`, a.rps, '1/s');
+    for (const p of ['50', '99']) add('api', 'wagate', 'ws', a.n, `${k} latency_p${p}`, a.pct[p], 'ms');
+    add('api', 'wagate', 'ws', a.n, `${k} loop_stall`, a.stallMs, 'ms');
+    add('api', 'wagate', 'ws', a.n, `${k} session_drops`, a.drops, 'sessions');
   }
   for (const d of R.detection) {
     add('detection', d.system, 'ws', null, `trial${d.trial} detect`, d.detectS, 's');
@@ -525,6 +605,9 @@ function writeReport() {
   const bigWss = [...R.scale].filter((r) => r.system === 'wagate' && r.transport === 'wss').sort((a, b) => b.n - a.n)[0];
   const logins = R.scale.filter((r) => r.system === 'wagate' && r.transport === 'ws' && r.cpuPerLoginMs);
   const health = R.api.filter((a) => a.path === '/health').sort((a, b) => b.n - a.n)[0];
+  const deep50 = R.api.find((a) => a.path === '/health/deep' && a.conns === 50);
+  const list10k = R.api.filter((a) => a.n >= 10000 && a.conns === 8 && a.path !== '/health');
+  const storm1ms = R.stormBig;
   const maxStall = Math.max(...R.scale.filter((r) => r.system === 'wagate').flatMap((r) => [r.bringupStallMs ?? 0, r.idleStallMs ?? 0]), ...R.api.map((a) => a.stallMs ?? 0), ...R.storm.map((s) => s.stallMs ?? 0));
   const det = R.detection.filter((d) => d.system === 'wagate' && d.detectS !== null);
   const goal = (name, target, value, ok) => [name, target, value ?? 'not measured', value === null || value === undefined ? '—' : ok ? 'met' : '**missed**'];
@@ -538,6 +621,10 @@ function writeReport() {
     goal('socket death to /events', '≤ 100 ms', evMs.length ? `median ${fmt(median(evMs))} ms, max ${fmt(Math.max(...evMs))} ms` : null, evMs.length && Math.max(...evMs) <= 100),
     goal('/health throughput', '≥ 50,000 req/s', health && `${fmt(health.rps)} req/s at ${health.n}`, health && health.rps >= 50000),
     goal('longest event-loop stall', '≤ 10 ms', Number.isFinite(maxStall) && maxStall > 0 ? `${fmt(maxStall)} ms` : null, maxStall <= 10),
+    goal('`/sessions`, `/health/deep` at 10,000', '< 50 ms (p50)', list10k.length ? list10k.map((a) => `${a.path} ${fmt(a.pct['50'])} ms`).join(', ') : null, list10k.every((a) => a.pct['50'] < 50)),
+    goal('50 concurrent `/health/deep`', 'no session dropped', deep50 && `${deep50.drops} dropped at ${deep50.n}`, deep50 && deep50.drops === 0),
+    goal(`${storm1ms ? storm1ms.n.toLocaleString('en-US') : '10,000'} sessions started 1 ms apart`, 'all connect, no stall over 10 ms', storm1ms && `${storm1ms.up} up in ${fmt(storm1ms.allUpS)} s, stall ${fmt(storm1ms.stallMs)} ms`, storm1ms && storm1ms.up === storm1ms.n && storm1ms.stallMs <= 10),
+    goal('fsyncs per 1,000 incoming messages', 'none of their own', R.messages && `${R.messages.fsyncs} (${R.messages.seconds} s)`, R.messages && R.messages.fsyncs <= Math.ceil(R.messages.seconds / 5) + 2),
   ];
 
   const md = [];
@@ -582,12 +669,18 @@ function writeReport() {
   md.push(table(['stagger', 'up', 'all up s', 'projected all up s', 'handshakes in flight (max)', 'schedule lag median / max ms', 'retries', 'loop stall ms', 'note'],
     R.storm.map((s) => [s.stagger, s.up, fmt(s.allUpS), fmt(s.projectedAllUpS), s.inFlightMax, `${fmt(s.scheduleLagMedianMs)} / ${fmt(s.scheduleLagMaxMs)}`, s.retries, fmt(s.stallMs), s.note ?? ''])));
   md.push('');
+  if (R.messages) {
+    md.push('## Incoming messages');
+    md.push('');
+    md.push(`${R.messages.messages} messages from the mock to ${R.messages.sessions} sessions: wagate made ${R.messages.fsyncs} fsync/fdatasync calls in the ${R.messages.seconds} s that followed (counted by \`strace -c\`). \`last_message_at\` is written at most once per session per 5 s, in one transaction with everything else pending.`);
+    md.push('');
+  }
   md.push('## The API');
   md.push('');
   md.push('wrk with the API key, while N sessions are held; the loop stall is the longest answer to a trivial request polled every 5 ms alongside; drops are sessions that left `connected` during the run.');
   md.push('');
-  md.push(table(['N', 'path', 'req/s', 'p50 ms', 'p75 ms', 'p90 ms', 'p99 ms', 'errors', 'loop stall ms', 'sessions dropped'],
-    R.api.map((a) => [a.n.toLocaleString('en-US'), `\`${a.path}\``, fmt(a.rps), fmt(a.pct['50']), fmt(a.pct['75']), fmt(a.pct['90']), fmt(a.pct['99']), a.errors + a.non2xx, fmt(a.stallMs), a.drops])));
+  md.push(table(['N', 'path', 'clients', 'req/s', 'p50 ms', 'p75 ms', 'p90 ms', 'p99 ms', 'errors', 'loop stall ms', 'sessions dropped'],
+    R.api.map((a) => [a.n.toLocaleString('en-US'), `\`${a.path}\``, a.conns, fmt(a.rps), fmt(a.pct['50']), fmt(a.pct['75']), fmt(a.pct['90']), fmt(a.pct['99']), a.errors + a.non2xx, fmt(a.stallMs), a.drops])));
   md.push('');
   if (R.notes.length || R.failures.length) {
     md.push('## Notes');
@@ -610,6 +703,7 @@ function writeReport() {
 let sections = 0;
 let sectionsFailed = 0;
 async function section(name, fn) {
+  if (ONLY && !ONLY.some((o) => name.startsWith(o))) return;
   const before = R.failures.length;
   sections++;
   try {
@@ -632,6 +726,8 @@ for (const client of ['baileys6', 'baileys7'].filter((c) => SYSTEMS.includes(c))
 await section('detection wagate', detectWagate);
 for (const client of C.detectBaileys.filter((c) => SYSTEMS.includes(c))) await section(`detection ${client}`, () => detectBaileys(client));
 await section('storm', storm);
+await section('storm-big', stormBig);
+await section('messages', messages);
 log(`done in ${((Date.now() - t0All) / 1000).toFixed(0)} s: ${path.relative(ROOT, OUT)}/latest.md`);
 console.log(`bench${SMOKE ? '-smoke' : ''}: ${sections - sectionsFailed} passed, ${sectionsFailed} failed`);
 if (R.failures.length) {
