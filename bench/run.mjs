@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { cpuMs, memKiB, sleep, until, loopProbe, request } from './lib/proc.mjs';
 import { csvLine, table, fmt, slope, svgPlot } from './lib/report.mjs';
-import { ROOT, BUILD, WAGATE, SERVE_BIN, SEED, API_KEY, NOFILE, startMock, makeCert, seedDb, sessionNames, startWagate, startBaileys } from './lib/systems.mjs';
+import { ROOT, BUILD, WAGATE, SERVE_BIN, SEED, API_KEY, NOFILE, nextEvent, startMock, makeCert, seedDb, sessionNames, startWagate, startBaileys } from './lib/systems.mjs';
 
 const SMOKE = process.argv.includes('--smoke');
 const list = (name, dflt) => (process.env[name] ? process.env[name].split(',').filter((v) => /^\d+$/.test(v)).map(Number) : dflt);
@@ -348,22 +348,7 @@ async function openEvents(port) {
     req.end();
   });
   return {
-    next(pred, ms) {
-      return new Promise((resolve) => {
-        const l = (ev) => {
-          if (pred(ev)) {
-            listeners.delete(l);
-            clearTimeout(t);
-            resolve(ev);
-          }
-        };
-        const t = setTimeout(() => {
-          listeners.delete(l);
-          resolve(null);
-        }, ms);
-        listeners.add(l);
-      });
-    },
+    next: (pred, ms) => nextEvent(listeners, pred, ms),
     close: () => req.destroy(),
   };
 }

@@ -6,16 +6,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 
-const live = new Set();
-process.on('exit', () => {
-  for (const c of live) {
-    try {
-      c.kill('SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-});
+import { track } from '../../tests/interop/lib/children.mjs';
 
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 const PAGE = Number(execFileSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).trim()) || 4096;
@@ -62,12 +53,11 @@ export function fdLimit(want) {
 export function start(cmd, args, { env = {}, nofile, onLine = () => {}, keepStderr = 20000 } = {}) {
   const argv = nofile ? ['prlimit', `--nofile=${nofile}:${nofile}`, '--', cmd, ...args] : [cmd, ...args];
   const child = spawn(argv[0], argv.slice(1), { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-  live.add(child);
+  track(child); /* killed if the benchmark exits without stopping it */
   let exited = null;
   const waiters = [];
   let tail = '';
   child.on('exit', (code, signal) => {
-    live.delete(child);
     exited = { code, signal };
     for (const w of waiters.splice(0)) w(exited);
   });

@@ -20,6 +20,24 @@ export const NOFILE = fdLimit(65536);
 // many as the seeded credentials hold), so neither system pays a first-login upload.
 export const PREKEYS_KNOWN = 30;
 
+/** The first event a set of listeners hears that matches pred, or null after ms. */
+export function nextEvent(listeners, pred, ms) {
+  return new Promise((resolve) => {
+    const l = (ev) => {
+      if (pred(ev)) {
+        listeners.delete(l);
+        clearTimeout(t);
+        resolve(ev);
+      }
+    };
+    const t = setTimeout(() => {
+      listeners.delete(l);
+      resolve(null);
+    }, ms);
+    listeners.add(l);
+  });
+}
+
 /** A fresh `wagate mock --accept-any-login` on free loopback ports (wss:// with tls = {cert, key}). */
 export async function startMock({ tls, nofile = NOFILE } = {}) {
   const lines = [];
@@ -142,22 +160,7 @@ export async function startWagate({ db, mock, env = {}, nofile = NOFILE }) {
     cpu: () => cpuMs(h.pid),
     api: (method, p, opts = {}) => request(port, method, p, { key: API_KEY, ...opts }),
     /** Resolves with the first log event matching pred, or null after ms. */
-    next(pred, ms) {
-      return new Promise((resolve) => {
-        const l = (ev) => {
-          if (pred(ev)) {
-            st.listeners.delete(l);
-            clearTimeout(t);
-            resolve(ev);
-          }
-        };
-        const t = setTimeout(() => {
-          st.listeners.delete(l);
-          resolve(null);
-        }, ms);
-        st.listeners.add(l);
-      });
-    },
+    next: (pred, ms) => nextEvent(st.listeners, pred, ms),
   };
 }
 
@@ -206,22 +209,7 @@ export async function startBaileys({ client, n, mock, phoneBase, keepaliveMs, de
     ...h,
     st,
     cpu: () => cpuMs(h.pid),
-    next(pred, ms) {
-      return new Promise((resolve) => {
-        const l = (ev) => {
-          if (pred(ev)) {
-            st.listeners.delete(l);
-            clearTimeout(t);
-            resolve(ev);
-          }
-        };
-        const t = setTimeout(() => {
-          st.listeners.delete(l);
-          resolve(null);
-        }, ms);
-        st.listeners.add(l);
-      });
-    },
+    next: (pred, ms) => nextEvent(st.listeners, pred, ms),
     async stop() {
       h.send({ cmd: 'stop' });
       const e = await h.wait(10000);

@@ -5,12 +5,14 @@
  */
 #include <arpa/inet.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <netinet/in.h>
 #include <sys/queue.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -376,10 +378,27 @@ header_bytes(struct evhttp_request *req)
 	return n;
 }
 
+/*
+ * Answers go out as soon as they are written: without TCP_NODELAY, the last
+ * segment of an answer larger than one segment waits for the client's
+ * delayed ACK (40 ms on Linux), which made every listing take 40 ms more.
+ */
+static void
+no_delay(struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+	int one = 1;
+	if (fd >= 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 static void
 on_request(struct evhttp_request *req, void *arg)
 {
 	struct api *a = arg;
+	no_delay(req);
 	if (header_bytes(req) > a->max_headers) {
 		api__errorf(req, 431, "request line and headers larger than %zu bytes",
 		            a->max_headers);

@@ -32,6 +32,9 @@ struct api {
 	int port;
 	struct api_pending *pending; /* reconnect requests waiting for the supervisor */
 	struct api_listing *listings; /* GET /sessions, /health/deep answers being sent (listing.c) */
+	struct api_listing *listing_queue, *listing_queue_tail; /* waiting for their next page */
+	struct event *listing_pump;   /* serves one page per loop turn */
+	size_t nlistings;
 	struct api_events *ev;       /* GET /events: streams, the replay ring (events.c) */
 	struct api_auth *auth;       /* dashboard sign-in: tokens, failed-login limit (auth.c) */
 	char *web_root;              /* the dashboard's files, as configured (static.c) */

@@ -4,11 +4,12 @@
  * array one page at a time: each loop turn reads one page of rows (keyset on
  * created_at, id), overlays the supervisor's memory, adds the page's recent
  * recovery attempts (one batched query, /health/deep only), and sends the
- * chunk; the next page is read only once that chunk has gone out to the
- * socket (evhttp_send_reply_chunk_with_cb), and then from a zero timer, so
- * other events run between pages and a slow client holds one page at most.
- * So no turn holds the loop longer than a page, and memory is bounded by a
- * page, whatever N is. With ?limit=N (1..1000) one page is answered at once
+ * chunk. One pump serves every listing in turn, one page per loop turn
+ * (round robin), so however many clients ask at once, no loop turn does more
+ * than one page of this work; a listing rejoins the pump only once its last
+ * chunk has gone out to the socket (evhttp_send_reply_chunk_with_cb), so a
+ * slow client holds one page at most. So no turn holds the loop longer than a
+ * page, and memory is bounded by a page per listing, whatever N is. With ?limit=N (1..1000) one page is answered at once
  * and a `Link: <…&after_created=…&after_id=…>; rel="next"` header points at
  * the next (the keys of the last row read, as stored). ?status=S keeps only
  * sessions whose connection status is S.
@@ -29,8 +30,8 @@
 #include "core/mem.h"
 #include "sup/sup.h"
 
-/* Rows per loop turn. */
-#define PAGE 500
+/* Rows per loop turn (a few ms of work). */
+#define PAGE 250
 #define LIMIT_MAX 1000
 /* How many recovery attempts /health/deep shows per session. */
 #define DEEP_ATTEMPTS 5
@@ -39,13 +40,19 @@ struct api_listing {
 	struct api *a;
 	struct evhttp_request *req;
 	struct evhttp_connection *evcon;
-	struct event *next;
 	int deep;
+	size_t limit;    /* ?limit: one page of this size, answered whole; 0: everything, streamed */
+	int started;     /* the status line and the first chunk are out */
 	char status[16]; /* filter, "" for none */
 	char *after_created, *after_id; /* the cursor: the last row read (malloc'd) */
 	size_t sent;
-	struct api_listing *prev, *nextl;
+	int queued;      /* in the pump's queue */
+	struct api_listing *prev, *nextl;     /* every listing (api.listings) */
+	struct api_listing *qnext;            /* the pump's queue */
 };
+
+/* Listings being answered at once; beyond, 503 (each holds a page of memory). */
+#define LISTINGS_MAX 256
 
 static void
 unlink_listing(struct api_listing *l)
@@ -64,7 +71,20 @@ listing_free(struct api_listing *l)
 	if (l->evcon)
 		evhttp_connection_set_closecb(l->evcon, NULL, NULL);
 	unlink_listing(l);
-	event_free(l->next);
+	if (l->queued) {
+		struct api_listing **pp = &l->a->listing_queue;
+		while (*pp != l)
+			pp = &(*pp)->qnext;
+		*pp = l->qnext;
+		if (l->a->listing_queue_tail == l) {
+			/* the new tail is the one before l, if any */
+			struct api_listing *t = l->a->listing_queue;
+			while (t && t->qnext)
+				t = t->qnext;
+			l->a->listing_queue_tail = t;
+		}
+	}
+	l->a->nlistings--;
 	free(l->after_created);
 	free(l->after_id);
 	free(l);
@@ -85,24 +105,14 @@ listing_conn_closed(struct evhttp_connection *evcon, void *arg)
 	listing_free(l);
 }
 
-/* Moves the cursor past the last row the store scanned (good or skipped). */
-static void
-advance_cursor(struct api_listing *l)
-{
-	const char *id, *created;
-	if (store_list_cursor(l->a->st, &id, &created) != 0)
-		return;
-	free(l->after_id);
-	free(l->after_created);
-	l->after_id = wg_strdup(id);
-	l->after_created = wg_strdup(created);
-}
-
 void
 api__listings_free(struct api *a)
 {
 	while (a->listings)
 		listing_free(a->listings);
+	if (a->listing_pump)
+		event_free(a->listing_pump);
+	a->listing_pump = NULL;
 }
 
 static void
@@ -168,6 +178,17 @@ element(struct api *a, const struct store_session *row, int deep, const char *st
 	return s;
 }
 
+/* A whole answer at once (one page, or an error of the first page). */
+static void
+send_whole(struct evhttp_request *req, int status, struct evbuffer *b)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	api__log_answer(req, status);
+	evhttp_send_reply(req, status, api__reason(status), b);
+}
+
 /* Reads one page after the cursor; 0, or the store's error. */
 static int
 read_page(struct api *a, const char *after_created, const char *after_id, size_t limit,
@@ -231,60 +252,6 @@ deep_head(struct api *a, int *http_status)
 		text[len - 2] = '\0';
 	*http_status = h.db_ok ? 200 : 503;
 	return text;
-}
-
-static void chunk_sent(struct evhttp_connection *evcon, void *arg);
-
-/* Sends b as the next chunk; the page after it is read once it has gone out. */
-static void
-send_chunk(struct api_listing *l, struct evbuffer *b)
-{
-	evhttp_send_reply_chunk_with_cb(l->req, b, chunk_sent, l);
-}
-
-/* The chunk is on its way: the next page from a zero timer, after other events. */
-static void
-chunk_sent(struct evhttp_connection *evcon, void *arg)
-{
-	struct api_listing *l = arg;
-	(void)evcon;
-	static const struct timeval now = {0, 0};
-	evtimer_add(l->next, &now);
-}
-
-static void
-send_next(evutil_socket_t fd, short what, void *arg)
-{
-	struct api_listing *l = arg;
-	(void)fd;
-	(void)what;
-	struct store_session *rows = NULL;
-	size_t n = 0;
-	if (read_page(l->a, l->after_created, l->after_id, PAGE, &rows, &n) != 0) {
-		/* The status line is out: the only honest end is to cut the answer short. */
-		log_error("api", "listing: cannot read sessions: %s", store_errmsg(l->a->st));
-		struct evhttp_connection *evcon = l->evcon;
-		listing_free(l);
-		if (evcon)
-			evhttp_connection_free(evcon);
-		return;
-	}
-	struct evbuffer *b = evbuffer_new();
-	page_json(l->a, b, rows, n, l->deep, l->status, &l->sent);
-	size_t skipped = store_list_skipped(l->a->st);
-	advance_cursor(l);
-	store_list_free(rows, n);
-	if (n + skipped < PAGE) {
-		evbuffer_add_printf(b, "]%s\n", l->deep ? "}" : "");
-		evhttp_send_reply_chunk(l->req, b);
-		evbuffer_free(b);
-		struct evhttp_request *req = l->req;
-		listing_free(l);
-		evhttp_send_reply_end(req);
-		return;
-	}
-	send_chunk(l, b);
-	evbuffer_free(b);
 }
 
 /* ?limit, ?after_created and ?after_id, ?status: 0, or an answer was sent. */
@@ -354,58 +321,168 @@ parse_query(struct evhttp_request *req, size_t *limit, char **after_created, cha
 	return r;
 }
 
-/*
- * ?limit=N: one page, answered at once. A full page may have a next one: the
- * Link header gives its cursor (the last row scanned, as stored); following it
- * past the end gives an empty page without a Link.
- */
+static void pump(evutil_socket_t fd, short what, void *arg);
+
+/* Puts l at the end of the pump's queue and makes sure the pump runs. */
 static void
-answer_page(struct api *a, struct evhttp_request *req, int deep, size_t limit,
-            const char *after_created, const char *after_id, const char *status)
+enqueue(struct api_listing *l)
+{
+	struct api *a = l->a;
+	l->queued = 1;
+	l->qnext = NULL;
+	if (a->listing_queue_tail)
+		a->listing_queue_tail->qnext = l;
+	else
+		a->listing_queue = l;
+	a->listing_queue_tail = l;
+	if (a->listing_pump == NULL)
+		a->listing_pump = evtimer_new(a->base, pump, a);
+	if (!evtimer_pending(a->listing_pump, NULL)) {
+		static const struct timeval now = {0, 0};
+		evtimer_add(a->listing_pump, &now);
+	}
+}
+
+/* The chunk has gone out to the socket: the listing's next page waits its turn. */
+static void
+chunk_sent(struct evhttp_connection *evcon, void *arg)
+{
+	(void)evcon;
+	enqueue(arg);
+}
+
+/* The rows of one page are read: their JSON; 0, or -1 when the store failed. */
+static int
+next_page(struct api_listing *l, struct evbuffer *b, int *done)
 {
 	struct store_session *rows = NULL;
-	size_t n = 0;
-	if (read_page(a, after_created, after_id, limit, &rows, &n) != 0) {
-		log_error("api", "listing: cannot read sessions: %s", store_errmsg(a->st));
+	size_t n = 0, page = l->limit ? l->limit : PAGE;
+	if (read_page(l->a, l->after_created, l->after_id, page, &rows, &n) != 0) {
+		log_error("api", "listing: cannot read sessions: %s", store_errmsg(l->a->st));
+		return -1;
+	}
+	page_json(l->a, b, rows, n, l->deep, l->status, &l->sent);
+	size_t skipped = store_list_skipped(l->a->st);
+	store_list_free(rows, n);
+	*done = n + skipped < page;
+	const char *id, *created;
+	if (store_list_cursor(l->a->st, &id, &created) == 0) {
+		free(l->after_id);
+		free(l->after_created);
+		l->after_id = wg_strdup(id);
+		l->after_created = wg_strdup(created);
+	}
+	return 0;
+}
+
+/* ?limit: the Link to the next page (the cursor, URL-encoded) when the page was full. */
+static void
+add_link(struct api_listing *l)
+{
+	char *eid = evhttp_encode_uri(l->after_id), *ecr = evhttp_encode_uri(l->after_created);
+	char *est = evhttp_encode_uri(l->status);
+	struct evbuffer *link = evbuffer_new();
+	evbuffer_add_printf(link, "<%s?limit=%zu&after_created=%s&after_id=%s%s%s>; rel=\"next\"",
+	                    l->deep ? "/health/deep" : "/sessions", l->limit, ecr, eid,
+	                    l->status[0] ? "&status=" : "", est);
+	evbuffer_add(link, "", 1);
+	evhttp_add_header(evhttp_request_get_output_headers(l->req), "Link",
+	                  (const char *)evbuffer_pullup(link, -1));
+	evbuffer_free(link);
+	free(eid);
+	free(ecr);
+	free(est);
+}
+
+/* One page of one listing. */
+static void
+serve_page(struct api_listing *l)
+{
+	struct api *a = l->a;
+	struct evbuffer *b = evbuffer_new();
+	int http_status = 200, done = 0;
+	if (!l->started) {
+		if (l->deep) {
+			char *head = deep_head(a, &http_status);
+			evbuffer_add(b, head, strlen(head));
+			free(head);
+		} else {
+			evbuffer_add(b, "[", 1);
+		}
+	}
+	if (next_page(l, b, &done) != 0) {
+		if (!l->started && l->deep) {
+			/* /health/deep still says what it knows: the head, no sessions, 503. */
+			evbuffer_add_printf(b, "]}\n");
+			struct evhttp_request *req = l->req;
+			listing_free(l);
+			send_whole(req, 503, b);
+			evbuffer_free(b);
+			return;
+		}
+		evbuffer_free(b);
+		if (l->started) {
+			/* The status line is out: the only honest end is to cut the answer short. */
+			struct evhttp_connection *evcon = l->evcon;
+			listing_free(l);
+			if (evcon)
+				evhttp_connection_free(evcon);
+			return;
+		}
+		struct evhttp_request *req = l->req;
+		listing_free(l);
 		api__error(req, 503, "database unavailable");
 		return;
 	}
-	size_t skipped = store_list_skipped(a->st);
-	struct evbuffer *b = evbuffer_new();
-	int http_status = 200;
-	if (deep) {
-		char *head = deep_head(a, &http_status);
-		evbuffer_add(b, head, strlen(head));
-		free(head);
-	} else {
-		evbuffer_add(b, "[", 1);
+	if (l->limit || done) {
+		evbuffer_add_printf(b, "]%s\n", l->deep ? "}" : "");
+		struct evhttp_request *req = l->req;
+		if (!l->started) {
+			/* It fits one answer: a plain one with a length. */
+			if (l->limit && !done)
+				add_link(l);
+			listing_free(l);
+			send_whole(req, http_status, b);
+		} else {
+			listing_free(l);
+			evhttp_send_reply_chunk(req, b);
+			evhttp_send_reply_end(req);
+		}
+		evbuffer_free(b);
+		return;
 	}
-	size_t sent = 0;
-	page_json(a, b, rows, n, deep, status, &sent);
-	store_list_free(rows, n);
-	evbuffer_add_printf(b, "]%s\n", deep ? "}" : "");
-	const char *cid, *ccreated;
-	if (n + skipped == limit && store_list_cursor(a->st, &cid, &ccreated) == 0) {
-		char *eid = evhttp_encode_uri(cid), *ecr = evhttp_encode_uri(ccreated);
-		char *est = evhttp_encode_uri(status);
-		struct evbuffer *link = evbuffer_new();
-		evbuffer_add_printf(link, "<%s?limit=%zu&after_created=%s&after_id=%s%s%s>; rel=\"next\"",
-		                    deep ? "/health/deep" : "/sessions", limit, ecr, eid,
-		                    status[0] ? "&status=" : "", est);
-		evbuffer_add(link, "", 1);
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Link",
-		                  (const char *)evbuffer_pullup(link, -1));
-		evbuffer_free(link);
-		free(eid);
-		free(ecr);
-		free(est);
+	if (!l->started) {
+		struct evkeyvalq *h = evhttp_request_get_output_headers(l->req);
+		evhttp_add_header(h, "Content-Type", "application/json");
+		evhttp_add_header(h, "Cache-Control", "no-store");
+		api__log_answer(l->req, http_status);
+		evhttp_send_reply_start(l->req, http_status, api__reason(http_status));
+		l->started = 1;
 	}
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	evhttp_add_header(h, "Content-Type", "application/json");
-	evhttp_add_header(h, "Cache-Control", "no-store");
-	api__log_answer(req, http_status);
-	evhttp_send_reply(req, http_status, api__reason(http_status), b);
+	evhttp_send_reply_chunk_with_cb(l->req, b, chunk_sent, l);
 	evbuffer_free(b);
+}
+
+/* One page of the first listing in the queue per loop turn, round robin. */
+static void
+pump(evutil_socket_t fd, short what, void *arg)
+{
+	struct api *a = arg;
+	(void)fd;
+	(void)what;
+	struct api_listing *l = a->listing_queue;
+	if (l == NULL)
+		return;
+	a->listing_queue = l->qnext;
+	if (a->listing_queue == NULL)
+		a->listing_queue_tail = NULL;
+	l->queued = 0;
+	l->qnext = NULL;
+	if (a->listing_queue) {
+		static const struct timeval now = {0, 0};
+		evtimer_add(a->listing_pump, &now);
+	}
+	serve_page(l);
 }
 
 void
@@ -415,42 +492,15 @@ api__list(struct api *a, struct evhttp_request *req, int deep)
 	char *after_created, *after_id, status[16];
 	if (parse_query(req, &limit, &after_created, &after_id, status) != 0)
 		return;
-	if (limit) {
-		answer_page(a, req, deep, limit, after_created, after_id, status);
-		free(after_created);
-		free(after_id);
-		return;
-	}
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	if (evcon == NULL) {
+	if (evcon == NULL || a->nlistings >= LISTINGS_MAX) {
 		free(after_created);
 		free(after_id);
-		api__error(req, 500, "no connection");
-		return;
-	}
-	/* The first page before the status line, so a database that cannot be read gets a 503. */
-	struct store_session *rows = NULL;
-	size_t n = 0;
-	int rr = read_page(a, after_created, after_id, PAGE, &rows, &n);
-	free(after_created);
-	free(after_id);
-	if (rr != 0) {
-		log_error("api", "listing: cannot read sessions: %s", store_errmsg(a->st));
-		if (deep) {
-			int st;
-			char *head = deep_head(a, &st);
-			struct evbuffer *b = evbuffer_new();
-			evbuffer_add_printf(b, "%s]}\n", head);
-			free(head);
-			struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-			evhttp_add_header(h, "Content-Type", "application/json");
-			evhttp_add_header(h, "Cache-Control", "no-store");
-			api__log_answer(req, 503);
-			evhttp_send_reply(req, 503, api__reason(503), b);
-			evbuffer_free(b);
-		} else {
-			api__error(req, 503, "database unavailable");
-		}
+		if (evcon == NULL)
+			api__error(req, 500, "no connection");
+		else
+			api__errorf(req, 503, "%d listings are being answered; try again shortly",
+			            LISTINGS_MAX);
 		return;
 	}
 	struct api_listing *l = wg_calloc(1, sizeof(*l));
@@ -458,41 +508,16 @@ api__list(struct api *a, struct evhttp_request *req, int deep)
 	l->req = req;
 	l->evcon = evcon;
 	l->deep = deep;
+	l->limit = limit;
+	l->after_created = after_created;
+	l->after_id = after_id;
 	snprintf(l->status, sizeof(l->status), "%s", status);
-	l->next = evtimer_new(a->base, send_next, l);
 	l->nextl = a->listings;
 	if (a->listings)
 		a->listings->prev = l;
 	a->listings = l;
+	a->nlistings++;
 	evhttp_connection_set_closecb(evcon, listing_conn_closed, l);
-
-	struct evbuffer *b = evbuffer_new();
-	int http_status = 200;
-	if (deep) {
-		char *head = deep_head(a, &http_status);
-		evbuffer_add(b, head, strlen(head));
-		free(head);
-	} else {
-		evbuffer_add(b, "[", 1);
-	}
-	page_json(a, b, rows, n, deep, status, &l->sent);
-	size_t skipped = store_list_skipped(a->st);
-	advance_cursor(l);
-	store_list_free(rows, n);
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	evhttp_add_header(h, "Content-Type", "application/json");
-	evhttp_add_header(h, "Cache-Control", "no-store");
-	api__log_answer(req, http_status);
-	int done = n + skipped < PAGE;
-	if (done) {
-		/* It fits one page: a plain answer with a length. */
-		evbuffer_add_printf(b, "]%s\n", deep ? "}" : "");
-		listing_free(l);
-		evhttp_send_reply(req, http_status, api__reason(http_status), b);
-		evbuffer_free(b);
-		return;
-	}
-	evhttp_send_reply_start(req, http_status, api__reason(http_status));
-	send_chunk(l, b);
-	evbuffer_free(b);
+	/* Even the first page waits its turn: fifty clients at once cost fifty turns, not one long one. */
+	enqueue(l);
 }

@@ -22,7 +22,7 @@
 #include "sup/sup_int.h"
 
 /* Sessions per transaction: bounds the time one write holds the loop. */
-#define WB_BATCH 256
+#define WB_BATCH 64
 /* Status changes and attempts kept per session while the database refuses them. */
 #define WB_PEND_MAX 256
 /* Retry delays after a failed write: 100 ms doubling up to 10 s. */
@@ -60,14 +60,11 @@ undirty(struct sess *x)
 	}
 }
 
-void
-sup__wb_forget(struct sess *x)
+/* Nothing is pending for the row any more (written, or the row is gone); credentials are wiped. */
+static void
+clear_pending(struct sess *x)
 {
 	undirty(x);
-	if (x->msg_pending) {
-		TAILQ_REMOVE(&x->sup->msgs, x, msg_link);
-		x->msg_pending = 0;
-	}
 	while (x->pend) {
 		struct pend *p = x->pend;
 		x->pend = p->next;
@@ -83,6 +80,16 @@ sup__wb_forget(struct sess *x)
 	free(x->phone_pending);
 	x->phone_pending = NULL;
 	x->dirty = 0;
+}
+
+void
+sup__wb_forget(struct sess *x)
+{
+	if (x->msg_pending) {
+		TAILQ_REMOVE(&x->sup->msgs, x, msg_link);
+		x->msg_pending = 0;
+	}
+	clear_pending(x);
 }
 
 void
@@ -264,26 +271,9 @@ flush_batch(struct sup *s, uint64_t now, struct sess *only)
 		return r;
 	}
 	db_ok(s, now, (uint32_t)((wg_now_ms() - t0) * 1000));
-	for (size_t i = 0; i < k; i++) {
-		struct sess *x = xs[i];
-		undirty(x);
-		while (x->pend) {
-			struct pend *p = x->pend;
-			x->pend = p->next;
-			pend_free(p);
-		}
-		x->pend_tail = &x->pend;
-		x->npend = 0;
-		if (x->auth_pending) {
-			/* The row has them now; connects read them from there. */
-			wg_wipe(x->auth_pending, strlen(x->auth_pending));
-			free(x->auth_pending);
-			x->auth_pending = NULL;
-		}
-		free(x->phone_pending);
-		x->phone_pending = NULL;
-		x->dirty = 0;
-	}
+	/* The rows have it all now (credentials too: connects read them from there). */
+	for (size_t i = 0; i < k; i++)
+		clear_pending(xs[i]);
 	return 0;
 }
 
