@@ -73,7 +73,20 @@ seed_one(uint64_t i, uint64_t phone, const struct wa_keypair *account, const cha
 		return -1;
 	}
 	snprintf(jid, sizeof(jid), "%" PRIu64 ":1@s.whatsapp.net", phone);
-	snprintf(lid, sizeof(lid), "%" PRIu64 ":1@lid", (uint64_t)(phone + 100000000000000ull));
+	/*
+	 * The LID the mock gives a phone it has no record of (a hash of the
+	 * number): a saved session knows its LID, so a login changes nothing in
+	 * its credentials, as after a restart.
+	 */
+	char digits[24];
+	uint8_t h[32];
+	uint64_t r = 0;
+	snprintf(digits, sizeof(digits), "%" PRIu64, phone);
+	wa_crypto_sha256(h, digits, strlen(digits));
+	for (int k = 0; k < 8; k++)
+		r = r << 8 | h[k];
+	snprintf(lid, sizeof(lid), "%" PRIu64 ":1@lid",
+		 (uint64_t)(100000000000000ull + r % 900000000000000ull));
 	/* A saved session has uploaded a batch of pre-keys before (the mock is
 	 * told so with --prekeys-known), and keeps them in its credentials. */
 	c.prekeys = wg_calloc(SEED_PREKEYS, sizeof(*c.prekeys));

@@ -94,6 +94,24 @@ allowed(enum mc_state from, enum mc_state to)
 
 static int send_stream_error(struct mock_conn *c, int code);
 
+/*
+ * The certificate chain, issued once and again each day, as WhatsApp serves
+ * one chain to every connection for days (its leaf is back-dated an hour, so
+ * a day-old chain is still valid everywhere).
+ */
+static int
+mock_chain(struct mock *m)
+{
+	int64_t now = (int64_t)(wg_wall_ms() / 1000);
+	if (m->chain.len > 0 && now - m->chain_issued < 86400 && now >= m->chain_issued)
+		return 0;
+	wg_buf_reset(&m->chain);
+	int r = wa_cert_issue(m->root_priv, m->static_pub, now, &m->chain);
+	if (r == 0)
+		m->chain_issued = now;
+	return r;
+}
+
 /* The connection's handshake is over, one way or another (GET /stats). */
 static void
 mc_settle(struct mock_conn *c)
@@ -311,13 +329,11 @@ handle_frame(struct mock_conn *c, const uint8_t *p, size_t len)
 		/* The first frame is the ClientHello; its intro chose the dictionary. */
 		c->dict = wa_frame_dict_version(&c->rd);
 		c->noise = wa_noise_new(WA_NOISE_SERVER, c->dict);
-		struct wg_buf chain = {0};
-		r = wa_cert_issue(c->m->root_priv, c->m->static_pub, (int64_t)(wg_wall_ms() / 1000),
-				  &chain);
+		r = mock_chain(c->m);
 		if (r == 0)
 			r = wa_noise_server_hello(c->noise, p, len, c->m->static_priv,
-						  c->m->static_pub, chain.data, chain.len, &out);
-		wg_buf_free(&chain);
+						  c->m->static_pub, c->m->chain.data, c->m->chain.len,
+						  &out);
 		if (r == 0)
 			r = ws_send(c->ws, out.data, out.len);
 		if (r)
@@ -681,6 +697,7 @@ mock_free(struct mock *m)
 		mc_free(c);
 	}
 	ws_server_free(m->ws);
+	wg_buf_free(&m->chain);
 	json_decref(m->anon_prekeys);
 	if (m->tls)
 		SSL_CTX_free(m->tls);

@@ -149,6 +149,8 @@ struct mock {
 	bool refusing;
 	uint8_t root_priv[32], root_pub[32];
 	uint8_t static_priv[32], static_pub[32];
+	struct wg_buf chain;    /* the certificate chain served to every client (mock_chain) */
+	int64_t chain_issued;   /* Unix seconds */
 	uint64_t next_id;
 	uint64_t next_iq;
 	struct mock_conn_list conns;

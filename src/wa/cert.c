@@ -1,6 +1,7 @@
 #include "wa/cert.h"
 
 #include <stdlib.h>
+#include <openssl/evp.h>
 #include <string.h>
 
 #include "core/enc.h"
@@ -81,6 +82,45 @@ window(const Details *d, int64_t now)
 	return (uint64_t)now > d->not_after ? 1 : 0;
 }
 
+/*
+ * Signatures already verified, by the SHA-256 of (key, signature, message).
+ * WhatsApp serves the same chain to every connection for days, and each
+ * XEdDSA verification costs about a third of a millisecond: without this, two
+ * of them were the largest part of a login's CPU. A hit means these exact
+ * bytes verified before, so the answer is the same; the validity windows and
+ * the leaf key are still checked every time. One event loop per process: no
+ * lock.
+ */
+#define VERIFIED_SLOTS 16
+static uint8_t verified[VERIFIED_SLOTS][32];
+static unsigned verified_next, verified_used;
+
+static int
+verify_cached(const uint8_t pub[32], const uint8_t *msg, size_t len, const uint8_t *sig,
+              size_t sig_len)
+{
+	uint8_t digest[32];
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(md, pub, 32) != 1 || EVP_DigestUpdate(md, sig, sig_len) != 1 ||
+	    EVP_DigestUpdate(md, msg, len) != 1 || EVP_DigestFinal_ex(md, digest, NULL) != 1) {
+		EVP_MD_CTX_free(md);
+		return wa_crypto_verify(pub, msg, len, sig, sig_len);
+	}
+	EVP_MD_CTX_free(md);
+	for (unsigned i = 0; i < verified_used; i++)
+		if (memcmp(verified[i], digest, 32) == 0)
+			return 0;
+	int rc = wa_crypto_verify(pub, msg, len, sig, sig_len);
+	if (rc == 0) {
+		memcpy(verified[verified_next], digest, 32);
+		verified_next = (verified_next + 1) % VERIFIED_SLOTS;
+		if (verified_used < VERIFIED_SLOTS)
+			verified_used++;
+	}
+	return rc;
+}
+
 int
 wa_cert_verify(const uint8_t *chain, size_t len, const struct wa_cert_policy *policy,
                const uint8_t server_static[32], const char **why)
@@ -119,8 +159,8 @@ wa_cert_verify(const uint8_t *chain, size_t len, const struct wa_cert_policy *po
 		rc = reject(why, "leaf signature is not 64 bytes");
 		goto out;
 	}
-	if (wa_crypto_verify(policy->root_pub, ic->details.data, ic->details.len,
-	                     ic->signature.data, ic->signature.len) != 0) {
+	if (verify_cached(policy->root_pub, ic->details.data, ic->details.len, ic->signature.data,
+	                  ic->signature.len) != 0) {
 		rc = reject(why, "intermediate certificate not signed by the root key");
 		goto out;
 	}
@@ -137,8 +177,8 @@ wa_cert_verify(const uint8_t *chain, size_t len, const struct wa_cert_policy *po
 		rc = reject(why, "intermediate key is not 32 bytes");
 		goto out;
 	}
-	if (wa_crypto_verify(inter->key.data, lc->details.data, lc->details.len, lc->signature.data,
-	                     lc->signature.len) != 0) {
+	if (verify_cached(inter->key.data, lc->details.data, lc->details.len, lc->signature.data,
+	                  lc->signature.len) != 0) {
 		rc = reject(why, "leaf certificate not signed by the intermediate key");
 		goto out;
 	}
