@@ -33,7 +33,7 @@ static const struct setting settings[] = {
 	{"WAGATE_RECOVERY_MAX", "--recovery-max", K_UINT, "3", "automatic recoveries per session per window"},
 	{"WAGATE_RECOVERY_WINDOW", "--recovery-window", K_DUR, "1h", "the window of that limit"},
 	{"WAGATE_START_BURST", "--start-burst", K_UINT, "16", "connects started per event-loop turn"},
-	{"WAGATE_MAX_HANDSHAKES", "--max-handshakes", K_UINT, "64", "logins in flight at once"},
+	{"WAGATE_MAX_HANDSHAKES", "--max-handshakes", K_UINT, "16", "logins in flight at once"},
 	{"WAGATE_MESSAGE_AT_INTERVAL", "--message-at-interval", K_DUR, "5s", "last_message_at written at most this often per session"},
 	{"WAGATE_WA_URL", "--wa-url", K_URL, "wss://web.whatsapp.com/ws/chat", "WhatsApp's WebSocket URL"},
 	{"WAGATE_WA_ROOT_PUBKEY", "--wa-root-pubkey", K_HEX32, "WhatsApp's", "certificate root key, 64 hex digits"},

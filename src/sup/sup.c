@@ -50,7 +50,7 @@ sup_config_defaults(struct sup_config *c)
 	c->reconnect_wait_ms = 20000;
 	c->shutdown_grace_ms = 5000;
 	c->start_burst = 16;
-	c->max_handshakes = 64;
+	c->max_handshakes = 16;
 	c->flush_delay_ms = 50;
 	c->message_at_interval_ms = 5000;
 	c->db_check_interval_ms = 5000;
