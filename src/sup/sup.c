@@ -285,10 +285,11 @@ static uint64_t backoff(const struct sup *s, unsigned failures);
 #define wait_then_connect sup__wait_then_connect
 
 /*
- * A connect could not even start. A database that did not answer is tried
- * again with backoff (the schedule is kept, not dropped); anything else (the
- * row is gone, credentials that cannot be used) waits, with the reason in
- * last_error, for a change or a person. Either way the attempt is recorded
+ * A connect could not even start. A passing failure (the database did not
+ * answer, no socket could be made) is tried again with backoff: the schedule
+ * is kept, not dropped. Anything else (the row is gone, credentials that
+ * cannot be used) waits, with the reason in last_error, for a change or a
+ * person. Either way the attempt is recorded
  * and waiting reconnect requests are answered.
  */
 static void
@@ -303,7 +304,7 @@ connect_failed(struct sess *x, const char *trigger, int r, const char *what)
 	if (r == WG_ETIMEDOUT || r == WG_EIO) {
 		uint64_t d = backoff(s, ++x->failures);
 		snprintf(x->trigger, sizeof(x->trigger), "%s", trigger);
-		wait_then_connect(x, d, "the database did not answer", err);
+		wait_then_connect(x, d, what, err);
 		return;
 	}
 	sup__enter(x, SS_IDLE, what, err, 0);
