@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { cpuMs, memKiB, sleep, until, loopProbe, request } from './lib/proc.mjs';
-import { csvLine, table, fmt, slope, svgPlot } from './lib/report.mjs';
+import { csvLine, table, fmt, slope, plotsFromCsv } from './lib/report.mjs';
 import { ROOT, BUILD, WAGATE, SERVE_BIN, SEED, API_KEY, NOFILE, nextEvent, startMock, makeCert, seedDb, sessionNames, startWagate, startBaileys } from './lib/systems.mjs';
 
 const SMOKE = process.argv.includes('--smoke');
@@ -514,16 +514,19 @@ function perSession(row) {
   return { rss: (row.rss - base.rss) / row.n, pss: (row.pss - base.pss) / row.n };
 }
 
+// The commit the run started at (the binaries under test were built from it, with `make bench`).
+const COMMIT = (() => {
+  try {
+    return execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
+})();
+
 function writeReport() {
   const meta = {
     date: new Date().toISOString(),
-    commit: (() => {
-      try {
-        return execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-      } catch {
-        return 'unknown';
-      }
-    })(),
+    commit: COMMIT,
     cpu: os.cpus()[0]?.model ?? '?',
     cores: os.cpus().length,
     memGiB: (os.totalmem() / 2 ** 30).toFixed(0),
@@ -625,7 +628,7 @@ function writeReport() {
   md.push('');
   md.push('## Sessions at scale');
   md.push('');
-  md.push(`Per-session figures subtract each system's own RSS/PSS with no session (wagate ${R.baseline?.wagate?.rss ?? '?'} KiB, Baileys 6 host ${R.baseline?.baileys6?.rss ?? '?'} KiB, Baileys 7 host ${R.baseline?.baileys7?.rss ?? '?'} KiB). CPU per login is the process's CPU from the first start until all N are open, divided by N. Idle CPU is measured over the idle window after bring-up. The mock's idle CPU is the server side's own cost, not counted in the system's. Loop stall: the longest answer to a trivial request polled every 5 ms (bring-up) or 20 ms (idle).`);
+  md.push(`Per-session figures subtract each system's own RSS/PSS with no session (wagate ${R.baseline?.wagate?.rss ?? '?'} KiB, Baileys 6 host ${R.baseline?.baileys6?.rss ?? '?'} KiB, Baileys 7 host ${R.baseline?.baileys7?.rss ?? '?'} KiB). CPU per login is the process's CPU from the first start until all N are open, divided by N. Idle CPU is measured over the idle window after bring-up (wagate's includes the loop probe, one trivial request every 20 ms: about 0.1 s of CPU a minute in all). The mock's idle CPU is the server side's own cost, not counted in the system's. Loop stall: the longest answer to a trivial request polled every 5 ms (bring-up) or 20 ms (idle).`);
   md.push('');
   md.push(table(['system', 'transport', 'N', 'up', 'bring-up s', 'CPU/login ms', 'idle CPU ms/session/min', 'RSS MiB', 'RSS/session KiB', 'PSS/session KiB', 'mock idle ms/session/min', 'drops while idle', 'loop stall ms (bring-up / idle)', 'note'], scaleRows));
   md.push('');
@@ -677,10 +680,7 @@ function writeReport() {
   fs.writeFileSync(path.join(OUT, 'latest.md'), `${md.join('\n')}\n`);
   fs.writeFileSync(path.join(OUT, 'latest.csv'), `${csv.join('\n')}\n`);
 
-  const series = (fn) => systems.map((s) => ({ name: s.replace(' ws', '').replace(' wss', ' (wss)'), points: R.scale.filter((r) => `${r.system} ${r.transport}` === s).map((r) => [r.n, fn(r)]).filter((p) => p[1] !== null && p[1] !== undefined) }));
-  fs.writeFileSync(path.join(OUT, 'memory.svg'), svgPlot({ title: 'RSS per session against N', yLabel: 'KiB per session', series: series((r) => perSession(r).rss) }));
-  fs.writeFileSync(path.join(OUT, 'cpu-login.svg'), svgPlot({ title: 'CPU per login against N', yLabel: 'ms of CPU per login', series: series((r) => r.cpuPerLoginMs) }));
-  fs.writeFileSync(path.join(OUT, 'cpu-idle.svg'), svgPlot({ title: 'Idle CPU per session against N', yLabel: 'ms of CPU per session per minute', series: series((r) => r.idleCpuMsPerSessionMin) }));
+  for (const [file, svg] of Object.entries(plotsFromCsv(csv.join('\n')))) fs.writeFileSync(path.join(OUT, file), svg);
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -68,7 +68,7 @@ export function svgPlot({ title, yLabel, series }) {
   const ys = all.map((p) => p[1]);
   const x0 = Math.log10(Math.min(...xs)) - 0.1;
   const x1 = Math.log10(Math.max(...xs)) + 0.1;
-  const logY = Math.max(...ys) / Math.min(...ys) > 100;
+  const logY = Math.max(...ys) / Math.min(...ys) > 10;
   const y0 = logY ? Math.floor(Math.log10(Math.min(...ys))) : 0;
   const y1 = logY ? Math.ceil(Math.log10(Math.max(...ys))) : Math.max(...ys) * 1.15;
   const px = (n) => L + ((Math.log10(n) - x0) / (x1 - x0 || 1)) * (W - L - R);
@@ -108,4 +108,24 @@ export function svgPlot({ title, yLabel, series }) {
   });
   parts.push('</svg>');
   return `${parts.join('\n')}\n`;
+}
+
+/*
+ * The three plots from a benchmark CSV (bench/run.mjs writes it): RSS per session, CPU per login and idle CPU
+ * per session against N, one line per system and transport.
+ */
+export function plotsFromCsv(csvText) {
+  const rows = csvText.trim().split('\n').slice(1).map((l) => l.split(','));
+  const scale = rows.filter((r) => r[0] === 'scale');
+  const systems = [...new Set(scale.map((r) => `${r[1]} ${r[2]}`))];
+  const name = (s) => (s.endsWith(' wss') ? s.replace(/ wss$/, ' (wss)') : s.replace(/ ws$/, ''));
+  const series = (metric) => systems.map((s) => ({
+    name: name(s),
+    points: scale.filter((r) => `${r[1]} ${r[2]}` === s && r[4] === metric).map((r) => [Number(r[3]), Number(r[5])]),
+  }));
+  return {
+    'memory.svg': svgPlot({ title: 'RSS per session against N', yLabel: 'KiB per session', series: series('rss_per_session') }),
+    'cpu-login.svg': svgPlot({ title: 'CPU per login against N', yLabel: 'ms of CPU per login', series: series('cpu_per_login') }),
+    'cpu-idle.svg': svgPlot({ title: 'Idle CPU per session against N', yLabel: 'ms of CPU per session per minute', series: series('idle_cpu_per_session_min') }),
+  };
 }
