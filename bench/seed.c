@@ -61,7 +61,7 @@ seed_one(uint64_t i, uint64_t phone, const struct wa_keypair *account, const cha
 	struct wg_buf sig = {0}, acct = {0}, reply = {0};
 	const char *why = NULL;
 	uint32_t key_index = 0;
-	char jid[64], lid[64], id[40];
+	char jid[64], lid[64], id[48];
 
 	wa_creds_generate(&c);
 	if (wa_adv_phone_sign(account->priv, account->pub, c.identity.pub, c.adv_secret, 1,
@@ -106,7 +106,7 @@ seed_one(uint64_t i, uint64_t phone, const struct wa_keypair *account, const cha
 	char *blob = wa_creds_to_blob(&c);
 
 	/* A fixed-form uuid per index, so runs are comparable and ids readable. */
-	snprintf(id, sizeof(id), "00000000-0000-4000-8000-%012" PRIu64, i);
+	snprintf(id, sizeof(id), "00000000-0000-4000-8000-%012" PRIu64, (uint64_t)(i % 1000000000000ull));
 	printf("INSERT INTO whatsapp_sessions (id, user_id, session_name, phone_number, "
 	       "auth_state, is_active, auto_connect, created_at, updated_at) VALUES ('%s', "
 	       "'bench-%" PRIu64 "', 'primary', '%" PRIu64 "', ",
