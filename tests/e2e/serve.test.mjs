@@ -75,7 +75,11 @@ test('pairing through the API and the mock\'s /scan; /health counts it', async (
   assert.deepEqual(h.body.sessions, { total: 1, connected: 1, connecting: 0, disconnected: 0 });
   assert.ok(Number.isInteger(h.body.uptime));
   assert.ok(!JSON.stringify(h.body).includes(id), 'no ids in /health');
-  const rows = sql(dbFile, `SELECT connection_status, phone_number, auth_state IS NOT NULL FROM whatsapp_sessions WHERE id='${id}'`);
+  // The row follows memory within the write-behind delay.
+  const rows = await waitFor('the row to say connected', () => {
+    const r = sql(dbFile, `SELECT connection_status, phone_number, auth_state IS NOT NULL FROM whatsapp_sessions WHERE id='${id}'`);
+    return r[0]?.[0] === 'connected' ? r : null;
+  });
   assert.equal(rows[0][0], 'connected');
   assert.equal(rows[0][2], '1');
 });
@@ -96,6 +100,8 @@ test('SIGTERM leaves the database truthful; a restart auto-connects', async () =
 
 test('kill -9 leaves "connected" behind; the next start reconciles it', async () => {
   const id = (await serve.api('GET', '/sessions')).body[0].sessionId;
+  // The row follows memory within the write-behind delay (docs/supervisor.md).
+  await waitFor('the row to say connected', () => sql(dbFile, `SELECT connection_status FROM whatsapp_sessions WHERE id='${id}'`)[0]?.[0] === 'connected');
   serve.child.kill('SIGKILL');
   await serve.exit();
   serve = null;
@@ -201,7 +207,7 @@ test('the recovery limit: probes fail, three recoveries, then a person must reco
   const m = deep.body.sessions.find((x) => x.sessionId === id);
   assert.equal(m.manualInterventionNeeded, false);
   assert.equal(m.connectionStatus, 'connected');
-  assert.ok(sql(dbFile, `SELECT count(*) FROM whatsapp_session_recovery_attempts WHERE session_id='${id}' AND trigger_type LIKE 'monitor:stale'`)[0][0] >= 3);
+  await waitFor('three stale recoveries in the table', () => Number(sql(dbFile, `SELECT count(*) FROM whatsapp_session_recovery_attempts WHERE session_id='${id}' AND trigger_type LIKE 'monitor:stale'`)[0][0]) >= 3);
 });
 
 test('authentication and bad input get clear errors', async () => {
