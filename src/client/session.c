@@ -199,6 +199,8 @@ sess_enter(struct wa_session *s, enum sess_state st, const char *why)
 	 * login cost more than the login's crypto. The supervisor logs the outcome
 	 * at info; pairing and every close stay at info.
 	 */
+	if (st == SS_OPEN || st == SS_PAIRING)
+		ws_set_background(s->ws, false); /* logged in (or showing QR codes): prompt again */
 	if (st == SS_PAIRING || st == SS_CLOSING || st == SS_CLOSED)
 		log_info(s->id, "%s -> %s (%s)", state_names[s->state], state_names[st], why);
 	else
@@ -1089,6 +1091,9 @@ conn_start(struct wa_session *s)
 		.limits = {.max_message = WA_FRAME_HARD_MAX + 3},
 	};
 	int r = s->noise ? ws_client_connect(s->base, &wo, &cbs, s, &s->ws) : WG_EINVAL;
+	/* A login's steps are bulk cryptography: they wait for a turn with nothing else to do. */
+	if (r == 0)
+		ws_set_background(s->ws, true);
 	if (r)
 		return r;
 	sess_enter(s, SS_CONNECTING, "reconnecting after pairing");

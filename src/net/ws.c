@@ -81,6 +81,8 @@ struct ws_conn {
 	bool is_server;
 	bool is_tls;
 	bool paused;
+	bool background;      /* its events at the lowest priority (ws_set_background) */
+	bool prio_applied;    /* the bufferevent's priority matches `background` */
 	bool in_pump;
 	bool close_pending; /* ws_close() waits for queued messages to go out first */
 	bool shut_wr;
@@ -815,11 +817,14 @@ ws_server_on_head(struct ws_conn *c)
 
 /* ---- bufferevent callbacks ---- */
 
+static void ws_apply_priority(struct ws_conn *c);
+
 static void
 ws_on_read(struct bufferevent *bev, void *arg)
 {
 	struct ws_conn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
+	ws_apply_priority(c);
 	switch (c->state) {
 	case WS_HANDSHAKE:
 		if (c->paused)
@@ -1043,6 +1048,38 @@ ws_abort(struct ws_conn *c, bool reset)
 			setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	}
 	ws_teardown(c, 0, WSLAY_CODE_ABNORMAL_CLOSURE, reset ? "aborted with reset" : "aborted");
+}
+
+/* Three priorities: 0 unused, 1 every event by default (libevent gives new events n/2), 2 background. */
+#define WS_PRIORITIES 3
+#define WS_PRIO_DEFAULT 1
+#define WS_PRIO_BACKGROUND 2
+
+struct event_base *
+ws_base_new(void)
+{
+	struct event_config *cfg = event_config_new();
+	if (cfg == NULL)
+		return NULL;
+	/* After a few background callbacks, look for other events before going on. */
+	event_config_set_max_dispatch_interval(cfg, NULL, WS_BACKGROUND_BURST, WS_PRIO_BACKGROUND);
+	struct event_base *base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	if (base != NULL && event_base_priority_init(base, WS_PRIORITIES) != 0) {
+		event_base_free(base);
+		return NULL;
+	}
+	return base;
+}
+
+void
+ws_set_background(struct ws_conn *c, bool background)
+{
+	if (c == NULL || c->background == background)
+		return;
+	c->background = background;
+	c->prio_applied = false;
+	ws_apply_priority(c);
 }
 
 void
@@ -1305,6 +1342,22 @@ fail:
 	return NULL;
 }
 
+/*
+ * Puts the bufferevent at the priority `background` asks for. libevent
+ * refuses while one of its events is active (and on a base with one
+ * priority); the read and write callbacks try again until it takes.
+ */
+static void
+ws_apply_priority(struct ws_conn *c)
+{
+	if (c->prio_applied || c->bev == NULL)
+		return;
+	int prio = c->background ? 2 : 1; /* WS_PRIO_BACKGROUND : WS_PRIO_DEFAULT, below */
+	if (bufferevent_priority_set(c->bev, prio) == 0 ||
+	    event_base_get_npriorities(c->base) < 3)
+		c->prio_applied = true;
+}
+
 static void
 ws_start_tcp(struct ws_conn *c, const struct sockaddr *sa, socklen_t salen)
 {
@@ -1334,6 +1387,7 @@ ws_start_tcp(struct ws_conn *c, const struct sockaddr *sa, socklen_t salen)
 	}
 	bufferevent_setcb(c->bev, ws_on_read, ws_on_write, ws_on_event, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE, WS_OUT_LOW, 0);
+	ws_apply_priority(c);
 	bufferevent_enable(c->bev, c->paused ? EV_WRITE : EV_READ | EV_WRITE);
 	/* Non-blocking; even a refusal on loopback is reported through the event callback. */
 	if (bufferevent_socket_connect(c->bev, sa, (int)salen) != 0) {

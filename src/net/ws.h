@@ -130,6 +130,23 @@ void ws_destroy(struct ws_conn *c);
  */
 void ws_pause_reading(struct ws_conn *c, bool paused);
 
+/*
+ * Background: the connection's events run only in loop turns where nothing
+ * else is ready, a few at a time (on a base made by ws_base_new()). For
+ * connections doing bulk work that can wait a turn (logins: a millisecond of
+ * cryptography per step), so keepalives and API requests stay prompt while
+ * many log in. Ignored on a base without the priorities.
+ */
+void ws_set_background(struct ws_conn *c, bool background);
+
+/*
+ * An event base with three priorities (ws_set_background uses the lowest)
+ * and a check for other events after every WS_BACKGROUND_BURST background
+ * callbacks. NULL when libevent cannot make one.
+ */
+#define WS_BACKGROUND_BURST 2
+struct event_base *ws_base_new(void);
+
 /* "ip:port" of the peer for server connections, "host:port" from the URL for clients. */
 const char *ws_remote(const struct ws_conn *c);
 

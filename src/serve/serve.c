@@ -139,7 +139,10 @@ serve_run(const struct serve_config *c)
 		store_close(s.st);
 		return 1;
 	}
-	s.base = event_base_new();
+	/* With priorities, so logins in progress run after keepalives and requests (ws_set_background). */
+	s.base = ws_base_new();
+	if (s.base == NULL)
+		s.base = event_base_new();
 	/* Resolver and TLS context are shared by every session and made once, here:
 	 * reading resolv.conf and the CA bundle is the only file I/O they need. */
 	struct evdns_base *dns = evdns_base_new(s.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
