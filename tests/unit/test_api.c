@@ -1814,21 +1814,16 @@ test_list_pages(void **state)
 	resp_free(r);
 
 	/* Bad parameters are refused with a reason. */
-	r = call(f, EVHTTP_REQ_GET, "/sessions?limit=0", KEY, NULL);
-	assert_error(r, 400, "limit");
-	resp_free(r);
-	r = call(f, EVHTTP_REQ_GET, "/sessions?limit=1001", KEY, NULL);
-	assert_error(r, 400, "limit");
-	resp_free(r);
-	r = call(f, EVHTTP_REQ_GET, "/sessions?after_id=nonsense", KEY, NULL);
-	assert_error(r, 400, "go together");
-	resp_free(r);
-	r = call(f, EVHTTP_REQ_GET, "/sessions?status=sleeping", KEY, NULL);
-	assert_error(r, 400, "status");
-	resp_free(r);
-	r = call(f, EVHTTP_REQ_GET, "/sessions?color=red", KEY, NULL);
-	assert_error(r, 400, "color");
-	resp_free(r);
+	static const char *const bad[][2] = {{"/sessions?limit=0", "limit"},
+	                                     {"/sessions?limit=1001", "limit"},
+	                                     {"/sessions?after_id=nonsense", "go together"},
+	                                     {"/sessions?status=sleeping", "status"},
+	                                     {"/sessions?color=red", "color"}};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		r = call(f, EVHTTP_REQ_GET, bad[i][0], KEY, NULL);
+		assert_error(r, 400, bad[i][1]);
+		resp_free(r);
+	}
 }
 
 /* A client that goes away in the middle of a streamed answer costs nothing afterwards. */
