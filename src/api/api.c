@@ -520,6 +520,7 @@ api_start(struct event_base *base, const struct api_opts *o, struct store *st, s
 		return WG_EINVAL;
 	}
 	struct api *a = wg_calloc(1, sizeof(*a));
+	TAILQ_INIT(&a->listing_queue);
 	a->base = base;
 	a->st = st;
 	a->sup = sup;

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include <jansson.h>
 
@@ -32,7 +33,7 @@ struct api {
 	int port;
 	struct api_pending *pending; /* reconnect requests waiting for the supervisor */
 	struct api_listing *listings; /* GET /sessions, /health/deep answers being sent (listing.c) */
-	struct api_listing *listing_queue, *listing_queue_tail; /* waiting for their next page */
+	TAILQ_HEAD(, api_listing) listing_queue; /* waiting for their next page */
 	struct event *listing_pump;   /* serves one page per loop turn */
 	size_t nlistings;
 	struct api_events *ev;       /* GET /events: streams, the replay ring (events.c) */

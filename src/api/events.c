@@ -2,13 +2,12 @@
  * GET /events: session, health and QR changes pushed as Server-Sent Events
  * (docs/api.md has the exact format).
  *
- * The supervisor calls on_sup() synchronously from ss_enter() after each
- * change is in the database; the event is formatted once, kept in a ring for
+ * The supervisor calls on_sup() synchronously from sup__enter() after each
+ * change is in its memory; the event is formatted once, kept in a ring for
  * Last-Event-ID replay, and written to every open stream at once, so it is on
  * the wire within the same loop turn as the change. /health is recomputed
  * after session events, at most every EV_HEALTH_MIN_MS and only while someone
- * listens, because sup_health() reads every row: a burst of changes costs one
- * recomputation, not one per change.
+ * listens: a burst of changes costs one event, not one per change.
  *
  * Ids: one counter per process, starting at the process's start time in
  * microseconds rather than at 1, so an id from an earlier process is always

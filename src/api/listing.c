@@ -48,7 +48,7 @@ struct api_listing {
 	size_t sent;
 	int queued;      /* in the pump's queue */
 	struct api_listing *prev, *nextl;     /* every listing (api.listings) */
-	struct api_listing *qnext;            /* the pump's queue */
+	TAILQ_ENTRY(api_listing) qlink;       /* the pump's queue */
 };
 
 /* Listings being answered at once; beyond, 503 (each holds a page of memory). */
@@ -71,19 +71,8 @@ listing_free(struct api_listing *l)
 	if (l->evcon)
 		evhttp_connection_set_closecb(l->evcon, NULL, NULL);
 	unlink_listing(l);
-	if (l->queued) {
-		struct api_listing **pp = &l->a->listing_queue;
-		while (*pp != l)
-			pp = &(*pp)->qnext;
-		*pp = l->qnext;
-		if (l->a->listing_queue_tail == l) {
-			/* the new tail is the one before l, if any */
-			struct api_listing *t = l->a->listing_queue;
-			while (t && t->qnext)
-				t = t->qnext;
-			l->a->listing_queue_tail = t;
-		}
-	}
+	if (l->queued)
+		TAILQ_REMOVE(&l->a->listing_queue, l, qlink);
 	l->a->nlistings--;
 	free(l->after_created);
 	free(l->after_id);
@@ -329,12 +318,7 @@ enqueue(struct api_listing *l)
 {
 	struct api *a = l->a;
 	l->queued = 1;
-	l->qnext = NULL;
-	if (a->listing_queue_tail)
-		a->listing_queue_tail->qnext = l;
-	else
-		a->listing_queue = l;
-	a->listing_queue_tail = l;
+	TAILQ_INSERT_TAIL(&a->listing_queue, l, qlink);
 	if (a->listing_pump == NULL)
 		a->listing_pump = evtimer_new(a->base, pump, a);
 	if (!evtimer_pending(a->listing_pump, NULL)) {
@@ -470,15 +454,12 @@ pump(evutil_socket_t fd, short what, void *arg)
 	struct api *a = arg;
 	(void)fd;
 	(void)what;
-	struct api_listing *l = a->listing_queue;
+	struct api_listing *l = TAILQ_FIRST(&a->listing_queue);
 	if (l == NULL)
 		return;
-	a->listing_queue = l->qnext;
-	if (a->listing_queue == NULL)
-		a->listing_queue_tail = NULL;
+	TAILQ_REMOVE(&a->listing_queue, l, qlink);
 	l->queued = 0;
-	l->qnext = NULL;
-	if (a->listing_queue) {
+	if (!TAILQ_EMPTY(&a->listing_queue)) {
 		static const struct timeval now = {0, 0};
 		evtimer_add(a->listing_pump, &now);
 	}

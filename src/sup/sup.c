@@ -282,7 +282,6 @@ sup__wait_then_connect(struct sess *x, uint64_t delay_ms, const char *why, const
 
 static void finish_waiters(struct sess *x, int ok, const char *msg);
 static uint64_t backoff(const struct sup *s, unsigned failures);
-#define wait_then_connect sup__wait_then_connect
 
 /*
  * A connect could not even start. A passing failure (the database did not
@@ -304,7 +303,7 @@ connect_failed(struct sess *x, const char *trigger, int r, const char *what)
 	if (r == WG_ETIMEDOUT || r == WG_EIO) {
 		uint64_t d = backoff(s, ++x->failures);
 		snprintf(x->trigger, sizeof(x->trigger), "%s", trigger);
-		wait_then_connect(x, d, what, err);
+		sup__wait_then_connect(x, d, what, err);
 		return;
 	}
 	sup__enter(x, SS_IDLE, what, err, 0);
@@ -512,7 +511,7 @@ cb_closed(void *arg, const struct wa_session_close *why)
 		x->reopen = 0;
 		if (strncmp(x->trigger, "monitor:", 8) == 0)
 			/* An automatic recovery waits its turn like every connect (pacing). */
-			wait_then_connect(x, 0, "recovering", NULL);
+			sup__wait_then_connect(x, 0, "recovering", NULL);
 		else
 			sup__connect_now(x, x->trigger[0] ? x->trigger : "manual"); /* a person asked */
 		schedule(s);
@@ -544,7 +543,7 @@ cb_closed(void *arg, const struct wa_session_close *why)
 		int64_t now = (int64_t)wg_wall_ms();
 		int64_t until = why->ban_expires > 0 ? why->ban_expires * 1000 : now + (int64_t)s->cfg.backoff_cap_ms;
 		snprintf(err, sizeof(err), "temporarily banned (402) until %" PRId64 " (Unix s)", until / 1000);
-		wait_then_connect(x, until > now ? (uint64_t)(until - now) : 0, "temporary ban", err);
+		sup__wait_then_connect(x, until > now ? (uint64_t)(until - now) : 0, "temporary ban", err);
 		break;
 	}
 	case WA_CLOSE_CLOSED_BY_US:
@@ -560,7 +559,7 @@ cb_closed(void *arg, const struct wa_session_close *why)
 		}
 		/* The server asks for a new connection: at once, without counting a failure. */
 		snprintf(x->trigger, sizeof(x->trigger), "close:restart_required");
-		wait_then_connect(x, 0, "restart required", err);
+		sup__wait_then_connect(x, 0, "restart required", err);
 		break;
 	default: /* transient, keepalive_timeout, protocol_error */
 		if (s->breaker) {
@@ -579,7 +578,7 @@ cb_closed(void *arg, const struct wa_session_close *why)
 				log_warn(x->id, "start: connection failed (%s); retry %zu of %zu in %" PRIu64 " ms",
 					 err, x->start_try, s->cfg.n_start_retries, d);
 				snprintf(x->trigger, sizeof(x->trigger), "start:retry");
-				wait_then_connect(x, d, "startup retry", err);
+				sup__wait_then_connect(x, d, "startup retry", err);
 			} else {
 				log_warn(x->id, "start: connection failed after %zu retries: %s",
 					 s->cfg.n_start_retries, err);
@@ -591,7 +590,7 @@ cb_closed(void *arg, const struct wa_session_close *why)
 		uint64_t d = was_open ? 0 : backoff(s, x->failures);
 		x->failures++;
 		snprintf(x->trigger, sizeof(x->trigger), "close:%s", wa_close_reason_name(why->reason));
-		wait_then_connect(x, d, "connection lost", err);
+		sup__wait_then_connect(x, d, "connection lost", err);
 		break;
 	}
 	if (x->state != SS_WAITING && x->state != SS_CONNECTING)
@@ -808,7 +807,6 @@ sup_free(struct sup *s)
 	free(s->v);
 	free(s->pass_after);
 	wg_map_free(&s->by_id);
-	sup__wb_free(s);
 	if (s->timer)
 		event_free(s->timer);
 	free(s);
@@ -1011,7 +1009,7 @@ sup_session_changed(struct sup *s, const char *id)
 			   x->is_active ? "auto-connect is off" : "switched off (is_active is false)", 0);
 	} else if (run && x->client == NULL && x->state == SS_IDLE) {
 		snprintf(x->trigger, sizeof(x->trigger), "manual");
-		wait_then_connect(x, 0, "auto-connect enabled", NULL);
+		sup__wait_then_connect(x, 0, "auto-connect enabled", NULL);
 	}
 	schedule(s);
 	return 0;

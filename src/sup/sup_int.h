@@ -166,7 +166,6 @@ unsigned sup__recoveries_known(struct sess *x);
 
 /* sup_wb.c */
 void sup__wb_init(struct sup *s);
-void sup__wb_free(struct sup *s);
 void sup__wb_forget(struct sess *x);
 /* Marks fields dirty; the row gets them at the next flush. */
 void sup__wb_mark(struct sess *x, unsigned fields);

@@ -92,12 +92,6 @@ sup__wb_forget(struct sess *x)
 	clear_pending(x);
 }
 
-void
-sup__wb_free(struct sup *s)
-{
-	(void)s; /* sessions are forgotten one by one as they are freed */
-}
-
 static void
 enqueue(struct sess *x)
 {
