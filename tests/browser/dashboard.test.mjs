@@ -39,7 +39,13 @@ async function dotLabel() {
 before(async () => {
   fs.mkdirSync(artifacts, { recursive: true });
   mock = await startMock({ stateFile: path.join(dir, 'mock-state.json') });
-  serve = await startServe({ dbFile: path.join(dir, 'wagate.db'), mock });
+  // Slow automatic recovery: after the outage only "Try Reconnect" may bring the session back, so the
+  // button cannot be raced (and removed from the popover) by the supervisor's own retry.
+  serve = await startServe({
+    dbFile: path.join(dir, 'wagate.db'),
+    mock,
+    env: { WAGATE_RECONNECT_BACKOFF: '60s,5m', WAGATE_RECOVERY_INTERVAL: '10m' },
+  });
   base = `http://127.0.0.1:${serve.port}`;
   browser = await chromium.launch({
     executablePath: CHROMIUM,
