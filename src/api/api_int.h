@@ -73,6 +73,19 @@ enum api_sj { API_SJ_FULL, API_SJ_HEALTH };
 /* A session as JSON: the row and the supervisor's view of it; never auth_state. */
 json_t *api__session_json(struct api *a, const struct store_session *row, enum api_sj shape);
 
+/* ---- session_text.c: the session object as text, written into a buffer ---- */
+struct evbuffer;
+struct sup_session_view;
+/* The object; open: without its closing brace (the caller adds members). */
+void api__session_text(struct evbuffer *b, const struct sup_session_view *v, enum api_sj shape,
+                       int open);
+/* The same as a tree (parsed from that text). */
+json_t *api__view_json(const struct sup_session_view *v, enum api_sj shape);
+/* A JSON string (null for NULL or ""), escaped; bytes that are not UTF-8 become U+FFFD. */
+void api__json_str(struct evbuffer *b, const char *s);
+/* ISO 8601 text of a Unix ms timestamp, or null for 0. */
+void api__json_time(struct evbuffer *b, int64_t ms);
+
 /* ISO 8601 text of a Unix ms timestamp, or JSON null for 0. */
 json_t *api__time(int64_t ms);
 /* Whole seconds since the server started. */

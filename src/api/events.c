@@ -80,7 +80,7 @@ struct ev_stream {
 	bool snapshotting;
 	struct evbuffer *held;
 	struct event *snap_next;
-	char *snap_created, *snap_id; /* the cursor: the last row read, as stored */
+	struct sup_cursor snap; /* the last session the snapshot visited */
 	struct ev_stream *prev, *next;
 };
 
@@ -168,8 +168,6 @@ stream_free(struct ev_stream *s)
 		event_free(s->snap_next);
 	if (s->held)
 		evbuffer_free(s->held);
-	free(s->snap_created);
-	free(s->snap_id);
 	free(s);
 }
 
@@ -242,6 +240,19 @@ broadcast(struct api_events *ev, const char *text, size_t len)
 }
 
 /* Gives data (consumed) the next id, keeps it for replay and sends it to every stream. */
+/* An event with its next id: kept in the ring for replays, sent to every stream. */
+static void
+emit_text(struct api_events *ev, const char *name, const char *js, size_t jslen)
+{
+	uint64_t id = ++ev->last_id;
+	size_t cap = jslen + strlen(name) + 64;
+	char *text = wg_malloc(cap);
+	int len = snprintf(text, cap, "id: %" PRIu64 "\nevent: %s\ndata: %.*s\n\n", id, name,
+	                   (int)jslen, js);
+	ring_push(ev, text, (size_t)len, id);
+	broadcast(ev, text, (size_t)len);
+}
+
 static void
 emit(struct api_events *ev, const char *name, json_t *data)
 {
@@ -249,13 +260,8 @@ emit(struct api_events *ev, const char *name, json_t *data)
 	json_decref(data);
 	if (js == NULL) /* jansson fails only on allocation */
 		abort();
-	uint64_t id = ++ev->last_id;
-	size_t cap = strlen(js) + strlen(name) + 64;
-	char *text = wg_malloc(cap);
-	int len = snprintf(text, cap, "id: %" PRIu64 "\nevent: %s\ndata: %s\n\n", id, name, js);
+	emit_text(ev, name, js, strlen(js));
 	free(js);
-	ring_push(ev, text, (size_t)len, id);
-	broadcast(ev, text, (size_t)len);
 }
 
 /* ---- health ---- */
@@ -318,28 +324,18 @@ on_ping(evutil_socket_t fd, short what, void *arg)
 
 /* ---- events from the supervisor ---- */
 
-static json_t *
-session_data(struct api *a, const char *id)
-{
-	struct store_session row;
-	int r = store_get(a->st, id, &row);
-	if (r != 0) {
-		/* Gone (deleted meanwhile) needs no event; anything else is worth a line. */
-		if (r != WG_ENOTFOUND)
-			log_warn(id, "no event for this change: %s", store_errmsg(a->st));
-		return NULL;
-	}
-	json_t *o = api__session_json(a, &row, API_SJ_FULL);
-	store_session_free(&row);
-	return o;
-}
-
+/* A session's change, from the supervisor's memory (no I/O per event). */
 void
 api__events_session(struct api *a, const char *id)
 {
-	json_t *o = session_data(a, id);
-	if (o)
-		emit(a->ev, "session", o);
+	struct sup_session_view v;
+	if (a->sup != NULL && sup_view(a->sup, id, &v) == 0) {
+		struct evbuffer *b = evbuffer_new();
+		api__session_text(b, &v, API_SJ_FULL, 0);
+		size_t len = evbuffer_get_length(b);
+		emit_text(a->ev, "session", (const char *)evbuffer_pullup(b, -1), len);
+		evbuffer_free(b);
+	}
 	health_changed(a->ev);
 }
 
@@ -414,37 +410,27 @@ last_event_id(struct evhttp_request *req, uint64_t *id)
 	return 1;
 }
 
+static int
+snapshot_one(void *arg, const struct sup_session_view *v)
+{
+	struct evbuffer *b = arg;
+	evbuffer_add(b, "event: session\ndata: ", 21);
+	api__session_text(b, v, API_SJ_FULL, 0);
+	evbuffer_add(b, "\n\n", 2);
+	return 0;
+}
+
 /*
- * One page of the snapshot: session events without ids, oldest first, after
- * the cursor. Returns 1 when more pages follow, 0 at the end, -1 when the
- * sessions cannot be read.
+ * One page of the snapshot from memory: session events without ids, oldest
+ * first, after the cursor. Returns 1 when more pages follow, 0 at the end,
+ * -1 when the supervisor is gone (the server is stopping).
  */
 static int
-snapshot_page(struct api *a, struct evbuffer *b, char **created, char **id)
+snapshot_page(struct api *a, struct evbuffer *b, struct sup_cursor *cur)
 {
-	struct store_filter f = {.without_auth = true,
-	                         .by_created = true,
-	                         .after_created = *created,
-	                         .after_id = *id,
-	                         .limit = EV_SNAPSHOT_PAGE};
-	struct store_session *rows = NULL;
-	size_t n = 0;
-	if (store_list(a->st, &f, &rows, &n) != 0) {
-		log_error("api", "events: cannot list sessions: %s", store_errmsg(a->st));
+	if (a->sup == NULL)
 		return -1;
-	}
-	size_t skipped = store_list_skipped(a->st);
-	for (size_t i = 0; i < n; i++)
-		frame_json(b, "session", api__session_json(a, &rows[i], API_SJ_FULL));
-	store_list_free(rows, n);
-	const char *cid, *ccr;
-	if (store_list_cursor(a->st, &cid, &ccr) == 0) {
-		free(*id);
-		free(*created);
-		*id = wg_strdup(cid);
-		*created = wg_strdup(ccr);
-	}
-	return n + skipped == EV_SNAPSHOT_PAGE ? 1 : 0;
+	return sup_list(a->sup, cur, EV_SNAPSHOT_PAGE, snapshot_one, b);
 }
 
 static void snapshot_sent(struct evhttp_connection *evcon, void *arg);
@@ -459,7 +445,7 @@ snapshot_next(evutil_socket_t fd, short what, void *arg)
 	if (s->dead)
 		return;
 	struct evbuffer *b = evbuffer_new();
-	int more = snapshot_page(s->ev->a, b, &s->snap_created, &s->snap_id);
+	int more = snapshot_page(s->ev->a, b, &s->snap);
 	if (more < 0) {
 		evbuffer_free(b);
 		stream_kill(s, "the sessions could not be read for its snapshot");
@@ -514,7 +500,7 @@ api__events(struct api *a, struct evhttp_request *req)
 	frame_json(b, "hello", hello);
 	bool ok = true;
 	int more = 0;
-	char *snap_created = NULL, *snap_id = NULL;
+	struct sup_cursor snap = {0};
 	if (replay) {
 		for (size_t i = 0; i < ev->count; i++) {
 			const struct ev_rec *r = &ev->ring[(ev->start + i) % ev->cap];
@@ -532,7 +518,7 @@ api__events(struct api *a, struct evhttp_request *req)
 		}
 		/* Every session as one session event each, without ids: the state as of the newest id. */
 		frame(b, "health", ev->health_data ? ev->health_data : "null");
-		more = snapshot_page(a, b, &snap_created, &snap_id);
+		more = snapshot_page(a, b, &snap);
 		ok = more >= 0;
 	}
 
@@ -568,11 +554,7 @@ api__events(struct api *a, struct evhttp_request *req)
 		s->snapshotting = true;
 		s->held = evbuffer_new();
 		s->snap_next = evtimer_new(a->base, snapshot_next, s);
-		s->snap_created = snap_created;
-		s->snap_id = snap_id;
-	} else {
-		free(snap_created);
-		free(snap_id);
+		s->snap = snap;
 	}
 	evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
 	s->watch = event_new(a->base, fd, EV_READ | EV_PERSIST, on_readable, s);

@@ -1,18 +1,19 @@
 /*
  * GET /sessions and GET /health/deep at any number of sessions. Without
  * ?limit the answer is every session, oldest first, sent as a chunked JSON
- * array one page at a time: each loop turn reads one page of rows (keyset on
- * created_at, id), overlays the supervisor's memory, adds the page's recent
- * recovery attempts (one batched query, /health/deep only), and sends the
- * chunk. One pump serves every listing in turn, one page per loop turn
- * (round robin), so however many clients ask at once, no loop turn does more
- * than one page of this work; a listing rejoins the pump only once its last
- * chunk has gone out to the socket (evhttp_send_reply_chunk_with_cb), so a
- * slow client holds one page at most. So no turn holds the loop longer than a
- * page, and memory is bounded by a page per listing, whatever N is. With ?limit=N (1..1000) one page is answered at once
- * and a `Link: <…&after_created=…&after_id=…>; rel="next"` header points at
- * the next (the keys of the last row read, as stored). ?status=S keeps only
- * sessions whose connection status is S.
+ * array one page at a time: each loop turn takes one page of sessions from
+ * the supervisor's memory in creation order (sup_list: no query per row),
+ * adds the page's recent recovery attempts (one batched query, /health/deep
+ * only), writes the page's text and sends the chunk. One pump serves every
+ * listing in turn, one page per loop turn (round robin), so however many
+ * clients ask at once, no loop turn does more than one page of this work; a
+ * listing rejoins the pump only once its last chunk has gone out to the
+ * socket (evhttp_send_reply_chunk_with_cb), so a slow client holds one page
+ * at most, and memory is bounded by a page per listing whatever N is. With
+ * ?limit=N (1..1000) one page is answered at once and a
+ * `Link: <…&after_created=…&after_id=…>; rel="next"` header points at the next
+ * (the key of the last session visited: its creation time in Unix ms and its
+ * id). ?status=S keeps only sessions whose connection status is S.
  */
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -30,8 +31,10 @@
 #include "core/mem.h"
 #include "sup/sup.h"
 
-/* Rows per loop turn (a few ms of work). */
-#define PAGE 250
+/* Sessions written per loop turn (about 1 ms of work). */
+#define PAGE 500
+/* Sessions looked at per loop turn when a filter leaves most out. */
+#define VISIT_MAX 5000
 #define LIMIT_MAX 1000
 /* How many recovery attempts /health/deep shows per session. */
 #define DEEP_ATTEMPTS 5
@@ -44,7 +47,7 @@ struct api_listing {
 	size_t limit;    /* ?limit: one page of this size, answered whole; 0: everything, streamed */
 	int started;     /* the status line and the first chunk are out */
 	char status[16]; /* filter, "" for none */
-	char *after_created, *after_id; /* the cursor: the last row read (malloc'd) */
+	struct sup_cursor cur; /* the last session visited */
 	size_t sent;
 	int queued;      /* in the pump's queue */
 	struct api_listing *prev, *nextl;     /* every listing (api.listings) */
@@ -74,8 +77,6 @@ listing_free(struct api_listing *l)
 	if (l->queued)
 		TAILQ_REMOVE(&l->a->listing_queue, l, qlink);
 	l->a->nlistings--;
-	free(l->after_created);
-	free(l->after_id);
 	free(l);
 }
 
@@ -120,21 +121,21 @@ add_attempt(json_t *by_id, const struct store_attempt *at)
 
 /* The recent attempts of a page's sessions, as id -> JSON array (one query). */
 static json_t *
-page_attempts(struct api *a, const struct store_session *rows, size_t n)
+page_attempts(struct api *a, const struct sup_session_view *v, size_t n)
 {
 	json_t *by_id = json_object();
 	const char **ids = wg_calloc(n ? n : 1, sizeof(*ids));
 	for (size_t i = 0; i < n; i++)
-		ids[i] = rows[i].id;
+		ids[i] = v[i].id;
 	struct store_attempt *at = NULL;
 	size_t k = 0;
-	if (store_recent_attempts(a->st, ids, n, DEEP_ATTEMPTS, &at, &k) != 0)
+	if (n && store_recent_attempts(a->st, ids, n, DEEP_ATTEMPTS, &at, &k) != 0)
 		log_warn("api", "cannot read recovery attempts: %s", store_errmsg(a->st));
 	free(ids);
 	/* Newest first: those still in memory only (written behind), then the table's. */
 	for (size_t i = 0; i < n; i++) {
 		const struct store_attempt *pend[DEEP_ATTEMPTS];
-		size_t np = sup_pending_attempts(a->sup, rows[i].id, pend, DEEP_ATTEMPTS);
+		size_t np = sup_pending_attempts(a->sup, v[i].id, pend, DEEP_ATTEMPTS);
 		for (size_t j = 0; j < np; j++)
 			add_attempt(by_id, pend[j]);
 	}
@@ -145,26 +146,6 @@ page_attempts(struct api *a, const struct store_session *rows, size_t n)
 	}
 	store_attempts_free(at, k);
 	return by_id;
-}
-
-/* One session's element of the answer, or NULL when the status filter leaves it out. */
-static json_t *
-element(struct api *a, const struct store_session *row, int deep, const char *status,
-        json_t *attempts)
-{
-	json_t *s = api__session_json(a, row, deep ? API_SJ_HEALTH : API_SJ_FULL);
-	if (status[0]) {
-		const char *st = json_string_value(json_object_get(s, "connectionStatus"));
-		if (st == NULL || strcmp(st, status) != 0) {
-			json_decref(s);
-			return NULL;
-		}
-	}
-	if (deep) {
-		json_t *arr = json_object_get(attempts, row->id);
-		json_object_set_new(s, "recentRecoveryAttempts", arr ? json_incref(arr) : json_array());
-	}
-	return s;
 }
 
 /* A whole answer at once (one page, or an error of the first page). */
@@ -178,35 +159,40 @@ send_whole(struct evhttp_request *req, int status, struct evbuffer *b)
 	evhttp_send_reply(req, status, api__reason(status), b);
 }
 
-/* Reads one page after the cursor; 0, or the store's error. */
+/* One page being gathered: the views of the sessions the filter keeps. */
+struct page {
+	const char *status; /* filter, "" for none */
+	struct sup_session_view *v;
+	size_t n, want;
+};
+
 static int
-read_page(struct api *a, const char *after_created, const char *after_id, size_t limit,
-          struct store_session **rows, size_t *n)
+collect(void *arg, const struct sup_session_view *v)
 {
-	struct store_filter f = {.without_auth = true,
-	                         .by_created = true,
-	                         .after_created = after_created,
-	                         .after_id = after_id,
-	                         .limit = limit};
-	return store_list(a->st, &f, rows, n);
+	struct page *p = arg;
+	if (p->status[0] && strcmp(v->status, p->status) != 0)
+		return 0;
+	p->v[p->n++] = *v;
+	return p->n == p->want;
 }
 
-/* Appends a page's elements to b (comma-separated, `first` tells whether one was written). */
+/* Appends a page's elements to b, comma-separated (*sent counts those already written). */
 static void
-page_json(struct api *a, struct evbuffer *b, const struct store_session *rows, size_t n, int deep,
-          const char *status, size_t *sent)
+page_json(struct api *a, struct evbuffer *b, const struct page *p, int deep, size_t *sent)
 {
-	json_t *attempts = deep ? page_attempts(a, rows, n) : NULL;
-	for (size_t i = 0; i < n; i++) {
-		json_t *e = element(a, &rows[i], deep, status, attempts);
-		if (e == NULL)
-			continue;
-		char *text = json_dumps(e, JSON_COMPACT);
-		json_decref(e);
+	json_t *attempts = deep ? page_attempts(a, p->v, p->n) : NULL;
+	for (size_t i = 0; i < p->n; i++) {
 		if (*sent > 0)
 			evbuffer_add(b, ",", 1);
-		evbuffer_add(b, text, strlen(text));
-		free(text);
+		if (deep) {
+			api__session_text(b, &p->v[i], API_SJ_HEALTH, 1);
+			json_t *arr = json_object_get(attempts, p->v[i].id);
+			char *text = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
+			evbuffer_add_printf(b, ",\"recentRecoveryAttempts\":%s}", text ? text : "[]");
+			free(text);
+		} else {
+			api__session_text(b, &p->v[i], API_SJ_FULL, 0);
+		}
 		(*sent)++;
 	}
 	json_decref(attempts);
@@ -245,12 +231,12 @@ deep_head(struct api *a, int *http_status)
 
 /* ?limit, ?after_created and ?after_id, ?status: 0, or an answer was sent. */
 static int
-parse_query(struct evhttp_request *req, size_t *limit, char **after_created, char **after_id,
-            char *status)
+parse_query(struct evhttp_request *req, size_t *limit, struct sup_cursor *cur, char *status)
 {
 	*limit = 0;
-	*after_created = *after_id = NULL;
+	memset(cur, 0, sizeof(*cur));
 	status[0] = '\0';
+	int have_created = 0, have_id = 0;
 	const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
 	if (q == NULL)
 		return 0;
@@ -273,16 +259,27 @@ parse_query(struct evhttp_request *req, size_t *limit, char **after_created, cha
 				break;
 			}
 			*limit = v;
-		} else if (strcmp(kv->key, "after_id") == 0 || strcmp(kv->key, "after_created") == 0) {
-			/* The keys of a row as stored, from a Link header: bounded, otherwise opaque. */
-			char **dst = kv->key[6] == 'i' ? after_id : after_created;
-			if (*dst != NULL || strlen(kv->value) > 1024) {
-				api__errorf(req, 400, "%s must be given once, as a Link header gives it",
-				            kv->key);
+		} else if (strcmp(kv->key, "after_id") == 0) {
+			/* The key of a session, from a Link header. */
+			if (have_id || kv->value[0] == '\0' || strlen(kv->value) > STORE_ID_LEN) {
+				api__error(req, 400, "after_id must be given once, as a Link header gives it");
 				r = -1;
 				break;
 			}
-			*dst = wg_strdup(kv->value);
+			snprintf(cur->id, sizeof(cur->id), "%s", kv->value);
+			have_id = 1;
+		} else if (strcmp(kv->key, "after_created") == 0) {
+			char *end;
+			long long v = strtoll(kv->value, &end, 10);
+			if (have_created || kv->value[0] < '0' || kv->value[0] > '9' || *end ||
+			    strlen(kv->value) > 18) {
+				api__error(req, 400, "after_created must be given once, as a Link header "
+				                     "gives it");
+				r = -1;
+				break;
+			}
+			cur->created_at = v;
+			have_created = 1;
 		} else if (strcmp(kv->key, "status") == 0) {
 			if (!store_status_valid(kv->value) || kv->value[0] == '\0') {
 				api__error(req, 400, "status must be connecting, qr_pending, connected, "
@@ -298,14 +295,9 @@ parse_query(struct evhttp_request *req, size_t *limit, char **after_created, cha
 		}
 	}
 	evhttp_clear_headers(&params);
-	if (r == 0 && (*after_id == NULL) != (*after_created == NULL)) {
+	if (r == 0 && have_id != have_created) {
 		api__error(req, 400, "after_id and after_created go together (a cursor from a Link header)");
 		r = -1;
-	}
-	if (r != 0) {
-		free(*after_id);
-		free(*after_created);
-		*after_id = *after_created = NULL;
 	}
 	return r;
 }
@@ -335,46 +327,35 @@ chunk_sent(struct evhttp_connection *evcon, void *arg)
 	enqueue(arg);
 }
 
-/* The rows of one page are read: their JSON; 0, or -1 when the store failed. */
-static int
+/* One page from memory, as text into b; *done when no session follows. */
+static void
 next_page(struct api_listing *l, struct evbuffer *b, int *done)
 {
-	struct store_session *rows = NULL;
-	size_t n = 0, page = l->limit ? l->limit : PAGE;
-	if (read_page(l->a, l->after_created, l->after_id, page, &rows, &n) != 0) {
-		log_error("api", "listing: cannot read sessions: %s", store_errmsg(l->a->st));
-		return -1;
-	}
-	page_json(l->a, b, rows, n, l->deep, l->status, &l->sent);
-	size_t skipped = store_list_skipped(l->a->st);
-	store_list_free(rows, n);
-	*done = n + skipped < page;
-	const char *id, *created;
-	if (store_list_cursor(l->a->st, &id, &created) == 0) {
-		free(l->after_id);
-		free(l->after_created);
-		l->after_id = wg_strdup(id);
-		l->after_created = wg_strdup(created);
-	}
-	return 0;
+	struct api *a = l->a;
+	struct page p = {.status = l->status, .want = l->limit ? l->limit : PAGE};
+	p.v = wg_calloc(p.want, sizeof(*p.v));
+	/* ?limit answers at once, looking as far as its page needs; a stream takes turns. */
+	int more = sup_list(a->sup, &l->cur, l->limit ? SIZE_MAX : VISIT_MAX, collect, &p);
+	page_json(a, b, &p, l->deep, &l->sent);
+	free(p.v);
+	*done = !more;
 }
 
 /* ?limit: the Link to the next page (the cursor, URL-encoded) when the page was full. */
 static void
 add_link(struct api_listing *l)
 {
-	char *eid = evhttp_encode_uri(l->after_id), *ecr = evhttp_encode_uri(l->after_created);
+	char *eid = evhttp_encode_uri(l->cur.id);
 	char *est = evhttp_encode_uri(l->status);
 	struct evbuffer *link = evbuffer_new();
-	evbuffer_add_printf(link, "<%s?limit=%zu&after_created=%s&after_id=%s%s%s>; rel=\"next\"",
-	                    l->deep ? "/health/deep" : "/sessions", l->limit, ecr, eid,
+	evbuffer_add_printf(link, "<%s?limit=%zu&after_created=%" PRId64 "&after_id=%s%s%s>; rel=\"next\"",
+	                    l->deep ? "/health/deep" : "/sessions", l->limit, l->cur.created_at, eid,
 	                    l->status[0] ? "&status=" : "", est);
 	evbuffer_add(link, "", 1);
 	evhttp_add_header(evhttp_request_get_output_headers(l->req), "Link",
 	                  (const char *)evbuffer_pullup(link, -1));
 	evbuffer_free(link);
 	free(eid);
-	free(ecr);
 	free(est);
 }
 
@@ -383,28 +364,9 @@ static void
 serve_page(struct api_listing *l)
 {
 	struct api *a = l->a;
-	struct evbuffer *b = evbuffer_new();
 	int http_status = 200, done = 0;
-	if (!l->started) {
-		if (l->deep) {
-			char *head = deep_head(a, &http_status);
-			evbuffer_add(b, head, strlen(head));
-			free(head);
-		} else {
-			evbuffer_add(b, "[", 1);
-		}
-	}
-	if (next_page(l, b, &done) != 0) {
-		if (!l->started && l->deep) {
-			/* /health/deep still says what it knows: the head, no sessions, 503. */
-			evbuffer_add_printf(b, "]}\n");
-			struct evhttp_request *req = l->req;
-			listing_free(l);
-			send_whole(req, 503, b);
-			evbuffer_free(b);
-			return;
-		}
-		evbuffer_free(b);
+	if (a->sup == NULL) {
+		/* The supervisor is gone: the server is stopping. */
 		if (l->started) {
 			/* The status line is out: the only honest end is to cut the answer short. */
 			struct evhttp_connection *evcon = l->evcon;
@@ -415,9 +377,20 @@ serve_page(struct api_listing *l)
 		}
 		struct evhttp_request *req = l->req;
 		listing_free(l);
-		api__error(req, 503, "database unavailable");
+		api__error(req, 503, "the server is stopping");
 		return;
 	}
+	struct evbuffer *b = evbuffer_new();
+	if (!l->started) {
+		if (l->deep) {
+			char *head = deep_head(a, &http_status);
+			evbuffer_add(b, head, strlen(head));
+			free(head);
+		} else {
+			evbuffer_add(b, "[", 1);
+		}
+	}
+	next_page(l, b, &done);
 	if (l->limit || done) {
 		evbuffer_add_printf(b, "]%s\n", l->deep ? "}" : "");
 		struct evhttp_request *req = l->req;
@@ -470,13 +443,12 @@ void
 api__list(struct api *a, struct evhttp_request *req, int deep)
 {
 	size_t limit;
-	char *after_created, *after_id, status[16];
-	if (parse_query(req, &limit, &after_created, &after_id, status) != 0)
+	struct sup_cursor cur;
+	char status[16];
+	if (parse_query(req, &limit, &cur, status) != 0)
 		return;
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	if (evcon == NULL || a->nlistings >= LISTINGS_MAX) {
-		free(after_created);
-		free(after_id);
 		if (evcon == NULL)
 			api__error(req, 500, "no connection");
 		else
@@ -490,8 +462,7 @@ api__list(struct api *a, struct evhttp_request *req, int deep)
 	l->evcon = evcon;
 	l->deep = deep;
 	l->limit = limit;
-	l->after_created = after_created;
-	l->after_id = after_id;
+	l->cur = cur;
 	snprintf(l->status, sizeof(l->status), "%s", status);
 	l->nextl = a->listings;
 	if (a->listings)

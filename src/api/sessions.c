@@ -29,50 +29,6 @@ nullable(const char *s)
 	return s && s[0] ? json_string(s) : json_null();
 }
 
-json_t *
-api__session_json(struct api *a, const struct store_session *row, enum api_sj shape)
-{
-	struct sup_session_view v;
-	/*
-	 * The supervisor's columns come from its memory, which is the truth (the
-	 * row is written behind it); a session it has not loaded has nothing
-	 * scheduled: it reads as idle, with the row's own values.
-	 */
-	const char *status = row->connection_status, *last_error = row->last_error;
-	int64_t connected_at = row->last_connected_at, message_at = row->last_message_at;
-	if (sup_view(a->sup, row->id, &v) != 0) {
-		memset(&v, 0, sizeof(v));
-		v.state = "idle";
-	} else {
-		status = v.status;
-		last_error = v.last_error;
-		connected_at = v.last_connected_at;
-		message_at = v.last_message_at;
-	}
-	bool full = shape == API_SJ_FULL;
-	json_t *o = json_object();
-	json_object_set_new(o, "sessionId", json_string(row->id));
-	json_object_set_new(o, "sessionName", nullable(row->session_name));
-	if (full)
-		json_object_set_new(o, "userId", nullable(row->user_id));
-	json_object_set_new(o, "phoneNumber", nullable(row->phone_number));
-	json_object_set_new(o, "connectionStatus", nullable(status));
-	json_object_set_new(o, "isActive", json_boolean(row->is_active));
-	json_object_set_new(o, "autoConnect", json_boolean(row->auto_connect));
-	json_object_set_new(o, "lastError", nullable(last_error));
-	json_object_set_new(o, "lastConnectedAt", api__time(connected_at));
-	json_object_set_new(o, "lastMessageAt", api__time(message_at));
-	if (full) {
-		json_object_set_new(o, "createdAt", api__time(row->created_at));
-		json_object_set_new(o, "updatedAt", api__time(row->updated_at));
-	}
-	json_object_set_new(o, "socketAlive", json_boolean(v.socket_alive));
-	json_object_set_new(o, "supervisorState", json_string(v.state));
-	json_object_set_new(o, "manualInterventionNeeded", json_boolean(v.manual_needed));
-	json_object_set_new(o, "nextRetryAt", api__time(v.next_retry_at));
-	return o;
-}
-
 /* ---- helpers ---- */
 
 /* A store failure the client cannot fix: logged here, answered 503. */

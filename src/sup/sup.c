@@ -137,6 +137,7 @@ sup__apply_row(struct sess *x, const struct store_session *row)
 	x->auto_connect = row->auto_connect != 0;
 	x->has_auth = row->auth_state != NULL;
 	x->primary = row->session_name && strcmp(row->session_name, "primary") == 0;
+	sup__ucols_apply(x, row);
 	x->seen = x->sup->pass;
 	sup__recount(x);
 }
@@ -162,6 +163,7 @@ free_sess(struct sess *x)
 	free(x->qr);
 	free(x->recov);
 	free(x->last_error);
+	sup__ucols_free(x);
 	free(x);
 }
 
@@ -414,6 +416,7 @@ cb_creds(void *arg, const char *auth_state, const char *phone)
 	if (phone) {
 		free(x->phone_pending);
 		x->phone_pending = wg_strdup(phone);
+		sup__ucols_set_phone(x, phone);
 		f |= STORE_F_PHONE;
 	}
 	x->has_auth = auth_state != NULL;
@@ -799,12 +802,14 @@ sup_free(struct sup *s)
 	/* The heaps first: freeing them touches the sessions' nodes. */
 	wg_heap_free(&s->due);
 	wg_heap_free(&s->deadlines);
+	s->norder = 0; /* everything goes: no removals one by one */
 	for (size_t i = 0; i < s->n; i++) {
 		struct sess *x = s->v[i];
 		finish_waiters(x, 0, "server stopping");
 		free_sess(x);
 	}
 	free(s->v);
+	free(s->order);
 	free(s->pass_after);
 	wg_map_free(&s->by_id);
 	if (s->timer)
@@ -1095,13 +1100,11 @@ sup_flush_session(struct sup *s, const char *id)
 	return x ? sup__wb_flush_one(x) : 0;
 }
 
-int
-sup_view(struct sup *s, const char *id, struct sup_session_view *out)
+void
+sup__fill_view(struct sess *x, struct sup_session_view *out)
 {
-	struct sess *x = sup__find(s, id);
+	struct sup *s = x->sup;
 	memset(out, 0, sizeof(*out));
-	if (x == NULL)
-		return WG_ENOTFOUND;
 	out->id = x->id;
 	out->state = sup__state_names[x->state];
 	out->socket_alive = x->client != NULL && s->ops->alive(x->client);
@@ -1114,6 +1117,24 @@ sup_view(struct sup *s, const char *id, struct sup_session_view *out)
 	out->last_error = x->last_error;
 	out->last_connected_at = x->last_connected_at;
 	out->last_message_at = x->last_message_at;
+	out->session_name = sup__ucol(x, UC_NAME);
+	out->user_id = sup__ucol(x, UC_USER);
+	out->phone_number = sup__ucol(x, UC_PHONE);
+	out->is_active = x->is_active;
+	out->auto_connect = x->auto_connect;
+	out->created_at = x->created_at;
+	out->updated_at = x->updated_at;
+}
+
+int
+sup_view(struct sup *s, const char *id, struct sup_session_view *out)
+{
+	struct sess *x = sup__find(s, id);
+	if (x == NULL) {
+		memset(out, 0, sizeof(*out));
+		return WG_ENOTFOUND;
+	}
+	sup__fill_view(x, out);
 	return 0;
 }
 

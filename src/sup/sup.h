@@ -58,6 +58,10 @@ struct sup_session_view {
 	const char *status;      /* connection_status, "" when the row has none */
 	const char *last_error;  /* NULL when none */
 	int64_t last_connected_at, last_message_at; /* wall-clock ms, 0 if never */
+	/* The user's columns as last read from the row (within the recovery interval). */
+	const char *session_name, *user_id, *phone_number; /* NULL when NULL */
+	int is_active, auto_connect;
+	int64_t created_at, updated_at;                     /* wall-clock ms */
 };
 
 struct sup_health {
@@ -158,6 +162,29 @@ size_t sup_pending_attempts(struct sup *s, const char *id, const struct store_at
 
 /* Views; valid until the next sup_* call. WG_ENOTFOUND for an unknown id. */
 int sup_view(struct sup *s, const char *id, struct sup_session_view *out);
+
+/*
+ * Every session in creation order (created_at, then id), from memory, in
+ * slices: a place in that order is a key, so a listing resumes correctly
+ * whatever was added or removed between its slices.
+ */
+struct sup_cursor {
+	int64_t created_at;
+	char id[STORE_ID_LEN + 1]; /* "" : before the first */
+};
+/*
+ * Called once per session, with a view valid until the caller returns to the
+ * loop; returns nonzero to stop after this one. Must not call into the
+ * supervisor except sup_view/sup_health/sup_pending_attempts.
+ */
+typedef int (*sup_list_fn)(void *arg, const struct sup_session_view *v);
+/*
+ * Visits up to max sessions after *at, calling fn for each; *at becomes the
+ * last one visited. Returns 1 when more follow, 0 at the end.
+ */
+int sup_list(struct sup *s, struct sup_cursor *at, size_t max, sup_list_fn fn, void *arg);
+/* Sessions in that order (every session whose row has been read). */
+size_t sup_count(const struct sup *s);
 void sup_health(struct sup *s, struct sup_health *out);
 
 #endif

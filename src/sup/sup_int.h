@@ -3,6 +3,7 @@
  *   sup.c          the state machine, the rules, the public calls
  *   sup_wb.c       the write-behind: the database as a converging mirror of memory
  *   sup_monitor.c  the recovery monitor, and the pass that reads the user's changes
+ *   sup_list.c     the user's columns kept for the listings, and the creation order
  */
 #ifndef WG_SUP_INT_H
 #define WG_SUP_INT_H
@@ -55,6 +56,11 @@ struct sess {
 
 	/* The user's columns the rules read, as last read from the row. */
 	bool is_active, auto_connect, has_auth, primary;
+	/* The others, for the listings (sup_list.c): name, user id, phone in one allocation. */
+	char *ucols;
+	uint32_t uoff[3];  /* offsets into ucols, UINT32_MAX for NULL; index UC_* */
+	int64_t created_at, updated_at; /* wall ms; updated_at as the row has it after our writes */
+	bool in_order;     /* in sup.order */
 	int bucket;       /* the /health count it is in, or -1 */
 	unsigned seen;    /* monitor pass that last saw its row */
 
@@ -103,6 +109,8 @@ struct sup {
 	struct wg_map by_id; /* id -> sess */
 	struct sess **v;     /* every session, for passes over all */
 	size_t n, cap;
+	struct sess **order; /* every session with a row read, by (created_at, id): sup_list.c */
+	size_t norder, order_cap;
 	struct wg_heap due;       /* waiting sessions by due instant */
 	struct wg_heap deadlines; /* sessions with waiters by earliest deadline */
 	unsigned cnt[B_N];        /* /health counts */
@@ -157,6 +165,17 @@ void sup__wait_then_connect(struct sess *x, uint64_t delay_ms, const char *why, 
 void sup__recount(struct sess *x);
 void sup__notify(struct sess *x, enum sup_event ev);
 void sup__apply_row(struct sess *x, const struct store_session *row);
+
+void sup__fill_view(struct sess *x, struct sup_session_view *out);
+
+/* sup_list.c */
+enum { UC_NAME, UC_USER, UC_PHONE, UC_N };
+const char *sup__ucol(const struct sess *x, int col);
+/* The row's name, user id, phone, created_at and updated_at into memory. */
+void sup__ucols_apply(struct sess *x, const struct store_session *row);
+void sup__ucols_set_phone(struct sess *x, const char *phone);
+void sup__order_del(struct sess *x);
+void sup__ucols_free(struct sess *x);
 
 /* sup_monitor.c */
 void sup__monitor_step(struct sup *s, uint64_t now);

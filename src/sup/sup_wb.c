@@ -257,7 +257,8 @@ flush_batch(struct sup *s, uint64_t now, struct sess *only)
 	}
 	uint64_t t0 = wg_now_ms();
 	size_t gone = 0;
-	int r = store_write_batch(s->st, w, k, (int64_t)wg_wall_ms(), &gone);
+	int64_t wall = (int64_t)wg_wall_ms();
+	int r = store_write_batch(s->st, w, k, wall, &gone);
 	free(hist);
 	free(att);
 	if (r != 0) {
@@ -266,8 +267,12 @@ flush_batch(struct sup *s, uint64_t now, struct sess *only)
 	}
 	db_ok(s, now, (uint32_t)((wg_now_ms() - t0) * 1000));
 	/* The rows have it all now (credentials too: connects read them from there). */
-	for (size_t i = 0; i < k; i++)
+	for (size_t i = 0; i < k; i++) {
+		/* The rows' updated_at is the write's time (only rows with columns to write change). */
+		if (xs[i]->dirty)
+			xs[i]->updated_at = wall;
 		clear_pending(xs[i]);
+	}
 	return 0;
 }
 

@@ -1759,6 +1759,7 @@ test_list_pages(void **state)
 		assert_int_equal(store_insert(f->st, &s), 0);
 		snprintf(ids[i], sizeof(ids[i]), "%s", s.id);
 		free(s.session_name);
+		assert_int_equal(sup_learn(f->sup, ids[i]), 0); /* as a monitor pass would */
 	}
 	/* Everything, oldest first, in several chunks: the same array a single answer would be. */
 	struct resp *r = call(f, EVHTTP_REQ_GET, "/sessions", KEY, NULL);
@@ -1838,6 +1839,7 @@ test_list_client_gone(void **state)
 		s.updated_at = s.created_at;
 		assert_int_equal(store_insert(f->st, &s), 0);
 		free(s.session_name);
+		assert_int_equal(sup_learn(f->sup, s.id), 0);
 	}
 	struct resp *r = start(f, EVHTTP_REQ_GET, "/sessions", KEY, NULL, NULL, NULL);
 	/* A few loop turns: the answer has started, then the client leaves. */
@@ -1869,6 +1871,7 @@ test_events_snapshot_paged(void **state)
 		x.updated_at = x.created_at;
 		assert_int_equal(store_insert(f->st, &x), 0);
 		free(x.session_name);
+		assert_int_equal(sup_learn(f->sup, x.id), 0);
 	}
 	struct sse *s = sse_open(f, KEY, NULL);
 	sse_wait(f, s, 3); /* hello, health, the first page has started */

@@ -1159,6 +1159,112 @@ test_refused_changes_do_not_block_others(void **state)
 	store_session_free(&row);
 }
 
+
+/* ---- the listing order, from memory ---- */
+
+struct listed {
+	char ids[32][40];
+	char names[32][16];
+	size_t n;
+};
+
+static int
+take(void *arg, const struct sup_session_view *v)
+{
+	struct listed *s = arg;
+	assert_true(s->n < 32);
+	snprintf(s->ids[s->n], sizeof(s->ids[0]), "%s", v->id);
+	snprintf(s->names[s->n], sizeof(s->names[0]), "%s", v->session_name ? v->session_name : "");
+	s->n++;
+	return 0;
+}
+
+static size_t
+index_of(const struct listed *s, const char *id)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->ids[i], id) == 0)
+			return i;
+	return SIZE_MAX;
+}
+
+/*
+ * Every session in creation order, in slices that resume from a key: sessions
+ * added (by the web app, older or newer than the cursor) or deleted between
+ * slices never make a listing skip or repeat another. The user's columns come
+ * along, and updatedAt is the row's after a write.
+ */
+static void
+test_listing_order_from_memory(void **state)
+{
+	struct fx *f = *state;
+	const char *ids[6];
+	for (int i = 0; i < 6; i++)
+		ids[i] = add_session(f, i % 2 ? "secondary" : "primary", 0, 1, 0, NULL);
+	f->cfg.recovery_interval_ms = 60000;
+	start(f);
+	assert_int_equal(sup_count(f->sup), 6);
+	struct listed all = {0};
+	struct sup_cursor cur = {0};
+	assert_int_equal(sup_list(f->sup, &cur, SIZE_MAX, take, &all), 0);
+	assert_int_equal(all.n, 6);
+	for (int i = 0; i < 6; i++) {
+		assert_string_equal(all.ids[i], ids[i]);
+		assert_string_equal(all.names[i], i % 2 ? "secondary" : "primary");
+	}
+
+	/* Two at a time; between the slices the app inserts and deletes rows. */
+	struct listed got = {0};
+	memset(&cur, 0, sizeof(cur));
+	assert_int_equal(sup_list(f->sup, &cur, 2, take, &got), 1);
+	assert_int_equal(got.n, 2);
+	/* An older row (before the cursor: not in this listing), a newer one (after: in it). */
+	struct store_session old;
+	store_session_init(&old);
+	old.created_at = (int64_t)WALL0 - 3600000;
+	old.updated_at = old.created_at;
+	assert_int_equal(store_insert(f->st, &old), 0);
+	free(old.session_name);
+	const char *newer = add_session(f, "late", 0, 1, 0, NULL);
+	assert_int_equal(store_delete(f->st, ids[0]), 0); /* already listed */
+	assert_int_equal(store_delete(f->st, ids[3]), 0); /* not yet listed */
+	advance(f, 60000);
+	for (int i = 0; i < 5; i++)
+		sup_run(f->sup);
+	while (sup_list(f->sup, &cur, 2, take, &got))
+		;
+	/* ids[0], ids[1] from the first slice; then 2, 4, 5 and the newer one; never the old one. */
+	assert_int_equal(got.n, 6);
+	assert_string_equal(got.ids[0], ids[0]);
+	assert_string_equal(got.ids[1], ids[1]);
+	assert_string_equal(got.ids[2], ids[2]);
+	assert_string_equal(got.ids[3], ids[4]);
+	assert_string_equal(got.ids[4], ids[5]);
+	assert_string_equal(got.ids[5], newer);
+	assert_int_equal(index_of(&got, old.id), SIZE_MAX);
+	/* A fresh listing starts with the old row (inserted in the middle of the order, not appended). */
+	struct listed fresh = {0};
+	memset(&cur, 0, sizeof(cur));
+	assert_int_equal(sup_list(f->sup, &cur, SIZE_MAX, take, &fresh), 0);
+	assert_int_equal(fresh.n, 6);
+	assert_string_equal(fresh.ids[0], old.id);
+	assert_string_equal(fresh.names[5], "late");
+	assert_int_equal(sup_count(f->sup), 6);
+
+	/* After a write-behind flush, updatedAt in memory is the row's. */
+	assert_int_equal(sup_logout(f->sup, ids[2]), 0);
+	advance(f, 1000);
+	assert_int_equal(sup_flush(f->sup), 0);
+	struct store_session row;
+	assert_int_equal(store_get(f->st, ids[2], &row), 0);
+	struct sup_session_view v;
+	assert_int_equal(sup_view(f->sup, ids[2], &v), 0);
+	assert_int_equal(v.updated_at, row.updated_at);
+	assert_int_equal(v.created_at, row.created_at);
+	assert_string_equal(v.session_name, row.session_name);
+	store_session_free(&row);
+}
+
 int
 main(void)
 {
@@ -1169,6 +1275,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_paced_starts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_changes_do_not_block_others, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rows_written_by_others, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_listing_order_from_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_startup_retries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_startup_logged_out_not_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transient_at_once_then_backoff, setup, teardown),
