@@ -15,6 +15,7 @@
 
 #include "api/api_int.h"
 #include "core/clock.h"
+#include "core/mem.h"
 #include "sup/sup.h"
 
 /* The length of the valid UTF-8 sequence at p (at most n bytes), or 0. */
@@ -49,16 +50,49 @@ utf8_len(const unsigned char *p, size_t n)
 	return len;
 }
 
-void
-api__json_str(struct evbuffer *b, const char *s)
+/* A session's text is built here, then added to the buffer at once (one evbuffer_add per session). */
+struct tb {
+	char *p;
+	size_t len, cap;
+	char local[1024];
+};
+
+static void
+tb_grow(struct tb *t, size_t need)
+{
+	size_t cap = t->cap * 2;
+	while (cap < t->len + need)
+		cap *= 2;
+	if (t->p == t->local) {
+		t->p = wg_malloc(cap);
+		memcpy(t->p, t->local, t->len);
+	} else {
+		t->p = wg_realloc(t->p, cap);
+	}
+	t->cap = cap;
+}
+
+static inline void
+tb_add(struct tb *t, const void *d, size_t n)
+{
+	if (t->len + n > t->cap)
+		tb_grow(t, n);
+	memcpy(t->p + t->len, d, n);
+	t->len += n;
+}
+
+#define TB_LIT(t, lit) tb_add((t), (lit), sizeof(lit) - 1)
+
+static void
+tb_str(struct tb *t, const char *s)
 {
 	if (s == NULL || s[0] == '\0') {
-		evbuffer_add(b, "null", 4);
+		TB_LIT(t, "null");
 		return;
 	}
 	const unsigned char *p = (const unsigned char *)s;
 	size_t n = strlen(s), run = 0;
-	evbuffer_add(b, "\"", 1);
+	TB_LIT(t, "\"");
 	for (size_t i = 0; i < n;) {
 		unsigned c = p[i];
 		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
@@ -72,58 +106,81 @@ api__json_str(struct evbuffer *b, const char *s)
 			run += u;
 			continue;
 		}
-		evbuffer_add(b, p + i - run, run);
+		tb_add(t, p + i - run, run);
 		run = 0;
 		char esc[8];
 		if (c == '"' || c == '\\') {
 			esc[0] = '\\';
 			esc[1] = (char)c;
-			evbuffer_add(b, esc, 2);
+			tb_add(t, esc, 2);
 		} else if (c < 0x20) {
 			snprintf(esc, sizeof(esc), "\\u%04x", c);
-			evbuffer_add(b, esc, 6);
+			tb_add(t, esc, 6);
 		} else {
-			evbuffer_add(b, "\\ufffd", 6);
+			TB_LIT(t, "\\ufffd");
 		}
 		i++;
 	}
-	evbuffer_add(b, p + n - run, run);
-	evbuffer_add(b, "\"", 1);
+	tb_add(t, p + n - run, run);
+	TB_LIT(t, "\"");
+}
+
+static void
+tb_time(struct tb *t, int64_t ms)
+{
+	if (ms <= 0) {
+		TB_LIT(t, "null");
+		return;
+	}
+	char iso[32];
+	wg_iso8601(iso, (uint64_t)ms);
+	TB_LIT(t, "\"");
+	tb_add(t, iso, strlen(iso));
+	TB_LIT(t, "\"");
+}
+
+static void
+tb_bool(struct tb *t, int v)
+{
+	if (v)
+		TB_LIT(t, "true");
+	else
+		TB_LIT(t, "false");
+}
+
+/* Writes into b through a builder, for the helpers' evbuffer forms. */
+static void
+tb_init(struct tb *t)
+{
+	t->p = t->local;
+	t->len = 0;
+	t->cap = sizeof(t->local);
+}
+
+static void
+tb_flush(struct tb *t, struct evbuffer *b)
+{
+	evbuffer_add(b, t->p, t->len);
+	if (t->p != t->local)
+		free(t->p);
+}
+
+void
+api__json_str(struct evbuffer *b, const char *s)
+{
+	struct tb t;
+	tb_init(&t);
+	tb_str(&t, s);
+	tb_flush(&t, b);
 }
 
 void
 api__json_time(struct evbuffer *b, int64_t ms)
 {
-	if (ms <= 0) {
-		evbuffer_add(b, "null", 4);
-		return;
-	}
-	char t[34];
-	t[0] = '"';
-	wg_iso8601(t + 1, (uint64_t)ms);
-	size_t len = strlen(t);
-	t[len] = '"';
-	evbuffer_add(b, t, len + 1);
-}
-
-static void
-put_bool(struct evbuffer *b, const char *key, int v)
-{
-	evbuffer_add_printf(b, ",\"%s\":%s", key, v ? "true" : "false");
-}
-
-static void
-put_str(struct evbuffer *b, const char *key, const char *v)
-{
-	evbuffer_add_printf(b, ",\"%s\":", key);
-	api__json_str(b, v);
-}
-
-static void
-put_time(struct evbuffer *b, const char *key, int64_t ms)
-{
-	evbuffer_add_printf(b, ",\"%s\":", key);
-	api__json_time(b, ms);
+	struct tb t;
+	tb_init(&t);
+	tb_time(&t, ms);
+	tb_flush(&t, b);
 }
 
 void
@@ -131,28 +188,47 @@ api__session_text(struct evbuffer *b, const struct sup_session_view *v, enum api
                   int open)
 {
 	bool full = shape == API_SJ_FULL;
-	evbuffer_add(b, "{\"sessionId\":", 13);
-	api__json_str(b, v->id);
-	put_str(b, "sessionName", v->session_name);
-	if (full)
-		put_str(b, "userId", v->user_id);
-	put_str(b, "phoneNumber", v->phone_number);
-	put_str(b, "connectionStatus", v->status);
-	put_bool(b, "isActive", v->is_active);
-	put_bool(b, "autoConnect", v->auto_connect);
-	put_str(b, "lastError", v->last_error);
-	put_time(b, "lastConnectedAt", v->last_connected_at);
-	put_time(b, "lastMessageAt", v->last_message_at);
+	struct tb t;
+	tb_init(&t);
+	TB_LIT(&t, "{\"sessionId\":");
+	tb_str(&t, v->id);
+	TB_LIT(&t, ",\"sessionName\":");
+	tb_str(&t, v->session_name);
 	if (full) {
-		put_time(b, "createdAt", v->created_at);
-		put_time(b, "updatedAt", v->updated_at);
+		TB_LIT(&t, ",\"userId\":");
+		tb_str(&t, v->user_id);
 	}
-	put_bool(b, "socketAlive", v->socket_alive);
-	put_str(b, "supervisorState", v->state);
-	put_bool(b, "manualInterventionNeeded", v->manual_needed);
-	put_time(b, "nextRetryAt", v->next_retry_at);
+	TB_LIT(&t, ",\"phoneNumber\":");
+	tb_str(&t, v->phone_number);
+	TB_LIT(&t, ",\"connectionStatus\":");
+	tb_str(&t, v->status);
+	TB_LIT(&t, ",\"isActive\":");
+	tb_bool(&t, v->is_active);
+	TB_LIT(&t, ",\"autoConnect\":");
+	tb_bool(&t, v->auto_connect);
+	TB_LIT(&t, ",\"lastError\":");
+	tb_str(&t, v->last_error);
+	TB_LIT(&t, ",\"lastConnectedAt\":");
+	tb_time(&t, v->last_connected_at);
+	TB_LIT(&t, ",\"lastMessageAt\":");
+	tb_time(&t, v->last_message_at);
+	if (full) {
+		TB_LIT(&t, ",\"createdAt\":");
+		tb_time(&t, v->created_at);
+		TB_LIT(&t, ",\"updatedAt\":");
+		tb_time(&t, v->updated_at);
+	}
+	TB_LIT(&t, ",\"socketAlive\":");
+	tb_bool(&t, v->socket_alive);
+	TB_LIT(&t, ",\"supervisorState\":");
+	tb_str(&t, v->state);
+	TB_LIT(&t, ",\"manualInterventionNeeded\":");
+	tb_bool(&t, v->manual_needed);
+	TB_LIT(&t, ",\"nextRetryAt\":");
+	tb_time(&t, v->next_retry_at);
 	if (!open)
-		evbuffer_add(b, "}", 1);
+		TB_LIT(&t, "}");
+	tb_flush(&t, b);
 }
 
 json_t *

@@ -31,6 +31,7 @@
 #include <openssl/evp.h>
 
 #include "api/api.h"
+#include "api/api_int.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "store/store.h"
@@ -1900,6 +1901,50 @@ test_events_snapshot_paged(void **state)
 	sse_close(s);
 }
 
+
+/* The session writer's strings: JSON escapes, UTF-8 kept, bytes that are not UTF-8 replaced. */
+static void
+test_session_text_strings(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+	    {NULL, "null"},
+	    {"", "null"},
+	    {"plain", "\"plain\""},
+	    {"q\"b\\", "\"q\\\"b\\\\\""},
+	    {"tab\tnl\n\x01", "\"tab\\u0009nl\\u000a\\u0001\""},
+	    {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\""},
+	    {"bad\xff end", "\"bad\\ufffd end\""},
+	    {"cut\xe2\x82", "\"cut\\ufffd\\ufffd\""},
+	    {"overlong\xc0\xaf", "\"overlong\\ufffd\\ufffd\""},
+	    {"surrogate\xed\xa0\x80", "\"surrogate\\ufffd\\ufffd\\ufffd\""},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct evbuffer *b = evbuffer_new();
+		api__json_str(b, cases[i].in);
+		evbuffer_add(b, "", 1);
+		const char *got = (const char *)evbuffer_pullup(b, -1);
+		assert_string_equal(got, cases[i].out);
+		/* And it is JSON that a parser takes. */
+		json_error_t err;
+		json_t *j = json_loads(got, JSON_DECODE_ANY, &err);
+		assert_non_null(j);
+		json_decref(j);
+		evbuffer_free(b);
+	}
+	/* A long string grows the builder past its stack buffer. */
+	char big[5000];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	struct sup_session_view v = {.id = "id", .state = "idle", .status = "", .session_name = big};
+	json_t *o = api__view_json(&v, API_SJ_FULL);
+	assert_int_equal(strlen(json_string_value(json_object_get(o, "sessionName"))), sizeof(big) - 1);
+	assert_true(json_is_null(json_object_get(o, "connectionStatus")));
+	json_decref(o);
+}
+
 int
 main(void)
 {
@@ -1907,6 +1952,7 @@ main(void)
 	 */
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_session_text_strings),
 	    cmocka_unit_test_setup_teardown(test_health_shape, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_health_db_down, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_health_deep, setup, teardown),
