@@ -17,6 +17,7 @@ wg_strerror(int err)
 	case WG_ENOTFOUND: return "not found";
 	case WG_EPROTO: return "protocol violation";
 	case WG_EZLIB: return "compressed frame is corrupt";
+	case WG_ENOTSUP: return "not supported";
 	}
 	return "unknown error";
 }

@@ -21,6 +21,7 @@ enum wg_err {
 	WG_ENOTFOUND = -10, /* lookup failed */
 	WG_EPROTO = -11,    /* peer violated the protocol */
 	WG_EZLIB = -12,     /* compressed frame would not inflate */
+	WG_ENOTSUP = -13,   /* not supported here */
 };
 
 /* A short, static, human description of an error code. */

@@ -136,6 +136,7 @@ static const struct sq_migration migrations[] = {
 
 enum sq_stmt {
 	SQ_PING,
+	SQ_DATA_VERSION,
 	SQ_LIST_ALL,
 	SQ_LIST_AUTO,
 	SQ_LIST_ALL_LIGHT,
@@ -167,6 +168,7 @@ enum sq_stmt {
 
 static const char *const stmt_sql[SQ_NSTMT] = {
     [SQ_PING] = "SELECT 1",
+    [SQ_DATA_VERSION] = "PRAGMA data_version",
     [SQ_LIST_ALL] = "SELECT " SESSION_COLS " FROM whatsapp_sessions ORDER BY created_at, id",
     [SQ_LIST_AUTO] = "SELECT " SESSION_COLS " FROM whatsapp_sessions" LIST_AUTO_WHERE,
     [SQ_LIST_ALL_LIGHT] = "SELECT " SESSION_COLS_LIGHT " FROM whatsapp_sessions ORDER BY created_at, id",
@@ -254,6 +256,7 @@ struct sq {
 	dev_t dev;
 	ino_t ino;
 	int file_seen; /* 1: deleted, 2: replaced, reported once; the next check repairs */
+	uint32_t generation; /* connections dropped so far: data_version restarts with each */
 };
 
 /* Maps an SQLite result to our codes and records the message. */
@@ -493,6 +496,7 @@ sq_drop_connection(struct sq *sq)
 	sq_forget_stmts(sq);
 	sqlite3_close_v2(sq->db);
 	sq->db = NULL;
+	sq->generation++;
 	char side[4200];
 	snprintf(side, sizeof(side), "%s-wal", sq->path);
 	unlink(side);
@@ -756,6 +760,32 @@ sq_ping(struct store *st)
 	rc = sqlite3_step(q);
 	sq_done(q);
 	return rc == SQLITE_ROW ? 0 : sq_fail(st, rc, "ping");
+}
+
+/*
+ * SQLite's data_version changes when another connection (the web app, the
+ * sqlite3 shell) commits to the file, never for our own commits; with the
+ * connection's generation it tells the monitor whether anyone else wrote.
+ */
+static int
+sq_data_version(struct store *st, uint64_t *version)
+{
+	struct sq *sq = store__state(st);
+	sqlite3_stmt *q;
+	int rc = sq_check_file(st);
+	if (rc < 0)
+		return rc;
+	rc = sq_stmt(st, SQ_DATA_VERSION, &q);
+	if (rc < 0)
+		return rc;
+	rc = sqlite3_step(q);
+	if (rc != SQLITE_ROW) {
+		sq_done(q);
+		return sq_fail(st, rc, "data_version");
+	}
+	*version = ((uint64_t)sq->generation << 32) | (uint32_t)sqlite3_column_int64(q, 0);
+	sq_done(q);
+	return 0;
 }
 
 /* Runs a statement that takes no parameters (BEGIN, COMMIT, ROLLBACK). */
@@ -1569,4 +1599,5 @@ const struct store_backend store_sqlite_backend = {
     .status_history = sq_status_history,
     .write_batch = sq_write_batch,
     .recent_attempts = sq_recent_attempts,
+    .data_version = sq_data_version,
 };

@@ -602,6 +602,14 @@ store_write_batch(struct store *st, struct store_write *w, size_t n, int64_t now
 }
 
 int
+store_data_version(struct store *st, uint64_t *version)
+{
+	if (st->be->data_version == NULL)
+		return store__fail(st, WG_ENOTSUP, "this database cannot tell whether others changed it");
+	return st->be->data_version(st, version);
+}
+
+int
 store_recent_attempts(struct store *st, const char *const *ids, size_t nids, size_t per_session,
                       struct store_attempt **out, size_t *n)
 {

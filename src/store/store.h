@@ -180,6 +180,12 @@ int store_delete(struct store *st, const char *id);
 /* Records an attempt and fills a->id. WG_ENOTFOUND when the session does not exist. */
 int store_write_batch(struct store *st, struct store_write *w, size_t n, int64_t now, size_t *gone);
 /* The newest per_session (1..100) attempts of each of nids (at most 1,000) sessions, in one query. */
+/*
+ * A value that changes whenever another process (the web app) changed the
+ * database since; our own writes leave it alone. WG_ENOTSUP when the backend
+ * cannot tell (the caller then reads the rows to find out).
+ */
+int store_data_version(struct store *st, uint64_t *version);
 int store_recent_attempts(struct store *st, const char *const *ids, size_t nids, size_t per_session,
                           struct store_attempt **out, size_t *n);
 int store_add_attempt(struct store *st, struct store_attempt *a);
@@ -271,6 +277,8 @@ struct store_backend {
 	                   size_t *gone);
 	int (*recent_attempts)(struct store *st, const char *const *ids, size_t nids,
 	                       size_t per_session, struct store_attempt **out, size_t *n);
+	/* Optional: a value that changes whenever someone else changed the data. */
+	int (*data_version)(struct store *st, uint64_t *version);
 };
 
 extern const struct store_backend store_sqlite_backend;

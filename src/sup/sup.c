@@ -54,7 +54,7 @@ sup_config_defaults(struct sup_config *c)
 	c->flush_delay_ms = 50;
 	c->message_at_interval_ms = 5000;
 	c->db_check_interval_ms = 5000;
-	c->monitor_slice = 500;
+	c->monitor_slice = 200;
 }
 
 /* ---- sessions ---- */
@@ -861,6 +861,8 @@ sup_start(struct sup *s)
 		k++;
 	}
 	store_list_free(rows, n);
+	if (!skipped)
+		sup__note_rows_version(s);
 	s->start_pending = (unsigned)k;
 	log_info("supervisor", "start: %zu session(s) to connect, %" PRIu64 " ms apart", k,
 		 s->cfg.start_stagger_ms);

@@ -37,7 +37,7 @@ struct sup_config {
 	uint64_t flush_delay_ms;                     /* changes gathered into one database write, 50ms */
 	uint64_t message_at_interval_ms;             /* WAGATE_MESSAGE_AT_INTERVAL: last_message_at writes, 5s */
 	uint64_t db_check_interval_ms;               /* database checked when nothing was written, 5s */
-	unsigned monitor_slice;                      /* sessions the monitor looks at per loop turn, 500 */
+	unsigned monitor_slice;                      /* sessions the monitor looks at per loop turn, 200 */
 };
 
 void sup_config_defaults(struct sup_config *c);

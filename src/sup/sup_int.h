@@ -135,6 +135,12 @@ struct sup {
 	int pass_running;
 	int pass_skipped;       /* a page of this pass skipped rows with bad data */
 	char *pass_after;       /* keyset cursor: the id of the last row read, good or bad (malloc'd) */
+	int pass_rows;          /* this pass reads the rows (someone else may have changed them) */
+	struct sup_cursor pass_cur; /* a pass over memory only: the last session checked */
+	uint64_t pass_version;  /* the store's data version when this pass began */
+	int pass_version_ok;
+	uint64_t rows_version;  /* the data version the rows in memory are as of */
+	int have_rows_version;
 
 	/* The write-behind (sup_wb.c). */
 	struct sess_list dirty;
@@ -176,9 +182,14 @@ void sup__ucols_apply(struct sess *x, const struct store_session *row);
 void sup__ucols_set_phone(struct sess *x, const char *phone);
 void sup__order_del(struct sess *x);
 void sup__ucols_free(struct sess *x);
+/* Up to max sessions after *at in creation order into out, advancing *at; *more when others follow. */
+size_t sup__order_slice(struct sup *s, struct sup_cursor *at, struct sess **out, size_t max,
+			int *more);
 
 /* sup_monitor.c */
 void sup__monitor_step(struct sup *s, uint64_t now);
+/* Memory has every row as of now (after the start's listing): later passes read only after others write. */
+void sup__note_rows_version(struct sup *s);
 int sup__recovery_allowed(struct sess *x, const char *trigger);
 unsigned sup__recoveries_in_window(struct sess *x);
 unsigned sup__recoveries_known(struct sess *x);

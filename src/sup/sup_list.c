@@ -165,6 +165,20 @@ sup_list(struct sup *s, struct sup_cursor *at, size_t max, sup_list_fn fn, void 
 }
 
 size_t
+sup__order_slice(struct sup *s, struct sup_cursor *at, struct sess **out, size_t max, int *more)
+{
+	size_t i = at->id[0] ? bound(s, at->created_at, at->id, 0) : 0, k = 0;
+	while (i < s->norder && k < max) {
+		struct sess *x = s->order[i++];
+		at->created_at = x->created_at;
+		memcpy(at->id, x->id, sizeof(at->id));
+		out[k++] = x;
+	}
+	*more = i < s->norder;
+	return k;
+}
+
+size_t
 sup_count(const struct sup *s)
 {
 	return s->norder;

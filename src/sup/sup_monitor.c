@@ -1,11 +1,14 @@
 /*
  * The recovery monitor (Rule 5), every recovery_interval_ms, run in slices so
- * that no loop turn holds more than monitor_slice sessions: each slice reads
- * one page of rows by id (keyset: ids after the last one read), brings the
- * user's columns into memory (is_active, auto_connect, session_name,
- * credentials set or removed, rows the web app inserted), and applies the
- * rules to those sessions. A session whose row did not appear in a whole
- * pass was deleted by someone else: it is closed and forgotten.
+ * that no loop turn holds more than monitor_slice sessions. When someone else
+ * may have changed the table since the rows in memory were read (the store's
+ * data version moved, or the backend cannot tell), each slice reads one page
+ * of rows by id (keyset: ids after the last one read), brings the user's
+ * columns into memory (is_active, auto_connect, session_name, credentials set
+ * or removed, rows the web app inserted), and applies the rules to those
+ * sessions; a session whose row did not appear in such a whole pass was
+ * deleted by someone else: it is closed and forgotten. Otherwise the pass
+ * applies the rules from memory alone, with no read at all.
  *
  * The recovery limit counts "monitor:" recoveries per session in memory: the
  * first time a session needs the count, the recoveries of the window that
@@ -180,6 +183,32 @@ sweep(struct sup *s)
 }
 
 void
+sup__note_rows_version(struct sup *s)
+{
+	uint64_t v;
+	if (store_data_version(s->st, &v) == 0) {
+		s->rows_version = v;
+		s->have_rows_version = 1;
+	}
+}
+
+/* One slice of a pass over memory: the rules, no read. */
+static void
+memory_slice(struct sup *s)
+{
+	struct sess *xs[256];
+	size_t max = s->cfg.monitor_slice < 256 ? s->cfg.monitor_slice : 256;
+	int more;
+	size_t n = sup__order_slice(s, &s->pass_cur, xs, max, &more);
+	int64_t now_wall = (int64_t)wg_wall_ms();
+	/* check() never frees a session: closes are reported from a later loop turn. */
+	for (size_t i = 0; i < n; i++)
+		check(s, xs[i], now_wall);
+	if (!more)
+		s->pass_running = 0;
+}
+
+void
 sup__monitor_step(struct sup *s, uint64_t now)
 {
 	if (!s->pass_running) {
@@ -190,7 +219,16 @@ sup__monitor_step(struct sup *s, uint64_t now)
 		free(s->pass_after);
 		s->pass_after = NULL;
 		s->pass_skipped = 0;
+		memset(&s->pass_cur, 0, sizeof(s->pass_cur));
 		s->next_monitor = now + s->cfg.recovery_interval_ms;
+		uint64_t v = 0;
+		s->pass_version_ok = store_data_version(s->st, &v) == 0;
+		s->pass_version = v;
+		s->pass_rows = !s->pass_version_ok || !s->have_rows_version || v != s->rows_version;
+	}
+	if (!s->pass_rows) {
+		memory_slice(s);
+		return;
 	}
 	struct store_filter f = {.without_auth = true,
 				 .after_id = s->pass_after,
@@ -240,7 +278,11 @@ sup__monitor_step(struct sup *s, uint64_t now)
 	if (n + skipped < s->cfg.monitor_slice) {
 		s->pass_running = 0;
 		/* Rows skipped for bad data were not seen either: no sweep on such a pass. */
-		if (!s->pass_skipped)
+		if (!s->pass_skipped) {
 			sweep(s);
+			/* Memory has every row as of the pass's start: until someone writes, no reads. */
+			s->rows_version = s->pass_version;
+			s->have_rows_version = s->pass_version_ok;
+		}
 	}
 }

@@ -1297,6 +1297,42 @@ test_paging_past_bad_rows(void **state)
 	}
 }
 
+
+/* The data version moves when another connection commits (or the file is replaced), never for our writes. */
+static void
+test_data_version(void **state)
+{
+	struct fx *fx = *state;
+	struct store *st = open_store(fx);
+	uint64_t v0, v;
+	assert_int_equal(store_data_version(st, &v0), 0);
+	struct store_session s;
+	store_session_init(&s);
+	assert_int_equal(store_insert(st, &s), 0);
+	free(s.session_name);
+	struct store_session u;
+	memset(&u, 0, sizeof(u));
+	u.is_active = 0;
+	assert_int_equal(store_update(st, s.id, &u, STORE_F_ACTIVE, 1800000000000ll), 0);
+	assert_int_equal(store_data_version(st, &v), 0);
+	assert_true(v == v0);
+	/* The web app's connection writes. */
+	assert_int_equal(raw(fx->path, "UPDATE whatsapp_sessions SET is_active = 1"), SQLITE_OK);
+	assert_int_equal(store_data_version(st, &v), 0);
+	assert_true(v != v0);
+	uint64_t v1 = v;
+	assert_int_equal(store_data_version(st, &v), 0);
+	assert_true(v == v1);
+	/* Another file at the path: reported once, then a new connection, and a new version. */
+	char other[600];
+	snprintf(other, sizeof(other), "%s.other", fx->path);
+	assert_int_equal(raw(other, "CREATE TABLE unrelated (x INTEGER)"), SQLITE_OK);
+	assert_int_equal(rename(other, fx->path), 0);
+	assert_int_equal(store_data_version(st, &v), WG_EIO);
+	assert_int_equal(store_data_version(st, &v), 0);
+	assert_true(v != v1);
+}
+
 int
 main(void)
 {
@@ -1305,6 +1341,7 @@ main(void)
 	    T(test_open_and_migrate),
 	    T(test_file_deleted_then_restored),
 	    T(test_file_replaced),
+	    T(test_data_version),
 	    T(test_paging_past_bad_rows),
 	    T(test_newer_schema_refused),
 	    T(test_existing_tables),

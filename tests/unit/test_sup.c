@@ -144,6 +144,7 @@ pump_closes(void)
 struct fx {
 	char dir[64];
 	struct store *st;
+	struct store *app; /* a second connection to the same file: the web app's */
 	struct sup *sup;
 	struct sup_config cfg;
 };
@@ -159,6 +160,7 @@ setup(void **state)
 	assert_int_equal(store_open(url, &f->st, err, sizeof(err)), 0);
 	int applied;
 	assert_int_equal(store_migrate(f->st, &applied), 0);
+	assert_int_equal(store_open(url, &f->app, err, sizeof(err)), 0);
 	now_ms = 1000000;
 	wg_clock_set(vmono, NULL);
 	wg_wall_clock_set(vwall, NULL);
@@ -174,6 +176,7 @@ teardown(void **state)
 	struct fx *f = *state;
 	sup_free(f->sup);
 	store_close(f->st);
+	store_close(f->app);
 	for (int i = 0; i < fake.n; i++)
 		free(fake.c[i]);
 	char cmd[128];
@@ -186,9 +189,10 @@ teardown(void **state)
 	return 0;
 }
 
-/* Inserts a session; returns its id in a static ring of buffers. */
+/* Inserts a session through st; returns its id in a static ring of buffers. */
 static const char *
-add_session(struct fx *f, const char *name, int auth, int active, int autoc, const char *status)
+insert_session(struct store *st, const char *name, int auth, int active, int autoc,
+               const char *status)
 {
 	static char ids[16][40];
 	static int k;
@@ -200,11 +204,24 @@ add_session(struct fx *f, const char *name, int auth, int active, int autoc, con
 	s.auto_connect = autoc;
 	if (status)
 		snprintf(s.connection_status, sizeof(s.connection_status), "%s", status);
-	assert_int_equal(store_insert(f->st, &s), 0);
+	assert_int_equal(store_insert(st, &s), 0);
 	now_ms += 1; /* distinct creation times keep the start order well defined */
 	char *out = ids[k++ % 16];
 	snprintf(out, 40, "%s", s.id);
 	return out;
+}
+
+static const char *
+add_session(struct fx *f, const char *name, int auth, int active, int autoc, const char *status)
+{
+	return insert_session(f->st, name, auth, active, autoc, status);
+}
+
+/* A row the web app inserts, through its own connection. */
+static const char *
+app_session(struct fx *f, const char *name, int auth, int active, int autoc)
+{
+	return insert_session(f->app, name, auth, active, autoc, NULL);
 }
 
 static void
@@ -887,6 +904,7 @@ test_observer_and_history(void **state)
  */
 static struct {
 	int refuse;
+	int lists; /* reads of rows by the monitor or a listing */
 	int batches, refused;
 	int message_writes;
 	char poison[40]; /* a session whose changes the database refuses as invalid */
@@ -909,6 +927,13 @@ wrap_write_batch(struct store *st, struct store_write *w, size_t n, int64_t now,
 	return store_sqlite_backend.write_batch(st, w, n, now, gone);
 }
 
+static int
+wrap_list(struct store *st, const struct store_filter *f, struct store_session **out, size_t *n)
+{
+	wrap.lists++;
+	return store_sqlite_backend.list(st, f, out, n);
+}
+
 static struct store_backend wrap_backend;
 
 /* Reopens the fixture's database through the wrapping backend. */
@@ -919,6 +944,7 @@ use_wrap(struct fx *f)
 	wrap_backend = store_sqlite_backend;
 	wrap_backend.name = "wrapped sqlite";
 	wrap_backend.write_batch = wrap_write_batch;
+	wrap_backend.list = wrap_list;
 	memset(&wrap, 0, sizeof(wrap));
 	char path[128], err[256];
 	snprintf(path, sizeof(path), "%s/db.sqlite", f->dir);
@@ -1090,22 +1116,30 @@ test_rows_written_by_others(void **state)
 {
 	struct fx *f = *state;
 	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	use_wrap(f);
 	f->cfg.recovery_interval_ms = 60000;
 	f->cfg.monitor_slice = 2; /* several slices per pass */
 	start(f);
 	bring_up(f, a);
-	/* The web app inserts a row with credentials, and switches the first session off. */
-	const char *b = add_session(f, "primary", 1, 1, 1, NULL);
-	struct store_session v;
-	memset(&v, 0, sizeof(v));
-	v.is_active = 0;
-	assert_int_equal(store_update(f->st, a, &v, STORE_F_ACTIVE, (int64_t)(WALL0 + now_ms)), 0);
-	for (int i = 0; i < 3; i++)
-		add_session(f, "secondary", 0, 1, 1, NULL);
+	/* Nobody else wrote: a pass applies the rules from memory, with no read. */
+	int lists = wrap.lists;
 	advance(f, 60000);
 	for (int i = 0; i < 5; i++)
 		sup_run(f->sup);
-	/* Within one monitor pass: the new one connects, the switched-off one is closed. */
+	assert_int_equal(wrap.lists, lists);
+	/* The web app inserts a row with credentials, and switches the first session off. */
+	const char *b = app_session(f, "primary", 1, 1, 1);
+	struct store_session v;
+	memset(&v, 0, sizeof(v));
+	v.is_active = 0;
+	assert_int_equal(store_update(f->app, a, &v, STORE_F_ACTIVE, (int64_t)(WALL0 + now_ms)), 0);
+	for (int i = 0; i < 3; i++)
+		app_session(f, "secondary", 0, 1, 1);
+	advance(f, 60000);
+	for (int i = 0; i < 5; i++)
+		sup_run(f->sup);
+	/* Within one monitor pass, which read the rows: the new one connects, the switched-off one is closed. */
+	assert_true(wrap.lists > lists);
 	assert_int_equal(opens_of(b), 1);
 	assert_true(client_of(a)->close_requested);
 	pump_closes();
@@ -1116,8 +1150,19 @@ test_rows_written_by_others(void **state)
 	sup_health(f->sup, &h);
 	assert_int_equal(h.total, 1); /* the switched-off one is not counted */
 	assert_int_equal(h.connected, 1);
+	/* A pass over memory alone still applies the rules: a dead socket is recovered. */
+	lists = wrap.lists;
+	client_of(b)->alive = 0;
+	advance(f, 60000);
+	for (int i = 0; i < 5; i++)
+		sup_run(f->sup);
+	assert_int_equal(wrap.lists, lists);
+	assert_true(client_of(b)->close_requested);
+	pump_closes();
+	sup_run(f->sup);
+	bring_up(f, b);
 	/* A row deleted by someone else: closed and forgotten after the next pass. */
-	assert_int_equal(store_delete(f->st, b), 0);
+	assert_int_equal(store_delete(f->app, b), 0);
 	advance(f, 60000);
 	for (int i = 0; i < 5; i++)
 		sup_run(f->sup);
@@ -1223,11 +1268,11 @@ test_listing_order_from_memory(void **state)
 	store_session_init(&old);
 	old.created_at = (int64_t)WALL0 - 3600000;
 	old.updated_at = old.created_at;
-	assert_int_equal(store_insert(f->st, &old), 0);
+	assert_int_equal(store_insert(f->app, &old), 0);
 	free(old.session_name);
-	const char *newer = add_session(f, "late", 0, 1, 0, NULL);
-	assert_int_equal(store_delete(f->st, ids[0]), 0); /* already listed */
-	assert_int_equal(store_delete(f->st, ids[3]), 0); /* not yet listed */
+	const char *newer = app_session(f, "late", 0, 1, 0);
+	assert_int_equal(store_delete(f->app, ids[0]), 0); /* already listed */
+	assert_int_equal(store_delete(f->app, ids[3]), 0); /* not yet listed */
 	advance(f, 60000);
 	for (int i = 0; i < 5; i++)
 		sup_run(f->sup);
