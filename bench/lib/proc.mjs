@@ -5,6 +5,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import os from 'node:os';
 
 import { track } from '../../tests/interop/lib/children.mjs';
 
@@ -50,8 +51,9 @@ export function fdLimit(want) {
  * Starts cmd with args under `prlimit --nofile`, following stdout and stderr line by line.
  * onLine(stream, line) is called for each line. Returns a handle with pid, exited(), wait(ms), stop().
  */
-export function start(cmd, args, { env = {}, nofile, onLine = () => {}, keepStderr = 20000 } = {}) {
-  const argv = nofile ? ['prlimit', `--nofile=${nofile}:${nofile}`, '--', cmd, ...args] : [cmd, ...args];
+export function start(cmd, args, { env = {}, nofile, cpus, onLine = () => {}, keepStderr = 20000 } = {}) {
+  let argv = cpus ? ['taskset', '-c', cpus, cmd, ...args] : [cmd, ...args];
+  if (nofile) argv = ['prlimit', `--nofile=${nofile}:${nofile}`, '--', ...argv];
   const child = spawn(argv[0], argv.slice(1), { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
   track(child); /* killed if the benchmark exits without stopping it */
   let exited = null;
@@ -78,7 +80,7 @@ export function start(cmd, args, { env = {}, nofile, onLine = () => {}, keepStde
   child.stdin.on('error', () => {});
   const h = {
     child,
-    // prlimit execs the command, so the pid is the command's own.
+    // prlimit and taskset exec the command, so the pid is the command's own.
     pid: child.pid,
     exited: () => exited,
     stderrTail: () => tail,
@@ -104,6 +106,21 @@ export function start(cmd, args, { env = {}, nofile, onLine = () => {}, keepStde
   };
   return h;
 }
+
+/**
+ * Which CPUs each side runs on. With two or more, the system under test gets CPU 0 to itself and everything
+ * else (the mock, the probes, wrk, this process) shares CPU 1: otherwise the scheduler preempts the system
+ * for the mock, and the probe reports that wait as the system's own loop stall. BENCH_PIN=0 turns it off.
+ */
+export const PIN = (() => {
+  if (process.env.BENCH_PIN === '0' || os.cpus().length < 2) return { sut: undefined, other: undefined };
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
+  } catch {
+    return { sut: undefined, other: undefined };
+  }
+  return { sut: '0', other: '1' };
+})();
 
 /** A free TCP port on loopback. */
 export function freePort() {
@@ -165,10 +182,14 @@ export async function until(fn, { timeoutMs, intervalMs = 100 }) {
 /**
  * The loop probe: one keep-alive connection asking a path that costs the server nothing (no database, no
  * listing) every intervalMs. The longest answer while it runs is the longest time the server's one event
- * loop was busy with something else: a lower bound of the longest stall, exact within intervalMs.
+ * loop was busy with something else, as a client sees it: a lower bound of the longest stall, exact within
+ * intervalMs, but it also counts the time this client itself waited for a CPU. With the API key, end() also
+ * asks wagate's own measure for the same window (GET /health/loop: how late a timer due every 5 ms ran), which
+ * counts only the server's loop; maxMs is then that figure and externalMaxMs the client's.
  */
-export function loopProbe(port, path = '/auth/session', intervalMs = 5) {
+export function loopProbe(port, path = '/auth/session', intervalMs = 5, key = null) {
   const a = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const since = Date.now();
   let stop = false;
   let max = 0;
   let n = 0;
@@ -191,7 +212,20 @@ export function loopProbe(port, path = '/auth/session', intervalMs = 5) {
       stop = true;
       await done;
       a.destroy();
-      return { maxMs: max, samples: n, over10ms: over10.count };
+      const out = { maxMs: max, externalMaxMs: max, samples: n, over10ms: over10.count };
+      if (key) {
+        try {
+          const r = await request(port, 'GET', `/health/loop?since=${since}`, { key, timeoutMs: 10000 });
+          if (r.status === 200 && typeof r.body.maxLagMs === 'number') {
+            out.maxMs = r.body.maxLagMs;
+            out.insideMaxMs = r.body.maxLagMs;
+            out.over10ms = r.body.over10ms;
+          }
+        } catch {
+          // an older wagate without the measure: the client's figure stands
+        }
+      }
+      return out;
     },
   };
 }

@@ -4,7 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { start, freePort, request, until, cpuMs, fdLimit } from './proc.mjs';
+import { start, freePort, request, until, cpuMs, fdLimit, PIN } from './proc.mjs';
 
 export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 export const BUILD = process.env.BENCH_BUILD ? path.resolve(process.env.BENCH_BUILD) : path.join(ROOT, 'build');
@@ -44,7 +44,7 @@ export async function startMock({ tls, nofile = NOFILE } = {}) {
   const args = ['mock', '--listen', '127.0.0.1:0', '--control', '127.0.0.1:0', '--accept-any-login', '--prekeys-known', String(PREKEYS_KNOWN)];
   if (tls) args.push('--tls-cert', tls.cert, '--tls-key', tls.key);
   // warn: the mock's per-connection info lines would cost it more than the sessions do.
-  const h = start(WAGATE, args, { env: { WAGATE_LOG_LEVEL: 'warn' }, nofile, onLine: (s, l) => s === 'stdout' && lines.push(l) });
+  const h = start(WAGATE, args, { env: { WAGATE_LOG_LEVEL: 'warn' }, nofile, cpus: PIN.other, onLine: (s, l) => s === 'stdout' && lines.push(l) });
   const ok = await until(() => lines.length >= 3 || h.exited(), { timeoutMs: 10000, intervalMs: 20 });
   if (!ok || h.exited()) throw new Error(`wagate mock did not start: ${h.stderrTail()}`);
   const get = (k) => lines.find((l) => l.startsWith(`${k} `))?.split(' ')[1];
@@ -132,6 +132,7 @@ export async function startWagate({ db, mock, env = {}, nofile = NOFILE }) {
   };
   const h = start(SERVE_BIN, ['serve'], {
     nofile,
+    cpus: PIN.sut,
     onLine,
     env: {
       WAGATE_DATABASE: `sqlite:${db}`,
@@ -140,6 +141,8 @@ export async function startWagate({ db, mock, env = {}, nofile = NOFILE }) {
       WAGATE_WA_URL: mock.url,
       WAGATE_WA_ROOT_PUBKEY: mock.rootPubKey,
       WAGATE_LOG_LEVEL: 'info',
+      // The loop's own lateness, sampled finely for the stall figures (GET /health/loop).
+      WAGATE_LOOP_LAG_INTERVAL: '5ms',
       ...env,
     },
   });
@@ -204,7 +207,7 @@ export async function startBaileys({ client, n, mock, phoneBase, keepaliveMs, de
     '--concurrency', String(concurrency)];
   if (keepaliveMs) args.push('--keepalive-ms', String(keepaliveMs));
   if (deadlineMs) args.push('--deadline-ms', String(deadlineMs));
-  const h = start(process.execPath, args, { nofile, onLine, env });
+  const h = start(process.execPath, args, { nofile, cpus: PIN.sut, onLine, env });
   return {
     ...h,
     st,

@@ -247,6 +247,7 @@ enum route {
 	RT_NONE,
 	RT_HEALTH,
 	RT_HEALTH_DEEP,
+	RT_HEALTH_LOOP,
 	RT_SESSIONS,
 	RT_SESSION,
 	RT_QR,
@@ -269,6 +270,7 @@ struct route_info {
 static const struct route_info routes[] = {
     [RT_HEALTH] = {false, EVHTTP_REQ_GET, "GET"},
     [RT_HEALTH_DEEP] = {true, EVHTTP_REQ_GET, "GET"},
+    [RT_HEALTH_LOOP] = {true, EVHTTP_REQ_GET, "GET"},
     [RT_SESSIONS] = {true, EVHTTP_REQ_GET | EVHTTP_REQ_POST, "GET, POST"},
     [RT_SESSION] = {true, EVHTTP_REQ_GET | EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE,
                     "GET, PATCH, DELETE"},
@@ -313,6 +315,8 @@ parse_path(const char *path, char id[STORE_ID_LEN + 1])
 		return RT_HEALTH;
 	if (strcmp(path, "/health/deep") == 0)
 		return RT_HEALTH_DEEP;
+	if (strcmp(path, "/health/loop") == 0)
+		return RT_HEALTH_LOOP;
 	if (strcmp(path, "/sessions") == 0)
 		return RT_SESSIONS;
 	if (strcmp(path, "/events") == 0)
@@ -447,6 +451,9 @@ on_request(struct evhttp_request *req, void *arg)
 	case RT_HEALTH_DEEP:
 		api__list(a, req, 1);
 		break;
+	case RT_HEALTH_LOOP:
+		api__health_loop(a, req);
+		break;
 	case RT_SESSIONS:
 		if (m == EVHTTP_REQ_GET)
 			api__list(a, req, 0);
@@ -535,6 +542,7 @@ api_start(struct event_base *base, const struct api_opts *o, struct store *st, s
 		return WG_EINVAL;
 	}
 	a->cookie_secure = o->cookie_secure;
+	a->lag = o->lag;
 	api__auth_init(a);
 	api__static_init(a, o->web_root);
 	if (api__events_init(a, o) != 0) {

@@ -21,6 +21,7 @@ struct event_base;
 struct store;
 struct sup;
 struct api;
+struct looplag;
 
 struct api_opts {
 	const char *listen;         /* "127.0.0.1:8080"; port 0 picks a free port (api_port) */
@@ -34,6 +35,7 @@ struct api_opts {
 	size_t max_streams;         /* concurrent GET /events streams, 0: 256 */
 	size_t event_ring;          /* events kept for Last-Event-ID replay, 0: 1024 */
 	uint32_t ping_ms;           /* keep-alive comment on every stream, 0: 15 s */
+	const struct looplag *lag;  /* the loop-lag timer, for GET /health/loop; NULL: not measured */
 };
 
 /*

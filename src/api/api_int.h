@@ -40,6 +40,7 @@ struct api {
 	struct api_auth *auth;       /* dashboard sign-in: tokens, failed-login limit (auth.c) */
 	char *web_root;              /* the dashboard's files, as configured (static.c) */
 	int cookie_secure;
+	const struct looplag *lag;   /* GET /health/loop (health.c) */
 };
 
 /* Answers with body (consumed; NULL for no body) and status; adds the JSON headers. */
@@ -93,6 +94,8 @@ json_int_t api__uptime(const struct api *a);
 
 /* Endpoint handlers; the router has checked the method, the key and the id shape. */
 void api__health(struct api *a, struct evhttp_request *req);
+/* GET /health/loop?since=<Unix ms>: the event loop's longest lateness in the window. */
+void api__health_loop(struct api *a, struct evhttp_request *req);
 /* GET /sessions (deep 0) and GET /health/deep (deep 1): paged, streamed (listing.c). */
 void api__list(struct api *a, struct evhttp_request *req, int deep);
 void api__listings_free(struct api *a);

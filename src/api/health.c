@@ -1,15 +1,20 @@
 /*
- * GET /health (public: counts only, for load balancers and uptime checks) and
+ * GET /health (public: counts only, for load balancers and uptime checks),
  * GET /health/deep (authenticated: every session, its supervisor state and
- * its recent recovery attempts, for people diagnosing a problem).
+ * its recent recovery attempts, for people diagnosing a problem; listing.c)
+ * and GET /health/loop (authenticated: how late the event loop ran).
  */
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "api/api_int.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "net/looplag.h"
 #include "sup/sup.h"
 
 
@@ -51,4 +56,47 @@ api__health(struct api *a, struct evhttp_request *req)
 	int status;
 	json_t *o = api__health_json(a, &status, NULL, 0);
 	api__reply(req, status, o);
+}
+
+void
+api__health_loop(struct api *a, struct evhttp_request *req)
+{
+	/* ?since=<Unix ms>: the window's start (default: the last minute). */
+	int64_t since = (int64_t)wg_wall_ms() - 60000;
+	const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	if (q != NULL) {
+		struct evkeyvalq params;
+		TAILQ_INIT(&params);
+		int bad = evhttp_parse_query_str(q, &params) != 0;
+		struct evkeyval *kv;
+		TAILQ_FOREACH(kv, &params, next)
+		{
+			char *end;
+			long long v = strtoll(kv->value, &end, 10);
+			if (strcmp(kv->key, "since") != 0 || kv->value[0] < '0' || kv->value[0] > '9' ||
+			    *end || strlen(kv->value) > 15) {
+				bad = 1;
+				break;
+			}
+			since = v;
+		}
+		evhttp_clear_headers(&params);
+		if (bad) {
+			api__error(req, 400, "the only parameter is since=<Unix time in ms>");
+			return;
+		}
+	}
+	if (a->lag == NULL) {
+		api__error(req, 404, "the event loop is not measured (WAGATE_LOOP_LAG_INTERVAL=0)");
+		return;
+	}
+	struct looplag_stat st;
+	looplag_since(a->lag, since, &st);
+	json_t *o = json_object();
+	json_object_set_new(o, "intervalMs", json_integer((json_int_t)st.interval_ms));
+	json_object_set_new(o, "since", api__time(st.oldest_ms));
+	json_object_set_new(o, "samples", json_integer((json_int_t)st.samples));
+	json_object_set_new(o, "maxLagMs", json_real((double)st.max_lag_us / 1000.0));
+	json_object_set_new(o, "over10ms", json_integer(st.over_10ms));
+	api__reply(req, 200, o);
 }

@@ -32,9 +32,10 @@ static const struct setting settings[] = {
 	{"WAGATE_STALE_AFTER", "--stale-after", K_DUR, "30m", "silence after which a session is probed"},
 	{"WAGATE_RECOVERY_MAX", "--recovery-max", K_UINT, "3", "automatic recoveries per session per window"},
 	{"WAGATE_RECOVERY_WINDOW", "--recovery-window", K_DUR, "1h", "the window of that limit"},
-	{"WAGATE_START_BURST", "--start-burst", K_UINT, "16", "connects started per event-loop turn"},
+	{"WAGATE_START_BURST", "--start-burst", K_UINT, "4", "connects started per event-loop turn"},
 	{"WAGATE_MAX_HANDSHAKES", "--max-handshakes", K_UINT, "16", "logins in flight at once"},
 	{"WAGATE_MESSAGE_AT_INTERVAL", "--message-at-interval", K_DUR, "5s", "last_message_at written at most this often per session"},
+	{"WAGATE_LOOP_LAG_INTERVAL", "--loop-lag-interval", K_DUR, "100ms", "how often the event loop's lateness is sampled (GET /health/loop); 0 or off: not at all"},
 	{"WAGATE_WA_URL", "--wa-url", K_URL, "wss://web.whatsapp.com/ws/chat", "WhatsApp's WebSocket URL"},
 	{"WAGATE_WA_ROOT_PUBKEY", "--wa-root-pubkey", K_HEX32, "WhatsApp's", "certificate root key, 64 hex digits"},
 	{"WAGATE_KEEPALIVE_INTERVAL", "--keepalive-interval", K_DUR, "20-30s", "ping interval (fixed when set)"},
@@ -95,10 +96,19 @@ apply(struct serve_config *c, const struct setting *s, const char *v, char *err,
 		snprintf(c->api_key, sizeof(c->api_key), "%s", v);
 		return 0;
 	case K_DUR:
+		if (strcmp(name, "WAGATE_LOOP_LAG_INTERVAL") == 0 && (strcmp(v, "0") == 0 || strcmp(v, "off") == 0)) {
+			c->loop_lag_ms = 0;
+			return 0;
+		}
 		if (dur(v, &ms) != 0)
 			return bad(err, errlen, s, v, "expected a duration like 500ms, 25s, 30m or 1h");
 		if (strcmp(name, "WAGATE_START_STAGGER") == 0)
 			c->sup.start_stagger_ms = ms;
+		else if (strcmp(name, "WAGATE_LOOP_LAG_INTERVAL") == 0) {
+			if (ms != 0 && (ms < 1 || ms > 60000))
+				return bad(err, errlen, s, v, "must be 0 (off) or from 1ms to 1m");
+			c->loop_lag_ms = ms;
+		}
 		else if (strcmp(name, "WAGATE_MESSAGE_AT_INTERVAL") == 0) {
 			if (ms > 3600000)
 				return bad(err, errlen, s, v, "must be at most 1h");
@@ -217,6 +227,7 @@ serve_config_load(struct serve_config *c, int argc, char **argv, char *err, size
 	memset(c, 0, sizeof(*c));
 	snprintf(c->database, sizeof(c->database), "sqlite:var/wagate.db");
 	snprintf(c->listen, sizeof(c->listen), "127.0.0.1:8080");
+	c->loop_lag_ms = 100;
 	sup_config_defaults(&c->sup);
 	wa_session_defaults(&c->wa);
 	snprintf(c->wa_url, sizeof(c->wa_url), "%s", c->wa.url);

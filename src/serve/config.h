@@ -18,6 +18,7 @@ struct serve_config {
 	char api_key[256];   /* WAGATE_API_KEY; "" = generated on first start and stored */
 	char web_root[4096]; /* WAGATE_WEB_ROOT; "" = "web" beside the executable */
 	int cookie_secure;   /* WAGATE_COOKIE_SECURE */
+	uint64_t loop_lag_ms; /* WAGATE_LOOP_LAG_INTERVAL; 0 = off */
 	struct sup_config sup;
 	struct wa_session_opts wa;
 	char wa_url[1024];

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "net/looplag.h"
 #include "core/clock.h"
 #include "core/enc.h"
 #include "core/err.h"
@@ -156,13 +157,16 @@ serve_run(const struct serve_config *c)
 	sup_new(s.st, &c->sup, &sup_client_wa, &wctx, &s.sup);
 	sup_attach(s.sup, s.base);
 	char err[256] = "";
+	struct looplag *lag = looplag_new(s.base, c->loop_lag_ms);
 	struct api_opts ao = {.listen = c->listen,
+	                      .lag = lag,
 	                      .started_mono_ms = wg_now_ms(),
 	                      .web_root = c->web_root[0] ? c->web_root : NULL,
 	                      .cookie_secure = c->cookie_secure};
 	memcpy(ao.api_key_sha256, hash, 32);
 	if (api_start(s.base, &ao, s.st, s.sup, &s.api, err, sizeof(err)) != 0) {
 		log_error("serve", "cannot start the HTTP API: %s", err);
+		looplag_free(lag);
 		sup_free(s.sup);
 		evdns_base_free(dns, 0);
 		event_base_free(s.base);
@@ -172,6 +176,7 @@ serve_run(const struct serve_config *c)
 	log_info("serve", "listening on http://%s", c->listen);
 	if (sup_start(s.sup) != 0) {
 		api_free(s.api);
+		looplag_free(lag);
 		sup_free(s.sup);
 		evdns_base_free(dns, 0);
 		event_base_free(s.base);
@@ -188,6 +193,7 @@ serve_run(const struct serve_config *c)
 	event_free(sterm);
 	event_free(s.hard);
 	api_free(s.api);
+	looplag_free(lag);
 	sup_free(s.sup);
 	evdns_base_free(dns, 0);
 	event_base_free(s.base);

@@ -49,7 +49,7 @@ sup_config_defaults(struct sup_config *c)
 	c->recovery_window_ms = 3600 * 1000;
 	c->reconnect_wait_ms = 20000;
 	c->shutdown_grace_ms = 5000;
-	c->start_burst = 16;
+	c->start_burst = 4;
 	c->max_handshakes = 16;
 	c->flush_delay_ms = 50;
 	c->message_at_interval_ms = 5000;

@@ -32,7 +32,7 @@ struct sup_config {
 	uint64_t recovery_window_ms;                 /* WAGATE_RECOVERY_WINDOW, 1h */
 	uint64_t reconnect_wait_ms;                  /* manual reconnect answer bound, 20s */
 	uint64_t shutdown_grace_ms;                  /* closes still open after this are dropped, 5s */
-	unsigned start_burst;                        /* WAGATE_START_BURST: connects started per loop turn, 16 */
+	unsigned start_burst;                        /* WAGATE_START_BURST: connects started per loop turn, 4 */
 	unsigned max_handshakes;                     /* WAGATE_MAX_HANDSHAKES: logins in flight, 16 */
 	uint64_t flush_delay_ms;                     /* changes gathered into one database write, 50ms */
 	uint64_t message_at_interval_ms;             /* WAGATE_MESSAGE_AT_INTERVAL: last_message_at writes, 5s */

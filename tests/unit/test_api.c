@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -32,6 +33,7 @@
 
 #include "api/api.h"
 #include "api/api_int.h"
+#include "net/looplag.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "store/store.h"
@@ -1945,6 +1947,67 @@ test_session_text_strings(void **state)
 	json_decref(o);
 }
 
+
+/* A callback that holds the loop, as a slow piece of work would. */
+static void
+on_block(evutil_socket_t fd, short what, void *arg)
+{
+	struct timespec ts = {0, 40 * 1000 * 1000};
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
+
+/* GET /health/loop: a 40 ms block shows as a lag of at least 30 ms; a window after it shows none. */
+static void
+test_health_loop(void **state)
+{
+	struct fx *f = *state;
+	struct resp *r = call(f, EVHTTP_REQ_GET, "/health/loop", KEY, NULL);
+	assert_error(r, 404, "not measured");
+	resp_free(r);
+	api_free(f->api);
+	struct looplag *lag = looplag_new(f->base, 5);
+	assert_non_null(lag);
+	f->opts.lag = lag;
+	start_api(f);
+	r = call(f, EVHTTP_REQ_GET, "/health/loop", NULL, NULL);
+	assert_int_equal(r->status, 401);
+	resp_free(r);
+	/* The timer runs for a while, then one callback holds the loop for 40 ms. */
+	struct event *block = evtimer_new(f->base, on_block, NULL);
+	struct timeval tv = {0, 30 * 1000};
+	evtimer_add(block, &tv);
+	struct timeval stop = {0, 120 * 1000};
+	event_base_loopexit(f->base, &stop);
+	event_base_dispatch(f->base);
+	event_free(block);
+	r = call(f, EVHTTP_REQ_GET, "/health/loop?since=0", KEY, NULL);
+	assert_int_equal(r->status, 200);
+	assert_int_equal(json_integer_value(json_object_get(r->json, "intervalMs")), 5);
+	assert_true(json_real_value(json_object_get(r->json, "maxLagMs")) >= 30.0);
+	assert_true(json_integer_value(json_object_get(r->json, "over10ms")) >= 1);
+	assert_true(json_integer_value(json_object_get(r->json, "samples")) >= 10);
+	resp_free(r);
+	/* A window that starts after the block: nothing of it. */
+	char path[96];
+	snprintf(path, sizeof(path), "/health/loop?since=%lld", (long long)wg_wall_ms() + 1000);
+	r = call(f, EVHTTP_REQ_GET, path, KEY, NULL);
+	assert_int_equal(r->status, 200);
+	assert_int_equal(json_integer_value(json_object_get(r->json, "over10ms")), 0);
+	resp_free(r);
+	r = call(f, EVHTTP_REQ_GET, "/health/loop?since=yesterday", KEY, NULL);
+	assert_error(r, 400, "since=");
+	resp_free(r);
+	r = call(f, EVHTTP_REQ_GET, "/health/loop?until=1", KEY, NULL);
+	assert_error(r, 400, "since=");
+	resp_free(r);
+	api_free(f->api);
+	f->api = NULL;
+	looplag_free(lag);
+	f->opts.lag = NULL;
+	start_api(f);
+}
+
 int
 main(void)
 {
@@ -1953,6 +2016,7 @@ main(void)
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_session_text_strings),
+	    cmocka_unit_test_setup_teardown(test_health_loop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_health_shape, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_health_db_down, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_health_deep, setup, teardown),

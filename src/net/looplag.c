@@ -1,0 +1,120 @@
+/*
+ * The loop-lag timer (looplag.h). Only runs that were at least 1 ms late are
+ * kept, with their wall time, in a ring of LAG_RING; a window's answer is a
+ * pass over that ring. The timer uses the real monotonic clock (tests may
+ * freeze wg_now_ms()), and runs at the loop's default priority, like a
+ * keepalive: its lateness is what a keepalive would see.
+ */
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/clock.h"
+#include "net/looplag.h"
+
+#define LAG_RING 4096
+#define LAG_KEEP_US 1000
+
+struct looplag {
+	struct event *timer;
+	uint64_t interval_ms;
+	uint64_t due_us; /* monotonic µs the timer is due at */
+	uint64_t runs;
+	int64_t started_wall_ms;
+	struct {
+		int64_t wall_ms;
+		uint32_t lag_us;
+	} ring[LAG_RING];
+	size_t head, count;
+};
+
+static uint64_t
+mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void
+arm(struct looplag *l, uint64_t now)
+{
+	l->due_us = now + l->interval_ms * 1000u;
+	struct timeval tv = {(time_t)(l->interval_ms / 1000), (suseconds_t)((l->interval_ms % 1000) * 1000)};
+	evtimer_add(l->timer, &tv);
+}
+
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct looplag *l = arg;
+	(void)fd;
+	(void)what;
+	uint64_t now = mono_us();
+	uint64_t lag = now > l->due_us ? now - l->due_us : 0;
+	l->runs++;
+	if (lag >= LAG_KEEP_US) {
+		size_t i = (l->head + l->count) % LAG_RING;
+		if (l->count == LAG_RING)
+			l->head = (l->head + 1) % LAG_RING;
+		else
+			l->count++;
+		l->ring[i].wall_ms = (int64_t)wg_wall_ms();
+		l->ring[i].lag_us = lag > UINT32_MAX ? UINT32_MAX : (uint32_t)lag;
+	}
+	arm(l, now);
+}
+
+struct looplag *
+looplag_new(struct event_base *base, uint64_t interval_ms)
+{
+	if (interval_ms == 0)
+		return NULL;
+	struct looplag *l = calloc(1, sizeof(*l));
+	if (l == NULL)
+		return NULL;
+	l->interval_ms = interval_ms;
+	l->started_wall_ms = (int64_t)wg_wall_ms();
+	l->timer = evtimer_new(base, on_tick, l);
+	if (l->timer == NULL) {
+		free(l);
+		return NULL;
+	}
+	arm(l, mono_us());
+	return l;
+}
+
+void
+looplag_free(struct looplag *l)
+{
+	if (l == NULL)
+		return;
+	event_free(l->timer);
+	free(l);
+}
+
+void
+looplag_since(const struct looplag *l, int64_t since_wall_ms, struct looplag_stat *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (l == NULL)
+		return;
+	out->interval_ms = l->interval_ms;
+	int64_t from = since_wall_ms > l->started_wall_ms ? since_wall_ms : l->started_wall_ms;
+	/* Once the ring has wrapped, what is older than its oldest entry is unknown. */
+	if (l->count == LAG_RING && l->ring[l->head].wall_ms > from)
+		from = l->ring[l->head].wall_ms;
+	out->oldest_ms = from;
+	int64_t now = (int64_t)wg_wall_ms();
+	out->samples = now > from ? (uint64_t)(now - from) / l->interval_ms : 0;
+	for (size_t k = 0; k < l->count; k++) {
+		size_t i = (l->head + k) % LAG_RING;
+		if (l->ring[i].wall_ms < from)
+			continue;
+		if (l->ring[i].lag_us > out->max_lag_us)
+			out->max_lag_us = l->ring[i].lag_us;
+		if (l->ring[i].lag_us > 10000)
+			out->over_10ms++;
+	}
+}

@@ -1,0 +1,31 @@
+/*
+ * How late the event loop serves a timer: a timer due every interval_ms
+ * records how long after its due instant it ran. That lateness is the time
+ * the loop spent on something else, so its maximum over a window is the
+ * longest loop turn in that window (within one interval). Measured inside
+ * the process, so a busy client or another process on the same CPU does not
+ * count as a stall of ours, as it would for a probe from outside.
+ */
+#ifndef WG_NET_LOOPLAG_H
+#define WG_NET_LOOPLAG_H
+
+#include <stdint.h>
+
+struct event_base;
+struct looplag;
+
+struct looplag_stat {
+	uint64_t interval_ms;
+	uint64_t samples;     /* timer runs in the window (estimated from the interval) */
+	uint32_t max_lag_us;  /* the longest lateness in the window */
+	uint32_t over_10ms;   /* runs that were more than 10 ms late */
+	int64_t oldest_ms;    /* the window actually covered starts here (older samples are gone) */
+};
+
+/* NULL when interval_ms is 0 (off) or on allocation failure. */
+struct looplag *looplag_new(struct event_base *base, uint64_t interval_ms);
+void looplag_free(struct looplag *l);
+/* What happened at or after since_wall_ms (Unix ms). */
+void looplag_since(const struct looplag *l, int64_t since_wall_ms, struct looplag_stat *out);
+
+#endif
