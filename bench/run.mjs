@@ -670,7 +670,7 @@ function writeReport() {
   }
   md.push('## The API');
   md.push('');
-  md.push('wrk with the API key, while N sessions are held; the loop stall is the longest lateness of wagate's 5 ms loop-lag timer during the run (GET /health/loop); drops are sessions that left `connected` during the run.');
+  md.push('wrk with the API key, while N sessions are held; the loop stall is the longest lateness of wagate\'s 5 ms loop-lag timer during the run (GET /health/loop); drops are sessions that left `connected` during the run.');
   md.push('');
   md.push(table(['N', 'path', 'clients', 'req/s', 'p50 ms', 'p75 ms', 'p90 ms', 'p99 ms', 'errors', 'loop stall ms', 'sessions dropped'],
     R.api.map((a) => [a.n.toLocaleString('en-US'), `\`${a.path}\``, a.conns, fmt(a.rps), fmt(a.pct['50']), fmt(a.pct['75']), fmt(a.pct['90']), fmt(a.pct['99']), a.errors + a.non2xx, fmt(a.stallMs), a.drops])));
