@@ -1563,36 +1563,18 @@ sq_write_batch_body(struct store *st, struct store_write *w, size_t n, int64_t n
 	return 0;
 }
 
-/*
- * A batch without credentials (statuses, errors, history, attempts,
- * last_message_at) commits with synchronous=NORMAL: in WAL mode that commit
- * is not fsynced, so it survives the process dying (the WAL is in the OS's
- * cache) but not a power loss, and the reconcile at start repairs the
- * statuses such a loss leaves behind. The fsync, not the statements, was most
- * of a write's time on the loop (up to 30 ms under load). A batch that carries
- * credentials, and every other write, still commits with synchronous=FULL: a
- * credential cannot be re-derived. Checkpoints (and closing) fsync as always.
- */
 static int
 sq_write_batch(struct store *st, struct store_write *w, size_t n, int64_t now, size_t *gone)
 {
-	struct sq *sq = store__state(st);
 	int rc = sq_check_file(st);
 	if (rc < 0)
 		return rc;
-	bool creds = false;
-	for (size_t i = 0; i < n; i++)
-		creds |= (w[i].fields & STORE_F_AUTH) != 0;
-	if (!creds && sqlite3_exec(sq->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL) != SQLITE_OK)
-		return sq_fail(st, sqlite3_errcode(sq->db), "write");
 	rc = sq_simple(st, SQ_BEGIN, "write");
-	if (rc == 0) {
-		rc = sq_end(st, sq_write_batch_body(st, w, n, now, gone), "write");
-		if (rc < 0)
-			*gone = 0;
-	}
-	if (!creds && sq->db != NULL)
-		sqlite3_exec(sq->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
+	if (rc < 0)
+		return rc;
+	rc = sq_end(st, sq_write_batch_body(st, w, n, now, gone), "write");
+	if (rc < 0)
+		*gone = 0;
 	return rc;
 }
 
