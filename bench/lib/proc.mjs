@@ -108,12 +108,13 @@ export function start(cmd, args, { env = {}, nofile, cpus, onLine = () => {}, ke
 }
 
 /**
- * Which CPUs each side runs on. With two or more, the system under test gets CPU 0 to itself and everything
- * else (the mock, the probes, wrk, this process) shares CPU 1: otherwise the scheduler preempts the system
- * for the mock, and the probe reports that wait as the system's own loop stall. BENCH_PIN=0 turns it off.
+ * Which CPUs each side runs on, with BENCH_PIN=1 (and two or more CPUs): the system under test gets CPU 0 to
+ * itself and everything else (the mock, the probes, wrk, this process) shares CPU 1. Off by default: on two
+ * cores it halves what wrk and the mock can do, and the stall figures come from wagate's own loop-lag timer,
+ * which a busy client cannot inflate.
  */
 export const PIN = (() => {
-  if (process.env.BENCH_PIN === '0' || os.cpus().length < 2) return { sut: undefined, other: undefined };
+  if (process.env.BENCH_PIN !== '1' || os.cpus().length < 2) return { sut: undefined, other: undefined };
   try {
     execFileSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
   } catch {
