@@ -155,6 +155,7 @@ struct sup {
 	char db_error[256];
 	uint64_t db_error_logged; /* when the current failure was last logged */
 	uint64_t last_write_ok;   /* monotonic ms of the last good write or ping */
+	unsigned wb_batch;        /* sessions in the next transaction (adapts: sup_wb.c) */
 };
 
 /* sup.c */

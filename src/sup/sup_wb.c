@@ -21,8 +21,16 @@
 #include "core/mem.h"
 #include "sup/sup_int.h"
 
-/* Sessions per transaction: bounds the time one write holds the loop. */
+/*
+ * Sessions per transaction: bounds the time one write holds the loop. The
+ * batch adapts to what a write costs here: one that took longer than
+ * WB_TURN_MS halves the next (down to WB_BATCH_MIN), one that took less than
+ * half of it doubles the next (up to WB_BATCH). Under load a batch of 64 took
+ * up to 15 ms of CPU; a slow disk makes each transaction's fsync longer too.
+ */
 #define WB_BATCH 64
+#define WB_BATCH_MIN 8
+#define WB_TURN_MS 4
 /* Status changes and attempts kept per session while the database refuses them. */
 #define WB_PEND_MAX 256
 /* Retry delays after a failed write: 100 ms doubling up to 10 s. */
@@ -38,6 +46,7 @@ sup__wb_init(struct sup *s)
 	TAILQ_INIT(&s->msgs);
 	s->flush_at = UINT64_MAX;
 	s->msg_at = UINT64_MAX;
+	s->wb_batch = WB_BATCH;
 	s->ping_at = 0;
 	s->db_ok = 1;
 }
@@ -224,7 +233,8 @@ flush_batch(struct sup *s, uint64_t now, struct sess *only)
 	struct store_session vals[WB_BATCH];
 	struct sess *xs[WB_BATCH];
 	size_t k = 0, nh = 0, na = 0;
-	for (struct sess *x = only ? only : TAILQ_FIRST(&s->dirty); x && k < WB_BATCH;
+	size_t most = s->wb_batch ? s->wb_batch : WB_BATCH;
+	for (struct sess *x = only ? only : TAILQ_FIRST(&s->dirty); x && k < most;
 	     x = only ? NULL : TAILQ_NEXT(x, dirty_link)) {
 		xs[k++] = x;
 		for (struct pend *p = x->pend; p; p = p->next)
@@ -265,7 +275,14 @@ flush_batch(struct sup *s, uint64_t now, struct sess *only)
 		db_failed(s, now, "database write");
 		return r;
 	}
-	db_ok(s, now, (uint32_t)((wg_now_ms() - t0) * 1000));
+	uint64_t took = wg_now_ms() - t0;
+	db_ok(s, now, (uint32_t)(took * 1000));
+	if (only == NULL) {
+		if (took > WB_TURN_MS && s->wb_batch > WB_BATCH_MIN)
+			s->wb_batch /= 2;
+		else if (took * 2 < WB_TURN_MS && s->wb_batch < WB_BATCH && k == s->wb_batch)
+			s->wb_batch *= 2;
+	}
 	/* The rows have it all now (credentials too: connects read them from there). */
 	for (size_t i = 0; i < k; i++) {
 		/* The rows' updated_at is the write's time (only rows with columns to write change). */

@@ -906,6 +906,9 @@ static struct {
 	int refuse;
 	int lists; /* reads of rows by the monitor or a listing */
 	int batches, refused;
+	uint64_t slow_ms; /* each write takes this long on the virtual clock */
+	size_t sizes[64]; /* sessions in each batch, while nsizes < 64 */
+	int nsizes;
 	int message_writes;
 	char poison[40]; /* a session whose changes the database refuses as invalid */
 } wrap;
@@ -914,6 +917,9 @@ static int
 wrap_write_batch(struct store *st, struct store_write *w, size_t n, int64_t now, size_t *gone)
 {
 	wrap.batches++;
+	now_ms += wrap.slow_ms;
+	if (wrap.nsizes < 64)
+		wrap.sizes[wrap.nsizes++] = n;
 	if (wrap.refuse > 0) {
 		wrap.refuse--;
 		wrap.refused++;
@@ -1205,6 +1211,46 @@ test_refused_changes_do_not_block_others(void **state)
 }
 
 
+
+/* The batch adapts to what a write costs: slow writes halve it (to 8), fast full ones double it (to 64). */
+static void
+test_write_batch_adapts(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 100 };
+	const char *ids[N];
+	static char keep[N][40];
+	for (int i = 0; i < N; i++) {
+		snprintf(keep[i], sizeof(keep[i]), "%s", add_session(f, "secondary", 1, 1, 0, NULL));
+		ids[i] = keep[i];
+	}
+	use_wrap(f);
+	f->cfg.recovery_interval_ms = 3600000;
+	start(f);
+	wrap.nsizes = 0;
+	wrap.slow_ms = 10;
+	for (int i = 0; i < N; i++)
+		assert_int_equal(sup_logout(f->sup, ids[i]), 0);
+	advance(f, 1000);
+	static const size_t slow[] = {64, 32, 4};
+	assert_int_equal(wrap.nsizes, 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(wrap.sizes[i], slow[i]);
+	/* Fast again: 8, then doubling while the batches are full. */
+	wrap.nsizes = 0;
+	wrap.slow_ms = 0;
+	for (int i = 0; i < N; i++)
+		assert_int_equal(sup_logout(f->sup, ids[i]), 0);
+	advance(f, 1000);
+	static const size_t fast[] = {8, 16, 32, 44};
+	assert_true(wrap.nsizes >= 4);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(wrap.sizes[i], fast[i]);
+	struct sup_health h;
+	sup_health(f->sup, &h);
+	assert_int_equal(h.db_pending, 0);
+}
+
 /* ---- the listing order, from memory ---- */
 
 struct listed {
@@ -1321,6 +1367,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_refused_changes_do_not_block_others, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rows_written_by_others, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listing_order_from_memory, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_batch_adapts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_startup_retries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_startup_logged_out_not_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transient_at_once_then_backoff, setup, teardown),
