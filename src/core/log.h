@@ -12,6 +12,22 @@ void wg_log_set_level(enum wg_log_level lvl);
 void wg_log(enum wg_log_level lvl, const char *who, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/*
+ * For a process with an event loop: when stderr is a pipe or a socket (a
+ * supervisor, journald, a log shipper), makes it non-blocking so a slow reader
+ * can never hold the loop. Lines that do not fit the pipe wait in memory, in
+ * order, up to WG_LOG_BUFFER bytes (beyond, they are dropped and counted, and
+ * a line says how many once the reader catches up); pending(arg) is called
+ * when lines start waiting, and the loop then calls wg_log_flush() whenever
+ * stderr is writable until it returns 0. A terminal or a file is left as it
+ * is. wg_log_blocking() undoes it and writes what waits (at exit).
+ */
+#define WG_LOG_BUFFER (1u << 20)
+void wg_log_nonblocking(void (*pending)(void *arg), void *arg);
+/* Writes what waits; 1 while some still waits, 0 when nothing does. */
+int wg_log_flush(void);
+void wg_log_blocking(void);
+
 #define log_debug(who, ...) wg_log(WG_LOG_DEBUG, who, __VA_ARGS__)
 #define log_info(who, ...) wg_log(WG_LOG_INFO, who, __VA_ARGS__)
 #define log_warn(who, ...) wg_log(WG_LOG_WARN, who, __VA_ARGS__)

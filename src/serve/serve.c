@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api/api.h"
 #include "net/looplag.h"
@@ -28,8 +29,41 @@ struct server {
 	struct sup *sup;
 	struct api *api;
 	struct event *hard;
+	struct event *log_out; /* stderr is writable: the log's waiting lines go out */
 	int stopping;
 };
+
+/*
+ * The log never blocks the loop: when stderr is a pipe or a socket whose
+ * reader falls behind, lines wait in memory and leave when it is writable.
+ */
+static void
+on_log_writable(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+	(void)fd;
+	(void)what;
+	if (wg_log_flush())
+		event_add(s->log_out, NULL);
+}
+
+/* Back to a blocking stderr, with everything that waited written out. */
+static void
+log_release(struct server *s)
+{
+	wg_log_blocking();
+	if (s->log_out != NULL)
+		event_free(s->log_out);
+	s->log_out = NULL;
+}
+
+static void
+on_log_pending(void *arg)
+{
+	struct server *s = arg;
+	if (s->log_out != NULL && !event_pending(s->log_out, EV_WRITE, NULL))
+		event_add(s->log_out, NULL);
+}
 
 static int
 open_store(const struct serve_config *c, struct store **st)
@@ -144,6 +178,9 @@ serve_run(const struct serve_config *c)
 	s.base = ws_base_new();
 	if (s.base == NULL)
 		s.base = event_base_new();
+	s.log_out = event_new(s.base, STDERR_FILENO, EV_WRITE, on_log_writable, &s);
+	if (s.log_out != NULL)
+		wg_log_nonblocking(on_log_pending, &s);
 	/* Resolver and TLS context are shared by every session and made once, here:
 	 * reading resolv.conf and the CA bundle is the only file I/O they need. */
 	struct evdns_base *dns = evdns_base_new(s.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
@@ -169,6 +206,7 @@ serve_run(const struct serve_config *c)
 		looplag_free(lag);
 		sup_free(s.sup);
 		evdns_base_free(dns, 0);
+		log_release(&s);
 		event_base_free(s.base);
 		store_close(s.st);
 		return 1;
@@ -179,6 +217,7 @@ serve_run(const struct serve_config *c)
 		looplag_free(lag);
 		sup_free(s.sup);
 		evdns_base_free(dns, 0);
+		log_release(&s);
 		event_base_free(s.base);
 		store_close(s.st);
 		return 1;
@@ -196,6 +235,7 @@ serve_run(const struct serve_config *c)
 	looplag_free(lag);
 	sup_free(s.sup);
 	evdns_base_free(dns, 0);
+	log_release(&s);
 	event_base_free(s.base);
 	store_close(s.st);
 	return 0;
