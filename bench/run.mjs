@@ -12,7 +12,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { cpuMs, memKiB, sleep, until, loopProbe, request, PIN } from './lib/proc.mjs';
+import { cpuMs, memKiB, sleep, until, loopProbe, request, PIN, stealMs } from './lib/proc.mjs';
 import { csvLine, table, fmt, slope, plotsFromCsv } from './lib/report.mjs';
 import { ROOT, BUILD, WAGATE, SERVE_BIN, SEED, API_KEY, NOFILE, nextEvent, startMock, makeCert, seedDb, sessionNames, startWagate, startBaileys } from './lib/systems.mjs';
 
@@ -174,12 +174,14 @@ async function scaleWagate(n, { tls } = {}) {
   try {
     const cpu0 = w.cpu();
     const tStart = Date.now();
+    const steal0 = stealMs();
     const probe = loopProbe(w.port, '/auth/session', 5, API_KEY);
     const capMs = Math.max(C.bringupCapS * 1000, n * 30);
     await until(() => w.st.opened.size >= n || w.exited(), { timeoutMs: capMs, intervalMs: 50 });
     const pb = await probe.end();
     row.bringupStallMs = pb.maxMs;
     row.bringupProbeMs = pb.externalMaxMs;
+    if (steal0 !== null) row.bringupStealPct = (100 * (stealMs() - steal0)) / Math.max(1, (Date.now() - tStart) * os.cpus().length);
     row.up = w.st.opened.size;
     const tUp = Math.max(...w.st.opened.values(), tStart);
     row.bringupS = (tUp - (w.st.starts[0]?.t ?? tStart)) / 1000;
@@ -191,10 +193,15 @@ async function scaleWagate(n, { tls } = {}) {
     await sleep(C.settleS * 1000);
     const drops0 = w.st.drops.length;
     const probe2 = loopProbe(w.port, '/auth/session', 20, API_KEY);
+    const steal1 = stealMs();
+    const tIdle = Date.now();
     const [idle, mockIdle] = await idleWindow([w.pid, mock.pid], Math.max(1, n));
     const pi = await probe2.end();
     row.idleStallMs = pi.maxMs;
     row.idleProbeMs = pi.externalMaxMs;
+    if (steal1 !== null) row.idleStealPct = (100 * (stealMs() - steal1)) / Math.max(1, (Date.now() - tIdle) * os.cpus().length);
+    if (row.bringupStealPct !== undefined)
+      R.notes.push(`wagate ${transport} N=${n}: the hypervisor took ${fmt(row.bringupStealPct)} % of the machine's CPU time during bring-up and ${fmt(row.idleStealPct)} % while idle (steal in /proc/stat, all CPUs); time stolen while wagate was runnable counts in its loop-stall figures`);
     row.idleCpuMsPerSessionMin = n ? idle : null;
     row.mockIdleCpuMsPerSessionMin = n ? mockIdle : null;
     row.idleDrops = w.st.drops.length - drops0;

@@ -123,6 +123,20 @@ export const PIN = (() => {
   return { sut: '0', other: '1' };
 })();
 
+/**
+ * CPU time the hypervisor took from this virtual machine so far (the "steal" column of /proc/stat, all CPUs),
+ * in ms: while it grows, runnable processes wait for a CPU they were given, and the loop-lag timer counts that
+ * wait as loop time. null when the kernel does not say.
+ */
+export function stealMs() {
+  try {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/);
+    return f.length > 8 ? (Number(f[8]) * 1000) / CLK_TCK : null;
+  } catch {
+    return null;
+  }
+}
+
 /** A free TCP port on loopback. */
 export function freePort() {
   return new Promise((resolve, reject) => {
