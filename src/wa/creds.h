@@ -63,6 +63,13 @@ char *wa_creds_to_blob(const struct wa_creds *c);
  */
 int wa_creds_from_blob(const char *blob, size_t len, struct wa_creds *out, char *why,
 		       size_t whylen);
+/*
+ * The key checks (each public key against its private key, the signed
+ * pre-key's signature) run once per distinct blob per process: a blob that
+ * passed them is known by its SHA-256 and only parsed the next time. How many
+ * blobs were fully checked so far (tests).
+ */
+unsigned long wa_creds_full_checks(void);
 
 /* Files: written atomically (temporary file, fsync, rename) with mode 0600. */
 int wa_creds_save(const struct wa_creds *c, const char *path);

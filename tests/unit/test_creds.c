@@ -228,6 +228,41 @@ test_prekey_publics(void **state)
 	wa_creds_free(&c);
 }
 
+
+/* The key checks run once per distinct blob; a blob that failed them is checked (and refused) every time. */
+static void
+test_checks_once_per_blob(void **state)
+{
+	(void)state;
+	struct wa_creds c, out;
+	char why[256];
+	wa_creds_generate(&c);
+	char *blob = wa_creds_to_blob(&c);
+	unsigned long n0 = wa_creds_full_checks();
+	assert_int_equal(wa_creds_from_blob(blob, strlen(blob), &out, why, sizeof(why)), 0);
+	wa_creds_free(&out);
+	assert_int_equal(wa_creds_full_checks(), n0 + 1);
+	assert_int_equal(wa_creds_from_blob(blob, strlen(blob), &out, why, sizeof(why)), 0);
+	assert_memory_equal(out.noise.pub, c.noise.pub, 32);
+	wa_creds_free(&out);
+	assert_int_equal(wa_creds_full_checks(), n0 + 1);
+	/* The same keys with a public key that does not match: refused, every time. */
+	json_error_t je;
+	json_t *o = json_loads(blob, 0, &je);
+	json_object_set_new(json_object_get(o, "noiseKey"), "public",
+			    json_string("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="));
+	char *bad = json_dumps(o, JSON_INDENT(1));
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(wa_creds_from_blob(bad, strlen(bad), &out, why, sizeof(why)), WG_EINVAL);
+		assert_non_null(strstr(why, "does not match"));
+	}
+	assert_int_equal(wa_creds_full_checks(), n0 + 1);
+	free(bad);
+	json_decref(o);
+	free(blob);
+	wa_creds_free(&c);
+}
+
 int
 main(void)
 {
@@ -235,6 +270,7 @@ main(void)
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_prekey_publics),
 		cmocka_unit_test(test_corrupt_blobs),
+		cmocka_unit_test(test_checks_once_per_blob),
 		cmocka_unit_test(test_files),
 		cmocka_unit_test(test_durations),
 	};
