@@ -596,8 +596,22 @@ cb_closed(void *arg, const struct wa_session_close *why)
 		sup__wait_then_connect(x, d, "connection lost", err);
 		break;
 	}
-	if (x->state != SS_WAITING && x->state != SS_CONNECTING)
-		finish_waiters(x, 0, err);
+	/*
+	 * Whoever waits for this attempt (a manual reconnect) learns its outcome
+	 * now, not at the deadline: it failed, whatever is tried next. Only a
+	 * restart the server asked for belongs to the same attempt.
+	 */
+	if (x->waiters != NULL && why->reason != WA_CLOSE_RESTART_REQUIRED) {
+		char msg[sizeof(err) + 96];
+		if (x->state == SS_WAITING && x->next_retry_wall > 0) {
+			int64_t in = x->next_retry_wall - (int64_t)wg_wall_ms();
+			snprintf(msg, sizeof(msg), "%s; the next automatic attempt is in %" PRId64 " s", err,
+				 in > 0 ? (in + 999) / 1000 : 0);
+		} else {
+			snprintf(msg, sizeof(msg), "%s", err);
+		}
+		finish_waiters(x, 0, msg);
+	}
 	schedule(s);
 }
 

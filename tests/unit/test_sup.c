@@ -749,6 +749,21 @@ test_manual_reconnect_shared_and_bounded(void **state)
 	advance(f, 1);
 	assert_int_equal(o3.calls, 1);
 	assert_false(o3.ok);
+	/* An attempt that fails at once is answered at once, saying what comes next. */
+	pump_closes();
+	sup_run(f->sup);
+	bring_up(f, a);
+	struct outcome o5 = {0};
+	assert_int_equal(sup_reconnect(f->sup, a, on_outcome, &o5), 0);
+	pump_closes();
+	sup_run(f->sup);
+	assert_int_equal(o5.calls, 0);
+	c_close(client_of(a), WA_CLOSE_TRANSIENT, 503, 0);
+	pump_closes();
+	sup_run(f->sup);
+	assert_int_equal(o5.calls, 1);
+	assert_false(o5.ok);
+	assert_non_null(strstr(o5.msg, "next automatic attempt"));
 	/* Unknown ids and sessions without credentials. */
 	struct outcome o4 = {0};
 	assert_int_equal(sup_reconnect(f->sup, "00000000-0000-4000-8000-000000000000", on_outcome, &o4),
