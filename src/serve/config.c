@@ -30,7 +30,7 @@ static const struct setting settings[] = {
 	{"WAGATE_RECONNECT_BACKOFF", "--reconnect-backoff", K_BACKOFF, "1s,5m", "backoff base and cap while running"},
 	{"WAGATE_RECOVERY_INTERVAL", "--recovery-interval", K_DUR, "60s", "how often the recovery monitor runs"},
 	{"WAGATE_STALE_AFTER", "--stale-after", K_DUR, "30m", "silence after which a session is probed"},
-	{"WAGATE_RECOVERY_MAX", "--recovery-max", K_UINT, "3", "automatic recoveries per session per window"},
+	{"WAGATE_RECOVERY_MAX", "--recovery-max", K_UINT, "3", "failed automatic recoveries per session per window"},
 	{"WAGATE_RECOVERY_WINDOW", "--recovery-window", K_DUR, "1h", "the window of that limit"},
 	{"WAGATE_START_BURST", "--start-burst", K_UINT, "4", "connects started per event-loop turn"},
 	{"WAGATE_MAX_HANDSHAKES", "--max-handshakes", K_UINT, "16", "logins in flight at once"},

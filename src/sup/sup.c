@@ -205,8 +205,8 @@ sup__record(struct sess *x, const char *trigger, const char *action, const char 
 	a.detail = (char *)detail;
 	log_info(x->id, "recovery: trigger %s, action %s, result %s%s%s", trigger, action, result,
 		 detail ? ": " : "", detail ? detail : "");
-	if (strncmp(trigger, "monitor:", 8) == 0) {
-		/* Each recovery leaves one record under "monitor:": the limit counts them (sup_monitor.c). */
+	if (strncmp(trigger, "monitor:", 8) == 0 && strcmp(result, "failed") == 0) {
+		/* The limit counts the monitor's recoveries that failed (sup_monitor.c); a success costs nothing. */
 		sup__recoveries_in_window(x); /* loads the older ones first, so none counts twice */
 		unsigned cap = x->sup->cfg.recovery_max ? x->sup->cfg.recovery_max : 1;
 		if (x->nrecov == cap) {
@@ -471,7 +471,8 @@ cb_probe(void *arg, int ok, uint32_t rtt_ms)
 		return;
 	}
 	sup__record(x, "probe:stale", "probe", "failed", "no answer to presence and ping");
-	if (x->client) {
+	/* The probe was free; the reconnect it calls for is a recovery, within the limit. */
+	if (x->client && sup__recovery_allowed(x, "monitor:stale")) {
 		x->reopen = 1;
 		snprintf(x->trigger, sizeof(x->trigger), "monitor:stale");
 		x->sup->ops->close(x->client);

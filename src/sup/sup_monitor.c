@@ -10,9 +10,10 @@
  * deleted by someone else: it is closed and forgotten. Otherwise the pass
  * applies the rules from memory alone, with no read at all.
  *
- * The recovery limit counts "monitor:" recoveries per session in memory: the
- * first time a session needs the count, the recoveries of the window that
- * an earlier process recorded are read once from the store.
+ * The recovery limit counts the "monitor:" recoveries that failed, per session
+ * in memory (a recovery that works costs nothing; the staleness probe is no
+ * recovery): the first time a session needs the count, the failed recoveries
+ * of the window that an earlier process recorded are read once from the store.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -57,7 +58,8 @@ sup__recoveries_in_window(struct sess *x)
 			/* The store gives newest first; memory keeps the newest `cap`, oldest first. */
 			unsigned k = 0;
 			for (size_t i = 0; i < n && k < cap; i++)
-				if (strncmp(a[i].trigger, "monitor:", 8) == 0)
+				if (strncmp(a[i].trigger, "monitor:", 8) == 0 &&
+				    strcmp(a[i].result, "failed") == 0)
 					x->recov[k++] = a[i].at;
 			for (unsigned i = 0; i < k / 2; i++) {
 				int64_t t = x->recov[i];
@@ -148,8 +150,7 @@ check(struct sup *s, struct sess *x, int64_t now_wall)
 		recover(x, "monitor:down", "the session should be connected but is not");
 	} else if (x->state == SS_CONNECTED && alive) {
 		if (now_wall - x->last_activity > (int64_t)s->cfg.stale_after_ms) {
-			if (!sup__recovery_allowed(x, "monitor:stale"))
-				return;
+			/* A probe is no recovery: never limited. If it fails, the recovery is. */
 			x->probing = 1;
 			if (s->ops->probe(x->client) != 0) {
 				x->probing = 0;

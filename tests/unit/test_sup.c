@@ -650,10 +650,12 @@ test_monitor_rate_limit_and_manual(void **state)
 	struct fx *f = *state;
 	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
 	f->cfg.recovery_interval_ms = 60000;
+	f->cfg.stale_after_ms = 10 * 3600000ull; /* only dead sockets until the probe part */
 	start(f);
 	bring_up(f, a);
-	/* Three automatic recoveries in the hour are allowed... */
-	for (int i = 0; i < 3; i++) {
+	struct sup_session_view v;
+	/* Recoveries that work cost nothing: four in the hour, and the fifth is still allowed. */
+	for (int i = 0; i < 4; i++) {
 		client_of(a)->alive = 0;
 		advance(f, 60000);
 		pump_closes();
@@ -661,31 +663,81 @@ test_monitor_rate_limit_and_manual(void **state)
 		assert_int_equal(opens_of(a), i + 2);
 		bring_up(f, a);
 	}
-	/* ...the fourth is not: a person must decide. */
+	assert_int_equal(sup_view(f->sup, a, &v), 0);
+	assert_false(v.manual_needed);
+	/* Three that fail (the reconnect is refused; the backoff's retry then works) count... */
+	int opens = opens_of(a);
+	for (int i = 0; i < 3; i++) {
+		client_of(a)->alive = 0;
+		advance(f, 60000);
+		pump_closes();
+		sup_run(f->sup);
+		assert_int_equal(opens_of(a), ++opens);
+		c_close(client_of(a), WA_CLOSE_TRANSIENT, 503, 0);
+		advance(f, 1000); /* the first backoff step */
+		assert_int_equal(opens_of(a), ++opens);
+		bring_up(f, a);
+	}
+	assert_int_equal(attempts_with(f, a, "monitor:dead_socket", "failed"), 3);
+	/* ...and the fourth is not made: a person must decide. */
 	client_of(a)->alive = 0;
 	advance(f, 60000);
 	assert_false(client_of(a)->close_requested);
 	assert_non_null(strstr(last_error(f, a), "automatic recovery limit reached"));
-	struct sup_session_view v;
 	assert_int_equal(sup_view(f->sup, a, &v), 0);
 	assert_true(v.manual_needed);
 	assert_int_equal(attempts_with(f, a, "limit:dead_socket", "rate_limited"), 1);
 	/* Even after the window has passed, only a manual reconnect clears it. */
 	advance(f, 2 * 3600000ull);
-	assert_int_equal(opens_of(a), 4);
+	assert_int_equal(opens_of(a), opens);
 	struct outcome o = {0};
 	assert_int_equal(sup_reconnect(f->sup, a, on_outcome, &o), 0);
 	pump_closes();
 	sup_run(f->sup);
-	assert_int_equal(opens_of(a), 5);
+	assert_int_equal(opens_of(a), opens + 1);
 	bring_up(f, a);
 	assert_int_equal(o.calls, 1);
 	assert_int_equal(o.ok, 1);
 	assert_int_equal(sup_view(f->sup, a, &v), 0);
 	assert_false(v.manual_needed);
 	assert_int_equal(attempts_with(f, a, "manual", NULL), 2); /* started, connected */
+	/* A fresh window: a failure right after the manual reconnect does not reach the limit. */
+	client_of(a)->alive = 0;
+	advance(f, 60000);
+	pump_closes();
+	sup_run(f->sup);
+	assert_int_equal(opens_of(a), opens + 2);
+	bring_up(f, a);
+	assert_int_equal(sup_view(f->sup, a, &v), 0);
+	assert_false(v.manual_needed);
 }
 
+/* The staleness probe is no recovery: it is made even when no automatic recovery is allowed at all. */
+static void
+test_probe_never_limited(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	f->cfg.recovery_interval_ms = 60000;
+	f->cfg.stale_after_ms = 60000;
+	f->cfg.recovery_max = 0;
+	start(f);
+	struct sup_client *c = bring_up(f, a);
+	advance(f, 3 * 60000);
+	assert_int_equal(c->probes, 1);
+	c->cb->probe(c->arg, 1, 42);
+	assert_int_equal(attempts_with(f, a, "probe:stale", "ok"), 1);
+	struct sup_session_view v;
+	assert_int_equal(sup_view(f->sup, a, &v), 0);
+	assert_false(v.manual_needed);
+	/* A failed probe would recover: that is what the limit holds back. */
+	advance(f, 3 * 60000);
+	assert_int_equal(c->probes, 2);
+	c->cb->probe(c->arg, 0, 0);
+	assert_false(c->close_requested);
+	assert_int_equal(sup_view(f->sup, a, &v), 0);
+	assert_true(v.manual_needed);
+}
 
 static void
 test_rate_limit_window_slides(void **state)
@@ -1396,6 +1448,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_monitor_down_after_startup_retries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_monitor_stale_probe, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_monitor_rate_limit_and_manual, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_probe_never_limited, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rate_limit_window_slides, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_manual_reconnect_shared_and_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_derivation, setup, teardown),
