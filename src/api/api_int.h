@@ -84,8 +84,6 @@ void api__session_text(struct evbuffer *b, const struct sup_session_view *v, enu
 json_t *api__view_json(const struct sup_session_view *v, enum api_sj shape);
 /* A JSON string (null for NULL or ""), escaped; bytes that are not UTF-8 become U+FFFD. */
 void api__json_str(struct evbuffer *b, const char *s);
-/* ISO 8601 text of a Unix ms timestamp, or null for 0. */
-void api__json_time(struct evbuffer *b, int64_t ms);
 
 /* ISO 8601 text of a Unix ms timestamp, or JSON null for 0. */
 json_t *api__time(int64_t ms);

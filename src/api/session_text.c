@@ -175,15 +175,6 @@ api__json_str(struct evbuffer *b, const char *s)
 }
 
 void
-api__json_time(struct evbuffer *b, int64_t ms)
-{
-	struct tb t;
-	tb_init(&t);
-	tb_time(&t, ms);
-	tb_flush(&t, b);
-}
-
-void
 api__session_text(struct evbuffer *b, const struct sup_session_view *v, enum api_sj shape,
                   int open)
 {

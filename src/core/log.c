@@ -127,20 +127,19 @@ try_write(const char *p, size_t n)
 	return done;
 }
 
+/* Behind lines already waiting, a line only queues: the writable event flushes them all. */
 static void
 emit(const char *p, size_t n)
 {
-	int was_empty = out.len == 0;
-	if (was_empty) {
-		size_t w = try_write(p, n);
-		if (w == n)
-			return;
-		queue(p + w, n - w);
-	} else {
+	if (out.len > 0) {
 		queue(p, n);
-		wg_log_flush();
+		return;
 	}
-	if (was_empty && out.len > 0 && out.pending)
+	size_t w = try_write(p, n);
+	if (w == n)
+		return;
+	queue(p + w, n - w);
+	if (out.len > 0 && out.pending)
 		out.pending(out.arg);
 }
 
