@@ -43,10 +43,11 @@ void wa_crypto_clamp(uint8_t priv[WA_KEY_LEN]);
 int wa_crypto_pub_from_priv(uint8_t pub[WA_KEY_LEN], const uint8_t priv[WA_KEY_LEN]);
 
 /*
- * X25519 Diffie-Hellman. Returns 0, or WG_ECRYPTO when the peer key is a
- * low-order point (the shared secret would be all zeros).
+ * X25519 Diffie-Hellman of our key pair (ours->pub must be the public key of
+ * ours->priv) with a peer's public key. Returns 0, or WG_ECRYPTO when the
+ * peer key is a low-order point (the shared secret would be all zeros).
  */
-int wa_crypto_dh(uint8_t out[WA_KEY_LEN], const uint8_t priv[WA_KEY_LEN],
+int wa_crypto_dh(uint8_t out[WA_KEY_LEN], const struct wa_keypair *ours,
                  const uint8_t pub[WA_KEY_LEN]);
 
 void wa_crypto_sha256(uint8_t out[WA_SHA256_LEN], const void *data, size_t len);

@@ -128,15 +128,19 @@ mix_key(struct wa_noise *ns, const uint8_t ikm[32])
 	wg_wipe(okm, sizeof(okm));
 }
 
-/* MixKey(DH(priv, pub)); fails on a low-order peer key. */
+/* MixKey(DH(our key pair, their public key)); fails on a low-order peer key. */
 static int
-mix_dh(struct wa_noise *ns, const uint8_t priv[32], const uint8_t pub[32])
+mix_dh(struct wa_noise *ns, const uint8_t priv[32], const uint8_t ours[32], const uint8_t pub[32])
 {
 	uint8_t shared[32];
-	int rc = wa_crypto_dh(shared, priv, pub);
+	struct wa_keypair kp;
+	memcpy(kp.priv, priv, 32);
+	memcpy(kp.pub, ours, 32);
+	int rc = wa_crypto_dh(shared, &kp, pub);
 	if (rc == 0)
 		mix_key(ns, shared);
 	wg_wipe(shared, sizeof(shared));
+	wg_wipe(&kp, sizeof(kp));
 	return rc;
 }
 
@@ -267,7 +271,7 @@ wa_noise_client_finish(struct wa_noise *ns, const uint8_t *server_hello, size_t 
 	}
 	memcpy(ns->re, sh->ephemeral.data, 32);
 	mix_hash(ns, ns->re, 32);
-	if (mix_dh(ns, ns->e.priv, ns->re) != 0) {
+	if (mix_dh(ns, ns->e.priv, ns->e.pub, ns->re) != 0) {
 		rc = fail(ns, WG_ECRYPTO, "server ephemeral is a low-order point");
 		goto out;
 	}
@@ -280,7 +284,7 @@ wa_noise_client_finish(struct wa_noise *ns, const uint8_t *server_hello, size_t 
 		rc = fail(ns, WG_EPROTO, "server static key is not 32 bytes");
 		goto out;
 	}
-	if (mix_dh(ns, ns->e.priv, server_static) != 0) {
+	if (mix_dh(ns, ns->e.priv, ns->e.pub, server_static) != 0) {
 		rc = fail(ns, WG_ECRYPTO, "server static key is a low-order point");
 		goto out;
 	}
@@ -296,7 +300,7 @@ wa_noise_client_finish(struct wa_noise *ns, const uint8_t *server_hello, size_t 
 	}
 
 	n_enc = hs_encrypt(ns, noise_pub, 32);
-	if (mix_dh(ns, noise_priv, ns->re) != 0) {
+	if (mix_dh(ns, noise_priv, noise_pub, ns->re) != 0) {
 		rc = fail(ns, WG_ECRYPTO, "server ephemeral is a low-order point");
 		goto out;
 	}
@@ -356,12 +360,12 @@ wa_noise_server_hello(struct wa_noise *ns, const uint8_t *client_hello, size_t l
 	memcpy(ns->re, ch->ephemeral.data, 32);
 	mix_hash(ns, ns->re, 32);
 	mix_hash(ns, ns->e.pub, 32);
-	if (mix_dh(ns, ns->e.priv, ns->re) != 0) {
+	if (mix_dh(ns, ns->e.priv, ns->e.pub, ns->re) != 0) {
 		rc = fail(ns, WG_ECRYPTO, "client ephemeral is a low-order point");
 		goto out;
 	}
 	s_enc = hs_encrypt(ns, static_pub, 32);
-	if (mix_dh(ns, static_priv, ns->re) != 0) {
+	if (mix_dh(ns, static_priv, static_pub, ns->re) != 0) {
 		rc = fail(ns, WG_ECRYPTO, "client ephemeral is a low-order point");
 		goto out;
 	}
@@ -423,7 +427,7 @@ wa_noise_server_finish(struct wa_noise *ns, const uint8_t *client_finish, size_t
 		rc = fail(ns, WG_EPROTO, "client static key is not 32 bytes");
 		goto out;
 	}
-	if (mix_dh(ns, ns->e.priv, cs) != 0) {
+	if (mix_dh(ns, ns->e.priv, ns->e.pub, cs) != 0) {
 		rc = fail(ns, WG_ECRYPTO, "client static key is a low-order point");
 		goto out;
 	}

@@ -137,14 +137,19 @@ test_x25519_rfc7748(void **state)
 	uint8_t bpub[32];
 	assert_int_equal(wa_crypto_pub_from_priv(bpub, b), 0);
 	assert_hex(bpub, 32, "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f");
-	assert_int_equal(wa_crypto_dh(s1, a, bpub), 0);
-	assert_int_equal(wa_crypto_dh(s2, b, pub), 0);
+	struct wa_keypair ka, kb;
+	memcpy(ka.priv, a, 32);
+	memcpy(ka.pub, pub, 32);
+	memcpy(kb.priv, b, 32);
+	memcpy(kb.pub, bpub, 32);
+	assert_int_equal(wa_crypto_dh(s1, &ka, bpub), 0);
+	assert_int_equal(wa_crypto_dh(s2, &kb, pub), 0);
 	assert_hex(s1, 32, "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
 	assert_memory_equal(s1, s2, 32);
 
 	/* A low-order point (here the all-zero key) yields no usable secret. */
 	uint8_t zero[32] = {0};
-	assert_int_equal(wa_crypto_dh(s1, a, zero), WG_ECRYPTO);
+	assert_int_equal(wa_crypto_dh(s1, &ka, zero), WG_ECRYPTO);
 }
 
 static void
@@ -161,8 +166,8 @@ test_keypair(void **state)
 	assert_int_equal(k1.priv[31] & 0xc0, 0x40);
 	assert_int_equal(wa_crypto_pub_from_priv(pub, k1.priv), 0);
 	assert_memory_equal(pub, k1.pub, 32);
-	assert_int_equal(wa_crypto_dh(s1, k1.priv, k2.pub), 0);
-	assert_int_equal(wa_crypto_dh(s2, k2.priv, k1.pub), 0);
+	assert_int_equal(wa_crypto_dh(s1, &k1, k2.pub), 0);
+	assert_int_equal(wa_crypto_dh(s2, &k2, k1.pub), 0);
 	assert_memory_equal(s1, s2, 32);
 }
 
