@@ -253,6 +253,7 @@ enum route {
 	RT_QR,
 	RT_RECONNECT,
 	RT_LOGOUT,
+	RT_PAIR,
 	RT_HISTORY,
 	RT_EVENTS,
 	RT_AUTH_LOGIN,
@@ -277,6 +278,7 @@ static const struct route_info routes[] = {
     [RT_QR] = {true, EVHTTP_REQ_GET, "GET"},
     [RT_RECONNECT] = {true, EVHTTP_REQ_POST, "POST"},
     [RT_LOGOUT] = {true, EVHTTP_REQ_POST, "POST"},
+    [RT_PAIR] = {true, EVHTTP_REQ_POST, "POST"},
     [RT_HISTORY] = {true, EVHTTP_REQ_GET, "GET"},
     [RT_EVENTS] = {true, EVHTTP_REQ_GET, "GET"},
     /* The sign-in endpoints check what they need themselves. */
@@ -344,6 +346,8 @@ parse_path(const char *path, char id[STORE_ID_LEN + 1])
 		return RT_RECONNECT;
 	if (strcmp(slash, "/logout") == 0)
 		return RT_LOGOUT;
+	if (strcmp(slash, "/pair") == 0)
+		return RT_PAIR;
 	if (strcmp(slash, "/history") == 0)
 		return RT_HISTORY;
 	return RT_NONE;
@@ -476,6 +480,9 @@ on_request(struct evhttp_request *req, void *arg)
 		break;
 	case RT_LOGOUT:
 		api__session_logout(a, req, id);
+		break;
+	case RT_PAIR:
+		api__session_pair(a, req, id);
 		break;
 	case RT_HISTORY:
 		api__history(a, req, id);

@@ -104,6 +104,7 @@ void api__session_patch(struct api *a, struct evhttp_request *req, const char *i
 void api__session_delete(struct api *a, struct evhttp_request *req, const char *id);
 void api__session_qr(struct api *a, struct evhttp_request *req, const char *id);
 void api__session_logout(struct api *a, struct evhttp_request *req, const char *id);
+void api__session_pair(struct api *a, struct evhttp_request *req, const char *id);
 void api__session_reconnect(struct api *a, struct evhttp_request *req, const char *id);
 
 void api__history(struct api *a, struct evhttp_request *req, const char *id);

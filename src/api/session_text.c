@@ -209,6 +209,8 @@ api__session_text(struct evbuffer *b, const struct sup_session_view *v, enum api
 		TB_LIT(&t, ",\"updatedAt\":");
 		tb_time(&t, v->updated_at);
 	}
+	TB_LIT(&t, ",\"paired\":");
+	tb_bool(&t, v->paired);
 	TB_LIT(&t, ",\"socketAlive\":");
 	tb_bool(&t, v->socket_alive);
 	TB_LIT(&t, ",\"supervisorState\":");

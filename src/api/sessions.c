@@ -147,7 +147,7 @@ api__sessions_create(struct api *a, struct evhttp_request *req)
 	 * A failed start is recorded by the supervisor in the row (last_error), so
 	 * the session is still created: the answer shows its state.
 	 */
-	if ((r = sup_pair(a->sup, id)) != 0)
+	if ((r = sup_pair(a->sup, id, NULL)) != 0)
 		log_warn(id, "pairing did not start: %s", wg_strerror(r));
 	char loc[64];
 	snprintf(loc, sizeof(loc), "/sessions/%s", id);
@@ -386,6 +386,41 @@ api__session_logout(struct api *a, struct evhttp_request *req, const char *id)
 	           json_pack("{s:b, s:s}", "success", 1, "message",
 	                     "logged out: the credentials are dropped; pair again to use "
 	                     "this session"));
+}
+
+/* ---- /sessions/{id}/pair ---- */
+
+/*
+ * Pairs a new device for an existing session (after QR codes expired, a
+ * logout, or credentials that cannot be used), keeping its id: the web app's
+ * references stay valid. The answer is the session, now pairing; its QR
+ * codes come from /sessions/{id}/qr and the event stream.
+ */
+void
+api__session_pair(struct api *a, struct evhttp_request *req, const char *id)
+{
+	if (!empty_body(req))
+		return;
+	struct store_session row;
+	if (!get_row(a, req, id, &row))
+		return;
+	store_session_free(&row);
+	const char *why = NULL;
+	int r = sup_pair(a->sup, id, &why);
+	if (r == WG_ESTATE) {
+		api__error(req, 409, why ? why : "the session cannot pair now");
+		return;
+	}
+	if (r == WG_ENOTFOUND) {
+		api__error(req, 404, "no such session");
+		return;
+	}
+	/* A pairing that could not start is in the session's lastError: the answer shows it. */
+	if (r)
+		log_warn(id, "pairing did not start: %s", wg_strerror(r));
+	else
+		log_info(id, "pairing a new device through the API");
+	reply_session(a, req, id, 200);
 }
 
 /* ---- /sessions/{id}/reconnect ---- */

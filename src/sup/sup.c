@@ -284,6 +284,7 @@ sup__wait_then_connect(struct sess *x, uint64_t delay_ms, const char *why, const
 
 static void finish_waiters(struct sess *x, int ok, const char *msg);
 static uint64_t backoff(const struct sup *s, unsigned failures);
+static void start_resolved(struct sup *s, struct sess *x, int outcome);
 
 /*
  * A connect could not even start. A passing failure (the database did not
@@ -312,8 +313,28 @@ connect_failed(struct sess *x, const char *trigger, int r, const char *what)
 	finish_waiters(x, 0, err);
 }
 
-int
-sup__connect_now(struct sess *x, const char *trigger)
+/*
+ * Credentials that cannot be used (another program's format, or damaged):
+ * retrying cannot help, so the session waits for a person (pair again) or for
+ * someone else to write its row (sup__row_written); recorded and shown as
+ * needing re-authentication.
+ */
+static void
+creds_unusable(struct sess *x, const char *trigger)
+{
+	const char *err = "the stored credentials cannot be used (not wagate's format, or damaged): "
+			  "re-authentication needed, pair the device again";
+	sup__record(x, trigger[0] ? trigger : "start", "connect", "needs_reauth", err);
+	start_resolved(x->sup, x, 2);
+	if (!x->ever_open)
+		log_warn(x->id, "start: needs re-authentication");
+	sup__enter(x, SS_STOPPED, "credentials unusable", err, 1);
+	finish_waiters(x, 0, err);
+}
+
+/* fresh: pair a new device, whatever credentials the row holds. */
+static int
+connect_as(struct sess *x, const char *trigger, int fresh)
 {
 	struct sup *s = x->sup;
 	if (x->client != NULL)
@@ -323,8 +344,8 @@ sup__connect_now(struct sess *x, const char *trigger)
 	/* Credentials: the newest stay in memory until the row has them. */
 	struct store_session row;
 	int have_row = 0, r;
-	const char *auth = x->auth_pending;
-	if (!(x->dirty & STORE_F_AUTH)) {
+	const char *auth = fresh ? NULL : x->auth_pending;
+	if (!fresh && !(x->dirty & STORE_F_AUTH)) {
 		if ((r = store_get(s->st, x->id, &row)) != 0) {
 			log_error(x->id, "cannot read the session: %s",
 				  r == WG_ENOTFOUND ? "not found" : store_errmsg(s->st));
@@ -339,12 +360,45 @@ sup__connect_now(struct sess *x, const char *trigger)
 	r = s->ops->open(s->ctx, x->id, auth, &client_cb, x, &x->client);
 	if (have_row)
 		store_session_free(&row);
+	if (r == WG_EINVAL && paired) {
+		x->trigger[0] = '\0';
+		creds_unusable(x, trig);
+		return r;
+	}
 	if (r) {
 		connect_failed(x, trig, r, "cannot start a connection");
 		return r;
 	}
 	sup__enter(x, paired ? SS_CONNECTING : SS_PAIRING, trig, NULL, 0);
 	return 0;
+}
+
+int
+sup__connect_now(struct sess *x, const char *trigger)
+{
+	return connect_as(x, trigger, 0);
+}
+
+/*
+ * Someone else (the web app) wrote this session's row. A session waiting for
+ * re-authentication may have new credentials in it: it is tried once more,
+ * under the start's rules, as a row the app inserted would be.
+ */
+void
+sup__row_written(struct sess *x)
+{
+	if (x->state != SS_STOPPED || strcmp(x->status, "logged_out") != 0 || !x->has_auth ||
+	    x->client != NULL || x->deleted)
+		return;
+	x->start_try = 0;
+	x->manual_needed = 0;
+	if (x->is_active && x->auto_connect && x->primary && !x->sup->breaker) {
+		log_info(x->id, "the row changed while the session needed re-authentication: trying it");
+		snprintf(x->trigger, sizeof(x->trigger), "start:row");
+		sup__wait_then_connect(x, 0, "the row changed", "");
+	} else {
+		sup__enter(x, SS_IDLE, "the row changed", "", 0);
+	}
 }
 
 /* Exponential backoff with equal jitter: between half and all of base * 2^(n-1), capped. */
@@ -533,8 +587,7 @@ cb_closed(void *arg, const struct wa_session_close *why)
 		sup__enter(x, SS_STOPPED, "logged out", err, 1);
 		break;
 	case WA_CLOSE_REPLACED:
-		snprintf(err, sizeof(err), "replaced (440): another client took over this session; "
-					   "not taking it back automatically");
+		snprintf(err, sizeof(err), "%s; not taking it back automatically", SUP_REPLACED_ERR);
 		sup__enter(x, SS_STOPPED, "replaced", err, 0);
 		break;
 	case WA_CLOSE_CLIENT_OUTDATED:
@@ -868,6 +921,14 @@ sup_start(struct sup *s)
 		sup__apply_row(x, &rows[i]);
 		if (!(x->primary && x->has_auth && x->is_active && x->auto_connect))
 			continue;
+		if (strcmp(x->status, "disconnected") == 0 && x->last_error &&
+		    strncmp(x->last_error, SUP_REPLACED_ERR, strlen(SUP_REPLACED_ERR)) == 0) {
+			/* Another client took it over before the restart: still not ours to take back. */
+			log_warn(x->id, "start: not connecting: another client took this session over "
+					"(440) before the restart; reconnect it by hand");
+			x->state = SS_STOPPED;
+			continue;
+		}
 		/* Rule 1: the auto-connects, stagger apart, in creation order. */
 		snprintf(x->trigger, sizeof(x->trigger), "start");
 		x->state = SS_WAITING; /* already "disconnected" in the database after reconciling */
@@ -1000,16 +1061,40 @@ sup_learn(struct sup *s, const char *id)
 }
 
 int
-sup_pair(struct sup *s, const char *id)
+sup_pair(struct sup *s, const char *id, const char **why)
 {
 	struct sess *x;
+	const char *no;
+	if (why == NULL)
+		why = &no;
+	*why = NULL;
 	int r = load_row(s, id, &x);
 	if (r)
 		return r;
-	if (x->client)
+	if (x->state == SS_PAIRING)
+		return 0; /* already showing QR codes */
+	if (x->client != NULL || x->state == SS_CONNECTED) {
+		*why = "the session is connected or logging in: log it out first to pair a new device";
 		return WG_ESTATE;
+	}
+	/* Credentials that work are kept: a new device would only be needed after a logout. */
+	int reauth = strcmp(x->status, "logged_out") == 0;
+	if (x->has_auth && !reauth) {
+		*why = "the session has credentials: reconnect it, or log it out first to pair a new device";
+		return WG_ESTATE;
+	}
+	if (s->shutting_down) {
+		*why = "the server is stopping";
+		return WG_ESTATE;
+	}
+	/* A person asked: whatever held the session (limit, retries) starts afresh. */
+	x->manual_needed = 0;
+	x->start_try = 0;
+	x->failures = 0;
+	x->nrecov = 0;
+	x->recov_loaded = 1;
 	x->trigger[0] = '\0';
-	r = sup__connect_now(x, "pair");
+	r = connect_as(x, "pair", 1);
 	schedule(s);
 	return r;
 }
@@ -1125,6 +1210,7 @@ sup__fill_view(struct sess *x, struct sup_session_view *out)
 	out->id = x->id;
 	out->state = sup__state_names[x->state];
 	out->socket_alive = x->client != NULL && s->ops->alive(x->client);
+	out->paired = x->has_auth;
 	out->manual_needed = x->manual_needed;
 	out->next_retry_at = x->state == SS_WAITING ? x->next_retry_wall : 0;
 	out->qr = x->state == SS_PAIRING ? x->qr : NULL;

@@ -20,6 +20,11 @@
 #include "sup/client.h"
 
 #define SUP_MAX_START_RETRIES 8
+/*
+ * last_error of a session another client took over (close 440). It is how a
+ * restart knows not to take the session back: only a person does that.
+ */
+#define SUP_REPLACED_ERR "replaced (440): another client took over this session"
 
 struct sup_config {
 	uint64_t start_stagger_ms;                   /* WAGATE_START_STAGGER, 2s */
@@ -49,6 +54,7 @@ struct sup_session_view {
 	const char *id;
 	const char *state;       /* supervisor state: idle, waiting, connecting, pairing, connected, stopped */
 	int socket_alive;
+	int paired;              /* the session has credentials (memory's, or the row's) */
 	int manual_needed;       /* the automatic recovery limit was reached */
 	int64_t next_retry_at;   /* wall-clock ms of the next automatic attempt, 0 if none */
 	const char *qr;          /* the current QR code while pairing, else NULL */
@@ -115,8 +121,15 @@ int sup_reconnect(struct sup *s, const char *id, void (*done)(void *arg, int ok,
  */
 int sup_learn(struct sup *s, const char *id);
 
-/* Starts pairing for a session (created without credentials). */
-int sup_pair(struct sup *s, const char *id);
+/*
+ * Starts pairing a new device for a session: one created without
+ * credentials, or whose pairing ended (QR codes expired, logged out,
+ * credentials that cannot be used). 0 also when it is already pairing;
+ * WG_ESTATE, with the reason in *why (why may be NULL), when the session is
+ * connected, logging in, or holds credentials that may still work (those are
+ * never replaced here: log it out first); WG_ENOTFOUND.
+ */
+int sup_pair(struct sup *s, const char *id, const char **why);
 /* A session was created, changed (auto_connect/is_active) or deleted through the API. */
 int sup_session_changed(struct sup *s, const char *id);
 int sup_session_deleted(struct sup *s, const char *id);

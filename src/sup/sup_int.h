@@ -168,6 +168,8 @@ void sup__record(struct sess *x, const char *trigger, const char *action, const 
 void sup__enter(struct sess *x, enum ss_state st, const char *why, const char *err,
 		int logged_out);
 int sup__connect_now(struct sess *x, const char *trigger);
+/* Someone else wrote the session's row (its updated_at is not the one our writes left). */
+void sup__row_written(struct sess *x);
 void sup__wait_then_connect(struct sess *x, uint64_t delay_ms, const char *why, const char *err);
 void sup__recount(struct sess *x);
 void sup__notify(struct sess *x, enum sup_event ev);

@@ -250,6 +250,8 @@ sup__monitor_step(struct sup *s, uint64_t now)
 	int64_t now_wall = (int64_t)wg_wall_ms();
 	for (size_t i = 0; i < n; i++) {
 		struct sess *x = sup__find(s, rows[i].id);
+		/* Our writes leave updated_at as memory has it: another value is someone else's write. */
+		int written = x != NULL && rows[i].updated_at != x->updated_at;
 		if (x == NULL) {
 			/* A row the web app inserted: known from now on, under the same rules. */
 			x = sup__add(s, rows[i].id);
@@ -267,6 +269,8 @@ sup__monitor_step(struct sup *s, uint64_t now)
 		} else {
 			sup__apply_row(x, &rows[i]);
 		}
+		if (written)
+			sup__row_written(x);
 		check(s, x, now_wall);
 	}
 	const char *cid, *ccreated;

@@ -188,3 +188,28 @@ test('usable by keyboard alone: open the session, open the popover, close it', a
   await shot('08-session-page');
   void sessionId;
 });
+
+test('"Pair again" after a logout pairs a new device under the same session id', async () => {
+  await page.goto(`${base}/session/${sessionId}${QUERY}`);
+  await page.getByTestId('session-logout-button').waitFor();
+  assert.equal(await page.getByTestId('session-pair-button').count(), 0, 'no "Pair again" while paired');
+  page.once('dialog', (d) => d.accept());
+  await page.getByTestId('session-logout-button').click();
+  await page.getByTestId('session-pair-button').waitFor({ timeout: 10000 });
+  await shot('09-logged-out');
+  await page.getByTestId('session-pair-button').click();
+  await page.getByTestId('qr-image').waitFor({ timeout: 15000 });
+  const qr = await waitFor('the new QR text', async () => {
+    const r = await serve.api('GET', `/sessions/${sessionId}/qr`);
+    return r.status === 200 ? r.body.qr : null;
+  });
+  const scan = await mock.post('/scan', { qr, phone: '27821231234' });
+  assert.equal(scan.status, 200, JSON.stringify(scan.body));
+  await waitFor('the session connected again', async () => {
+    const r = await serve.api('GET', `/sessions/${sessionId}`);
+    return r.body.connectionStatus === 'connected' && r.body.paired === true;
+  }, { timeoutMs: 15000 });
+  const list = await serve.api('GET', '/sessions');
+  assert.equal(list.body.filter((s) => s.sessionId === sessionId).length, 1, 'the same id, no new session');
+  await shot('10-paired-again');
+});

@@ -156,6 +156,44 @@ test('401 from WhatsApp: logged_out, re-authentication needed, no retries', asyn
   await sleep(1500);
   assert.equal(await mockConn(jid), null, 'no new connection after a logout');
   assert.equal((await serve.api('GET', `/sessions/${id}`)).body.connectionStatus, 'logged_out');
+  // Pair again: a new device under the same id.
+  const p = await serve.api('POST', `/sessions/${id}/pair`);
+  assert.equal(p.status, 200, p.text);
+  assert.equal(p.body.supervisorState, 'pairing');
+  const qr = await waitFor('a QR code', async () => {
+    const r = await serve.api('GET', `/sessions/${id}/qr`);
+    return r.status === 200 ? r.body : null;
+  });
+  const scan = await mock.post('/scan', { qr: qr.qr, phone: '15559990001' });
+  assert.equal(scan.status, 200, JSON.stringify(scan.body));
+  const back = await waitSession(serve, id, 'paired again', (b) => b.connectionStatus === 'connected');
+  assert.equal(back.phoneNumber, '15559990001');
+  // A connected session is not paired over: its credentials work.
+  const refused = await serve.api('POST', `/sessions/${id}/pair`);
+  assert.equal(refused.status, 409, refused.text);
+  assert.match(refused.body.error, /log it out first/);
+  assert.equal((await serve.api('POST', '/sessions/00000000-0000-4000-8000-000000000000/pair')).status, 404);
+});
+
+test('credentials wagate cannot read: re-authentication needed, not retried, in the start summary', async () => {
+  const { id, jid } = await pairNew();
+  await restart();
+  const c0 = await waitFor('the mock login', () => mockConn(jid));
+  // Another library's credentials in the row (written by the web app while wagate is stopped).
+  await serve.stop();
+  sql(dbFile, `UPDATE whatsapp_sessions SET auth_state = '{"creds":{"noiseKey":{"private":"x"}},"keys":{}}' WHERE id = '${id}'`);
+  serve = await startServe({ dbFile, mock, env: { WAGATE_RECOVERY_INTERVAL: '1s' } });
+  const s = await waitSession(serve, id, 'needs re-authentication', (b) => b.connectionStatus === 'logged_out');
+  assert.match(s.lastError, /credentials cannot be used.*re-authentication needed/);
+  assert.equal(s.paired, true);
+  await waitFor('the start summary', async () => /start: \d+ connected, \d+ failed \(retrying\), [1-9]\d* need re-authentication/.test(serve.stderr()));
+  // Several monitor passes: no connection, one record.
+  await sleep(3500);
+  assert.equal((await mock.connections()).filter((x) => x.jid === jid && x.id > c0.id).length, 0);
+  const n = sql(dbFile, `SELECT count(*) FROM whatsapp_session_recovery_attempts WHERE session_id = '${id}' AND result = 'needs_reauth'`);
+  assert.equal(n[0][0], '1');
+  assert.equal((await serve.api('POST', `/sessions/${id}/pair`)).status, 200);
+  await restart();
 });
 
 test('440 from WhatsApp: stopped, never taken back by itself', async () => {
@@ -166,6 +204,12 @@ test('440 from WhatsApp: stopped, never taken back by itself', async () => {
   assert.ok(s);
   await sleep(1500);
   assert.equal(await mockConn(jid), null, 'no new connection after being replaced');
+  // Nor after a restart: another client holds it until a person takes it back.
+  await restart();
+  await sleep(1500);
+  assert.equal(await mockConn(jid), null, 'no connection after a restart either');
+  const r = await serve.api('POST', `/sessions/${id}/reconnect`);
+  assert.equal(r.body.success, true, r.text);
 });
 
 test('manual reconnect: success, and concurrent requests share one attempt', async () => {

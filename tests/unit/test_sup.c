@@ -62,6 +62,9 @@ f_open(void *ctx, const char *id, const char *auth, const struct sup_client_cb *
        struct sup_client **out)
 {
 	assert_true(fake.n < MAX_CLIENTS);
+	/* As the real client does for credentials it cannot parse (another program's, say). */
+	if (auth != NULL && strstr(auth, "baileys") != NULL)
+		return WG_EINVAL;
 	struct sup_client *c = calloc(1, sizeof(*c));
 	snprintf(c->id, sizeof(c->id), "%s", id);
 	c->has_auth = auth != NULL;
@@ -374,6 +377,133 @@ test_startup_logged_out_not_retried(void **state)
 	assert_int_equal(opens_of(a), 1);
 	expect_status(f, a, "logged_out");
 	assert_non_null(strstr(last_error(f, a), "re-authentication"));
+}
+
+static void
+reconnect_done_count(void *arg, int ok, const char *msg)
+{
+	(void)ok;
+	(void)msg;
+	++*(int *)arg;
+}
+
+/* The web app writes a row's credentials, through its own connection. */
+static void
+app_write_auth(struct fx *f, const char *id, const char *auth)
+{
+	struct store_session v;
+	memset(&v, 0, sizeof(v));
+	v.auth_state = (char *)auth;
+	assert_int_equal(store_update(f->app, id, &v, STORE_F_AUTH, (int64_t)(WALL0 + now_ms)), 0);
+}
+
+/* Credentials wagate cannot read need a person (or new credentials), not retries. */
+static void
+test_unusable_credentials_need_reauth(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	app_write_auth(f, a, "{\"creds\":{\"noiseKey\":\"baileys\"}}");
+	f->cfg.recovery_interval_ms = 60000;
+	start(f);
+	/* Not opened: re-authentication needed, recorded, counted in the start's summary. */
+	assert_int_equal(opens_of(a), 0);
+	expect_status(f, a, "logged_out");
+	assert_non_null(strstr(last_error(f, a), "re-authentication needed"));
+	struct store_attempt *at;
+	size_t n;
+	assert_int_equal(store_attempts(f->st, a, 0, 0, &at, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(at[0].result, "needs_reauth");
+	store_attempts_free(at, n);
+	/* Two hours of monitor passes, another session's row written meanwhile: no retry, no record. */
+	app_session(f, "secondary", 0, 1, 1);
+	advance(f, 7200000);
+	assert_int_equal(opens_of(a), 0);
+	assert_int_equal(store_attempts(f->st, a, 0, 0, &at, &n), 0);
+	assert_int_equal(n, 1);
+	store_attempts_free(at, n);
+	/* The web app writes usable credentials: the next pass connects the session. */
+	now_ms += 1000;
+	app_write_auth(f, a, "{\"format\":\"test\"}");
+	advance(f, 60000);
+	for (int i = 0; i < 5; i++)
+		sup_run(f->sup);
+	assert_int_equal(opens_of(a), 1);
+	bring_up(f, a);
+}
+
+/* Pairing a session again keeps its id: after QR codes expire, after a logout, over unusable credentials. */
+static void
+test_pair_again(void **state)
+{
+	struct fx *f = *state;
+	const char *p = add_session(f, "shop", 0, 1, 1, NULL);
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	const char *u = add_session(f, "primary", 1, 1, 1, NULL);
+	app_write_auth(f, u, "{\"baileys\":true}");
+	f->cfg.start_stagger_ms = 0;
+	start(f);
+	const char *why = NULL;
+	/* QR codes expire: pairing again opens a new client without credentials. */
+	assert_int_equal(sup_pair(f->sup, p, &why), 0);
+	c_close(client_of(p), WA_CLOSE_QR_TIMEOUT, 0, 0);
+	expect_status(f, p, "disconnected");
+	assert_int_equal(sup_pair(f->sup, p, &why), 0);
+	assert_int_equal(opens_of(p), 2);
+	assert_int_equal(client_of(p)->has_auth, 0);
+	/* Asking again while it pairs changes nothing. */
+	assert_int_equal(sup_pair(f->sup, p, &why), 0);
+	assert_int_equal(opens_of(p), 2);
+	/* Connected: refused, with the reason; a working session's credentials are never replaced. */
+	bring_up(f, a);
+	assert_int_equal(sup_pair(f->sup, a, &why), WG_ESTATE);
+	assert_non_null(strstr(why, "log it out first"));
+	c_close(client_of(a), WA_CLOSE_TRANSIENT, 428, 0);
+	assert_int_equal(sup_pair(f->sup, a, &why), WG_ESTATE);
+	/* Logged out: a new device. */
+	advance(f, 10);
+	c_close(client_of(a), WA_CLOSE_LOGGED_OUT, 401, 0);
+	expect_status(f, a, "logged_out");
+	int before = opens_of(a);
+	assert_int_equal(sup_pair(f->sup, a, &why), 0);
+	assert_int_equal(opens_of(a), before + 1);
+	assert_int_equal(client_of(a)->has_auth, 0);
+	expect_status(f, a, "qr_pending");
+	/* Unusable credentials: a new device too, never the old blob. */
+	expect_status(f, u, "logged_out");
+	assert_int_equal(sup_pair(f->sup, u, &why), 0);
+	assert_int_equal(client_of(u)->has_auth, 0);
+	assert_int_equal(sup_pair(f->sup, "00000000-0000-4000-8000-000000000000", &why), WG_ENOTFOUND);
+}
+
+/* A session another client took over (440) stays stopped across a restart. */
+static void
+test_replaced_not_taken_back_after_restart(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	const char *b = add_session(f, "primary", 1, 1, 1, NULL);
+	f->cfg.start_stagger_ms = 0;
+	start(f);
+	bring_up(f, a);
+	bring_up(f, b);
+	c_close(client_of(b), WA_CLOSE_REPLACED, 440, 0);
+	sup_shutdown(f->sup, NULL, NULL);
+	pump_closes();
+	sup_run(f->sup);
+	assert_int_equal(sup_flush(f->sup), 0);
+	sup_free(f->sup);
+	f->sup = NULL;
+	start(f);
+	advance(f, 3 * 3600000ull);
+	assert_int_equal(opens_of(a), 2);
+	assert_int_equal(opens_of(b), 1);
+	assert_non_null(strstr(last_error(f, b), "440"));
+	/* A person reconnects it: taken back, and the next restart connects it again. */
+	int done = 0;
+	assert_int_equal(sup_reconnect(f->sup, b, reconnect_done_count, &done), 0);
+	assert_int_equal(opens_of(b), 2);
 }
 
 /* ---- Rule 3 ---- */
@@ -948,7 +1078,7 @@ test_observer_and_history(void **state)
 
 	/* QR codes, and the end of the supervisor. */
 	const char *p = add_session(f, "shop", 0, 1, 1, NULL);
-	assert_int_equal(sup_pair(f->sup, p), 0);
+	assert_int_equal(sup_pair(f->sup, p, NULL), 0);
 	c = client_of(p);
 	c->cb->qr(c->arg, "2@x,y,z,w", 60000);
 	assert_int_equal(seen.qr, 1);
@@ -1437,6 +1567,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_write_batch_adapts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_startup_retries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_startup_logged_out_not_retried, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unusable_credentials_need_reauth, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pair_again, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replaced_not_taken_back_after_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transient_at_once_then_backoff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_required_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_logged_out_and_replaced_stop, setup, teardown),

@@ -96,6 +96,10 @@ export class DashboardApi {
   reconnect(id: string): Promise<ReconnectResult> {
     return this.json("POST", `/sessions/${encodeURIComponent(id)}/reconnect`);
   }
+  /** Pairs a new device for the session (keeps its id); the QR codes follow. */
+  pairSession(id: string): Promise<Session> {
+    return this.json("POST", `/sessions/${encodeURIComponent(id)}/pair`);
+  }
   logoutSession(id: string): Promise<ReconnectResult> {
     return this.json("POST", `/sessions/${encodeURIComponent(id)}/logout`);
   }

@@ -27,6 +27,8 @@ export interface Session {
   lastMessageAt: string | null;
   createdAt?: string;
   updatedAt?: string;
+  /** The session holds credentials (a paired device). */
+  paired?: boolean;
   socketAlive: boolean;
   supervisorState: SupervisorState | string;
   manualInterventionNeeded: boolean;

@@ -20,7 +20,7 @@ export function SessionPage({ id }: { id: string }) {
   const { snapshot, refresh } = useWhatsAppStatus();
   const [polled, setPolled] = useState<Session | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState<"reconnect" | "logout" | "toggle" | "delete" | null>(null);
+  const [busy, setBusy] = useState<"reconnect" | "logout" | "toggle" | "delete" | "pair" | null>(null);
   const [outcome, setOutcome] = useState<ReconnectResult | null>(null);
   const [range, setRange] = useState(RANGES[1].ms);
   const [history, setHistory] = useState<HistoryEntry[] | null>(null);
@@ -96,6 +96,19 @@ export function SessionPage({ id }: { id: string }) {
     }
   };
   const pairing = session.connectionStatus === "qr_pending" || session.supervisorState === "pairing";
+  /* Not paired, or its credentials no longer work: only a new device brings it back. */
+  const needsPairing = !pairing && (session.paired === false || session.connectionStatus === "logged_out");
+  const pairAgain = async () => {
+    setBusy("pair");
+    setOutcome(null);
+    try {
+      await api.pairSession(id);
+      navigate(`/session/${id}/pair`);
+    } catch (e) {
+      setOutcome({ success: false, message: (e as Error).message });
+      setBusy(null);
+    }
+  };
 
   return (
     <section aria-labelledby="session-title">
@@ -141,9 +154,21 @@ export function SessionPage({ id }: { id: string }) {
         </p>
       ) : null}
       <div className="actions">
+        {needsPairing ? (
+          <button
+            type="button"
+            className="wa-button primary"
+            data-testid="session-pair-button"
+            disabled={busy !== null}
+            aria-busy={busy === "pair"}
+            onClick={pairAgain}
+          >
+            {busy === "pair" ? "Starting…" : "Pair again"}
+          </button>
+        ) : null}
         <button
           type="button"
-          className="wa-button primary"
+          className={needsPairing ? "wa-button" : "wa-button primary"}
           data-testid="session-reconnect-button"
           disabled={busy !== null}
           aria-busy={busy === "reconnect"}
