@@ -133,7 +133,27 @@ api__sessions_create(struct api *a, struct evhttp_request *req)
 		s.user_id = wg_strdup(json_string_value(user));
 	if (autoc)
 		s.auto_connect = json_is_true(autoc);
-	int r = store_insert(a->st, &s);
+	/*
+	 * Names are unique per user: two sessions named "primary" would leave
+	 * the dashboard following one of them, maybe the dead one.
+	 */
+	char other[STORE_ID_LEN + 1];
+	const char *want = s.session_name ? s.session_name : "primary";
+	int r = store_find_name(a->st, s.user_id, want, other);
+	if (r == 0) {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "a session named \"%s\" already exists for this user (%s): pick "
+		                           "another name, or pair that one again", want, other);
+		api__error(req, 409, msg);
+		store_session_free(&s);
+		goto out;
+	}
+	if (r != WG_ENOTFOUND && r != WG_ENOTSUP) {
+		db_failed(a, req, NULL, "cannot create a session");
+		store_session_free(&s);
+		goto out;
+	}
+	r = store_insert(a->st, &s);
 	if (r) {
 		db_failed(a, req, NULL, "cannot create a session");
 		store_session_free(&s);

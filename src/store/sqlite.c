@@ -117,6 +117,10 @@ static const struct sq_migration migrations[] = {
     {5, "whatsapp_sessions_created_idx",
      "CREATE INDEX IF NOT EXISTS whatsapp_sessions_created_idx\n"
      "	ON whatsapp_sessions (created_at, id);\n"},
+    /* Names are unique per user for sessions made through the API: one lookup per create. */
+    {6, "whatsapp_sessions_name_idx",
+     "CREATE INDEX IF NOT EXISTS whatsapp_sessions_name_idx\n"
+     "	ON whatsapp_sessions (session_name, user_id);\n"},
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -145,6 +149,7 @@ enum sq_stmt {
 	SQ_LIST_PAGE_CREATED,
 	SQ_RECENT_ATTEMPTS,
 	SQ_GET,
+	SQ_FIND_NAME,
 	SQ_INSERT,
 	SQ_DELETE,
 	SQ_RECONCILE,
@@ -186,6 +191,8 @@ static const char *const stmt_sql[SQ_NSTMT] = {
                            " WHERE session_id IN (SELECT value FROM json_each(?1)))"
                            " WHERE rn <= ?2 ORDER BY session_id, rn",
     [SQ_GET] = "SELECT " SESSION_COLS " FROM whatsapp_sessions WHERE id = ?1",
+    [SQ_FIND_NAME] = "SELECT id FROM whatsapp_sessions WHERE session_name = ?1 AND user_id IS ?2"
+                     " ORDER BY created_at, id LIMIT 1",
     [SQ_INSERT] = "INSERT INTO whatsapp_sessions (" SESSION_COLS ")"
                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     [SQ_DELETE] = "DELETE FROM whatsapp_sessions WHERE id = ?1",
@@ -1106,6 +1113,35 @@ sq_get(struct store *st, const char *id, struct store_session *out)
 }
 
 static int
+sq_find_name(struct store *st, const char *user_id, const char *name, char id[STORE_ID_LEN + 1])
+{
+	sqlite3_stmt *q;
+	int rc = sq_stmt(st, SQ_FIND_NAME, &q);
+	if (rc < 0)
+		return rc;
+	bind_text(q, 1, name);
+	bind_text(q, 2, user_id);
+	int step = sqlite3_step(q);
+	if (step == SQLITE_ROW) {
+		const unsigned char *v = sqlite3_column_text(q, 0);
+		int len = sqlite3_column_bytes(q, 0);
+		if (v != NULL && store__id_valid((const char *)v, (size_t)len)) {
+			memcpy(id, v, (size_t)len);
+			id[len] = '\0';
+			rc = 0;
+		} else {
+			rc = store__fail(st, WG_EINVAL, "a session named like this has a bad id");
+		}
+	} else if (step == SQLITE_DONE) {
+		rc = store__fail(st, WG_ENOTFOUND, "no session of that name");
+	} else {
+		rc = sq_fail(st, step, "find by name");
+	}
+	sq_done(q);
+	return rc;
+}
+
+static int
 sq_insert(struct store *st, const struct store_session *s)
 {
 	sqlite3_stmt *q;
@@ -1597,6 +1633,7 @@ const struct store_backend store_sqlite_backend = {
     .reconcile = sq_reconcile,
     .list = sq_list,
     .get = sq_get,
+    .find_name = sq_find_name,
     .insert = sq_insert,
     .update = sq_update,
     .del = sq_delete,

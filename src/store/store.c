@@ -554,6 +554,19 @@ store_update(struct store *st, const char *id, const struct store_session *s, un
 }
 
 int
+store_find_name(struct store *st, const char *user_id, const char *name, char id[STORE_ID_LEN + 1])
+{
+	id[0] = '\0';
+	if (name == NULL || name[0] == '\0' || strlen(name) > STORE_TEXT_MAX ||
+	    (user_id != NULL && strlen(user_id) > STORE_TEXT_MAX))
+		return store__fail(st, WG_EINVAL, "session name or user id out of bounds");
+	if (st->be->find_name == NULL)
+		return store__fail(st, WG_ENOTSUP, "the %s backend cannot look sessions up by name",
+		                   st->be->name);
+	return st->be->find_name(st, user_id, name, id);
+}
+
+int
 store_delete(struct store *st, const char *id)
 {
 	int rc = check_id(st, id);

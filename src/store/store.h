@@ -174,6 +174,13 @@ int store_insert(struct store *st, struct store_session *s);
 /* Writes only the columns in fields, plus updated_at = now. WG_ENOTFOUND. */
 int store_update(struct store *st, const char *id, const struct store_session *s, unsigned fields,
                  int64_t now);
+/*
+ * The oldest session named name whose user_id is user_id (NULL: the sessions
+ * without one): its id into id. WG_ENOTFOUND when there is none. The API keeps
+ * names unique per user with it (one index lookup).
+ */
+int store_find_name(struct store *st, const char *user_id, const char *name,
+                    char id[STORE_ID_LEN + 1]);
 /* Deletes a session and its recovery attempts. WG_ENOTFOUND. */
 int store_delete(struct store *st, const char *id);
 
@@ -277,6 +284,9 @@ struct store_backend {
 	                   size_t *gone);
 	int (*recent_attempts)(struct store *st, const char *const *ids, size_t nids,
 	                       size_t per_session, struct store_attempt **out, size_t *n);
+	/* Optional (WG_ENOTSUP without): store_find_name. */
+	int (*find_name)(struct store *st, const char *user_id, const char *name,
+	                 char id[STORE_ID_LEN + 1]);
 	/* Optional: a value that changes whenever someone else changed the data. */
 	int (*data_version)(struct store *st, uint64_t *version);
 };

@@ -38,7 +38,8 @@ async function restart(env = {}) {
 /** Creates a session through the API and pairs it with the mock's phone; returns {id, jid, phone}. */
 async function pairNew() {
   const phone = `1555000${String(++phoneSeq).padStart(4, '0')}`;
-  const created = await serve.api('POST', '/sessions', { body: { sessionName: 'primary' } });
+  // Each its own user's primary: names are unique per user.
+  const created = await serve.api('POST', '/sessions', { body: { sessionName: 'primary', userId: `user-${phoneSeq}` } });
   assert.equal(created.status, 201, created.text);
   const id = created.body.sessionId;
   assert.match(id, /^[0-9a-f-]{36}$/);
@@ -449,6 +450,12 @@ test('the dashboard: files, sign-in by cookie with CSRF, live events, status his
     key: null, body: {}, headers: { cookie, 'x-wagate-csrf': '1', origin: `http://127.0.0.1:${p}` },
   });
   assert.equal(created.status, 201, created.text);
+  // A second "primary" for the same user (none) is refused, and says whose the name is.
+  const twice = await request(p, 'POST', '/sessions', {
+    key: null, body: {}, headers: { cookie, 'x-wagate-csrf': '1', origin: `http://127.0.0.1:${p}` },
+  });
+  assert.equal(twice.status, 409, twice.text);
+  assert.ok(twice.body.error.includes(created.body.sessionId), twice.text);
   const id = created.body.sessionId;
   const pairing = await ev.next((f) => f.event === 'session' && f.data.sessionId === id);
   assert.ok(pairing.at - t0 < 1000, `pushed within ${pairing.at - t0} ms`);

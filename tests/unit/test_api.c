@@ -354,8 +354,8 @@ str(json_t *o, const char *k)
 static const char *const session_keys[] = {
     "sessionId",   "sessionName", "userId",      "phoneNumber",     "connectionStatus",
     "isActive",    "autoConnect", "lastError",   "lastConnectedAt", "lastMessageAt",
-    "createdAt",   "updatedAt",   "socketAlive", "supervisorState", "manualInterventionNeeded",
-    "nextRetryAt", NULL};
+    "createdAt",   "updatedAt",   "paired",      "socketAlive",     "supervisorState",
+    "manualInterventionNeeded",   "nextRetryAt", NULL};
 
 /* ---- /health ---- */
 
@@ -484,6 +484,7 @@ test_health_deep(void **state)
 	                                 "connectionStatus",
 	                                 "lastConnectedAt",
 	                                 "lastMessageAt",
+	                                 "paired",
 	                                 "socketAlive",
 	                                 "sessionName",
 	                                 "isActive",
@@ -597,6 +598,17 @@ test_create_get_list(void **state)
 	assert_true(json_is_null(json_object_get(r->json, "userId")));
 	assert_true(json_is_true(json_object_get(r->json, "autoConnect")));
 	resp_free(r);
+	/* Names are unique per user: a second "primary" (or "shop" for u-1) is refused, with whose it is. */
+	r = call(f, EVHTTP_REQ_POST, "/sessions", KEY, "{}");
+	assert_error(r, 409, "a session named \"primary\" already exists for this user");
+	resp_free(r);
+	r = call(f, EVHTTP_REQ_POST, "/sessions", KEY, "{\"sessionName\":\"shop\",\"userId\":\"u-1\"}");
+	assert_error(r, 409, id);
+	resp_free(r);
+	/* The same name for another user is another session. */
+	r = call(f, EVHTTP_REQ_POST, "/sessions", KEY, "{\"sessionName\":\"shop\",\"userId\":\"u-2\"}");
+	assert_int_equal(r->status, 201);
+	resp_free(r);
 
 	char path[80];
 	snprintf(path, sizeof(path), "/sessions/%s", id);
@@ -609,9 +621,9 @@ test_create_get_list(void **state)
 	add_session(f, 1, "disconnected");
 	r = call(f, EVHTTP_REQ_GET, "/sessions", KEY, NULL);
 	assert_int_equal(r->status, 200);
-	assert_int_equal(json_array_size(r->json), 3);
+	assert_int_equal(json_array_size(r->json), 4);
 	int found = 0;
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < 4; i++) {
 		assert_keys(json_array_get(r->json, i), session_keys);
 		found += strcmp(str(json_array_get(r->json, i), "sessionId"), id) == 0;
 	}
@@ -651,7 +663,7 @@ test_create_get_list(void **state)
 	r = call(f, EVHTTP_REQ_POST, "/sessions", KEY, "{\"userId\":\"a\",\"userId\":\"b\"}");
 	assert_error(r, 400, "malformed JSON");
 	resp_free(r);
-	assert_int_equal(fake.n, 2); /* none of those created anything */
+	assert_int_equal(fake.n, 3); /* none of those created anything (the third is u-2's "shop") */
 }
 
 static void
@@ -709,7 +721,7 @@ test_qr(void **state)
 	assert_error(r, 404, "not pairing");
 	resp_free(r);
 
-	r = call(f, EVHTTP_REQ_POST, "/sessions", KEY, "{}");
+	r = call(f, EVHTTP_REQ_POST, "/sessions", KEY, "{\"sessionName\":\"qr\"}");
 	assert_int_equal(r->status, 201);
 	char id[40];
 	snprintf(id, sizeof(id), "%s", str(r->json, "sessionId"));
@@ -1486,12 +1498,12 @@ test_login_cookie_csrf(void **state)
 	assert_int_equal(r->status, 201);
 	resp_free(r);
 	const char *const no_origin[] = {"Cookie", cookie, "X-Wagate-Csrf", "1", NULL};
-	r = start_h(f, EVHTTP_REQ_POST, "/sessions", NULL, "{}", no_origin);
+	r = start_h(f, EVHTTP_REQ_POST, "/sessions", NULL, "{\"sessionName\":\"second\"}", no_origin);
 	wait_for(f, r);
 	assert_int_equal(r->status, 201);
 	resp_free(r);
 	/* x-api-key is not affected. */
-	r = start_h(f, EVHTTP_REQ_POST, "/sessions", KEY, "{}", evil + 2);
+	r = start_h(f, EVHTTP_REQ_POST, "/sessions", KEY, "{\"sessionName\":\"third\"}", evil + 2);
 	wait_for(f, r);
 	assert_int_equal(r->status, 201);
 	resp_free(r);

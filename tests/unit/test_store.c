@@ -144,7 +144,7 @@ test_open_and_migrate(void **state)
 	uint32_t us = 0;
 	assert_int_equal(store_ping(fx->st, &us), 0);
 	assert_int_equal(store_migrate(fx->st, &applied), 0);
-	assert_int_equal(applied, 5);
+	assert_int_equal(applied, 6);
 	char wal[600];
 	snprintf(wal, sizeof(wal), "%s-wal", fx->path);
 	assert_int_equal(stat(wal, &sb), 0);
@@ -157,10 +157,10 @@ test_open_and_migrate(void **state)
 	assert_int_equal(store_open(fx->url, &fx->st, err, sizeof(err)), 0);
 	assert_int_equal(store_migrate(fx->st, &applied), 0);
 	assert_int_equal(applied, 0);
-	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"), 5);
+	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"), 6);
 	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"
 	                                   " WHERE applied_at LIKE '____-__-__T__:__:__.___Z'"),
-	                 5);
+	                 6);
 	assert_int_equal(raw_int(fx->path, "PRAGMA journal_mode"), 0); /* text "wal" reads as 0 */
 	assert_int_equal(raw(fx->path, "SELECT 1 FROM whatsapp_sessions LIMIT 0"), SQLITE_OK);
 }
@@ -200,7 +200,7 @@ test_existing_tables(void **state)
 	                     " '2026-11-24T15:45:01.5+02:00')"),
 	                 SQLITE_OK);
 	assert_int_equal(store_migrate(fx->st, &applied), 0);
-	assert_int_equal(applied, 5);
+	assert_int_equal(applied, 6);
 	struct store_session s;
 	assert_int_equal(store_get(fx->st, "web-1", &s), 0);
 	assert_string_equal(s.session_name, "primary");
@@ -416,6 +416,35 @@ test_update_each_field(void **state)
 	assert_int_equal(store_update(st, id, &v, 1024, now), WG_EINVAL);
 	v.is_active = 2;
 	assert_int_equal(store_update(st, id, &v, STORE_F_ACTIVE, now), WG_EINVAL);
+}
+
+/* Names per user: the oldest session of a (user, name), NULL user apart. */
+static void
+test_find_name(void **state)
+{
+	struct fx *fx = *state;
+	struct store *st = open_store(fx);
+	char id[STORE_ID_LEN + 1];
+	assert_int_equal(store_find_name(st, NULL, "primary", id), WG_ENOTFOUND);
+	const char *users[] = {NULL, "u-1", NULL};
+	char ids[3][STORE_ID_LEN + 1];
+	for (int i = 0; i < 3; i++) {
+		struct store_session s;
+		store_session_init(&s);
+		s.user_id = (char *)users[i];
+		s.created_at = 1795528000000LL + i;
+		s.updated_at = s.created_at;
+		assert_int_equal(store_insert(st, &s), 0);
+		snprintf(ids[i], sizeof(ids[i]), "%s", s.id);
+		free(s.session_name);
+	}
+	assert_int_equal(store_find_name(st, NULL, "primary", id), 0);
+	assert_string_equal(id, ids[0]); /* the oldest of the two */
+	assert_int_equal(store_find_name(st, "u-1", "primary", id), 0);
+	assert_string_equal(id, ids[1]);
+	assert_int_equal(store_find_name(st, "u-2", "primary", id), WG_ENOTFOUND);
+	assert_int_equal(store_find_name(st, NULL, "shop", id), WG_ENOTFOUND);
+	assert_int_equal(store_find_name(st, NULL, "", id), WG_EINVAL);
 }
 
 static void
@@ -789,7 +818,7 @@ test_open_errors(void **state)
 	assert_int_equal(store_open("sqlite::memory:", &st, err, sizeof(err)), 0);
 	int applied;
 	assert_int_equal(store_migrate(st, &applied), 0);
-	assert_int_equal(applied, 5);
+	assert_int_equal(applied, 6);
 	store_close(st);
 	store_close(NULL);
 }
@@ -1245,7 +1274,7 @@ test_file_replaced(void **state)
 	assert_non_null(strstr(store_errmsg(st), "was replaced"));
 	assert_int_equal(store_ping(st, &us), 0);
 	/* The new file got our tables (migrated), and the old rows are not in it. */
-	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"), 5);
+	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"), 6);
 	struct store_session back;
 	assert_int_equal(store_get(st, id, &back), WG_ENOTFOUND);
 	assert_int_equal(raw(fx->path, "SELECT x FROM unrelated"), SQLITE_OK);
@@ -1348,6 +1377,7 @@ main(void)
 	    T(test_insert_get_defaults),
 	    T(test_update_each_field),
 	    T(test_not_found),
+	    T(test_find_name),
 	    T(test_autoconnect_filter),
 	    T(test_reconcile),
 	    T(test_attempts),

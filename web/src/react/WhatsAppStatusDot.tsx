@@ -34,6 +34,7 @@ export function WhatsAppStatusDot({ className, popover = true, settingsHref }: W
         className="wa-dot-button"
         data-testid="wa-status-dot"
         data-status={s.status}
+        data-session-id={s.sessionId ?? undefined}
         title={tooltip}
         aria-label={tooltip}
         aria-haspopup={popover ? "dialog" : undefined}

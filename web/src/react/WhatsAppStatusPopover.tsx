@@ -74,6 +74,11 @@ export function WhatsAppStatusPopover(props: WhatsAppStatusPopoverProps) {
           </button>
         ) : null}
       </div>
+      {s.sessionName ? (
+        <p className="wa-popover__row" data-testid="wa-status-session">
+          <span className="wa-muted">Session:</span> {s.sessionName}
+        </p>
+      ) : null}
       {connected && s.phoneNumber ? (
         <p className="wa-popover__row">
           <span className="wa-muted">Phone:</span> {formatPhone(s.phoneNumber)}

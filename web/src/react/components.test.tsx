@@ -49,6 +49,9 @@ describe("WhatsAppStatusDot", () => {
     expect(dot.querySelector(".wa-dot--bad")).not.toBeNull();
     await user.click(dot);
     const pop = screen.getByTestId("wa-status-popover");
+    // It says which session it follows.
+    expect(within(pop).getByTestId("wa-status-session").textContent).toContain("primary");
+    expect(dot.getAttribute("data-session-id")).toBeTruthy();
     expect(pop.getAttribute("role")).toBe("dialog");
     expect(dot.getAttribute("aria-expanded")).toBe("true");
     expect(dot.getAttribute("aria-controls")).toBe(pop.id);
