@@ -933,6 +933,7 @@ static void
 on_ws_open(struct ws_conn *ws, void *arg)
 {
 	struct wa_session *s = arg;
+	s->why.reached = 1;
 	struct wg_buf out = {0};
 	int r = wa_noise_client_hello(s->noise, &out);
 	if (r == 0)
@@ -1062,6 +1063,7 @@ on_ws_close(struct ws_conn *ws, int err, int code, const char *reason, void *arg
 			s->why.code = 408;
 		} else if (err == WG_EPROTO && code >= 300 && code < 600) {
 			s->why.code = code; /* the upgrade was answered with this HTTP status */
+			s->why.reached = 1;
 		} else {
 			s->why.code = 428;
 		}

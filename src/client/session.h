@@ -45,6 +45,12 @@ struct wa_session_close {
 	int code;             /* the WhatsApp/HTTP-style code: 401, 408, 428, 440, 515, ... */
 	const char *text;     /* for people */
 	int64_t ban_expires;  /* temp_banned: Unix seconds when the ban ends, 0 if unknown */
+	/*
+	 * The server answered (an HTTP status to the upgrade, or the WebSocket
+	 * opened): the failure is WhatsApp's answer, not the network's. 0 when
+	 * the attempt never got that far (DNS, TCP, TLS, or a connect timeout).
+	 */
+	int reached;
 };
 
 struct wa_session_events {

@@ -78,7 +78,8 @@ status_of(const struct sess *x, int logged_out)
 static int
 bucket_of(const struct sess *x)
 {
-	if (x->deleted || !x->is_active || !x->has_auth || !x->primary)
+	/* A primary the user switched off (is_active or auto_connect false) is not expected to be up. */
+	if (x->deleted || !x->is_active || !x->auto_connect || !x->has_auth || !x->primary)
 		return -1;
 	if (strcmp(x->status, "connected") == 0)
 		return B_CONNECTED;
@@ -177,6 +178,8 @@ sup__remove(struct sup *s, struct sess *x)
 	wg_heap_del(&s->due, &x->due);
 	if (x->state == SS_CONNECTING)
 		s->connecting--;
+	if (x->state == SS_CONNECTED)
+		s->nconnected--;
 	if (x->bucket >= 0)
 		s->cnt[x->bucket]--;
 	finish_waiters(x, 0, "session deleted");
@@ -235,6 +238,10 @@ sup__enter(struct sess *x, enum ss_state st, const char *why, const char *err, i
 		s->connecting--;
 	else if (old != SS_CONNECTING && st == SS_CONNECTING)
 		s->connecting++;
+	if (old == SS_CONNECTED && st != SS_CONNECTED)
+		s->nconnected--;
+	else if (old != SS_CONNECTED && st == SS_CONNECTED)
+		s->nconnected++;
 	if (st != SS_WAITING) {
 		wg_heap_del(&s->due, &x->due);
 		x->next_retry_wall = 0;
@@ -287,6 +294,21 @@ static uint64_t backoff(const struct sup *s, unsigned failures);
 static void start_resolved(struct sup *s, struct sess *x, int outcome);
 
 /*
+ * How a failed recovery is recorded. The limit is for sessions that are
+ * broken, not for a network that is down: a monitor recovery that never
+ * reached WhatsApp while no session of this process is connected either is
+ * "unreachable", recorded but not counted, so an outage (at start or later)
+ * is retried at the monitor's pace for as long as it lasts.
+ */
+static const char *
+failed_result(const struct sup *s, const char *trigger, int reached)
+{
+	if (strncmp(trigger, "monitor:", 8) == 0 && !reached && s->nconnected == 0)
+		return "unreachable";
+	return "failed";
+}
+
+/*
  * A connect could not even start. A passing failure (the database did not
  * answer, no socket could be made) is tried again with backoff: the schedule
  * is kept, not dropped. Anything else (the row is gone, credentials that
@@ -302,7 +324,7 @@ connect_failed(struct sess *x, const char *trigger, int r, const char *what)
 	snprintf(err, sizeof(err), "%s: %s", what,
 		 r == WG_ENOTFOUND ? "the session's row is gone" : wg_strerror(r));
 	if (trigger[0] && strncmp(trigger, "start", 5) != 0 && strcmp(trigger, "pair") != 0)
-		sup__record(x, trigger, "reconnect", "failed", err);
+		sup__record(x, trigger, "reconnect", failed_result(s, trigger, 0), err);
 	if (r == WG_ETIMEDOUT || r == WG_EIO) {
 		uint64_t d = backoff(s, ++x->failures);
 		snprintf(x->trigger, sizeof(x->trigger), "%s", trigger);
@@ -546,7 +568,7 @@ cb_closed(void *arg, const struct wa_session_close *why)
 	snprintf(err, sizeof(err), "%s (%s %d)", why->text, wa_close_reason_name(why->reason),
 		 why->code);
 	if (x->trigger[0] && why->reason != WA_CLOSE_CLOSED_BY_US)
-		sup__record(x, x->trigger, "reconnect", "failed", err);
+		sup__record(x, x->trigger, "reconnect", failed_result(s, x->trigger, why->reached), err);
 
 	if (x->deleted) {
 		sup__remove(s, x);
@@ -919,6 +941,11 @@ sup_start(struct sup *s)
 		x->last_connected_at = rows[i].last_connected_at;
 		x->last_message_at = rows[i].last_message_at;
 		sup__apply_row(x, &rows[i]);
+		if (!x->primary && x->has_auth && x->is_active && x->last_error == NULL) {
+			/* Said where the app and the dashboard look, so "disconnected" has a reason. */
+			sup__wb_set_error(x, SUP_NOT_PRIMARY_ERR);
+			sup__wb_mark(x, STORE_F_ERROR);
+		}
 		if (!(x->primary && x->has_auth && x->is_active && x->auto_connect))
 			continue;
 		if (strcmp(x->status, "disconnected") == 0 && x->last_error &&
@@ -1106,7 +1133,8 @@ sup_session_changed(struct sup *s, const char *id)
 	int r = load_row(s, id, &x);
 	if (r)
 		return r;
-	int run = x->is_active && x->auto_connect && x->has_auth;
+	/* Only a primary connects by itself (Rule 1): a flag on another session changes nothing now. */
+	int run = x->is_active && x->auto_connect && x->has_auth && x->primary;
 	if (!x->is_active && x->client) {
 		/* Deactivated: close it and leave it alone. */
 		s->ops->close(x->client);

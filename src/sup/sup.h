@@ -25,6 +25,10 @@
  * restart knows not to take the session back: only a person does that.
  */
 #define SUP_REPLACED_ERR "replaced (440): another client took over this session"
+/* last_error of a paired session that is not a primary, after a start: it waits for a person. */
+#define SUP_NOT_PRIMARY_ERR                                                                        \
+	"not connected at start: only a session named \"primary\" connects by itself; "           \
+	"reconnect this one by hand"
 
 struct sup_config {
 	uint64_t start_stagger_ms;                   /* WAGATE_START_STAGGER, 2s */

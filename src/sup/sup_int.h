@@ -115,6 +115,7 @@ struct sup {
 	struct wg_heap deadlines; /* sessions with waiters by earliest deadline */
 	unsigned cnt[B_N];        /* /health counts */
 	unsigned connecting;      /* handshakes in flight */
+	unsigned nconnected;      /* sessions connected now, any name: WhatsApp is reachable from here */
 	int breaker;              /* client_outdated seen: no automatic reconnects */
 	int shutting_down;
 	void (*shutdown_done)(void *);

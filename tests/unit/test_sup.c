@@ -127,7 +127,20 @@ c_open(struct sup_client *c)
 static void
 c_close(struct sup_client *c, enum wa_close_reason r, int code, int64_t ban)
 {
-	struct wa_session_close w = {.reason = r, .code = code, .text = "test close", .ban_expires = ban};
+	/* The server answered: its close says why. */
+	struct wa_session_close w = {
+	    .reason = r, .code = code, .text = "test close", .ban_expires = ban, .reached = 1};
+	c->alive = 0;
+	c->gone = 1;
+	c->cb->closed(c->arg, &w);
+}
+
+/* The attempt never reached the server (connection refused, DNS, a connect timeout). */
+static void
+c_close_net(struct sup_client *c)
+{
+	struct wa_session_close w = {
+	    .reason = WA_CLOSE_TRANSIENT, .code = 428, .text = "connection refused", .reached = 0};
 	c->alive = 0;
 	c->gone = 1;
 	c->cb->closed(c->arg, &w);
@@ -506,6 +519,57 @@ test_replaced_not_taken_back_after_restart(void **state)
 	assert_int_equal(opens_of(b), 2);
 }
 
+/*
+ * One meaning of auto-connect: only a primary connects by itself (at start,
+ * and through the monitor). Another session connects when a person asks, and
+ * is then kept up like any other while the process runs.
+ */
+static void
+test_only_primary_connects_by_itself(void **state)
+{
+	struct fx *f = *state;
+	const char *shop = add_session(f, "shop", 1, 1, 1, NULL);
+	const char *off = add_session(f, "primary", 1, 1, 0, NULL);
+	f->cfg.recovery_interval_ms = 60000;
+	start(f);
+	advance(f, 3 * 3600000ull);
+	assert_int_equal(opens_of(shop), 0);
+	assert_int_equal(opens_of(off), 0);
+	/* Its reason is written where the app and the dashboard look. */
+	assert_non_null(strstr(last_error(f, shop), "only a session named \"primary\""));
+	/* /health counts neither: one is not a primary, the other was switched off by its user. */
+	struct sup_health h;
+	sup_health(f->sup, &h);
+	assert_int_equal(h.total, 0);
+	assert_string_equal(h.status, "ok");
+	/* A no-op change of the flag does not connect it either. */
+	struct store_session v;
+	memset(&v, 0, sizeof(v));
+	v.auto_connect = 1;
+	assert_int_equal(store_update(f->st, shop, &v, STORE_F_AUTO, (int64_t)(WALL0 + now_ms)), 0);
+	assert_int_equal(sup_session_changed(f->sup, shop), 0);
+	advance(f, 1000);
+	assert_int_equal(opens_of(shop), 0);
+	/* A person connects it; a drop while running is reconnected like any session's. */
+	int done = 0;
+	assert_int_equal(sup_reconnect(f->sup, shop, reconnect_done_count, &done), 0);
+	assert_int_equal(opens_of(shop), 1);
+	bring_up(f, shop);
+	assert_int_equal(done, 1);
+	c_close(client_of(shop), WA_CLOSE_TRANSIENT, 428, 0);
+	advance(f, 10);
+	assert_int_equal(opens_of(shop), 2);
+	bring_up(f, shop);
+	assert_string_equal(last_error(f, shop), "");
+	/* The switched-off primary counts again once its user turns auto-connect on, and connects. */
+	assert_int_equal(store_update(f->st, off, &v, STORE_F_AUTO, (int64_t)(WALL0 + now_ms)), 0);
+	assert_int_equal(sup_session_changed(f->sup, off), 0);
+	sup_health(f->sup, &h);
+	assert_int_equal(h.total, 1);
+	advance(f, 10);
+	assert_int_equal(opens_of(off), 1);
+}
+
 /* ---- Rule 3 ---- */
 
 static void
@@ -840,6 +904,59 @@ test_monitor_rate_limit_and_manual(void **state)
 	bring_up(f, a);
 	assert_int_equal(sup_view(f->sup, a, &v), 0);
 	assert_false(v.manual_needed);
+}
+
+/*
+ * A network outage is no broken session: while nothing reaches WhatsApp, the
+ * monitor's failed recoveries are recorded "unreachable" and do not count, so
+ * a start during an outage is retried for as long as it lasts. Once another
+ * session is connected, the same failures count again.
+ */
+static void
+test_outage_does_not_burn_the_limit(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	f->cfg.recovery_interval_ms = 60000;
+	f->cfg.start_stagger_ms = 0;
+	start(f);
+	/* The start and its three retries fail before reaching anything. */
+	for (int i = 0; i < 4; i++) {
+		c_close_net(client_of(a));
+		advance(f, 45000);
+	}
+	assert_true(opens_of(a) >= 4);
+	/* Then two hours of monitor recoveries, all unreachable: never the limit. */
+	for (int i = 0; i < 120; i++) {
+		advance(f, 60000);
+		struct sup_client *c = client_of(a);
+		if (c != NULL && !c->gone)
+			c_close_net(c);
+	}
+	struct sup_session_view v;
+	assert_int_equal(sup_view(f->sup, a, &v), 0);
+	assert_false(v.manual_needed);
+	assert_true(opens_of(a) > 100);
+	assert_int_equal(attempts_with(f, a, "monitor:down", "failed"), 0);
+	assert_true(attempts_with(f, a, "monitor:down", "unreachable") > 100);
+	/* The network is back for another session; this one still cannot connect: now it counts. */
+	const char *b = app_session(f, "primary", 1, 1, 1);
+	(void)b;
+	struct store_session row;
+	assert_int_equal(store_get(f->st, b, &row), 0);
+	store_session_free(&row);
+	for (int i = 0; i < 10 && client_of(b) == NULL; i++)
+		advance(f, 60000);
+	bring_up(f, b);
+	for (int i = 0; i < 5; i++) {
+		advance(f, 60000);
+		struct sup_client *c = client_of(a);
+		if (c != NULL && !c->gone)
+			c_close_net(c);
+	}
+	assert_int_equal(sup_view(f->sup, a, &v), 0);
+	assert_true(v.manual_needed);
+	assert_int_equal(attempts_with(f, a, "monitor:down", "failed"), 3);
 }
 
 /* The staleness probe is no recovery: it is made even when no automatic recovery is allowed at all. */
@@ -1569,6 +1686,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_startup_logged_out_not_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unusable_credentials_need_reauth, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pair_again, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_only_primary_connects_by_itself, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replaced_not_taken_back_after_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transient_at_once_then_backoff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_required_at_once, setup, teardown),
@@ -1582,6 +1700,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_monitor_stale_probe, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_monitor_rate_limit_and_manual, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_probe_never_limited, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_outage_does_not_burn_the_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rate_limit_window_slides, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_manual_reconnect_shared_and_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_derivation, setup, teardown),

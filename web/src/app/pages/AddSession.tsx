@@ -31,10 +31,17 @@ export function AddSessionPage() {
       <form className="card form" onSubmit={submit} data-testid="add-session-form">
         <label htmlFor="session-name">Session name</label>
         <input id="session-name" value={name} onChange={(e) => setName(e.target.value)} maxLength={128} placeholder="primary" />
-        <label className="check">
-          <input type="checkbox" checked={autoConnect} onChange={(e) => setAutoConnect(e.target.checked)} /> Connect
-          automatically
-        </label>
+        {(name.trim() || "primary") === "primary" ? (
+          <label className="check">
+            <input type="checkbox" checked={autoConnect} onChange={(e) => setAutoConnect(e.target.checked)} /> Connect
+            automatically
+          </label>
+        ) : (
+          <p className="muted" data-testid="add-session-note">
+            Only the session named “primary” connects by itself (at start, and when it drops). This one connects when
+            you pair or reconnect it.
+          </p>
+        )}
         <button type="submit" className="wa-button primary" disabled={busy} data-testid="add-session-submit">
           {busy ? "Creating…" : "Create and pair"}
         </button>

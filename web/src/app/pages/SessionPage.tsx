@@ -189,18 +189,24 @@ export function SessionPage({ id }: { id: string }) {
         >
           {busy === "logout" ? "Logging out…" : "Logout"}
         </button>
-        <label className="switch">
-          <input
-            type="checkbox"
-            role="switch"
-            checked={session.autoConnect}
-            aria-checked={session.autoConnect}
-            disabled={busy !== null}
-            onChange={toggle}
-            data-testid="session-autoconnect"
-          />{" "}
-          Auto-connect {session.autoConnect ? "on" : "off"}
-        </label>
+        {session.sessionName === "primary" ? (
+          <label className="switch">
+            <input
+              type="checkbox"
+              role="switch"
+              checked={session.autoConnect}
+              aria-checked={session.autoConnect}
+              disabled={busy !== null}
+              onChange={toggle}
+              data-testid="session-autoconnect"
+            />{" "}
+            Auto-connect {session.autoConnect ? "on" : "off"}
+          </label>
+        ) : (
+          <span className="muted" data-testid="session-autoconnect-note">
+            Connects when you ask: only “primary” connects by itself
+          </span>
+        )}
         <button type="button" className="wa-button danger" disabled={busy !== null} onClick={remove} data-testid="session-delete-button">
           Delete
         </button>
