@@ -445,7 +445,12 @@ on_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (id[0] != '\0' && !uuid_shaped(id)) {
-		api__error(req, 404, "no such session");
+		if (r == RT_RECONNECT) /* that endpoint answers {success, message} throughout */
+			api__reply(req, 404,
+			           json_pack("{s:b, s:s, s:s}", "success", 0, "message", "no such session",
+			                     "error", "no such session"));
+		else
+			api__error(req, 404, "no such session");
 		return;
 	}
 	switch (r) {

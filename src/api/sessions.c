@@ -6,6 +6,7 @@
  */
 #include <sys/queue.h>
 
+#include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <stdio.h>
@@ -515,11 +516,33 @@ reconnect_done(void *arg, int ok, const char *msg)
 		free(p);
 }
 
+/*
+ * A reconnect that is refused answers like one that failed, {success,
+ * message}, so a caller reads one shape; "error" is there too, as in every
+ * other refusal of the API.
+ */
+static void
+reconnect_refused(struct evhttp_request *req, int status, const char *msg)
+{
+	api__reply(req, status,
+	           json_pack("{s:b, s:s, s:s}", "success", 0, "message", msg, "error", msg));
+}
+
 void
 api__session_reconnect(struct api *a, struct evhttp_request *req, const char *id)
 {
-	if (!empty_body(req))
-		return;
+	/* No body, or {} (the router bounded its size). */
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	if (len > 0) {
+		json_t *body = json_loadb((const char *)evbuffer_pullup(in, (ev_ssize_t)len), len, 0, NULL);
+		bool empty = json_is_object(body) && json_object_size(body) == 0;
+		json_decref(body);
+		if (!empty) {
+			reconnect_refused(req, 400, "a reconnect takes no body: send none, or {}");
+			return;
+		}
+	}
 	struct api_pending *p = wg_calloc(1, sizeof(*p));
 	p->api = a;
 	p->req = req;
@@ -539,14 +562,16 @@ api__session_reconnect(struct api *a, struct evhttp_request *req, const char *id
 			free(p);
 		return;
 	}
-	/* On failure done never runs: answer here. */
+	/* On failure done never runs: answer here, in the endpoint's own shape. */
 	pending_forget_conn(p);
 	pending_unlink(p);
 	free(p);
-	if (r == WG_ENOTFOUND)
-		api__error(req, 404, "no such session");
-	else
-		db_failed(a, req, id, "cannot start a reconnect");
+	if (r == WG_ENOTFOUND) {
+		reconnect_refused(req, 404, "no such session");
+	} else {
+		log_error(id, "cannot start a reconnect: %s", store_errmsg(a->st));
+		reconnect_refused(req, 503, "cannot start a reconnect: the database is not available");
+	}
 }
 
 void

@@ -820,15 +820,25 @@ test_reconnect(void **state)
 	assert_non_null(strstr(str(a->json, "message"), "credentials"));
 	resp_free(a);
 
-	a = call(f, EVHTTP_REQ_POST, "/sessions/00000000-0000-4000-8000-000000000000/reconnect",
-	         KEY, NULL);
-	assert_error(a, 404, "no such session");
-	resp_free(a);
-	a = call(f, EVHTTP_REQ_POST, "/sessions/not-a-uuid/reconnect", KEY, NULL);
-	assert_error(a, 404, "no such session");
-	resp_free(a);
-	a = call(f, EVHTTP_REQ_POST, path, KEY, "{\"force\":true}");
-	assert_error(a, 400, "unknown field \"force\"");
+	/* Refusals answer in the endpoint's own shape, with "error" as everywhere else. */
+	static const char *const refused[] = {"success", "message", "error", NULL};
+	const char *const bad[][2] = {
+	    {"/sessions/00000000-0000-4000-8000-000000000000/reconnect", NULL},
+	    {"/sessions/not-a-uuid/reconnect", NULL},
+	    {path, "{\"force\":true}"},
+	    {path, "[1]"},
+	    {path, "{not json"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		a = call(f, EVHTTP_REQ_POST, bad[i][0], KEY, bad[i][1]);
+		assert_int_equal(a->status, i < 2 ? 404 : 400);
+		assert_keys(a->json, refused);
+		assert_true(json_is_false(json_object_get(a->json, "success")));
+		assert_non_null(strstr(str(a->json, "message"), i < 2 ? "no such session" : "no body"));
+		resp_free(a);
+	}
+	a = call(f, EVHTTP_REQ_POST, path, KEY, "{}");
+	assert_int_equal(a->status, 200);
 	resp_free(a);
 	a = call(f, EVHTTP_REQ_GET, path, KEY, NULL);
 	assert_error(a, 405, NULL);

@@ -1,3 +1,4 @@
+import { attemptOutcome } from "./format";
 import { describe, expect, it, vi } from "vitest";
 import { ApiError, HttpStatusClient, ServerUnreachableError } from "./client";
 import { deriveStatus } from "./status";
@@ -73,5 +74,13 @@ describe("deriveStatus", () => {
     const s = deriveStatus(snap({ reachable: true, sessions: [session({ connectionStatus: "disconnected" })], deep: deep([], { breaker: { open: true, reason: "outdated" } }) }));
     expect(s.lastError).toBe("outdated");
     expect(deriveStatus(snap({ reachable: false, error: "server unreachable: x" })).lastError).toBe("server unreachable: x");
+  });
+});
+
+describe("attemptOutcome", () => {
+  it("marks what worked as good, what failed as bad, and what was begun or unreachable as neither", () => {
+    expect(["connected", "ok"].map(attemptOutcome)).toEqual(["good", "good"]);
+    expect(["failed", "rate_limited", "needs_reauth"].map(attemptOutcome)).toEqual(["bad", "bad", "bad"]);
+    expect(["started", "unreachable"].map(attemptOutcome)).toEqual(["neutral", "neutral"]);
   });
 });

@@ -80,3 +80,14 @@ export function describeConnectionStatus(s: string | null | undefined): string {
       return "unknown";
   }
 }
+
+/**
+ * What a recovery attempt's result means, for its mark: "good" (it connected, the probe was answered),
+ * "bad" (it failed, was held back by the limit, or the credentials need a person), "neutral" (begun, or the
+ * network was down: not counted against the session).
+ */
+export function attemptOutcome(result: string): "good" | "bad" | "neutral" {
+  if (result === "connected" || result === "ok" || result === "success" || result === "succeeded") return "good";
+  if (result === "started" || result === "unreachable") return "neutral";
+  return "bad";
+}

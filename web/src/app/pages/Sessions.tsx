@@ -1,5 +1,5 @@
 import { useEffect, useState } from "react";
-import { formatDateTime, formatPhone, formatRelative } from "../../core/format";
+import { formatDateTime, formatPhone, formatRelative, attemptOutcome } from "../../core/format";
 import type { DeepHealth, DeepSession } from "../../core/types";
 import { useWhatsAppStatus } from "../../react/context";
 import { useDashboard } from "../context";
@@ -93,7 +93,9 @@ export function SessionsPage() {
                       <ul className="attempts">
                         {s.recentRecoveryAttempts.map((a, i) => (
                           <li key={i} title={a.detail ?? undefined}>
-                            <span aria-hidden="true">{a.result === "success" || a.result === "succeeded" ? "✓ " : "✕ "}</span>
+                            <span aria-hidden="true" data-outcome={attemptOutcome(a.result)}>
+                              {{ good: "✓ ", bad: "✕ ", neutral: "… " }[attemptOutcome(a.result)]}
+                            </span>
                             {formatRelative(a.at)}: {a.action} ({a.trigger}) — {a.result}
                           </li>
                         ))}
