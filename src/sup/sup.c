@@ -556,6 +556,19 @@ cb_probe(void *arg, int ok, uint32_t rtt_ms)
 	schedule(x->sup);
 }
 
+/* A delay for people: "800 ms", "15 s", "5 min". */
+static const char *
+delay_text(char *buf, size_t len, uint64_t ms)
+{
+	if (ms < 1000)
+		snprintf(buf, len, "%" PRIu64 " ms", ms);
+	else if (ms < 120000)
+		snprintf(buf, len, "%" PRIu64 " s", (ms + 999) / 1000);
+	else
+		snprintf(buf, len, "%" PRIu64 " min", (ms + 59999) / 60000);
+	return buf;
+}
+
 /* Rule 3: one table of close reasons (docs/supervisor.md). */
 static void
 cb_closed(void *arg, const struct wa_session_close *why)
@@ -652,16 +665,26 @@ cb_closed(void *arg, const struct wa_session_close *why)
 		if (!x->ever_open) {
 			/* Rule 2: startup retries, then give up (the monitor may try later, rate-limited). */
 			start_resolved(s, x, 1);
+			char next[sizeof(err) + 128], in[24];
 			if (x->start_try < s->cfg.n_start_retries) {
 				uint64_t d = s->cfg.start_retries_ms[x->start_try++];
 				log_warn(x->id, "start: connection failed (%s); retry %zu of %zu in %" PRIu64 " ms",
 					 err, x->start_try, s->cfg.n_start_retries, d);
 				snprintf(x->trigger, sizeof(x->trigger), "start:retry");
-				sup__wait_then_connect(x, d, "startup retry", err);
+				snprintf(next, sizeof(next), "%s; startup retry %zu of %zu in %s", err,
+					 x->start_try, s->cfg.n_start_retries, delay_text(in, sizeof(in), d));
+				sup__wait_then_connect(x, d, "startup retry", next);
 			} else {
 				log_warn(x->id, "start: connection failed after %zu retries: %s",
 					 s->cfg.n_start_retries, err);
-				sup__enter(x, SS_IDLE, "startup retries exhausted", err, 0);
+				if (x->primary && x->auto_connect && x->is_active)
+					snprintf(next, sizeof(next), "%s; startup retries used up: the recovery "
+						 "monitor tries again within %s", err,
+						 delay_text(in, sizeof(in), s->cfg.recovery_interval_ms));
+				else
+					snprintf(next, sizeof(next), "%s; startup retries used up: reconnect it "
+						 "by hand", err);
+				sup__enter(x, SS_IDLE, "startup retries exhausted", next, 0);
 			}
 			break;
 		}
@@ -669,7 +692,13 @@ cb_closed(void *arg, const struct wa_session_close *why)
 		uint64_t d = was_open ? 0 : backoff(s, x->failures);
 		x->failures++;
 		snprintf(x->trigger, sizeof(x->trigger), "close:%s", wa_close_reason_name(why->reason));
-		sup__wait_then_connect(x, d, "connection lost", err);
+		char next[sizeof(err) + 64], in[24];
+		if (d == 0)
+			snprintf(next, sizeof(next), "%s; reconnecting now", err);
+		else
+			snprintf(next, sizeof(next), "%s; reconnecting in %s (failure %u in a row)", err,
+				 delay_text(in, sizeof(in), d), x->failures);
+		sup__wait_then_connect(x, d, "connection lost", next);
 		break;
 	}
 	/*

@@ -1619,7 +1619,7 @@ test_history(void **state)
 	assert_string_equal(str(json_array_get(r->json, 0), "reason"), "manual");
 	assert_string_equal(str(json_array_get(r->json, 1), "reason"), "open");
 	assert_string_equal(str(json_array_get(r->json, 2), "reason"),
-	                    "connection lost: test close (transient 428)");
+	                    "connection lost: test close (transient 428); reconnecting now");
 	resp_free(r);
 
 	char q[160];

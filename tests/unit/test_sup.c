@@ -364,9 +364,13 @@ test_startup_retries(void **state)
 	start(f);
 	assert_int_equal(opens_of(a), 1);
 	static const uint64_t delays[] = {5000, 15000, 45000};
+	static const char *const says[] = {"retry 1 of 3 in 5 s", "retry 2 of 3 in 15 s",
+					   "retry 3 of 3 in 45 s"};
 	for (int i = 0; i < 3; i++) {
 		c_close(client_of(a), WA_CLOSE_TRANSIENT, 428, 0);
 		expect_status(f, a, "disconnected");
+		/* last_error says what happens next. */
+		assert_non_null(strstr(last_error(f, a), says[i]));
 		advance(f, delays[i] - 1);
 		assert_int_equal(opens_of(a), i + 1);
 		advance(f, 1);
@@ -377,6 +381,8 @@ test_startup_retries(void **state)
 	assert_int_equal(opens_of(a), 4);
 	expect_status(f, a, "disconnected");
 	assert_non_null(strstr(last_error(f, a), "transient"));
+	assert_non_null(strstr(last_error(f, a), "startup retries used up: the recovery monitor tries "
+						 "again within 60 min"));
 }
 
 static void
@@ -588,6 +594,13 @@ test_transient_at_once_then_backoff(void **state)
 	uint64_t full = 1000;
 	for (int i = 0; i < 12; i++) {
 		c_close(client_of(a), WA_CLOSE_TRANSIENT, 428, 0);
+		if (i == 0) {
+			/* last_error says when the next attempt is. */
+			struct sup_session_view v;
+			assert_int_equal(sup_view(f->sup, a, &v), 0);
+			assert_non_null(strstr(v.last_error, "; reconnecting in "));
+			assert_non_null(strstr(v.last_error, "(failure 2 in a row)"));
+		}
 		int before = opens_of(a);
 		uint64_t t0 = now_ms;
 		while (opens_of(a) == before && now_ms - t0 <= full)
@@ -1174,7 +1187,7 @@ test_observer_and_history(void **state)
 	assert_non_null(strstr(h[0].reason, "reconciled at startup"));
 	assert_string_equal(h[1].reason, "start");
 	assert_string_equal(h[2].reason, "open");
-	assert_string_equal(h[3].reason, "connection lost: test close (transient 428)");
+	assert_string_equal(h[3].reason, "connection lost: test close (transient 428); reconnecting now");
 	store_status_history_free(h, n);
 
 	/* A state change that keeps the status (waiting -> idle, both disconnected) adds no row. */
