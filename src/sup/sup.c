@@ -604,7 +604,7 @@ cb_closed(void *arg, const struct wa_session_close *why)
 		x->reopen = 0;
 		if (strncmp(x->trigger, "monitor:", 8) == 0)
 			/* An automatic recovery waits its turn like every connect (pacing). */
-			sup__wait_then_connect(x, 0, "recovering", NULL);
+			sup__wait_then_connect(x, sup__recovery_delay(s), "recovering", NULL);
 		else
 			sup__connect_now(x, x->trigger[0] ? x->trigger : "manual"); /* a person asked */
 		schedule(s);

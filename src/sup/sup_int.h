@@ -116,6 +116,7 @@ struct sup {
 	unsigned cnt[B_N];        /* /health counts */
 	unsigned connecting;      /* handshakes in flight */
 	unsigned nconnected;      /* sessions connected now, any name: WhatsApp is reachable from here */
+	uint64_t recover_next;    /* the earliest instant the next monitor recovery may connect */
 	int breaker;              /* client_outdated seen: no automatic reconnects */
 	int shutting_down;
 	void (*shutdown_done)(void *);
@@ -195,6 +196,8 @@ void sup__monitor_step(struct sup *s, uint64_t now);
 /* Memory has every row as of now (after the start's listing): later passes read only after others write. */
 void sup__note_rows_version(struct sup *s);
 int sup__recovery_allowed(struct sess *x, const char *trigger);
+/* How long the next monitor recovery waits: they are spaced start_stagger_ms apart, as starts are. */
+uint64_t sup__recovery_delay(struct sup *s);
 unsigned sup__recoveries_in_window(struct sess *x);
 unsigned sup__recoveries_known(struct sess *x);
 

@@ -102,6 +102,19 @@ sup__recovery_allowed(struct sess *x, const char *trigger)
 	return 0;
 }
 
+uint64_t
+sup__recovery_delay(struct sup *s)
+{
+	/*
+	 * A pass that finds many sessions down must not reconnect them all in one
+	 * burst (the storm the design exists to prevent): each waits its slot.
+	 */
+	uint64_t now = wg_now_ms();
+	uint64_t at = s->recover_next > now ? s->recover_next : now;
+	s->recover_next = at + s->cfg.start_stagger_ms;
+	return at - now;
+}
+
 static void
 recover(struct sess *x, const char *trigger, const char *detail)
 {
@@ -114,8 +127,8 @@ recover(struct sess *x, const char *trigger, const char *detail)
 		x->reopen = 1;
 		s->ops->close(x->client);
 	} else {
-		/* Paced like every automatic connect (start_burst, max_handshakes). */
-		sup__wait_then_connect(x, 0, "recovering", NULL);
+		/* Paced like every automatic connect: its slot, then start_burst and max_handshakes. */
+		sup__wait_then_connect(x, sup__recovery_delay(s), "recovering", NULL);
 	}
 }
 

@@ -972,6 +972,41 @@ test_outage_does_not_burn_the_limit(void **state)
 	assert_int_equal(attempts_with(f, a, "monitor:down", "failed"), 3);
 }
 
+/* A pass that finds several sessions down reconnects them a stagger apart, not at once. */
+static void
+test_monitor_recoveries_staggered(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	const char *b = add_session(f, "primary", 1, 1, 1, NULL);
+	f->cfg.recovery_interval_ms = 60000;
+	f->cfg.start_stagger_ms = 2000;
+	start(f);
+	advance(f, 2000);
+	bring_up(f, a);
+	bring_up(f, b);
+	/* Both sockets die unnoticed: the next pass finds them together. */
+	client_of(a)->alive = 0;
+	client_of(b)->alive = 0;
+	const char *ids[2] = {a, b};
+	int opens[2] = {opens_of(a), opens_of(b)};
+	uint64_t at[2] = {0, 0}, t = 0;
+	for (int step = 0; step < 700; step++) {
+		advance(f, 100);
+		t += 100;
+		pump_closes();
+		sup_run(f->sup);
+		for (int i = 0; i < 2; i++)
+			if (at[i] == 0 && opens_of(ids[i]) > opens[i])
+				at[i] = t;
+	}
+	assert_true(at[0] > 0 && at[1] > 0);
+	uint64_t gap = at[0] > at[1] ? at[0] - at[1] : at[1] - at[0];
+	if (gap < 2000)
+		fail_msg("monitor recoveries %llu ms apart, expected at least 2000",
+			 (unsigned long long)gap);
+}
+
 /* The staleness probe is no recovery: it is made even when no automatic recovery is allowed at all. */
 static void
 test_probe_never_limited(void **state)
@@ -1713,6 +1748,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_monitor_stale_probe, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_monitor_rate_limit_and_manual, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_probe_never_limited, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_monitor_recoveries_staggered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outage_does_not_burn_the_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rate_limit_window_slides, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_manual_reconnect_shared_and_bounded, setup, teardown),
