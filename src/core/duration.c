@@ -26,6 +26,8 @@ wg_duration_parse(const char *s, uint64_t *ms)
 		mult = 60 * 1000;
 	else if (strcmp(p, "h") == 0)
 		mult = 3600 * 1000;
+	else if (strcmp(p, "d") == 0)
+		mult = 24 * 3600 * 1000;
 	else
 		return WG_EINVAL;
 	if (n > WG_DURATION_MAX_MS / mult)

@@ -121,6 +121,12 @@ static const struct sq_migration migrations[] = {
     {6, "whatsapp_sessions_name_idx",
      "CREATE INDEX IF NOT EXISTS whatsapp_sessions_name_idx\n"
      "	ON whatsapp_sessions (session_name, user_id);\n"},
+    /* Retention deletes the oldest rows first, whichever session they belong to. */
+    {7, "retention_idx",
+     "CREATE INDEX IF NOT EXISTS whatsapp_session_recovery_attempts_at_idx\n"
+     "	ON whatsapp_session_recovery_attempts (attempted_at);\n"
+     "CREATE INDEX IF NOT EXISTS whatsapp_session_status_history_at_idx\n"
+     "	ON whatsapp_session_status_history (changed_at);\n"},
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -161,6 +167,8 @@ enum sq_stmt {
 	SQ_RECONCILE_HISTORY,
 	SQ_ADD_STATUS,
 	SQ_TRIM_STATUS,
+	SQ_PRUNE_ATTEMPTS,
+	SQ_PRUNE_STATUS,
 	SQ_STATUS_HISTORY,
 	SQ_BEGIN,
 	SQ_COMMIT,
@@ -227,6 +235,12 @@ static const char *const stmt_sql[SQ_NSTMT] = {
      * Retention: everything older than the session's ?2-th newest row. The
      * subquery walks at most ?2 entries of the (session_id, changed_at) index.
      */
+    [SQ_PRUNE_ATTEMPTS] = "DELETE FROM whatsapp_session_recovery_attempts WHERE id IN"
+                          " (SELECT id FROM whatsapp_session_recovery_attempts"
+                          " WHERE attempted_at < ?1 ORDER BY attempted_at LIMIT ?2)",
+    [SQ_PRUNE_STATUS] = "DELETE FROM whatsapp_session_status_history WHERE id IN"
+                        " (SELECT id FROM whatsapp_session_status_history"
+                        " WHERE changed_at < ?1 ORDER BY changed_at LIMIT ?2)",
     [SQ_TRIM_STATUS] = "DELETE FROM whatsapp_session_status_history WHERE session_id = ?1"
                        " AND id IN (SELECT id FROM whatsapp_session_status_history"
                        " WHERE session_id = ?1 ORDER BY changed_at DESC, id DESC"
@@ -1395,6 +1409,34 @@ sq_set_setting(struct store *st, const char *key, const char *value)
 }
 
 static int
+sq_prune_one(struct store *st, enum sq_stmt which, int64_t before, size_t max, size_t *deleted)
+{
+	sqlite3_stmt *q;
+	int rc = sq_stmt(st, which, &q);
+	if (rc < 0)
+		return rc;
+	bind_ts(q, 1, before);
+	sqlite3_bind_int64(q, 2, (sqlite3_int64)max);
+	rc = sq_step_done(st, q, "prune");
+	if (rc == 0)
+		*deleted += (size_t)sqlite3_changes(sqlite3_db_handle(q));
+	return rc;
+}
+
+static int
+sq_prune(struct store *st, int64_t before, size_t max, size_t *deleted)
+{
+	int rc = sq_check_file(st);
+	if (rc < 0)
+		return rc;
+	*deleted = 0;
+	/* Two short statements, each its own transaction: the lock is held for one batch at a time. */
+	if ((rc = sq_prune_one(st, SQ_PRUNE_ATTEMPTS, before, max, deleted)) < 0)
+		return rc;
+	return sq_prune_one(st, SQ_PRUNE_STATUS, before, max, deleted);
+}
+
+static int
 sq_add_status_body(struct store *st, struct store_status_change *c)
 {
 	sqlite3_stmt *q;
@@ -1642,6 +1684,7 @@ const struct store_backend store_sqlite_backend = {
     .count_attempts = sq_count_attempts,
     .get_setting = sq_get_setting,
     .set_setting = sq_set_setting,
+    .prune = sq_prune,
     .add_status_change = sq_add_status_change,
     .status_history = sq_status_history,
     .write_batch = sq_write_batch,

@@ -554,6 +554,17 @@ store_update(struct store *st, const char *id, const struct store_session *s, un
 }
 
 int
+store_prune(struct store *st, int64_t before, size_t max, size_t *deleted)
+{
+	*deleted = 0;
+	if (before <= 0 || max == 0 || max > 100000)
+		return store__fail(st, WG_EINVAL, "prune: bad bounds");
+	if (st->be->prune == NULL)
+		return store__fail(st, WG_ENOTSUP, "the %s backend keeps every row", st->be->name);
+	return st->be->prune(st, before, max, deleted);
+}
+
+int
 store_find_name(struct store *st, const char *user_id, const char *name, char id[STORE_ID_LEN + 1])
 {
 	id[0] = '\0';

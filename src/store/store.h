@@ -219,6 +219,14 @@ int store_add_status_change(struct store *st, struct store_status_change *c);
 int store_status_history(struct store *st, const char *session_id, int64_t since, size_t limit,
                          struct store_status_change **out, size_t *n);
 
+/*
+ * Retention: deletes recovery attempts and status changes older than before
+ * (Unix ms), at most max rows of each table per call (so one call holds the
+ * database briefly), and adds how many went to *deleted. Call again while it
+ * deletes max. WG_ENOTSUP when the backend keeps everything.
+ */
+int store_prune(struct store *st, int64_t before, size_t max, size_t *deleted);
+
 /* Server settings, a key/value table. get: WG_ENOTFOUND; *value is malloc'd. */
 int store_get_setting(struct store *st, const char *key, char **value);
 int store_set_setting(struct store *st, const char *key, const char *value);
@@ -284,7 +292,8 @@ struct store_backend {
 	                   size_t *gone);
 	int (*recent_attempts)(struct store *st, const char *const *ids, size_t nids,
 	                       size_t per_session, struct store_attempt **out, size_t *n);
-	/* Optional (WG_ENOTSUP without): store_find_name. */
+	/* Optional (WG_ENOTSUP without): store_prune, store_find_name. */
+	int (*prune)(struct store *st, int64_t before, size_t max, size_t *deleted);
 	int (*find_name)(struct store *st, const char *user_id, const char *name,
 	                 char id[STORE_ID_LEN + 1]);
 	/* Optional: a value that changes whenever someone else changed the data. */

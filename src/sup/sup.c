@@ -55,6 +55,7 @@ sup_config_defaults(struct sup_config *c)
 	c->message_at_interval_ms = 5000;
 	c->db_check_interval_ms = 5000;
 	c->monitor_slice = 200;
+	c->retention_ms = 30ull * 24 * 3600 * 1000;
 }
 
 /* ---- sessions ---- */
@@ -877,6 +878,9 @@ sup_new(struct store *st, const struct sup_config *cfg, const struct sup_client_
 		s->cfg.max_handshakes = 1;
 	if (s->cfg.monitor_slice == 0)
 		s->cfg.monitor_slice = 1;
+	/* The recovery limit reads its window back from the table: retention keeps at least that. */
+	if (s->cfg.retention_ms != 0 && s->cfg.retention_ms < s->cfg.recovery_window_ms)
+		s->cfg.retention_ms = s->cfg.recovery_window_ms;
 	s->ops = ops;
 	s->ctx = client_ctx;
 	wg_map_init(&s->by_id);

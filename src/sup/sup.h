@@ -47,6 +47,7 @@ struct sup_config {
 	uint64_t message_at_interval_ms;             /* WAGATE_MESSAGE_AT_INTERVAL: last_message_at writes, 5s */
 	uint64_t db_check_interval_ms;               /* database checked when nothing was written, 5s */
 	unsigned monitor_slice;                      /* sessions the monitor looks at per loop turn, 200 */
+	uint64_t retention_ms;                       /* WAGATE_RETENTION: attempts and history kept, 30d; 0 forever */
 };
 
 void sup_config_defaults(struct sup_config *c);

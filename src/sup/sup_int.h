@@ -151,6 +151,7 @@ struct sup {
 	uint64_t flush_at;     /* when to write next (UINT64_MAX: nothing to write) */
 	uint64_t msg_at;       /* when the waiting last_message_at values are written */
 	uint64_t ping_at;      /* when to check the database next when nothing is written */
+	uint64_t prune_at;     /* when retention deletes old attempts and history next */
 	unsigned flush_failures;
 	int db_ok;
 	uint32_t db_latency_us;

@@ -38,6 +38,14 @@
 #define WB_RETRY_MAX_MS 10000
 /* A failure that goes on is logged again at most this often. */
 #define WB_LOG_EVERY_MS 60000
+/*
+ * Retention runs this long after the start, then hourly while quiet; each
+ * call deletes at most WB_PRUNE_MAX rows per table (a few ms), and the next
+ * batch follows in the next loop turn while there are more.
+ */
+#define WB_PRUNE_FIRST_MS 60000
+#define WB_PRUNE_EVERY_MS 3600000
+#define WB_PRUNE_MAX 500
 
 void
 sup__wb_init(struct sup *s)
@@ -48,7 +56,32 @@ sup__wb_init(struct sup *s)
 	s->msg_at = UINT64_MAX;
 	s->wb_batch = WB_BATCH;
 	s->ping_at = 0;
+	s->prune_at = wg_now_ms() + WB_PRUNE_FIRST_MS;
 	s->db_ok = 1;
+}
+
+/* Deletes a batch of attempts and history older than the retention; when there were more, again soon. */
+static void
+prune(struct sup *s, uint64_t now)
+{
+	s->prune_at = now + WB_PRUNE_EVERY_MS;
+	if (s->cfg.retention_ms == 0)
+		return;
+	int64_t before = (int64_t)wg_wall_ms() - (int64_t)s->cfg.retention_ms;
+	size_t deleted = 0;
+	int r = store_prune(s->st, before, WB_PRUNE_MAX, &deleted);
+	if (r == WG_ENOTSUP)
+		return;
+	if (r != 0) {
+		log_warn("supervisor", "retention: cannot delete old recovery attempts and history: %s",
+			 store_errmsg(s->st));
+		return;
+	}
+	if (deleted > 0)
+		log_debug("supervisor", "retention: deleted %zu old recovery attempts and status changes",
+			  deleted);
+	if (deleted >= WB_PRUNE_MAX)
+		s->prune_at = now; /* more: the next batch in the next loop turn */
 }
 
 static void
@@ -354,7 +387,11 @@ sup__wb_run(struct sup *s, uint64_t now)
 			db_failed(s, now, "database check");
 		s->ping_at = now + s->cfg.db_check_interval_ms;
 	}
+	if (TAILQ_EMPTY(&s->dirty) && now >= s->prune_at && s->db_ok)
+		prune(s, now);
 	uint64_t next = s->msg_at;
+	if (TAILQ_EMPTY(&s->dirty) && s->prune_at < next)
+		next = s->prune_at;
 	if (!TAILQ_EMPTY(&s->dirty) && s->flush_at < next)
 		next = s->flush_at;
 	/* The check is for quiet times only: while writes are pending, they tell. */

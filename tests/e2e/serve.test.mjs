@@ -330,6 +330,8 @@ test('invalid configuration stops the start with exit status 2', async () => {
     ['WAGATE_RECOVERY_MAX', 'many', /WAGATE_RECOVERY_MAX/],
     ['WAGATE_LISTEN', 'nowhere', /WAGATE_LISTEN/],
     ['WAGATE_DATABASE', 'mysql://x', /WAGATE_DATABASE/],
+    ['WAGATE_RETENTION', '10m', /WAGATE_RETENTION.*at least 1h/],
+    ['WAGATE_RETENTION', '400d', /WAGATE_RETENTION/],
   ]) {
     const r = spawnSync(WAGATE_BIN, ['serve'], { env: { ...process.env, [k]: v }, encoding: 'utf8', timeout: 10000 });
     assert.equal(r.status, 2, `${k}=${v}`);

@@ -144,7 +144,7 @@ test_open_and_migrate(void **state)
 	uint32_t us = 0;
 	assert_int_equal(store_ping(fx->st, &us), 0);
 	assert_int_equal(store_migrate(fx->st, &applied), 0);
-	assert_int_equal(applied, 6);
+	assert_int_equal(applied, 7);
 	char wal[600];
 	snprintf(wal, sizeof(wal), "%s-wal", fx->path);
 	assert_int_equal(stat(wal, &sb), 0);
@@ -157,10 +157,10 @@ test_open_and_migrate(void **state)
 	assert_int_equal(store_open(fx->url, &fx->st, err, sizeof(err)), 0);
 	assert_int_equal(store_migrate(fx->st, &applied), 0);
 	assert_int_equal(applied, 0);
-	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"), 6);
+	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"), 7);
 	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"
 	                                   " WHERE applied_at LIKE '____-__-__T__:__:__.___Z'"),
-	                 6);
+	                 7);
 	assert_int_equal(raw_int(fx->path, "PRAGMA journal_mode"), 0); /* text "wal" reads as 0 */
 	assert_int_equal(raw(fx->path, "SELECT 1 FROM whatsapp_sessions LIMIT 0"), SQLITE_OK);
 }
@@ -200,7 +200,7 @@ test_existing_tables(void **state)
 	                     " '2026-11-24T15:45:01.5+02:00')"),
 	                 SQLITE_OK);
 	assert_int_equal(store_migrate(fx->st, &applied), 0);
-	assert_int_equal(applied, 6);
+	assert_int_equal(applied, 7);
 	struct store_session s;
 	assert_int_equal(store_get(fx->st, "web-1", &s), 0);
 	assert_string_equal(s.session_name, "primary");
@@ -416,6 +416,54 @@ test_update_each_field(void **state)
 	assert_int_equal(store_update(st, id, &v, 1024, now), WG_EINVAL);
 	v.is_active = 2;
 	assert_int_equal(store_update(st, id, &v, STORE_F_ACTIVE, now), WG_EINVAL);
+}
+
+/* Retention: rows older than a bound go, the oldest first, a bounded batch per call. */
+static void
+test_prune(void **state)
+{
+	struct fx *fx = *state;
+	struct store *st = open_store(fx);
+	struct store_session s;
+	store_session_init(&s);
+	assert_int_equal(store_insert(st, &s), 0);
+	free(s.session_name);
+	const int64_t t0 = 1795528000000LL;
+	for (int i = 0; i < 10; i++) {
+		struct store_attempt a;
+		memset(&a, 0, sizeof(a));
+		snprintf(a.session_id, sizeof(a.session_id), "%s", s.id);
+		a.at = t0 + i * 1000;
+		snprintf(a.trigger, sizeof(a.trigger), "manual");
+		snprintf(a.action, sizeof(a.action), "reconnect");
+		snprintf(a.result, sizeof(a.result), "failed");
+		assert_int_equal(store_add_attempt(st, &a), 0);
+		struct store_status_change c;
+		memset(&c, 0, sizeof(c));
+		snprintf(c.session_id, sizeof(c.session_id), "%s", s.id);
+		c.at = t0 + i * 1000;
+		snprintf(c.status, sizeof(c.status), "%s", i % 2 ? "connected" : "disconnected");
+		assert_int_equal(store_add_status_change(st, &c), 0);
+	}
+	size_t deleted = 0;
+	/* Older than t0 + 6 s: six of each; at most four per table per call. */
+	assert_int_equal(store_prune(st, t0 + 6000, 4, &deleted), 0);
+	assert_int_equal(deleted, 8);
+	assert_int_equal(store_prune(st, t0 + 6000, 4, &deleted), 0);
+	assert_int_equal(deleted, 4);
+	assert_int_equal(store_prune(st, t0 + 6000, 4, &deleted), 0);
+	assert_int_equal(deleted, 0);
+	struct store_attempt *at;
+	size_t n;
+	assert_int_equal(store_attempts(st, s.id, 0, 0, &at, &n), 0);
+	assert_int_equal(n, 4);
+	assert_int_equal(at[n - 1].at, t0 + 6000); /* the oldest left: exactly at the bound */
+	store_attempts_free(at, n);
+	struct store_status_change *h;
+	assert_int_equal(store_status_history(st, s.id, 0, 0, &h, &n), 0);
+	assert_int_equal(n, 4);
+	store_status_history_free(h, n);
+	assert_int_equal(store_prune(st, 0, 4, &deleted), WG_EINVAL);
 }
 
 /* Names per user: the oldest session of a (user, name), NULL user apart. */
@@ -818,7 +866,7 @@ test_open_errors(void **state)
 	assert_int_equal(store_open("sqlite::memory:", &st, err, sizeof(err)), 0);
 	int applied;
 	assert_int_equal(store_migrate(st, &applied), 0);
-	assert_int_equal(applied, 6);
+	assert_int_equal(applied, 7);
 	store_close(st);
 	store_close(NULL);
 }
@@ -1274,7 +1322,7 @@ test_file_replaced(void **state)
 	assert_non_null(strstr(store_errmsg(st), "was replaced"));
 	assert_int_equal(store_ping(st, &us), 0);
 	/* The new file got our tables (migrated), and the old rows are not in it. */
-	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"), 6);
+	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"), 7);
 	struct store_session back;
 	assert_int_equal(store_get(st, id, &back), WG_ENOTFOUND);
 	assert_int_equal(raw(fx->path, "SELECT x FROM unrelated"), SQLITE_OK);
@@ -1378,6 +1426,7 @@ main(void)
 	    T(test_update_each_field),
 	    T(test_not_found),
 	    T(test_find_name),
+	    T(test_prune),
 	    T(test_autoconnect_filter),
 	    T(test_reconcile),
 	    T(test_attempts),

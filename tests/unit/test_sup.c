@@ -972,6 +972,46 @@ test_outage_does_not_burn_the_limit(void **state)
 	assert_int_equal(attempts_with(f, a, "monitor:down", "failed"), 3);
 }
 
+/* Retention: recovery attempts and history older than WAGATE_RETENTION go; newer ones stay. */
+static void
+test_retention(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	f->cfg.retention_ms = 2 * 3600000ull;
+	f->cfg.recovery_interval_ms = 3600000ull * 24;
+	start(f);
+	bring_up(f, a);
+	int done = 0;
+	assert_int_equal(sup_reconnect(f->sup, a, reconnect_done_count, &done), 0);
+	pump_closes();
+	sup_run(f->sup);
+	bring_up(f, a); /* old: manual started, connected; history: disconnected, connecting, connected... */
+	assert_int_equal(sup_flush(f->sup), 0);
+	struct store_attempt *at;
+	struct store_status_change *h;
+	size_t n, nh_old;
+	assert_int_equal(store_status_history(f->st, a, 0, 0, &h, &nh_old), 0);
+	store_status_history_free(h, nh_old);
+	advance(f, 3 * 3600000ull); /* past the retention, and past an hourly run */
+	assert_int_equal(sup_reconnect(f->sup, a, reconnect_done_count, &done), 0);
+	pump_closes();
+	sup_run(f->sup);
+	bring_up(f, a); /* new ones */
+	advance(f, 3600000ull + 1000);
+	assert_int_equal(sup_flush(f->sup), 0);
+	assert_int_equal(store_attempts(f->st, a, 0, 0, &at, &n), 0);
+	assert_int_equal(n, 2); /* only the new manual started + connected */
+	for (size_t i = 0; i < n; i++)
+		assert_true(at[i].at > (int64_t)(WALL0 + now_ms) - 2 * 3600000);
+	store_attempts_free(at, n);
+	assert_int_equal(store_status_history(f->st, a, 0, 0, &h, &n), 0);
+	assert_true(n > 0 && n < nh_old + 3);
+	for (size_t i = 0; i < n; i++)
+		assert_true(h[i].at > (int64_t)(WALL0 + now_ms) - 2 * 3600000);
+	store_status_history_free(h, n);
+}
+
 /* A pass that finds several sessions down reconnects them a stagger apart, not at once. */
 static void
 test_monitor_recoveries_staggered(void **state)
@@ -1749,6 +1789,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_monitor_rate_limit_and_manual, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_probe_never_limited, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_monitor_recoveries_staggered, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outage_does_not_burn_the_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rate_limit_window_slides, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_manual_reconnect_shared_and_bounded, setup, teardown),
