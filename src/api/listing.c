@@ -20,6 +20,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,17 +134,32 @@ page_attempts(struct api *a, const struct sup_session_view *v, size_t n)
 		log_warn("api", "cannot read recovery attempts: %s", store_errmsg(a->st));
 	free(ids);
 	/* Newest first: those still in memory only (written behind), then the table's. */
+	const struct store_attempt *(*pend)[DEEP_ATTEMPTS] = wg_calloc(n ? n : 1, sizeof(*pend));
+	size_t *np = wg_calloc(n ? n : 1, sizeof(*np));
+	json_t *index = json_object();
 	for (size_t i = 0; i < n; i++) {
-		const struct store_attempt *pend[DEEP_ATTEMPTS];
-		size_t np = sup_pending_attempts(a->sup, v[i].id, pend, DEEP_ATTEMPTS);
-		for (size_t j = 0; j < np; j++)
-			add_attempt(by_id, pend[j]);
+		np[i] = sup_pending_attempts(a->sup, v[i].id, pend[i], DEEP_ATTEMPTS);
+		for (size_t j = 0; j < np[i]; j++)
+			add_attempt(by_id, pend[i][j]);
+		json_object_set_new(index, v[i].id, json_integer((json_int_t)i));
 	}
 	for (size_t i = 0; i < k; i++) {
 		json_t *arr = json_object_get(by_id, at[i].session_id);
-		if (arr == NULL || json_array_size(arr) < DEEP_ATTEMPTS)
+		if (arr != NULL && json_array_size(arr) >= DEEP_ATTEMPTS)
+			continue;
+		/* A write that committed a moment ago may still be counted as pending: once only. */
+		json_t *ix = json_object_get(index, at[i].session_id);
+		size_t si = ix ? (size_t)json_integer_value(ix) : 0;
+		bool dup = false;
+		for (size_t j = 0; ix && j < np[si] && !dup; j++)
+			dup = pend[si][j]->at == at[i].at && strcmp(pend[si][j]->trigger, at[i].trigger) == 0 &&
+			      strcmp(pend[si][j]->result, at[i].result) == 0;
+		if (!dup)
 			add_attempt(by_id, &at[i]);
 	}
+	json_decref(index);
+	free(pend);
+	free(np);
 	store_attempts_free(at, k);
 	return by_id;
 }

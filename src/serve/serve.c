@@ -194,6 +194,19 @@ serve_run(const struct serve_config *c)
 	sup_new(s.st, &c->sup, &sup_client_wa, &wctx, &s.sup);
 	sup_attach(s.sup, s.base);
 	char err[256] = "";
+	/* The database writes on a thread of their own: the loop never waits for the disk. */
+	int wr = sup_use_writer(s.sup, c->database, err, sizeof(err));
+	if (wr == 0)
+		/*
+		 * The loop's connection now writes only for the API, and may meet the
+		 * writer's lock: a short wait beats a refused request.
+		 */
+		store_set_wait(s.st, 50);
+	else if (wr == WG_ENOTSUP)
+		log_info("serve", "database writes run on the event loop: %s", err);
+	else
+		log_warn("serve", "database writes run on the event loop (no writer thread: %s)", err);
+	err[0] = '\0';
 	struct looplag *lag = looplag_new(s.base, c->loop_lag_ms);
 	struct api_opts ao = {.listen = c->listen,
 	                      .lag = lag,

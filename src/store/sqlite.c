@@ -278,6 +278,7 @@ struct sq {
 	ino_t ino;
 	int file_seen; /* 1: deleted, 2: replaced, reported once; the next check repairs */
 	uint32_t generation; /* connections dropped so far: data_version restarts with each */
+	int busy_ms;         /* SQ_BUSY_MS, or what store_set_wait() asked for */
 };
 
 /* Maps an SQLite result to our codes and records the message. */
@@ -455,8 +456,17 @@ sq_create_file(const char *path, char *err, size_t errlen)
 	int rc = make_parents(path, err, errlen);
 	if (rc < 0)
 		return rc;
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	/*
+	 * Only a missing file is created. An existing one is never opened here:
+	 * closing any descriptor of a file drops every POSIX lock this process
+	 * holds on it, so another connection of ours (the writer thread's) would
+	 * lose its locks, and a third process could take the database for unused
+	 * and remove the WAL that holds our newest commits.
+	 */
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
+		if (errno == EEXIST)
+			return 0;
 		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
 		return WG_EIO;
 	}
@@ -483,6 +493,7 @@ sq_open(struct store *st, const char *path, char *err, size_t errlen)
 	if (!memory && (rc = sq_create_file(path, err, errlen)) < 0)
 		return rc;
 	struct sq *sq = wg_calloc(1, sizeof(*sq));
+	sq->busy_ms = SQ_BUSY_MS;
 	store__set_state(st, sq);
 	if ((rc = sq_connect(path, &sq->db, err, errlen)) < 0) {
 		sq_close(st);
@@ -578,6 +589,7 @@ sq_restore(struct store *st)
 		sq->db = NULL;
 		return store__fail(st, rc, "%s", err);
 	}
+	sqlite3_busy_timeout(sq->db, sq->busy_ms);
 	sq_note_file(sq);
 	return 0;
 }
@@ -599,6 +611,7 @@ sq_reopen(struct store *st)
 		sq->db = NULL;
 		return store__fail(st, rc, "the database file %s was replaced: %s", sq->path, err);
 	}
+	sqlite3_busy_timeout(sq->db, sq->busy_ms);
 	sq_note_file(sq);
 	int applied;
 	return sq_migrate(st, &applied);
@@ -778,6 +791,15 @@ sq_migrate_body(struct store *st, int *applied)
 	return 0;
 }
 
+static void
+sq_set_wait(struct store *st, int ms)
+{
+	struct sq *sq = store__state(st);
+	sq->busy_ms = ms;
+	if (sq->db != NULL)
+		sqlite3_busy_timeout(sq->db, ms);
+}
+
 static int
 sq_ping(struct store *st)
 {
@@ -856,7 +878,7 @@ sq_migrate(struct store *st, int *applied)
 		return store__fail(st, WG_EIO, "the database file could not be reopened yet; retrying");
 	sqlite3_busy_timeout(sq->db, SQ_BUSY_START_MS);
 	int rc = sq_migrate_body(st, applied);
-	sqlite3_busy_timeout(sq->db, SQ_BUSY_MS);
+	sqlite3_busy_timeout(sq->db, sq->busy_ms);
 	return rc;
 }
 
@@ -889,7 +911,7 @@ sq_reconcile(struct store *st, int64_t now, int *changed)
 		return rc;
 	sqlite3_busy_timeout(sq->db, SQ_BUSY_START_MS); /* before serving: may wait */
 	rc = sq_end(st, sq_reconcile_body(st, now, changed), "reconcile");
-	sqlite3_busy_timeout(sq->db, SQ_BUSY_MS);
+	sqlite3_busy_timeout(sq->db, sq->busy_ms);
 	if (rc < 0)
 		*changed = 0;
 	return rc;
@@ -1684,6 +1706,7 @@ const struct store_backend store_sqlite_backend = {
     .count_attempts = sq_count_attempts,
     .get_setting = sq_get_setting,
     .set_setting = sq_set_setting,
+    .set_wait = sq_set_wait,
     .prune = sq_prune,
     .add_status_change = sq_add_status_change,
     .status_history = sq_status_history,

@@ -553,6 +553,13 @@ store_update(struct store *st, const char *id, const struct store_session *s, un
 	return st->be->update(st, id, s, fields, now);
 }
 
+void
+store_set_wait(struct store *st, int ms)
+{
+	if (st->be->set_wait != NULL && ms >= 0)
+		st->be->set_wait(st, ms);
+}
+
 int
 store_prune(struct store *st, int64_t before, size_t max, size_t *deleted)
 {

@@ -153,6 +153,13 @@ void store_close(struct store *st);
  * database was migrated by a newer wagate, or its tables are not the ones we use.
  */
 int store_migrate(struct store *st, int *applied);
+/*
+ * How long a statement waits for another connection's write lock before it
+ * fails (WG_ETIMEDOUT): 10 ms by default, since a store is used on the event
+ * loop; a store on a thread of its own may wait longer. Ignored by backends
+ * without such a wait.
+ */
+void store_set_wait(struct store *st, int ms);
 /* Runs a trivial query; *latency_us (may be NULL) is how long it took. */
 int store_ping(struct store *st, uint32_t *latency_us);
 /*
@@ -292,6 +299,8 @@ struct store_backend {
 	                   size_t *gone);
 	int (*recent_attempts)(struct store *st, const char *const *ids, size_t nids,
 	                       size_t per_session, struct store_attempt **out, size_t *n);
+	/* Optional: store_set_wait. */
+	void (*set_wait)(struct store *st, int ms);
 	/* Optional (WG_ENOTSUP without): store_prune, store_find_name. */
 	int (*prune)(struct store *st, int64_t before, size_t max, size_t *deleted);
 	int (*find_name)(struct store *st, const char *user_id, const char *name,

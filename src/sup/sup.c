@@ -368,7 +368,7 @@ connect_as(struct sess *x, const char *trigger, int fresh)
 	struct store_session row;
 	int have_row = 0, r;
 	const char *auth = fresh ? NULL : x->auth_pending;
-	if (!fresh && !(x->dirty & STORE_F_AUTH)) {
+	if (!fresh && !x->auth_newer) {
 		if ((r = store_get(s->st, x->id, &row)) != 0) {
 			log_error(x->id, "cannot read the session: %s",
 				  r == WG_ENOTFOUND ? "not found" : store_errmsg(s->st));
@@ -484,21 +484,11 @@ static void
 cb_creds(void *arg, const char *auth_state, const char *phone)
 {
 	struct sess *x = arg;
-	if (x->auth_pending) {
-		wg_wipe(x->auth_pending, strlen(x->auth_pending));
-		free(x->auth_pending);
-	}
-	x->auth_pending = auth_state ? wg_strdup(auth_state) : NULL;
-	unsigned f = STORE_F_AUTH;
-	if (phone) {
-		free(x->phone_pending);
-		x->phone_pending = wg_strdup(phone);
+	sup__wb_auth(x, auth_state, phone);
+	if (phone)
 		sup__ucols_set_phone(x, phone);
-		f |= STORE_F_PHONE;
-	}
 	x->has_auth = auth_state != NULL;
 	sup__recount(x);
-	sup__wb_mark(x, f);
 }
 
 static void
@@ -856,6 +846,22 @@ schedule(struct sup *s)
 }
 
 void
+sup__kick(struct sup *s)
+{
+	schedule(s);
+}
+
+int
+sup_use_writer(struct sup *s, const char *url, char *err, size_t errlen)
+{
+	if (s->base == NULL) {
+		snprintf(err, errlen, "the supervisor is not attached to a loop");
+		return WG_ESTATE;
+	}
+	return sup__wb_attach_writer(s, s->base, url, err, errlen);
+}
+
+void
 sup_attach(struct sup *s, struct event_base *base)
 {
 	s->base = base;
@@ -919,6 +925,8 @@ sup_free(struct sup *s)
 {
 	if (s == NULL)
 		return;
+	/* The writer's job in hand completes first: its outcome goes back to sessions still here. */
+	sup__wb_detach_writer(s);
 	if (s->observer)
 		s->observer(s->observer_arg, SUP_EV_GONE, NULL);
 	s->observer = NULL;
@@ -1102,7 +1110,7 @@ load_row(struct sup *s, const char *id, struct sess **out)
 		x->last_message_at = row.last_message_at;
 	}
 	/* Credentials not yet written are newer than the row's. */
-	int had_auth = x->has_auth, pending = (x->dirty & STORE_F_AUTH) != 0;
+	int had_auth = x->has_auth, pending = x->auth_newer;
 	sup__apply_row(x, &row);
 	if (pending) {
 		x->has_auth = had_auth;
@@ -1213,14 +1221,9 @@ sup_logout(struct sup *s, const char *id)
 		sup__enter(x, SS_STOPPED, "logged out by request", "logged out by request", 1);
 	}
 	/* Credentials are dropped: pairing starts over. */
-	if (x->auth_pending) {
-		wg_wipe(x->auth_pending, strlen(x->auth_pending));
-		free(x->auth_pending);
-		x->auth_pending = NULL;
-	}
+	sup__wb_auth(x, NULL, NULL);
 	x->has_auth = 0;
 	sup__recount(x);
-	sup__wb_mark(x, STORE_F_AUTH);
 	schedule(s);
 	return 0;
 }
@@ -1232,7 +1235,8 @@ sup_pending_attempts(struct sup *s, const char *id, const struct store_attempt *
 	size_t n = 0;
 	if (x == NULL || max == 0)
 		return 0;
-	/* Oldest first in the queue: keep the newest max, then reverse. */
+	/* The writer's (older), then the queue's, oldest first: keep the newest max, then reverse. */
+	n = sup__wb_inflight_attempts(s, id, out, max);
 	for (struct pend *p = x->pend; p; p = p->next) {
 		if (!p->is_attempt)
 			continue;

@@ -104,6 +104,15 @@ struct event_base;
 void sup_attach(struct sup *s, struct event_base *base);
 
 /*
+ * Production glue, after sup_attach(): the database writes (the write-behind,
+ * the quiet-time check, retention) run on a thread with a connection of its
+ * own to url (the same database), so the loop never waits for the disk or a
+ * lock (docs/store.md). WG_ENOTSUP for a store that cannot be opened twice
+ * (sqlite::memory:); then, and without this call (tests), they run inline.
+ */
+int sup_use_writer(struct sup *s, const char *url, char *err, size_t errlen);
+
+/*
  * Rule 4: closes every session with a WebSocket close and marks the database
  * disconnected; done(arg) runs once all are closed or the grace period ended.
  */

@@ -88,9 +88,16 @@ struct sess {
 	char status[16]; /* connection_status ("" = NULL) */
 	char *last_error;
 	int64_t last_connected_at, last_message_at;
-	unsigned dirty;     /* STORE_F_* */
-	char *auth_pending; /* credentials to write (NULL with STORE_F_AUTH: drop them) */
-	char *phone_pending;
+	unsigned dirty;     /* STORE_F_* the next write takes */
+	/*
+	 * Credentials newer than the row's (NULL: dropped), kept until a write of
+	 * this generation is confirmed: a write in flight may still fail, and a
+	 * connect meanwhile must use these, not the row's.
+	 */
+	bool auth_newer;
+	unsigned auth_gen;
+	char *auth_pending;
+	char *phone_pending; /* learnt with the credentials; shown before the row has it */
 	struct pend *pend, **pend_tail;
 	unsigned npend;
 	bool in_dirty;    /* on sup.dirty */
@@ -159,6 +166,12 @@ struct sup {
 	uint64_t db_error_logged; /* when the current failure was last logged */
 	uint64_t last_write_ok;   /* monotonic ms of the last good write or ping */
 	unsigned wb_batch;        /* sessions in the next transaction (adapts: sup_wb.c) */
+	unsigned wb_singles;      /* the next writes take one session each (a batch was refused) */
+	struct store_writer *writer; /* the writer thread, when attached (sup_wb.c); NULL: writes inline */
+	struct wb_job *inflight;  /* the batch the writer has: its attempts still count as pending */
+	uint64_t writer_version;  /* the writer's data version after its last job */
+	int writer_version_ok;
+	uint32_t writer_generation; /* its connection's generation: a change means the file was reopened */
 };
 
 /* sup.c */
@@ -176,6 +189,8 @@ void sup__row_written(struct sess *x);
 void sup__wait_then_connect(struct sess *x, uint64_t delay_ms, const char *why, const char *err);
 void sup__recount(struct sess *x);
 void sup__notify(struct sess *x, enum sup_event ev);
+/* Something changed outside sup_run (a write's outcome): the timer is armed again. */
+void sup__kick(struct sup *s);
 void sup__apply_row(struct sess *x, const struct store_session *row);
 
 void sup__fill_view(struct sess *x, struct sup_session_view *out);
@@ -203,8 +218,16 @@ unsigned sup__recoveries_in_window(struct sess *x);
 unsigned sup__recoveries_known(struct sess *x);
 
 /* sup_wb.c */
+struct wb_job;
 void sup__wb_init(struct sup *s);
+/* The recovery attempts of a session that the writer has in hand, oldest first: up to max into out. */
+size_t sup__wb_inflight_attempts(struct sup *s, const char *id, const struct store_attempt **out,
+				 size_t max);
 void sup__wb_forget(struct sess *x);
+/* New credentials (NULL: dropped) and phone (NULL: unchanged) to write. */
+void sup__wb_auth(struct sess *x, const char *auth, const char *phone);
+/* The store's data version as the writer last saw it, or the store's own (see sup_monitor.c). */
+int sup__wb_data_version(struct sup *s, uint64_t *v);
 /* Marks fields dirty; the row gets them at the next flush. */
 void sup__wb_mark(struct sess *x, unsigned fields);
 void sup__wb_history(struct sess *x, const char *status, const char *reason);
@@ -213,6 +236,11 @@ void sup__wb_message(struct sess *x);
 void sup__wb_set_error(struct sess *x, const char *err);
 /* Writes what is due; returns the next instant it needs, or UINT64_MAX. */
 uint64_t sup__wb_run(struct sup *s, uint64_t now);
+/* The writer thread (sup_use_writer), and its end (sup_free). */
+struct event_base;
+int sup__wb_attach_writer(struct sup *s, struct event_base *base, const char *url, char *err,
+			  size_t errlen);
+void sup__wb_detach_writer(struct sup *s);
 /* Writes one session's pending changes now: 0, or the store's error. */
 int sup__wb_flush_one(struct sess *x);
 /* Writes everything now (shutdown, tests): 0, or the store's error. */

@@ -121,7 +121,7 @@ void
 sup__ucols_apply(struct sess *x, const struct store_session *row)
 {
 	/* A phone number learnt at pairing and not written yet is newer than the row's. */
-	const char *phone = (x->dirty & STORE_F_PHONE) ? x->phone_pending : row->phone_number;
+	const char *phone = x->phone_pending ? x->phone_pending : row->phone_number;
 	set_ucols(x, row->session_name, row->user_id, phone);
 	if (x->updated_at < row->updated_at)
 		x->updated_at = row->updated_at;

@@ -200,7 +200,7 @@ void
 sup__note_rows_version(struct sup *s)
 {
 	uint64_t v;
-	if (store_data_version(s->st, &v) == 0) {
+	if (sup__wb_data_version(s, &v) == 0) {
 		s->rows_version = v;
 		s->have_rows_version = 1;
 	}
@@ -236,7 +236,7 @@ sup__monitor_step(struct sup *s, uint64_t now)
 		memset(&s->pass_cur, 0, sizeof(s->pass_cur));
 		s->next_monitor = now + s->cfg.recovery_interval_ms;
 		uint64_t v = 0;
-		s->pass_version_ok = store_data_version(s->st, &v) == 0;
+		s->pass_version_ok = sup__wb_data_version(s, &v) == 0;
 		s->pass_version = v;
 		s->pass_rows = !s->pass_version_ok || !s->have_rows_version || v != s->rows_version;
 	}
@@ -273,7 +273,7 @@ sup__monitor_step(struct sup *s, uint64_t now)
 			x->last_connected_at = rows[i].last_connected_at;
 			x->last_message_at = rows[i].last_message_at;
 		}
-		if (x->dirty & STORE_F_AUTH) {
+		if (x->auth_newer) {
 			/* Our own credentials are not in the row yet: memory knows better. */
 			int had = x->has_auth;
 			sup__apply_row(x, &rows[i]);

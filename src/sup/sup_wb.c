@@ -19,6 +19,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "store/writer.h"
 #include "sup/sup_int.h"
 
 /*
@@ -60,29 +61,6 @@ sup__wb_init(struct sup *s)
 	s->db_ok = 1;
 }
 
-/* Deletes a batch of attempts and history older than the retention; when there were more, again soon. */
-static void
-prune(struct sup *s, uint64_t now)
-{
-	s->prune_at = now + WB_PRUNE_EVERY_MS;
-	if (s->cfg.retention_ms == 0)
-		return;
-	int64_t before = (int64_t)wg_wall_ms() - (int64_t)s->cfg.retention_ms;
-	size_t deleted = 0;
-	int r = store_prune(s->st, before, WB_PRUNE_MAX, &deleted);
-	if (r == WG_ENOTSUP)
-		return;
-	if (r != 0) {
-		log_warn("supervisor", "retention: cannot delete old recovery attempts and history: %s",
-			 store_errmsg(s->st));
-		return;
-	}
-	if (deleted > 0)
-		log_debug("supervisor", "retention: deleted %zu old recovery attempts and status changes",
-			  deleted);
-	if (deleted >= WB_PRUNE_MAX)
-		s->prune_at = now; /* more: the next batch in the next loop turn */
-}
 
 static void
 pend_free(struct pend *p)
@@ -121,6 +99,7 @@ clear_pending(struct sess *x)
 	}
 	free(x->phone_pending);
 	x->phone_pending = NULL;
+	x->auth_newer = 0;
 	x->dirty = 0;
 }
 
@@ -156,6 +135,25 @@ sup__wb_mark(struct sess *x, unsigned fields)
 {
 	x->dirty |= fields;
 	enqueue(x);
+}
+
+void
+sup__wb_auth(struct sess *x, const char *auth, const char *phone)
+{
+	if (x->auth_pending) {
+		wg_wipe(x->auth_pending, strlen(x->auth_pending));
+		free(x->auth_pending);
+	}
+	x->auth_pending = auth ? wg_strdup(auth) : NULL;
+	x->auth_newer = 1;
+	x->auth_gen++;
+	unsigned f = STORE_F_AUTH;
+	if (phone) {
+		free(x->phone_pending);
+		x->phone_pending = wg_strdup(phone);
+		f |= STORE_F_PHONE;
+	}
+	sup__wb_mark(x, f);
 }
 
 static void
@@ -232,11 +230,11 @@ msgs_to_dirty(struct sup *s)
 }
 
 static void
-db_failed(struct sup *s, uint64_t now, const char *what)
+db_failed(struct sup *s, uint64_t now, const char *what, const char *why)
 {
 	int first = s->db_ok;
 	s->db_ok = 0;
-	snprintf(s->db_error, sizeof(s->db_error), "%s", store_errmsg(s->st));
+	snprintf(s->db_error, sizeof(s->db_error), "%s", why);
 	if (first || now - s->db_error_logged >= WB_LOG_EVERY_MS) {
 		log_error("supervisor", "%s failed (%u session(s) waiting to be written; retrying): %s",
 			  what, s->ndirty, s->db_error);
@@ -256,98 +254,380 @@ db_ok(struct sup *s, uint64_t now, uint32_t us)
 }
 
 /*
- * One transaction for up to WB_BATCH dirty sessions (or only `only`). 0, or
- * the store's error (nothing is lost: it all stays pending).
+ * A write, as a job: copies of everything it writes, so that it can run on
+ * the writer's thread while the loop goes on changing memory, or inline on
+ * the loop's own connection (no writer, shutdown, tests). The sessions'
+ * status changes and attempts move into it (they are written once); their
+ * columns are copied; credentials stay in memory until the write of their
+ * generation is confirmed. On failure everything goes back.
  */
-static int
-flush_batch(struct sup *s, uint64_t now, struct sess *only)
+enum job_kind { J_BATCH, J_CHECK, J_PRUNE };
+
+struct wb_entry {
+	char id[STORE_ID_LEN + 1];
+	unsigned fields;
+	struct store_session vals; /* last_error, auth_state, phone_number are the job's copies */
+	unsigned auth_gen;
+	struct pend *pend; /* moved out of the session, oldest first */
+	unsigned npend;
+};
+
+struct wb_job {
+	enum job_kind kind;
+	struct sup *s;
+	int single;               /* one session, after a batch was refused */
+	struct wb_entry *e;
+	size_t n;
+	int64_t wall;             /* updated_at written; the heartbeat's time */
+	int64_t prune_before;
+	/* Results, filled by run_job. */
+	int rc;
+	size_t gone, deleted;
+	uint64_t took_ms; /* on the process's clock (virtual in tests) */
+	char err[256];
+	uint64_t version;
+	int version_ok;
+};
+
+/* Runs on the writer's thread (or inline): touches the job and st only. */
+static void
+run_job(struct store *st, void *arg)
 {
-	struct store_write w[WB_BATCH];
-	struct store_session vals[WB_BATCH];
-	struct sess *xs[WB_BATCH];
-	size_t k = 0, nh = 0, na = 0;
-	size_t most = s->wb_batch ? s->wb_batch : WB_BATCH;
-	for (struct sess *x = only ? only : TAILQ_FIRST(&s->dirty); x && k < most;
-	     x = only ? NULL : TAILQ_NEXT(x, dirty_link)) {
-		xs[k++] = x;
-		for (struct pend *p = x->pend; p; p = p->next)
-			p->is_attempt ? na++ : nh++;
-	}
-	struct store_status_change *hist = wg_calloc(nh ? nh : 1, sizeof(*hist));
-	struct store_attempt *att = wg_calloc(na ? na : 1, sizeof(*att));
-	size_t ih = 0, ia = 0;
-	for (size_t i = 0; i < k; i++) {
-		struct sess *x = xs[i];
-		struct store_session *v = &vals[i];
-		memset(v, 0, sizeof(*v));
-		snprintf(v->connection_status, sizeof(v->connection_status), "%s", x->status);
-		v->last_error = x->last_error;
-		v->last_connected_at = x->last_connected_at;
-		v->last_message_at = x->last_message_at;
-		v->auth_state = x->auth_pending;
-		v->phone_number = x->phone_pending;
-		w[i] = (struct store_write){.id = x->id, .fields = x->dirty, .vals = v};
-		w[i].history = hist + ih;
-		w[i].attempts = att + ia;
-		for (struct pend *p = x->pend; p; p = p->next) {
-			if (p->is_attempt)
-				att[ia++] = p->a;
-			else
-				hist[ih++] = p->h;
-		}
-		w[i].nhistory = (size_t)(hist + ih - w[i].history);
-		w[i].nattempts = (size_t)(att + ia - w[i].attempts);
-	}
+	struct wb_job *j = arg;
 	uint64_t t0 = wg_now_ms();
-	size_t gone = 0;
-	int64_t wall = (int64_t)wg_wall_ms();
-	int r = store_write_batch(s->st, w, k, wall, &gone);
-	free(hist);
-	free(att);
-	if (r != 0) {
-		db_failed(s, now, "database write");
-		return r;
+	if (j->kind == J_BATCH) {
+		size_t nh = 0, na = 0;
+		for (size_t i = 0; i < j->n; i++)
+			for (struct pend *p = j->e[i].pend; p; p = p->next)
+				p->is_attempt ? na++ : nh++;
+		struct store_write *w = wg_calloc(j->n ? j->n : 1, sizeof(*w));
+		struct store_status_change *hist = wg_calloc(nh ? nh : 1, sizeof(*hist));
+		struct store_attempt *att = wg_calloc(na ? na : 1, sizeof(*att));
+		size_t ih = 0, ia = 0;
+		for (size_t i = 0; i < j->n; i++) {
+			struct wb_entry *e = &j->e[i];
+			w[i] = (struct store_write){.id = e->id, .fields = e->fields, .vals = &e->vals};
+			w[i].history = hist + ih;
+			w[i].attempts = att + ia;
+			for (struct pend *p = e->pend; p; p = p->next) {
+				if (p->is_attempt)
+					att[ia++] = p->a;
+				else
+					hist[ih++] = p->h;
+			}
+			w[i].nhistory = (size_t)(hist + ih - w[i].history);
+			w[i].nattempts = (size_t)(att + ia - w[i].attempts);
+		}
+		j->rc = store_write_batch(st, w, j->n, j->wall, &j->gone);
+		free(w);
+		free(hist);
+		free(att);
+	} else if (j->kind == J_CHECK) {
+		/*
+		 * Nothing to write: something small, so that a database that cannot
+		 * take writes (disk full, read-only, locked, the file gone) is noticed
+		 * while all is quiet too.
+		 */
+		char t[32];
+		wg_iso8601(t, (uint64_t)j->wall);
+		j->rc = store_set_setting(st, "heartbeat", t);
+	} else {
+		j->rc = store_prune(st, j->prune_before, WB_PRUNE_MAX, &j->deleted);
 	}
-	uint64_t took = wg_now_ms() - t0;
-	db_ok(s, now, (uint32_t)(took * 1000));
-	if (only == NULL) {
-		if (took > WB_TURN_MS && s->wb_batch > WB_BATCH_MIN)
-			s->wb_batch /= 2;
-		else if (took * 2 < WB_TURN_MS && s->wb_batch < WB_BATCH && k == s->wb_batch)
-			s->wb_batch *= 2;
-	}
-	/* The rows have it all now (credentials too: connects read them from there). */
-	for (size_t i = 0; i < k; i++) {
-		/* The rows' updated_at is the write's time (only rows with columns to write change). */
-		if (xs[i]->dirty)
-			xs[i]->updated_at = wall;
-		clear_pending(xs[i]);
-	}
-	return 0;
+	j->took_ms = wg_now_ms() - t0;
+	if (j->rc != 0)
+		snprintf(j->err, sizeof(j->err), "%s", store_errmsg(st));
+	/* Whether anyone else wrote: what this connection sees (our own commits never show). */
+	j->version_ok = store_data_version(st, &j->version) == 0;
 }
 
-/*
- * The database refused the batch's content (a constraint of the web app's, a
- * value over a limit): one session's changes must not hold back everyone's.
- * Each is written alone; one that is refused alone is dropped, loudly.
- */
-static int
-flush_one_by_one(struct sup *s, uint64_t now)
+static void
+entry_free(struct wb_entry *e)
 {
-	struct sess *batch[WB_BATCH];
-	size_t k = 0;
-	for (struct sess *x = TAILQ_FIRST(&s->dirty); x && k < WB_BATCH; x = TAILQ_NEXT(x, dirty_link))
-		batch[k++] = x;
-	for (size_t i = 0; i < k; i++) {
-		int r = flush_batch(s, now, batch[i]);
-		if (r == WG_EINVAL || r == WG_ELIMIT) {
-			log_error(batch[i]->id, "the database refuses this session's changes; dropping "
-						"them: %s", store_errmsg(s->st));
-			sup__wb_forget(batch[i]);
-		} else if (r != 0) {
-			return r;
+	free(e->vals.last_error);
+	if (e->vals.auth_state) {
+		wg_wipe(e->vals.auth_state, strlen(e->vals.auth_state));
+		free(e->vals.auth_state);
+	}
+	free(e->vals.phone_number);
+	while (e->pend) {
+		struct pend *p = e->pend;
+		e->pend = p->next;
+		pend_free(p);
+	}
+}
+
+static void
+job_free(struct wb_job *j)
+{
+	for (size_t i = 0; i < j->n; i++)
+		entry_free(&j->e[i]);
+	free(j->e);
+	free(j);
+}
+
+/* Up to the batch's size of dirty sessions (or only `only`) into a job; they are not dirty meanwhile. */
+static struct wb_job *
+build_batch(struct sup *s, struct sess *only)
+{
+	size_t most = s->wb_singles ? 1 : (s->wb_batch ? s->wb_batch : WB_BATCH);
+	struct wb_job *j = wg_calloc(1, sizeof(*j));
+	j->kind = J_BATCH;
+	j->s = s;
+	j->single = s->wb_singles > 0 || only != NULL;
+	j->e = wg_calloc(most, sizeof(*j->e));
+	j->wall = (int64_t)wg_wall_ms();
+	while (j->n < most) {
+		struct sess *x = only ? only : TAILQ_FIRST(&s->dirty);
+		if (x == NULL || !x->in_dirty)
+			break;
+		struct wb_entry *e = &j->e[j->n++];
+		snprintf(e->id, sizeof(e->id), "%s", x->id);
+		e->fields = x->dirty;
+		struct store_session *v = &e->vals;
+		snprintf(v->connection_status, sizeof(v->connection_status), "%s", x->status);
+		v->last_error = x->last_error ? wg_strdup(x->last_error) : NULL;
+		v->last_connected_at = x->last_connected_at;
+		v->last_message_at = x->last_message_at;
+		v->auth_state = (e->fields & STORE_F_AUTH) && x->auth_pending ? wg_strdup(x->auth_pending) : NULL;
+		v->phone_number = (e->fields & STORE_F_PHONE) && x->phone_pending ? wg_strdup(x->phone_pending) : NULL;
+		e->auth_gen = x->auth_gen;
+		e->pend = x->pend;
+		e->npend = x->npend;
+		x->pend = NULL;
+		x->pend_tail = &x->pend;
+		x->npend = 0;
+		x->dirty = 0;
+		undirty(x);
+		if (only)
+			break;
+	}
+	return j;
+}
+
+/* The write is in the row: what memory still holds only for it can go. */
+static void
+batch_done(struct sup *s, struct wb_job *j)
+{
+	for (size_t i = 0; i < j->n; i++) {
+		struct wb_entry *e = &j->e[i];
+		struct sess *x = sup__find(s, e->id);
+		if (x == NULL || x->deleted)
+			continue;
+		/* The row's updated_at is the write's time (only rows with columns to write change). */
+		if (e->fields)
+			x->updated_at = j->wall;
+		if ((e->fields & STORE_F_AUTH) && x->auth_gen == e->auth_gen && !(x->dirty & STORE_F_AUTH)) {
+			/* The row has the newest credentials now (connects read them from there). */
+			x->auth_newer = 0;
+			if (x->auth_pending) {
+				wg_wipe(x->auth_pending, strlen(x->auth_pending));
+				free(x->auth_pending);
+				x->auth_pending = NULL;
+			}
+			free(x->phone_pending);
+			x->phone_pending = NULL;
 		}
 	}
+}
+
+/* The write failed: everything goes back to its session, older than what came since. */
+static void
+batch_undo(struct sup *s, struct wb_job *j)
+{
+	for (size_t i = 0; i < j->n; i++) {
+		struct wb_entry *e = &j->e[i];
+		struct sess *x = sup__find(s, e->id);
+		if (x == NULL || x->deleted)
+			continue; /* the row is going: nothing to write to it (entry_free drops the rest) */
+		x->dirty |= e->fields;
+		if (e->pend) {
+			struct pend *last = e->pend;
+			while (last->next)
+				last = last->next;
+			last->next = x->pend;
+			if (x->pend == NULL)
+				x->pend_tail = &last->next;
+			x->pend = e->pend;
+			x->npend += e->npend;
+			e->pend = NULL;
+		}
+		enqueue(x);
+	}
+}
+
+/* Whoever waits for the writer learns of a reopened file: the loop's connection follows it. */
+static void
+note_writer_version(struct sup *s, const struct wb_job *j)
+{
+	if (s->writer == NULL || !j->version_ok)
+		return;
+	uint32_t gen = (uint32_t)(j->version >> 32);
+	if (s->writer_version_ok && gen != s->writer_generation) {
+		uint32_t us;
+		if (store_ping(s->st, &us) != 0)
+			log_warn("supervisor", "the database file changed; reading from it: %s",
+				 store_errmsg(s->st));
+	}
+	s->writer_generation = gen;
+	s->writer_version = j->version;
+	s->writer_version_ok = 1;
+}
+
+/* The outcome of a job, on the loop. Returns its rc. */
+static int
+job_complete(struct sup *s, struct wb_job *j)
+{
+	uint64_t now = wg_now_ms();
+	if (s->inflight == j)
+		s->inflight = NULL;
+	int rc = j->rc;
+	note_writer_version(s, j);
+	if (j->kind == J_CHECK) {
+		if (rc == 0)
+			db_ok(s, now, (uint32_t)(j->took_ms * 1000));
+		else
+			db_failed(s, now, "database check", j->err);
+	} else if (j->kind == J_PRUNE) {
+		if (rc != 0 && rc != WG_ENOTSUP)
+			log_warn("supervisor", "retention: cannot delete old recovery attempts and "
+					       "history: %s", j->err);
+		else if (j->deleted > 0)
+			log_debug("supervisor", "retention: deleted %zu old recovery attempts and "
+						"status changes", j->deleted);
+		if (rc == 0 && j->deleted >= WB_PRUNE_MAX)
+			s->prune_at = now; /* more: the next batch in the next loop turn */
+	} else if (rc == 0) {
+		batch_done(s, j);
+		db_ok(s, now, (uint32_t)(j->took_ms * 1000));
+		s->flush_failures = 0;
+		if (s->wb_singles)
+			s->wb_singles--;
+		else if (j->took_ms > WB_TURN_MS && s->wb_batch > WB_BATCH_MIN)
+			s->wb_batch /= 2;
+		else if (j->took_ms * 2 < WB_TURN_MS && s->wb_batch < WB_BATCH &&
+			 j->n == s->wb_batch)
+			s->wb_batch *= 2;
+		/* The rest in the next loop turn, so other events run between batches. */
+		s->flush_at = TAILQ_EMPTY(&s->dirty) ? UINT64_MAX : now;
+	} else if ((rc == WG_EINVAL || rc == WG_ELIMIT) && j->single) {
+		/* The database refuses this session's changes alone: dropped, loudly. */
+		for (size_t i = 0; i < j->n; i++) {
+			struct sess *x = sup__find(s, j->e[i].id);
+			log_error(j->e[i].id, "the database refuses this session's changes; dropping them: %s",
+				  j->err);
+			if (x && !x->deleted && (j->e[i].fields & STORE_F_AUTH) && x->auth_gen == j->e[i].auth_gen)
+				x->auth_newer = 0;
+		}
+		if (s->wb_singles)
+			s->wb_singles--;
+		s->flush_at = TAILQ_EMPTY(&s->dirty) ? UINT64_MAX : now;
+		rc = 0;
+	} else if (rc == WG_EINVAL || rc == WG_ELIMIT) {
+		/*
+		 * The database refused the batch's content (a constraint of the web
+		 * app's, a value over a limit): one session's changes must not hold
+		 * back everyone's, so each is written alone next.
+		 */
+		batch_undo(s, j);
+		s->wb_singles = (unsigned)j->n;
+		s->flush_at = now;
+	} else {
+		batch_undo(s, j);
+		db_failed(s, now, "database write", j->err);
+		uint64_t d = WB_RETRY_MIN_MS;
+		for (unsigned i = 0; i < s->flush_failures && d < WB_RETRY_MAX_MS; i++)
+			d *= 2;
+		s->flush_failures++;
+		s->flush_at = now + (d < WB_RETRY_MAX_MS ? d : WB_RETRY_MAX_MS);
+	}
+	job_free(j);
+	return rc;
+}
+
+size_t
+sup__wb_inflight_attempts(struct sup *s, const char *id, const struct store_attempt **out,
+			  size_t max)
+{
+	struct wb_job *j = s->inflight;
+	size_t n = 0;
+	if (j == NULL || j->kind != J_BATCH)
+		return 0;
+	/* Read-only, as the thread reads them: nothing of the job changes until it is back. */
+	for (size_t i = 0; i < j->n; i++) {
+		if (strcmp(j->e[i].id, id) != 0)
+			continue;
+		for (struct pend *p = j->e[i].pend; p; p = p->next) {
+			if (!p->is_attempt || max == 0)
+				continue;
+			if (n == max) { /* the newest max */
+				memmove(out, out + 1, (max - 1) * sizeof(*out));
+				n--;
+			}
+			out[n++] = &p->a;
+		}
+	}
+	return n;
+}
+
+/* Runs a job: on the writer when there is one (its outcome comes later), else now. */
+static int
+job_start(struct sup *s, struct wb_job *j)
+{
+	if (s->writer != NULL && store_writer_submit(s->writer, run_job, j) == 0) {
+		s->inflight = j;
+		return 0;
+	}
+	run_job(s->st, j);
+	return job_complete(s, j);
+}
+
+static void
+writer_done(void *job, void *arg)
+{
+	struct sup *s = arg;
+	job_complete(s, job);
+	sup__kick(s);
+}
+
+int
+sup__wb_attach_writer(struct sup *s, struct event_base *base, const char *url, char *err,
+		      size_t errlen)
+{
+	if (s->writer != NULL)
+		return 0;
+	return store_writer_new(base, url, writer_done, s, &s->writer, err, errlen);
+}
+
+/* The writer has nothing in hand (waiting for it if it has): the loop may write inline. */
+static void
+writer_idle(struct sup *s)
+{
+	if (s->writer == NULL)
+		return;
+	struct wb_job *j = store_writer_wait(s->writer);
+	if (j != NULL)
+		job_complete(s, j); /* not writer_done: the caller is inside the supervisor already */
+}
+
+void
+sup__wb_detach_writer(struct sup *s)
+{
+	/* The job in hand completes first (its outcome goes back to the sessions). */
+	writer_idle(s);
+	struct store_writer *w = s->writer;
+	s->writer = NULL;
+	store_writer_free(w);
+}
+
+int
+sup__wb_data_version(struct sup *s, uint64_t *v)
+{
+	if (s->writer == NULL)
+		return store_data_version(s->st, v);
+	if (!s->writer_version_ok)
+		return WG_ENOTSUP;
+	*v = s->writer_version;
 	return 0;
 }
 
@@ -356,57 +636,54 @@ sup__wb_run(struct sup *s, uint64_t now)
 {
 	if (now >= s->msg_at)
 		msgs_to_dirty(s);
-	if (!TAILQ_EMPTY(&s->dirty) && now >= s->flush_at) {
-		int r = flush_batch(s, now, NULL);
-		if (r == WG_EINVAL || r == WG_ELIMIT)
-			r = flush_one_by_one(s, now);
-		if (r == 0) {
-			s->flush_failures = 0;
-			/* The rest in the next loop turn, so other events run between batches. */
-			s->flush_at = TAILQ_EMPTY(&s->dirty) ? UINT64_MAX : now;
-		} else {
-			uint64_t d = WB_RETRY_MIN_MS;
-			for (unsigned i = 0; i < s->flush_failures && d < WB_RETRY_MAX_MS; i++)
-				d *= 2;
-			s->flush_failures++;
-			s->flush_at = now + (d < WB_RETRY_MAX_MS ? d : WB_RETRY_MAX_MS);
+	int busy = s->writer != NULL && store_writer_busy(s->writer);
+	if (!busy && !TAILQ_EMPTY(&s->dirty) && now >= s->flush_at) {
+		job_start(s, build_batch(s, NULL));
+		busy = s->writer != NULL && store_writer_busy(s->writer);
+	}
+	if (!busy && TAILQ_EMPTY(&s->dirty) && now >= s->ping_at) {
+		struct wb_job *j = wg_calloc(1, sizeof(*j));
+		j->kind = J_CHECK;
+		j->s = s;
+		j->wall = (int64_t)wg_wall_ms();
+		s->ping_at = now + s->cfg.db_check_interval_ms;
+		job_start(s, j);
+		busy = s->writer != NULL && store_writer_busy(s->writer);
+	}
+	if (!busy && TAILQ_EMPTY(&s->dirty) && now >= s->prune_at && s->db_ok) {
+		s->prune_at = now + WB_PRUNE_EVERY_MS;
+		if (s->cfg.retention_ms != 0) {
+			struct wb_job *j = wg_calloc(1, sizeof(*j));
+			j->kind = J_PRUNE;
+			j->s = s;
+			j->prune_before = (int64_t)wg_wall_ms() - (int64_t)s->cfg.retention_ms;
+			job_start(s, j);
+			busy = s->writer != NULL && store_writer_busy(s->writer);
 		}
 	}
-	if (TAILQ_EMPTY(&s->dirty) && now >= s->ping_at) {
-		/*
-		 * Nothing to write: write something small, the heartbeat setting, so
-		 * that a database that cannot take writes (disk full, read-only,
-		 * locked, the file gone) is noticed while all is quiet too.
-		 */
-		char t[32];
-		uint64_t t0 = wg_now_ms();
-		wg_iso8601(t, wg_wall_ms());
-		if (store_set_setting(s->st, "heartbeat", t) == 0)
-			db_ok(s, now, (uint32_t)((wg_now_ms() - t0) * 1000));
-		else
-			db_failed(s, now, "database check");
-		s->ping_at = now + s->cfg.db_check_interval_ms;
-	}
-	if (TAILQ_EMPTY(&s->dirty) && now >= s->prune_at && s->db_ok)
-		prune(s, now);
+	/* While the writer has a job, its outcome wakes the supervisor (sup__kick). */
 	uint64_t next = s->msg_at;
-	if (TAILQ_EMPTY(&s->dirty) && s->prune_at < next)
-		next = s->prune_at;
+	if (busy)
+		return next;
 	if (!TAILQ_EMPTY(&s->dirty) && s->flush_at < next)
 		next = s->flush_at;
 	/* The check is for quiet times only: while writes are pending, they tell. */
 	if (TAILQ_EMPTY(&s->dirty) && s->ping_at < next)
 		next = s->ping_at;
+	if (TAILQ_EMPTY(&s->dirty) && s->prune_at < next)
+		next = s->prune_at;
 	return next;
 }
 
 int
 sup__wb_flush_all(struct sup *s)
 {
+	writer_idle(s);
 	msgs_to_dirty(s);
-	uint64_t now = wg_now_ms();
 	while (!TAILQ_EMPTY(&s->dirty)) {
-		int r = flush_batch(s, now, NULL);
+		struct wb_job *j = build_batch(s, NULL);
+		run_job(s->st, j);
+		int r = job_complete(s, j);
 		if (r)
 			return r;
 	}
@@ -418,7 +695,12 @@ sup__wb_flush_all(struct sup *s)
 int
 sup__wb_flush_one(struct sess *x)
 {
+	struct sup *s = x->sup;
+	/* The writer may hold this session's older changes: they are written first. */
+	writer_idle(s);
 	if (!x->in_dirty)
 		return 0;
-	return flush_batch(x->sup, wg_now_ms(), x);
+	struct wb_job *j = build_batch(s, x);
+	run_job(s->st, j);
+	return job_complete(s, j);
 }

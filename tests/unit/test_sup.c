@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <event2/event.h>
+#include <sqlite3.h>
 
 #include "core/clock.h"
 #include "core/err.h"
@@ -1653,6 +1655,103 @@ test_write_batch_adapts(void **state)
 	assert_int_equal(h.db_pending, 0);
 }
 
+/*
+ * The writer thread, for real: a libevent loop, the real clock, and another
+ * connection (the web app's) holding the write lock past the writer's wait.
+ * Memory answers at once throughout; the row follows once the lock is gone,
+ * with every status change and attempt, in order, once.
+ */
+static void
+run_until(struct event_base *base, struct fx *f, const char *id, const char *status, int ms)
+{
+	for (int waited = 0; waited < ms; waited += 10) {
+		struct store_session row;
+		assert_int_equal(store_get(f->app, id, &row), 0);
+		int ok = strcmp(row.connection_status, status) == 0;
+		store_session_free(&row);
+		if (ok)
+			return;
+		struct timeval tv = {0, 10000};
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+	}
+	fail_msg("the row of %s did not become %s within %d ms", id, status, ms);
+}
+
+static void
+test_writer_thread(void **state)
+{
+	struct fx *f = *state;
+	wg_clock_set(NULL, NULL);
+	wg_wall_clock_set(NULL, NULL);
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	f->cfg.start_stagger_ms = 0;
+	f->cfg.recovery_interval_ms = 3600000;
+	struct event_base *base = event_base_new();
+	assert_int_equal(sup_new(f->st, &f->cfg, &fake_ops, NULL, &f->sup), 0);
+	sup_attach(f->sup, base);
+	char url[128], err[256];
+	snprintf(url, sizeof(url), "sqlite:%s/db.sqlite", f->dir);
+	assert_int_equal(sup_use_writer(f->sup, url, err, sizeof(err)), 0);
+	assert_int_equal(sup_start(f->sup), 0);
+	run_until(base, f, a, "connecting", 2000);
+	c_open(client_of(a));
+	run_until(base, f, a, "connected", 2000);
+
+	/* The web app holds the write lock: writes wait, then fail; /health says so. */
+	char path[128];
+	snprintf(path, sizeof(path), "%s/db.sqlite", f->dir);
+	sqlite3 *app;
+	assert_int_equal(sqlite3_open(path, &app), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(app, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	c_close(client_of(a), WA_CLOSE_TRANSIENT, 428, 0); /* dropped: reconnect at once */
+	struct sup_health h;
+	for (int i = 0; i < 300; i++) {
+		struct timeval tv = {0, 10000};
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+		sup_health(f->sup, &h);
+		if (!h.db_ok)
+			break;
+	}
+	assert_false(h.db_ok);
+	assert_non_null(h.db_error);
+	/* Memory is the truth meanwhile: the reconnect goes on and opens. */
+	struct sup_client *c = client_of(a);
+	assert_non_null(c);
+	c_open(c);
+	struct sup_session_view v;
+	assert_int_equal(sup_view(f->sup, a, &v), 0);
+	assert_string_equal(v.status, "connected");
+	/* The lock goes: the row catches up, and /health with it. */
+	assert_int_equal(sqlite3_exec(app, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(app);
+	for (int i = 0; i < 300; i++) {
+		struct timeval tv = {0, 10000};
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+		sup_health(f->sup, &h);
+		if (h.db_ok && h.db_pending == 0)
+			break;
+	}
+	assert_true(h.db_ok);
+	assert_int_equal(h.db_pending, 0);
+	run_until(base, f, a, "connected", 2000);
+	struct store_status_change *hist;
+	size_t n;
+	assert_int_equal(store_status_history(f->app, a, 0, 0, &hist, &n), 0);
+	const char *want[] = {"connecting", "connected", "disconnected", "connecting", "connected"};
+	assert_int_equal(n, 5);
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(hist[i].status, want[i]);
+	store_status_history_free(hist, n);
+	assert_int_equal(attempts_with(f, a, "close:transient", "connected"), 1);
+	/* Shutdown writes what is left through the loop's connection once the writer is idle. */
+	sup_free(f->sup);
+	f->sup = NULL;
+	event_base_free(base);
+}
+
 /* ---- the listing order, from memory ---- */
 
 struct listed {
@@ -1770,6 +1869,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_rows_written_by_others, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listing_order_from_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_batch_adapts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_thread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_startup_retries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_startup_logged_out_not_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unusable_credentials_need_reauth, setup, teardown),
