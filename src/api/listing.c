@@ -120,6 +120,23 @@ add_attempt(json_t *by_id, const struct store_attempt *at)
 	json_array_append_new(arr, o);
 }
 
+/* Whether arr (a session's attempts so far) holds this one already. */
+static bool
+shown(json_t *arr, const struct store_attempt *at)
+{
+	char when[32];
+	wg_iso8601(when, (uint64_t)at->at);
+	size_t i;
+	json_t *o;
+	json_array_foreach(arr, i, o) {
+		if (strcmp(json_string_value(json_object_get(o, "at")), when) == 0 &&
+		    strcmp(json_string_value(json_object_get(o, "trigger")), at->trigger) == 0 &&
+		    strcmp(json_string_value(json_object_get(o, "result")), at->result) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* The recent attempts of a page's sessions, as id -> JSON array (one query). */
 static json_t *
 page_attempts(struct api *a, const struct sup_session_view *v, size_t n)
@@ -134,32 +151,26 @@ page_attempts(struct api *a, const struct sup_session_view *v, size_t n)
 		log_warn("api", "cannot read recovery attempts: %s", store_errmsg(a->st));
 	free(ids);
 	/* Newest first: those still in memory only (written behind), then the table's. */
-	const struct store_attempt *(*pend)[DEEP_ATTEMPTS] = wg_calloc(n ? n : 1, sizeof(*pend));
-	size_t *np = wg_calloc(n ? n : 1, sizeof(*np));
-	json_t *index = json_object();
 	for (size_t i = 0; i < n; i++) {
-		np[i] = sup_pending_attempts(a->sup, v[i].id, pend[i], DEEP_ATTEMPTS);
-		for (size_t j = 0; j < np[i]; j++)
-			add_attempt(by_id, pend[i][j]);
-		json_object_set_new(index, v[i].id, json_integer((json_int_t)i));
+		const struct store_attempt *pend[DEEP_ATTEMPTS];
+		size_t np = sup_pending_attempts(a->sup, v[i].id, pend, DEEP_ATTEMPTS);
+		for (size_t j = 0; j < np; j++)
+			add_attempt(by_id, pend[j]);
 	}
+	/*
+	 * While the writer has a batch in hand, its attempts count as pending and
+	 * may also be in the table already (committed, outcome not back yet):
+	 * those rows are shown once. Otherwise nothing pending is in the table.
+	 */
+	bool writing = sup_writing(a->sup);
 	for (size_t i = 0; i < k; i++) {
 		json_t *arr = json_object_get(by_id, at[i].session_id);
 		if (arr != NULL && json_array_size(arr) >= DEEP_ATTEMPTS)
 			continue;
-		/* A write that committed a moment ago may still be counted as pending: once only. */
-		json_t *ix = json_object_get(index, at[i].session_id);
-		size_t si = ix ? (size_t)json_integer_value(ix) : 0;
-		bool dup = false;
-		for (size_t j = 0; ix && j < np[si] && !dup; j++)
-			dup = pend[si][j]->at == at[i].at && strcmp(pend[si][j]->trigger, at[i].trigger) == 0 &&
-			      strcmp(pend[si][j]->result, at[i].result) == 0;
-		if (!dup)
-			add_attempt(by_id, &at[i]);
+		if (writing && arr != NULL && shown(arr, &at[i]))
+			continue;
+		add_attempt(by_id, &at[i]);
 	}
-	json_decref(index);
-	free(pend);
-	free(np);
 	store_attempts_free(at, k);
 	return by_id;
 }

@@ -1255,6 +1255,12 @@ sup_pending_attempts(struct sup *s, const char *id, const struct store_attempt *
 }
 
 int
+sup_writing(const struct sup *s)
+{
+	return s->inflight != NULL;
+}
+
+int
 sup_flush(struct sup *s)
 {
 	return sup__wb_flush_all(s);

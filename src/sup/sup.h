@@ -187,6 +187,9 @@ int sup_flush_session(struct sup *s, const char *id);
 size_t sup_pending_attempts(struct sup *s, const char *id, const struct store_attempt **out,
 			    size_t max);
 
+/* Whether the writer thread has a batch in hand (whose attempts sup_pending_attempts also gives). */
+int sup_writing(const struct sup *s);
+
 /* Views; valid until the next sup_* call. WG_ENOTFOUND for an unknown id. */
 int sup_view(struct sup *s, const char *id, struct sup_session_view *out);
 
