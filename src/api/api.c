@@ -37,8 +37,8 @@
 #define API_HARD_FACTOR 2
 /* Idle and stalled connections are dropped after this; longer than the reconnect wait (20 s). */
 #define API_TIMEOUT_S 30
-/* Longest path we route: "/sessions/" + a 36-character id + "/reconnect". */
-#define API_MAX_PATH 64
+/* Longest path we route: "/sessions/" + a 36-character id, each character percent-encoded, + "/reconnect". */
+#define API_MAX_PATH 160
 
 /* ---- answers ---- */
 
@@ -298,14 +298,17 @@ under(const char *path, const char *prefix)
 }
 
 /*
- * Maps a path to a route and, for /sessions/{id}..., copies the id segment
- * (at most STORE_ID_LEN characters; longer is RT_NONE). No decoding: ids are
- * uuids, so a percent-encoded one is not a valid id anyway. Paths outside
- * /health, /sessions, /events and /auth belong to the dashboard.
+ * Maps a path to a route and, for /sessions/{id}..., copies the id segment,
+ * percent-decoded: a session is addressed by whatever id its row has (a uuid,
+ * a cuid, an integer), URL-encoded. *bad_id when it cannot be an id (empty
+ * after decoding, longer than STORE_ID_LEN, spaces or control characters):
+ * answered 404 like an unknown one. Paths outside /health, /sessions, /events
+ * and /auth belong to the dashboard.
  */
 static enum route
-parse_path(const char *path, char id[STORE_ID_LEN + 1])
+parse_path(const char *path, char id[STORE_ID_LEN + 1], bool *bad_id)
 {
+	*bad_id = false;
 	static const char pre[] = "/sessions/";
 	id[0] = '\0';
 	if (!under(path, "/health") && !under(path, "/sessions") && !under(path, "/events") &&
@@ -334,10 +337,21 @@ parse_path(const char *path, char id[STORE_ID_LEN + 1])
 	const char *seg = path + sizeof(pre) - 1;
 	const char *slash = strchr(seg, '/');
 	size_t n = slash ? (size_t)(slash - seg) : strlen(seg);
-	if (n == 0 || n > STORE_ID_LEN)
+	if (n == 0 || n > 3 * STORE_ID_LEN) /* each character percent-encoded at most */
 		return RT_NONE;
-	memcpy(id, seg, n);
-	id[n] = '\0';
+	char enc[3 * STORE_ID_LEN + 1];
+	memcpy(enc, seg, n);
+	enc[n] = '\0';
+	size_t dn = 0;
+	char *dec = evhttp_uridecode(enc, 0, &dn);
+	if (dec == NULL || dn == 0 || dn > STORE_ID_LEN || !store__id_valid(dec, dn)) {
+		*bad_id = true;
+		snprintf(id, STORE_ID_LEN + 1, "-");
+	} else {
+		memcpy(id, dec, dn);
+		id[dn] = '\0';
+	}
+	free(dec);
 	if (slash == NULL)
 		return RT_SESSION;
 	if (strcmp(slash, "/qr") == 0)
@@ -353,26 +367,6 @@ parse_path(const char *path, char id[STORE_ID_LEN + 1])
 	return RT_NONE;
 }
 
-/*
- * Session ids are uuids (8-4-4-4-12 hex digits): store_insert makes them so,
- * and the web app's table types them so. Anything else cannot name a session,
- * so it is answered 404 like an unknown uuid, without a database query.
- */
-static bool
-uuid_shaped(const char *s)
-{
-	if (strlen(s) != STORE_ID_LEN)
-		return false;
-	for (size_t i = 0; i < STORE_ID_LEN; i++) {
-		char c = s[i];
-		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-		bool hex =
-		    (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-		if (dash ? c != '-' : !hex)
-			return false;
-	}
-	return true;
-}
 
 /* The request line and headers, counted as they came on the wire (near enough). */
 static size_t
@@ -419,7 +413,8 @@ on_request(struct evhttp_request *req, void *arg)
 	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
 	const char *path = u ? evhttp_uri_get_path(u) : NULL;
 	char id[STORE_ID_LEN + 1];
-	enum route r = path ? parse_path(path, id) : RT_NONE;
+	bool bad_id = false;
+	enum route r = path ? parse_path(path, id, &bad_id) : RT_NONE;
 	if (r == RT_NONE) {
 		api__error(req, 404, "no such endpoint");
 		return;
@@ -444,7 +439,7 @@ on_request(struct evhttp_request *req, void *arg)
 		            ri->allow);
 		return;
 	}
-	if (id[0] != '\0' && !uuid_shaped(id)) {
+	if (bad_id) {
 		if (r == RT_RECONNECT) /* that endpoint answers {success, message} throughout */
 			api__reply(req, 404,
 			           json_pack("{s:b, s:s, s:s}", "success", 0, "message", "no such session",

@@ -35,6 +35,21 @@ int
 cmd_migrate(int argc, char **argv)
 {
 	static struct serve_config c;
-	int r = load(argc, argv, &c);
-	return r >= 0 ? r : serve_migrate(&c);
+	/* --dry-run is migrate's own; the rest are serve's settings (the database's above all). */
+	char *args[64];
+	int n = 0, dry = 0;
+	for (int i = 0; i < argc; i++) {
+		if (i > 0 && strcmp(argv[i], "--dry-run") == 0) {
+			dry = 1;
+			continue;
+		}
+		if (n == (int)(sizeof(args) / sizeof(args[0])) - 1) {
+			fprintf(stderr, "wagate migrate: too many arguments\n");
+			return 2;
+		}
+		args[n++] = argv[i];
+	}
+	args[n] = NULL;
+	int r = load(n, args, &c);
+	return r >= 0 ? r : serve_migrate(&c, dry);
 }

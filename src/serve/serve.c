@@ -255,12 +255,33 @@ serve_run(const struct serve_config *c)
 }
 
 int
-serve_migrate(const struct serve_config *c)
+serve_migrate(const struct serve_config *c, int dry_run)
 {
 	struct store *st;
-	if (open_store(c, &st) != 0)
+	if (!dry_run) {
+		if (open_store(c, &st) != 0)
+			return 1;
+		printf("database is up to date\n");
+		store_close(st);
+		return 0;
+	}
+	char err[512];
+	if (store_open(c->database, &st, err, sizeof(err)) != 0) {
+		log_error("serve", "cannot open the database: %s", err);
 		return 1;
-	printf("database is up to date\n");
+	}
+	char *sql = NULL;
+	int r = store_migrate_plan(st, &sql);
+	if (r != 0) {
+		log_error("serve", "cannot plan the migrations: %s", store_errmsg(st));
+		store_close(st);
+		return 1;
+	}
+	if (sql[0] == '\0')
+		printf("-- the database is up to date: nothing to run\n");
+	else
+		fputs(sql, stdout);
+	free(sql);
 	store_close(st);
 	return 0;
 }

@@ -8,6 +8,7 @@
 int serve_run(const struct serve_config *c);
 
 /* wagate migrate: applies the migrations and exits. */
-int serve_migrate(const struct serve_config *c);
+/* Applies the migrations (dry_run: prints the SQL they would run, and runs nothing). */
+int serve_migrate(const struct serve_config *c, int dry_run);
 
 #endif

@@ -740,6 +740,150 @@ migrate_one(struct store *st, const struct sq_migration *m, bool *ran)
 	return rc;
 }
 
+/*
+ * Adopting a whatsapp_sessions the web app created first: the columns wagate
+ * needs and the table lacks are added, with the design's definitions and
+ * defaults, so existing rows read as active, auto-connect, primary. The app's
+ * columns are never dropped, renamed or retyped. SQLite cannot add a column
+ * with a non-constant default, so a missing created_at/updated_at defaults to
+ * the time of the adoption.
+ */
+static const struct {
+	const char *name, *def;
+	bool now_default; /* DEFAULT the adoption's time */
+} adopt_cols[] = {
+    {"user_id", "TEXT", false},
+    {"session_name", "TEXT NOT NULL DEFAULT 'primary'", false},
+    {"phone_number", "TEXT", false},
+    {"auth_state", "TEXT", false},
+    {"is_active", "BOOLEAN NOT NULL DEFAULT true", false},
+    {"auto_connect", "BOOLEAN NOT NULL DEFAULT true", false},
+    {"connection_status", "TEXT", false},
+    {"last_error", "TEXT", false},
+    {"last_connected_at", "TEXT", false},
+    {"last_message_at", "TEXT", false},
+    {"created_at", "TEXT NOT NULL", true},
+    {"updated_at", "TEXT NOT NULL", true},
+};
+
+/* The ALTER TABLE statements adoption needs, appended to *sql (malloc'd); 0 or WG_ESTATE. */
+static int
+adopt_sql(struct store *st, char **sql)
+{
+	struct sq *sq = store__state(st);
+	sqlite3_stmt *q;
+	if (sq->db == NULL)
+		return store__fail(st, WG_EIO, "the database file could not be reopened yet; retrying");
+	int rc = sqlite3_prepare_v2(sq->db, "SELECT name FROM pragma_table_info('whatsapp_sessions')", -1,
+	                            &q, NULL);
+	if (rc != SQLITE_OK)
+		return sq_fail(st, rc, "read the sessions table");
+	bool have[sizeof(adopt_cols) / sizeof(adopt_cols[0])] = {false};
+	bool any = false, id = false;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(q, 0);
+		any = true;
+		if (name == NULL)
+			continue;
+		id |= strcmp(name, "id") == 0;
+		for (size_t i = 0; i < sizeof(adopt_cols) / sizeof(adopt_cols[0]); i++)
+			have[i] |= strcmp(name, adopt_cols[i].name) == 0;
+	}
+	sqlite3_finalize(q);
+	if (rc != SQLITE_DONE)
+		return sq_fail(st, rc, "read the sessions table");
+	if (!any)
+		return 0; /* no table yet: migration 1 creates it */
+	if (!id)
+		return store__fail(st, WG_ESTATE, "whatsapp_sessions has no id column: wagate cannot "
+		                                  "address its rows");
+	char now[32];
+	store__ts_format(now, (int64_t)wg_wall_ms());
+	for (size_t i = 0; i < sizeof(adopt_cols) / sizeof(adopt_cols[0]); i++) {
+		if (have[i])
+			continue;
+		char line[192];
+		snprintf(line, sizeof(line), "ALTER TABLE whatsapp_sessions ADD COLUMN %s %s%s%s%s;\n",
+		         adopt_cols[i].name, adopt_cols[i].def,
+		         adopt_cols[i].now_default ? " DEFAULT '" : "",
+		         adopt_cols[i].now_default ? now : "", adopt_cols[i].now_default ? "'" : "");
+		size_t old = *sql ? strlen(*sql) : 0;
+		*sql = wg_realloc(*sql, old + strlen(line) + 1);
+		memcpy(*sql + old, line, strlen(line) + 1);
+	}
+	return 0;
+}
+
+/* Adds the missing columns, in one transaction; *added: whether anything was added. */
+static int
+adopt(struct store *st, bool *added)
+{
+	struct sq *sq = store__state(st);
+	*added = false;
+	int rc = exec(st, "BEGIN IMMEDIATE", "adopt");
+	if (rc < 0)
+		return rc;
+	char *sql = NULL;
+	rc = adopt_sql(st, &sql);
+	if (rc == 0 && sql != NULL) {
+		char *msg = NULL;
+		int erc = sqlite3_exec(sq->db, sql, NULL, NULL, &msg);
+		if (erc != SQLITE_OK) {
+			rc = store__fail(st, (erc & 0xff) == SQLITE_BUSY ? WG_ETIMEDOUT : WG_ESTATE,
+			                 "sqlite: adopting whatsapp_sessions: %s",
+			                 msg ? msg : sqlite3_errstr(erc));
+			sqlite3_free(msg);
+		} else {
+			*added = true;
+		}
+	}
+	free(sql);
+	if (rc == 0)
+		rc = exec(st, "COMMIT", "adopt");
+	if (rc < 0) {
+		sqlite3_exec(sq->db, "ROLLBACK", NULL, NULL, NULL);
+		*added = false;
+	}
+	return rc;
+}
+
+/* What migrate would run, as SQL text: the adoption, then each migration not applied yet. */
+static int
+sq_migrate_plan(struct store *st, char **out)
+{
+	struct sq *sq = store__state(st);
+	*out = NULL;
+	char *sql = NULL;
+	int rc = adopt_sql(st, &sql);
+	if (rc < 0) {
+		free(sql);
+		return rc;
+	}
+	/* The migrations table may not exist yet: then every migration is pending. */
+	sqlite3_stmt *q = NULL;
+	bool table = sqlite3_prepare_v2(sq->db, "SELECT 1 FROM " SQ_MIGRATIONS " WHERE version = ?1",
+	                                -1, &q, NULL) == SQLITE_OK;
+	for (int i = 0; i < SQ_NMIGRATIONS; i++) {
+		if (table) {
+			sqlite3_reset(q);
+			sqlite3_bind_int(q, 1, migrations[i].version);
+			if (sqlite3_step(q) == SQLITE_ROW)
+				continue;
+		}
+		char head[96];
+		snprintf(head, sizeof(head), "-- migration %d: %s\n", migrations[i].version,
+		         migrations[i].name);
+		size_t old = sql ? strlen(sql) : 0;
+		size_t add = strlen(head) + strlen(migrations[i].sql);
+		sql = wg_realloc(sql, old + add + 1);
+		memcpy(sql + old, head, strlen(head));
+		memcpy(sql + old + strlen(head), migrations[i].sql, strlen(migrations[i].sql) + 1);
+	}
+	sqlite3_finalize(q);
+	*out = sql ? sql : wg_strdup("");
+	return 0;
+}
+
 static int
 sq_migrate_body(struct store *st, int *applied)
 {
@@ -765,6 +909,11 @@ sq_migrate_body(struct store *st, int *applied)
 		                   "database schema is at version %lld, newer than this wagate "
 		                   "knows (%d); upgrade wagate",
 		                   (long long)max, migrations[SQ_NMIGRATIONS - 1].version);
+	/* A table the web app made first gets the columns wagate needs before anything uses them. */
+	bool added;
+	if ((rc = adopt(st, &added)) < 0)
+		return rc;
+	*applied += added;
 	for (int i = 0; i < SQ_NMIGRATIONS; i++) {
 		bool ran;
 		if ((rc = migrate_one(st, &migrations[i], &ran)) < 0)
@@ -1707,6 +1856,7 @@ const struct store_backend store_sqlite_backend = {
     .get_setting = sq_get_setting,
     .set_setting = sq_set_setting,
     .set_wait = sq_set_wait,
+    .migrate_plan = sq_migrate_plan,
     .prune = sq_prune,
     .add_status_change = sq_add_status_change,
     .status_history = sq_status_history,

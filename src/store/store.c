@@ -553,6 +553,16 @@ store_update(struct store *st, const char *id, const struct store_session *s, un
 	return st->be->update(st, id, s, fields, now);
 }
 
+int
+store_migrate_plan(struct store *st, char **sql)
+{
+	*sql = NULL;
+	if (st->be->migrate_plan == NULL)
+		return store__fail(st, WG_ENOTSUP, "the %s backend cannot show its migrations",
+		                   st->be->name);
+	return st->be->migrate_plan(st, sql);
+}
+
 void
 store_set_wait(struct store *st, int ms)
 {

@@ -160,6 +160,12 @@ int store_migrate(struct store *st, int *applied);
  * without such a wait.
  */
 void store_set_wait(struct store *st, int ms);
+/*
+ * The SQL store_migrate() would run now, as text (malloc'd; "" when the
+ * database is up to date): the columns added to a sessions table the web app
+ * created first, then each pending migration. Runs nothing.
+ */
+int store_migrate_plan(struct store *st, char **sql);
 /* Runs a trivial query; *latency_us (may be NULL) is how long it took. */
 int store_ping(struct store *st, uint32_t *latency_us);
 /*
@@ -299,6 +305,8 @@ struct store_backend {
 	                   size_t *gone);
 	int (*recent_attempts)(struct store *st, const char *const *ids, size_t nids,
 	                       size_t per_session, struct store_attempt **out, size_t *n);
+	/* Optional: store_migrate_plan (WG_ENOTSUP without). */
+	int (*migrate_plan)(struct store *st, char **sql);
 	/* Optional: store_set_wait. */
 	void (*set_wait)(struct store *st, int ms);
 	/* Optional (WG_ENOTSUP without): store_prune, store_find_name. */

@@ -124,6 +124,9 @@ test('the mock kills the socket: red in under 2 s, and the popover shows the err
   await pop.waitFor();
   await page.getByTestId('wa-status-error').waitFor();
   assert.ok((await page.getByTestId('wa-status-error').innerText()).length > 0);
+  // It says which session it follows.
+  assert.match(await page.getByTestId('wa-status-session').innerText(), /Session:\s*primary/);
+  assert.equal(await dot().getAttribute('data-session-id'), sessionId);
   await shot('05-popover-error');
 });
 

@@ -213,6 +213,41 @@ test('440 from WhatsApp: stopped, never taken back by itself', async () => {
   assert.equal(r.body.success, true, r.text);
 });
 
+test('a sessions table the web app made first (cuid ids, no auto_connect) is adopted and served', async () => {
+  const { id } = await pairNew();
+  await serve.stop();
+  // The app's own migration: text ids from cuid(), no auto_connect or wagate columns, a column of its own.
+  const appDb = path.join(dir, 'app.db');
+  sql(appDb, `CREATE TABLE whatsapp_sessions (id TEXT PRIMARY KEY NOT NULL, user_id TEXT, session_name TEXT NOT NULL,
+    phone_number TEXT, auth_state TEXT, is_active BOOLEAN NOT NULL DEFAULT 1, tier TEXT,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL)`);
+  const cuid = 'ckx9apptable00001abcdefgh';
+  // The paired device's credentials, copied as the app would hold them.
+  sql(appDb, `ATTACH '${dbFile}' AS w; INSERT INTO whatsapp_sessions (id, user_id, session_name, auth_state, tier,
+    created_at, updated_at) SELECT '${cuid}', 'u-app', 'primary', auth_state, 'gold', '2026-11-01T00:00:00.000Z',
+    '2026-11-01T00:00:00.000Z' FROM w.whatsapp_sessions WHERE id = '${id}'`);
+  const { spawnSync } = await import('node:child_process');
+  const { WAGATE_BIN } = await import('../interop/lib/wagate.mjs');
+  const plan = spawnSync(WAGATE_BIN, ['migrate', '--dry-run'], { env: { ...process.env, WAGATE_DATABASE: `sqlite:${appDb}` }, encoding: 'utf8' });
+  assert.equal(plan.status, 0, plan.stderr);
+  assert.match(plan.stdout, /ALTER TABLE whatsapp_sessions ADD COLUMN auto_connect BOOLEAN NOT NULL DEFAULT true;/);
+  assert.throws(() => sql(appDb, 'SELECT auto_connect FROM whatsapp_sessions')); // the dry run ran nothing
+  const other = await startServe({ dbFile: appDb, mock });
+  try {
+    const s = await waitSession(other, cuid, 'the adopted session to connect', (b) => b.connectionStatus === 'connected');
+    assert.equal(s.sessionId, cuid);
+    assert.equal(s.autoConnect, true);
+    const r = await other.api('POST', `/sessions/${encodeURIComponent(cuid)}/reconnect`);
+    assert.equal(r.body.success, true, r.text);
+    const h = await other.api('GET', '/health', { key: null });
+    assert.deepEqual(h.body.sessions, { total: 1, connected: 1, connecting: 0, disconnected: 0 });
+    assert.equal(sql(appDb, `SELECT tier FROM whatsapp_sessions WHERE id = '${cuid}'`)[0][0], 'gold');
+  } finally {
+    await other.stop();
+    await restart();
+  }
+});
+
 test('manual reconnect: success, and concurrent requests share one attempt', async () => {
   const { id, jid } = await pairNew();
   const c0 = await waitFor('the mock login', () => mockConn(jid));

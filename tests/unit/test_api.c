@@ -666,6 +666,51 @@ test_create_get_list(void **state)
 	assert_int_equal(fake.n, 3); /* none of those created anything (the third is u-2's "shop") */
 }
 
+/* Rows the web app made with ids of its own (a cuid, an integer): addressed by them, URL-encoded. */
+static void
+test_foreign_ids(void **state)
+{
+	struct fx *f = *state;
+	const char *ids[] = {"ckx1q2w3e0000abcd1234efgh", "42", "a.b_c~d:e@f"};
+	for (size_t i = 0; i < 3; i++) {
+		struct store_session s;
+		store_session_init(&s);
+		snprintf(s.id, sizeof(s.id), "%s", ids[i]);
+		s.session_name = (char *)"shop";
+		s.user_id = (char *)ids[i];
+		assert_int_equal(store_insert(f->st, &s), 0);
+	}
+	struct resp *r = call(f, EVHTTP_REQ_GET, "/sessions/ckx1q2w3e0000abcd1234efgh", KEY, NULL);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(str(r->json, "sessionId"), "ckx1q2w3e0000abcd1234efgh");
+	resp_free(r);
+	r = call(f, EVHTTP_REQ_GET, "/sessions/42", KEY, NULL);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(str(r->json, "sessionId"), "42");
+	resp_free(r);
+	/* Percent-encoded as encodeURIComponent does; the action routes take it too. */
+	r = call(f, EVHTTP_REQ_GET, "/sessions/a.b_c~d%3Ae%40f", KEY, NULL);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(str(r->json, "sessionId"), "a.b_c~d:e@f");
+	resp_free(r);
+	r = call(f, EVHTTP_REQ_PATCH, "/sessions/%34%32", KEY, "{\"isActive\":false}");
+	assert_int_equal(r->status, 200);
+	assert_true(json_is_false(json_object_get(r->json, "isActive")));
+	resp_free(r);
+	r = call(f, EVHTTP_REQ_GET, "/sessions/42/history", KEY, NULL);
+	assert_int_equal(r->status, 200);
+	resp_free(r);
+	/* What cannot be an id: 404 like an unknown one. */
+	const char *bad[] = {"/sessions/a%20b", "/sessions/%00x", "/sessions/%0A",
+			     "/sessions/0123456789012345678901234567890123456789"};
+	for (size_t i = 0; i < 4; i++) {
+		r = call(f, EVHTTP_REQ_GET, bad[i], KEY, NULL);
+		if (r->status != 404)
+			fail_msg("%s answered %d", bad[i], r->status);
+		resp_free(r);
+	}
+}
+
 static void
 test_patch(void **state)
 {
@@ -2048,6 +2093,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_create_get_list, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_patch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_foreign_ids, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_qr, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reconnect_client_gone, setup, teardown),

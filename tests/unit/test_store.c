@@ -212,15 +212,57 @@ test_existing_tables(void **state)
 	store_close(fx->st);
 	fx->st = NULL;
 
-	/* A table of the same name that lacks our columns is refused at migration. */
+	/*
+	 * A table the app made its own way (as a Prisma migration would: cuid ids,
+	 * no auto_connect, no wagate columns, a column of its own) is adopted: the
+	 * missing columns are added with the design's defaults, the app's stay.
+	 */
 	nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	assert_int_equal(mkdir(fx->dir, 0700), 0);
 	assert_int_equal(store_open(fx->url, &fx->st, err, sizeof(err)), 0);
 	assert_int_equal(raw(fx->path, "CREATE TABLE whatsapp_sessions (id TEXT PRIMARY KEY,"
-	                               " name TEXT, created_at TEXT NOT NULL)"),
+	                               " user_id TEXT, session_name TEXT NOT NULL, auth_state TEXT,"
+	                               " is_active BOOLEAN NOT NULL DEFAULT 1, plan TEXT,"
+	                               " created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"
+	                               "INSERT INTO whatsapp_sessions (id, session_name, auth_state,"
+	                               " plan, created_at, updated_at) VALUES"
+	                               " ('ckx1q2w3e0000abcd1234efgh', 'primary', '{}', 'gold',"
+	                               " '2026-11-24T13:45:01.000Z', '2026-11-24T13:45:01.000Z')"),
 	                 SQLITE_OK);
+	char *plan = NULL;
+	assert_int_equal(store_migrate_plan(fx->st, &plan), 0);
+	assert_non_null(strstr(plan, "ALTER TABLE whatsapp_sessions ADD COLUMN auto_connect BOOLEAN "
+	                             "NOT NULL DEFAULT true;"));
+	assert_non_null(strstr(plan, "ADD COLUMN connection_status TEXT;"));
+	assert_null(strstr(plan, "ADD COLUMN session_name")); /* the app's stays as it is */
+	assert_non_null(strstr(plan, "-- migration 1: whatsapp_sessions"));
+	free(plan);
+	/* Planning ran nothing. */
+	assert_int_equal(raw(fx->path, "SELECT auto_connect FROM whatsapp_sessions"), SQLITE_ERROR);
+	assert_int_equal(store_migrate(fx->st, &applied), 0);
+	assert_int_equal(applied, 8); /* the adoption, then every migration */
+	assert_int_equal(store_get(fx->st, "ckx1q2w3e0000abcd1234efgh", &s), 0);
+	assert_int_equal(s.auto_connect, 1);
+	assert_int_equal(s.is_active, 1);
+	assert_string_equal(s.connection_status, "");
+	store_session_free(&s);
+	assert_int_equal(raw(fx->path, "SELECT plan FROM whatsapp_sessions WHERE plan = 'gold'"),
+	                 SQLITE_OK);
+	assert_int_equal(store_migrate_plan(fx->st, &plan), 0);
+	assert_string_equal(plan, "");
+	free(plan);
+	assert_int_equal(store_migrate(fx->st, &applied), 0);
+	assert_int_equal(applied, 0);
+	store_close(fx->st);
+	fx->st = NULL;
+
+	/* A table without an id cannot be used: refused, saying why. */
+	nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	assert_int_equal(mkdir(fx->dir, 0700), 0);
+	assert_int_equal(store_open(fx->url, &fx->st, err, sizeof(err)), 0);
+	assert_int_equal(raw(fx->path, "CREATE TABLE whatsapp_sessions (name TEXT)"), SQLITE_OK);
 	assert_int_equal(store_migrate(fx->st, &applied), WG_ESTATE);
-	assert_non_null(strstr(store_errmsg(fx->st), "no such column"));
+	assert_non_null(strstr(store_errmsg(fx->st), "no id column"));
 }
 
 static void
