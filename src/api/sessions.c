@@ -385,17 +385,26 @@ api__history(struct api *a, struct evhttp_request *req, const char *id)
 	api__reply(req, 200, arr);
 }
 
+/* An action's request: no body (or {}), and a session with that row; otherwise answered. */
+static bool
+action_on_row(struct api *a, struct evhttp_request *req, const char *id)
+{
+	if (!empty_body(req))
+		return false;
+	struct store_session row;
+	if (!get_row(a, req, id, &row))
+		return false;
+	store_session_free(&row);
+	return true;
+}
+
 /* ---- /sessions/{id}/logout ---- */
 
 void
 api__session_logout(struct api *a, struct evhttp_request *req, const char *id)
 {
-	if (!empty_body(req))
+	if (!action_on_row(a, req, id))
 		return;
-	struct store_session row;
-	if (!get_row(a, req, id, &row))
-		return;
-	store_session_free(&row);
 	int r = sup_logout(a->sup, id);
 	if (r) {
 		log_error(id, "logout failed: %s", wg_strerror(r));
@@ -420,12 +429,8 @@ api__session_logout(struct api *a, struct evhttp_request *req, const char *id)
 void
 api__session_pair(struct api *a, struct evhttp_request *req, const char *id)
 {
-	if (!empty_body(req))
+	if (!action_on_row(a, req, id))
 		return;
-	struct store_session row;
-	if (!get_row(a, req, id, &row))
-		return;
-	store_session_free(&row);
 	const char *why = NULL;
 	int r = sup_pair(a->sup, id, &why);
 	if (r == WG_ESTATE) {

@@ -95,6 +95,20 @@ on_wake(evutil_socket_t fd, short what, void *arg)
 	take_finished(w);
 }
 
+/* Everything but the thread (not started, or joined). */
+static void
+release(struct store_writer *w)
+{
+	if (w->ev)
+		event_free(w->ev);
+	close(w->pipe[0]);
+	close(w->pipe[1]);
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mu);
+	store_close(w->st);
+	free(w);
+}
+
 int
 store_writer_new(struct event_base *base, const char *url, store_job_done_fn done, void *arg,
 		 struct store_writer **out, char *err, size_t errlen)
@@ -132,14 +146,7 @@ store_writer_new(struct event_base *base, const char *url, store_job_done_fn don
 	if (w->ev == NULL || event_add(w->ev, NULL) != 0 ||
 	    pthread_create(&w->thread, NULL, thread_main, w) != 0) {
 		snprintf(err, errlen, "cannot start the writer thread");
-		if (w->ev)
-			event_free(w->ev);
-		close(w->pipe[0]);
-		close(w->pipe[1]);
-		pthread_cond_destroy(&w->cv);
-		pthread_mutex_destroy(&w->mu);
-		store_close(w->st);
-		free(w);
+		release(w);
 		return WG_EIO;
 	}
 	*out = w;
@@ -200,11 +207,5 @@ store_writer_free(struct store_writer *w)
 	pthread_cond_broadcast(&w->cv);
 	pthread_mutex_unlock(&w->mu);
 	pthread_join(w->thread, NULL);
-	event_free(w->ev);
-	close(w->pipe[0]);
-	close(w->pipe[1]);
-	pthread_cond_destroy(&w->cv);
-	pthread_mutex_destroy(&w->mu);
-	store_close(w->st);
-	free(w);
+	release(w);
 }

@@ -70,6 +70,20 @@ pend_free(struct pend *p)
 	free(p);
 }
 
+/* Memory's credentials are no newer than the row's any more (written, or nothing to write): wiped. */
+static void
+auth_settled(struct sess *x)
+{
+	x->auth_newer = 0;
+	if (x->auth_pending) {
+		wg_wipe(x->auth_pending, strlen(x->auth_pending));
+		free(x->auth_pending);
+		x->auth_pending = NULL;
+	}
+	free(x->phone_pending);
+	x->phone_pending = NULL;
+}
+
 static void
 undirty(struct sess *x)
 {
@@ -92,14 +106,7 @@ clear_pending(struct sess *x)
 	}
 	x->pend_tail = &x->pend;
 	x->npend = 0;
-	if (x->auth_pending) {
-		wg_wipe(x->auth_pending, strlen(x->auth_pending));
-		free(x->auth_pending);
-		x->auth_pending = NULL;
-	}
-	free(x->phone_pending);
-	x->phone_pending = NULL;
-	x->auth_newer = 0;
+	auth_settled(x);
 	x->dirty = 0;
 }
 
@@ -417,17 +424,9 @@ batch_done(struct sup *s, struct wb_job *j)
 		/* The row's updated_at is the write's time (only rows with columns to write change). */
 		if (e->fields)
 			x->updated_at = j->wall;
-		if ((e->fields & STORE_F_AUTH) && x->auth_gen == e->auth_gen && !(x->dirty & STORE_F_AUTH)) {
-			/* The row has the newest credentials now (connects read them from there). */
-			x->auth_newer = 0;
-			if (x->auth_pending) {
-				wg_wipe(x->auth_pending, strlen(x->auth_pending));
-				free(x->auth_pending);
-				x->auth_pending = NULL;
-			}
-			free(x->phone_pending);
-			x->phone_pending = NULL;
-		}
+		/* The row has the newest credentials now (connects read them from there). */
+		if ((e->fields & STORE_F_AUTH) && x->auth_gen == e->auth_gen && !(x->dirty & STORE_F_AUTH))
+			auth_settled(x);
 	}
 }
 
