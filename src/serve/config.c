@@ -35,6 +35,7 @@ static const struct setting settings[] = {
 	{"WAGATE_START_BURST", "--start-burst", K_UINT, "4", "connects started per event-loop turn"},
 	{"WAGATE_MAX_HANDSHAKES", "--max-handshakes", K_UINT, "16", "logins in flight at once"},
 	{"WAGATE_MESSAGE_AT_INTERVAL", "--message-at-interval", K_DUR, "5s", "last_message_at written at most this often per session"},
+	{"WAGATE_WATCH_INTERVAL", "--watch-interval", K_DUR, "1s", "how often the rows the web app changed (updated_at) are read; 0 or off: only at the recovery interval"},
 	{"WAGATE_RETENTION", "--retention", K_DUR, "30d", "recovery attempts and status history older than this are deleted (hourly); 0 or off: kept forever"},
 	{"WAGATE_LOOP_LAG_INTERVAL", "--loop-lag-interval", K_DUR, "100ms", "how often the event loop's lateness is sampled (GET /health/loop); 0 or off: not at all"},
 	{"WAGATE_WA_URL", "--wa-url", K_URL, "wss://web.whatsapp.com/ws/chat", "WhatsApp's WebSocket URL"},
@@ -97,6 +98,10 @@ apply(struct serve_config *c, const struct setting *s, const char *v, char *err,
 		snprintf(c->api_key, sizeof(c->api_key), "%s", v);
 		return 0;
 	case K_DUR:
+		if (strcmp(name, "WAGATE_WATCH_INTERVAL") == 0 && (strcmp(v, "0") == 0 || strcmp(v, "off") == 0)) {
+			c->sup.watch_interval_ms = 0;
+			return 0;
+		}
 		if (strcmp(name, "WAGATE_RETENTION") == 0 && (strcmp(v, "0") == 0 || strcmp(v, "off") == 0)) {
 			c->sup.retention_ms = 0;
 			return 0;
@@ -113,6 +118,11 @@ apply(struct serve_config *c, const struct setting *s, const char *v, char *err,
 			if (ms != 0 && (ms < 1 || ms > 60000))
 				return bad(err, errlen, s, v, "must be 0 (off) or from 1ms to 1m");
 			c->loop_lag_ms = ms;
+		}
+		else if (strcmp(name, "WAGATE_WATCH_INTERVAL") == 0) {
+			if (ms < 100 || ms > 3600000)
+				return bad(err, errlen, s, v, "must be 0 (off) or from 100ms to 1h");
+			c->sup.watch_interval_ms = ms;
 		}
 		else if (strcmp(name, "WAGATE_RETENTION") == 0) {
 			if (ms < 3600000)

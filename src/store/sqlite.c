@@ -127,6 +127,10 @@ static const struct sq_migration migrations[] = {
      "	ON whatsapp_session_recovery_attempts (attempted_at);\n"
      "CREATE INDEX IF NOT EXISTS whatsapp_session_status_history_at_idx\n"
      "	ON whatsapp_session_status_history (changed_at);\n"},
+    /* The rows changed since a mark, for the watch that notices the app's writes within a second. */
+    {8, "whatsapp_sessions_updated_idx",
+     "CREATE INDEX IF NOT EXISTS whatsapp_sessions_updated_idx\n"
+     "	ON whatsapp_sessions (updated_at, id);\n"},
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -153,6 +157,7 @@ enum sq_stmt {
 	SQ_LIST_AUTO_LIGHT,
 	SQ_LIST_PAGE_LIGHT,
 	SQ_LIST_PAGE_CREATED,
+	SQ_LIST_PAGE_UPDATED,
 	SQ_RECENT_ATTEMPTS,
 	SQ_GET,
 	SQ_FIND_NAME,
@@ -191,6 +196,8 @@ static const char *const stmt_sql[SQ_NSTMT] = {
                            " ORDER BY id LIMIT ?2",
     [SQ_LIST_PAGE_CREATED] = "SELECT " SESSION_COLS_LIGHT " FROM whatsapp_sessions"
                              " WHERE (created_at, id) > (?1, ?3) ORDER BY created_at, id LIMIT ?2",
+    [SQ_LIST_PAGE_UPDATED] = "SELECT " SESSION_COLS_LIGHT " FROM whatsapp_sessions"
+                             " WHERE (updated_at, id) > (?1, ?3) ORDER BY updated_at, id LIMIT ?2",
     /* The newest ?2 attempts of each session named in the JSON array ?1, in one statement. */
     [SQ_RECENT_ATTEMPTS] = "SELECT id, session_id, attempted_at, trigger_type, action, result, detail"
                            " FROM (SELECT *, row_number() OVER (PARTITION BY session_id"
@@ -1213,8 +1220,10 @@ static int
 sq_list(struct store *st, const struct store_filter *f, struct store_session **out, size_t *n)
 {
 	sqlite3_stmt *q;
-	int paged = f->after_id != NULL || f->limit != 0 || f->by_created;
-	int which = paged ? (f->by_created ? SQ_LIST_PAGE_CREATED : SQ_LIST_PAGE_LIGHT)
+	int paged = f->after_id != NULL || f->limit != 0 || f->by_created || f->by_updated;
+	int which = paged ? (f->by_updated   ? SQ_LIST_PAGE_UPDATED
+	                     : f->by_created ? SQ_LIST_PAGE_CREATED
+	                                     : SQ_LIST_PAGE_LIGHT)
 	            : f->autoconnect ? (f->without_auth ? SQ_LIST_AUTO_LIGHT : SQ_LIST_AUTO)
 	                             : (f->without_auth ? SQ_LIST_ALL_LIGHT : SQ_LIST_ALL);
 	int rc = sq_stmt(st, which, &q);
@@ -1222,9 +1231,10 @@ sq_list(struct store *st, const struct store_filter *f, struct store_session **o
 		return rc;
 	if (paged)
 		store__set_cursor(st, NULL, NULL);
-	if (paged && f->by_created) {
+	if (paged && (f->by_created || f->by_updated)) {
 		/* The cursor is the text as stored (formats differ between writers); "" sorts first. */
-		bind_text(q, 1, f->after_created ? f->after_created : "");
+		const char *after = f->by_updated ? f->after_updated : f->after_created;
+		bind_text(q, 1, after ? after : "");
 		bind_text(q, 3, f->after_id ? f->after_id : "");
 		sqlite3_bind_int64(q, 2, f->limit ? (sqlite3_int64)f->limit : -1);
 	} else if (paged) {
@@ -1247,7 +1257,7 @@ sq_list(struct store *st, const struct store_filter *f, struct store_session **o
 		if (paged) {
 			/* The raw keys, good row or bad, so the next page starts after this one. */
 			const char *rid = (const char *)sqlite3_column_text(q, 0);
-			const char *rcr = (const char *)sqlite3_column_text(q, 11);
+			const char *rcr = (const char *)sqlite3_column_text(q, f->by_updated ? 12 : 11);
 			if (rid)
 				store__set_cursor(st, rid, rcr ? rcr : "");
 		}

@@ -89,6 +89,12 @@ struct store_filter {
 	 */
 	bool by_created;
 	const char *after_created; /* created_at as stored (the cursor's text), NULL: from the first */
+	/*
+	 * Or in the order of updated_at (the rows changed since a mark, oldest
+	 * change first): rows after (after_updated, after_id), updated_at as stored.
+	 */
+	bool by_updated;
+	const char *after_updated;
 };
 
 /*
@@ -262,8 +268,9 @@ const char *store_errmsg(const struct store *st);
  */
 size_t store_list_skipped(const struct store *st);
 /*
- * After a paged store_list: the id and created_at (as stored, not
- * normalised) of the last row it scanned, including a row it skipped for
+ * After a paged store_list: the id and the ordering timestamp (created_at,
+ * or updated_at with by_updated; as stored, not normalised) of the last row
+ * it scanned, including a row it skipped for
  * bad data, so the next page starts after it. Valid until the next call;
  * WG_ENOTFOUND when the page was empty.
  */

@@ -56,6 +56,7 @@ sup_config_defaults(struct sup_config *c)
 	c->db_check_interval_ms = 5000;
 	c->monitor_slice = 200;
 	c->retention_ms = 30ull * 24 * 3600 * 1000;
+	c->watch_interval_ms = 1000;
 }
 
 /* ---- sessions ---- */
@@ -802,6 +803,10 @@ sup_run(struct sup *s)
 	if (s->started && !s->shutting_down) {
 		sup__monitor_step(s, now);
 		next = min64(next, s->pass_running ? now : s->next_monitor);
+		if (s->cfg.watch_interval_ms) {
+			sup__watch_step(s, now);
+			next = min64(next, s->watch_at);
+		}
 	}
 	if (s->shutting_down) {
 		size_t open = 0;
@@ -975,7 +980,10 @@ sup_start(struct sup *s)
 	uint64_t t = wg_now_ms();
 	int64_t wall = (int64_t)wg_wall_ms();
 	size_t k = 0;
+	int64_t newest = 0;
 	for (size_t i = 0; i < n; i++) {
+		if (rows[i].updated_at > newest)
+			newest = rows[i].updated_at;
 		struct sess *x = sup__add(s, rows[i].id);
 		snprintf(x->status, sizeof(x->status), "%s", rows[i].connection_status);
 		x->last_error = rows[i].last_error ? wg_strdup(rows[i].last_error) : NULL;
@@ -1005,6 +1013,8 @@ sup_start(struct sup *s)
 		k++;
 	}
 	store_list_free(rows, n);
+	/* The watch reads what changes after the rows just read (the reconcile's writes included: harmless). */
+	sup__watch_init(s, newest);
 	if (!skipped)
 		sup__note_rows_version(s);
 	s->start_pending = (unsigned)k;
@@ -1167,13 +1177,10 @@ sup_pair(struct sup *s, const char *id, const char **why)
 	return r;
 }
 
-int
-sup_session_changed(struct sup *s, const char *id)
+void
+sup__user_changed(struct sess *x)
 {
-	struct sess *x;
-	int r = load_row(s, id, &x);
-	if (r)
-		return r;
+	struct sup *s = x->sup;
 	/* Only a primary connects by itself (Rule 1): a flag on another session changes nothing now. */
 	int run = x->is_active && x->auto_connect && x->has_auth && x->primary;
 	if (!x->is_active && x->client) {
@@ -1183,10 +1190,20 @@ sup_session_changed(struct sup *s, const char *id)
 		/* A retry was scheduled: it is not made. */
 		sup__enter(x, SS_IDLE, "switched off",
 			   x->is_active ? "auto-connect is off" : "switched off (is_active is false)", 0);
-	} else if (run && x->client == NULL && x->state == SS_IDLE) {
+	} else if (run && x->client == NULL && x->state == SS_IDLE && !s->breaker) {
 		snprintf(x->trigger, sizeof(x->trigger), "manual");
 		sup__wait_then_connect(x, 0, "auto-connect enabled", NULL);
 	}
+}
+
+int
+sup_session_changed(struct sup *s, const char *id)
+{
+	struct sess *x;
+	int r = load_row(s, id, &x);
+	if (r)
+		return r;
+	sup__user_changed(x);
 	schedule(s);
 	return 0;
 }

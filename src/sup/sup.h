@@ -48,6 +48,7 @@ struct sup_config {
 	uint64_t db_check_interval_ms;               /* database checked when nothing was written, 5s */
 	unsigned monitor_slice;                      /* sessions the monitor looks at per loop turn, 200 */
 	uint64_t retention_ms;                       /* WAGATE_RETENTION: attempts and history kept, 30d; 0 forever */
+	uint64_t watch_interval_ms;                  /* WAGATE_WATCH_INTERVAL: rows changed by the app read this often, 1s; 0 off */
 };
 
 void sup_config_defaults(struct sup_config *c);

@@ -101,6 +101,7 @@ struct sess {
 	struct pend *pend, **pend_tail;
 	unsigned npend;
 	bool in_dirty;    /* on sup.dirty */
+	bool writing;     /* in the writer's batch: the row's updated_at may be ours, not yet known */
 	bool msg_pending; /* last_message_at waits for the next coalesced write */
 	TAILQ_ENTRY(sess) msg_link;
 	TAILQ_ENTRY(sess) dirty_link;
@@ -150,6 +151,10 @@ struct sup {
 	int pass_version_ok;
 	uint64_t rows_version;  /* the data version the rows in memory are as of */
 	int have_rows_version;
+	/* The watch (sup_monitor.c): rows changed since the mark, every watch_interval_ms. */
+	uint64_t watch_at;
+	char watch_updated[40];   /* updated_at of the newest row seen, as stored */
+	char watch_id[STORE_ID_LEN + 1];
 
 	/* The write-behind (sup_wb.c). */
 	struct sess_list dirty;
@@ -186,6 +191,10 @@ void sup__enter(struct sess *x, enum ss_state st, const char *why, const char *e
 int sup__connect_now(struct sess *x, const char *trigger);
 /* Someone else wrote the session's row (its updated_at is not the one our writes left). */
 void sup__row_written(struct sess *x);
+/* The user's columns changed (the API, or the app's write): switched off, or auto-connect turned on. */
+void sup__user_changed(struct sess *x);
+/* Whether row was last written by someone else: our writes leave updated_at as memory has it. */
+bool sup__row_foreign(const struct sess *x, const struct store_session *row);
 void sup__wait_then_connect(struct sess *x, uint64_t delay_ms, const char *why, const char *err);
 void sup__recount(struct sess *x);
 void sup__notify(struct sess *x, enum sup_event ev);
@@ -209,6 +218,9 @@ size_t sup__order_slice(struct sup *s, struct sup_cursor *at, struct sess **out,
 
 /* sup_monitor.c */
 void sup__monitor_step(struct sup *s, uint64_t now);
+/* The watch: reads the rows changed since the last it saw; starts after newest_updated (wall ms). */
+void sup__watch_step(struct sup *s, uint64_t now);
+void sup__watch_init(struct sup *s, int64_t newest_updated);
 /* Memory has every row as of now (after the start's listing): later passes read only after others write. */
 void sup__note_rows_version(struct sup *s);
 int sup__recovery_allowed(struct sess *x, const char *trigger);

@@ -173,6 +173,126 @@ check(struct sup *s, struct sess *x, int64_t now_wall)
 	}
 }
 
+/*
+ * A row read from the table: memory takes the user's columns. Returns the
+ * session; *fresh when memory did not know it, *foreign when someone else
+ * wrote the row last, *flags when the columns the rules read changed.
+ */
+static struct sess *
+learn_row(struct sup *s, const struct store_session *row, bool *fresh, bool *foreign, bool *flags)
+{
+	struct sess *x = sup__find(s, row->id);
+	*fresh = x == NULL;
+	*foreign = x != NULL && sup__row_foreign(x, row);
+	bool before[4] = {x && x->is_active, x && x->auto_connect, x && x->has_auth, x && x->primary};
+	if (x == NULL) {
+		/* A row the web app inserted: known from now on, under the same rules. */
+		x = sup__add(s, row->id);
+		snprintf(x->status, sizeof(x->status), "%s", row->connection_status);
+		x->last_error = row->last_error ? wg_strdup(row->last_error) : NULL;
+		x->last_connected_at = row->last_connected_at;
+		x->last_message_at = row->last_message_at;
+	}
+	if (x->auth_newer) {
+		/* Our own credentials are not in the row yet: memory knows better. */
+		int had = x->has_auth;
+		sup__apply_row(x, row);
+		x->has_auth = had;
+		sup__recount(x);
+	} else {
+		sup__apply_row(x, row);
+	}
+	*flags = before[0] != x->is_active || before[1] != x->auto_connect ||
+		 before[2] != x->has_auth || before[3] != x->primary;
+	return x;
+}
+
+/* A monitor page's row: learnt, then the monitor's rules. */
+static void
+take_row(struct sup *s, const struct store_session *row, int64_t now_wall)
+{
+	bool fresh, foreign, flags;
+	struct sess *x = learn_row(s, row, &fresh, &foreign, &flags);
+	if (foreign)
+		sup__row_written(x);
+	check(s, x, now_wall);
+}
+
+/*
+ * The watch's row: only what the user's write means (a new row, a flag
+ * flipped, new credentials perhaps); the monitor's recoveries stay at their
+ * interval. Our own writes read back change nothing.
+ */
+static void
+watch_row(struct sup *s, const struct store_session *row)
+{
+	struct sess *x = sup__find(s, row->id);
+	if (x != NULL && !sup__row_foreign(x, row))
+		return;
+	bool fresh, foreign, flags;
+	x = learn_row(s, row, &fresh, &foreign, &flags);
+	if (foreign)
+		sup__row_written(x);
+	struct sup *sp = x->sup;
+	if (fresh && x->is_active && x->auto_connect && x->has_auth && x->primary &&
+	    x->state == SS_IDLE && x->client == NULL && !sp->breaker) {
+		/* A row the app inserted: connected under the start's rules, in its slot. */
+		snprintf(x->trigger, sizeof(x->trigger), "start:row");
+		sup__wait_then_connect(x, sup__recovery_delay(sp), "a new row", NULL);
+	} else if (fresh || flags) {
+		sup__user_changed(x);
+	}
+}
+
+/*
+ * The watch: every watch_interval_ms, the rows whose updated_at is past the
+ * mark (the newest seen), one page per loop turn, keyset on (updated_at, id)
+ * over an index: when nobody wrote, one index probe that finds nothing. So a
+ * row the app inserts or changes (it sets updated_at) is acted on within the
+ * interval instead of the monitor's. Our own writes come back too and change
+ * nothing. Deletions are left to the monitor's whole passes.
+ */
+void
+sup__watch_step(struct sup *s, uint64_t now)
+{
+	if (s->cfg.watch_interval_ms == 0 || now < s->watch_at)
+		return;
+	struct store_filter f = {.without_auth = true,
+				 .by_updated = true,
+				 .after_updated = s->watch_updated,
+				 .after_id = s->watch_id,
+				 .limit = s->cfg.monitor_slice};
+	struct store_session *rows = NULL;
+	size_t n = 0;
+	if (store_list(s->st, &f, &rows, &n) != 0) {
+		log_warn("supervisor", "watch: cannot read changed sessions: %s", store_errmsg(s->st));
+		s->watch_at = now + s->cfg.watch_interval_ms;
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		watch_row(s, &rows[i]);
+	const char *cid, *cupd;
+	int more = store_list_cursor(s->st, &cid, &cupd) == 0;
+	if (more) {
+		snprintf(s->watch_updated, sizeof(s->watch_updated), "%s", cupd);
+		snprintf(s->watch_id, sizeof(s->watch_id), "%s", cid);
+	}
+	size_t seen = n + store_list_skipped(s->st);
+	store_list_free(rows, n);
+	/* A full page: more changed rows wait, read in the next loop turn. */
+	s->watch_at = more && seen >= s->cfg.monitor_slice ? now : now + s->cfg.watch_interval_ms;
+}
+
+void
+sup__watch_init(struct sup *s, int64_t newest_updated)
+{
+	s->watch_updated[0] = '\0';
+	s->watch_id[0] = '\0';
+	if (newest_updated > 0)
+		store__ts_format(s->watch_updated, newest_updated);
+	s->watch_at = wg_now_ms() + s->cfg.watch_interval_ms;
+}
+
 /* A whole pass read every row: sessions whose row was not among them were deleted by someone else. */
 static void
 sweep(struct sup *s)
@@ -261,31 +381,8 @@ sup__monitor_step(struct sup *s, uint64_t now)
 		s->pass_skipped = 1;
 	}
 	int64_t now_wall = (int64_t)wg_wall_ms();
-	for (size_t i = 0; i < n; i++) {
-		struct sess *x = sup__find(s, rows[i].id);
-		/* Our writes leave updated_at as memory has it: another value is someone else's write. */
-		int written = x != NULL && rows[i].updated_at != x->updated_at;
-		if (x == NULL) {
-			/* A row the web app inserted: known from now on, under the same rules. */
-			x = sup__add(s, rows[i].id);
-			snprintf(x->status, sizeof(x->status), "%s", rows[i].connection_status);
-			x->last_error = rows[i].last_error ? wg_strdup(rows[i].last_error) : NULL;
-			x->last_connected_at = rows[i].last_connected_at;
-			x->last_message_at = rows[i].last_message_at;
-		}
-		if (x->auth_newer) {
-			/* Our own credentials are not in the row yet: memory knows better. */
-			int had = x->has_auth;
-			sup__apply_row(x, &rows[i]);
-			x->has_auth = had;
-			sup__recount(x);
-		} else {
-			sup__apply_row(x, &rows[i]);
-		}
-		if (written)
-			sup__row_written(x);
-		check(s, x, now_wall);
-	}
+	for (size_t i = 0; i < n; i++)
+		take_row(s, &rows[i], now_wall);
 	const char *cid, *ccreated;
 	if (store_list_cursor(s->st, &cid, &ccreated) == 0) {
 		/* Past the last row scanned, a skipped one included: a page of bad rows cannot stall it. */

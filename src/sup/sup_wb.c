@@ -399,6 +399,7 @@ build_batch(struct sup *s, struct sess *only)
 		v->auth_state = (e->fields & STORE_F_AUTH) && x->auth_pending ? wg_strdup(x->auth_pending) : NULL;
 		v->phone_number = (e->fields & STORE_F_PHONE) && x->phone_pending ? wg_strdup(x->phone_pending) : NULL;
 		e->auth_gen = x->auth_gen;
+		x->writing = 1;
 		e->pend = x->pend;
 		e->npend = x->npend;
 		x->pend = NULL;
@@ -480,6 +481,11 @@ job_complete(struct sup *s, struct wb_job *j)
 	uint64_t now = wg_now_ms();
 	if (s->inflight == j)
 		s->inflight = NULL;
+	for (size_t i = 0; i < j->n; i++) {
+		struct sess *x = sup__find(s, j->e[i].id);
+		if (x != NULL)
+			x->writing = 0;
+	}
 	int rc = j->rc;
 	note_writer_version(s, j);
 	if (j->kind == J_CHECK) {
@@ -617,6 +623,13 @@ sup__wb_detach_writer(struct sup *s)
 	struct store_writer *w = s->writer;
 	s->writer = NULL;
 	store_writer_free(w);
+}
+
+bool
+sup__row_foreign(const struct sess *x, const struct store_session *row)
+{
+	/* While our own write is unconfirmed, the row's updated_at may be it: nothing can be told. */
+	return !x->writing && !x->in_dirty && row->updated_at != x->updated_at;
 }
 
 int

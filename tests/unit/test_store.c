@@ -144,7 +144,7 @@ test_open_and_migrate(void **state)
 	uint32_t us = 0;
 	assert_int_equal(store_ping(fx->st, &us), 0);
 	assert_int_equal(store_migrate(fx->st, &applied), 0);
-	assert_int_equal(applied, 7);
+	assert_int_equal(applied, 8);
 	char wal[600];
 	snprintf(wal, sizeof(wal), "%s-wal", fx->path);
 	assert_int_equal(stat(wal, &sb), 0);
@@ -157,10 +157,10 @@ test_open_and_migrate(void **state)
 	assert_int_equal(store_open(fx->url, &fx->st, err, sizeof(err)), 0);
 	assert_int_equal(store_migrate(fx->st, &applied), 0);
 	assert_int_equal(applied, 0);
-	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"), 7);
+	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"), 8);
 	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"
 	                                   " WHERE applied_at LIKE '____-__-__T__:__:__.___Z'"),
-	                 7);
+	                 8);
 	assert_int_equal(raw_int(fx->path, "PRAGMA journal_mode"), 0); /* text "wal" reads as 0 */
 	assert_int_equal(raw(fx->path, "SELECT 1 FROM whatsapp_sessions LIMIT 0"), SQLITE_OK);
 }
@@ -200,7 +200,7 @@ test_existing_tables(void **state)
 	                     " '2026-11-24T15:45:01.5+02:00')"),
 	                 SQLITE_OK);
 	assert_int_equal(store_migrate(fx->st, &applied), 0);
-	assert_int_equal(applied, 7);
+	assert_int_equal(applied, 8);
 	struct store_session s;
 	assert_int_equal(store_get(fx->st, "web-1", &s), 0);
 	assert_string_equal(s.session_name, "primary");
@@ -240,7 +240,7 @@ test_existing_tables(void **state)
 	/* Planning ran nothing. */
 	assert_int_equal(raw(fx->path, "SELECT auto_connect FROM whatsapp_sessions"), SQLITE_ERROR);
 	assert_int_equal(store_migrate(fx->st, &applied), 0);
-	assert_int_equal(applied, 8); /* the adoption, then every migration */
+	assert_int_equal(applied, 9); /* the adoption, then every migration */
 	assert_int_equal(store_get(fx->st, "ckx1q2w3e0000abcd1234efgh", &s), 0);
 	assert_int_equal(s.auto_connect, 1);
 	assert_int_equal(s.is_active, 1);
@@ -908,7 +908,7 @@ test_open_errors(void **state)
 	assert_int_equal(store_open("sqlite::memory:", &st, err, sizeof(err)), 0);
 	int applied;
 	assert_int_equal(store_migrate(st, &applied), 0);
-	assert_int_equal(applied, 7);
+	assert_int_equal(applied, 8);
 	store_close(st);
 	store_close(NULL);
 }
@@ -1364,7 +1364,7 @@ test_file_replaced(void **state)
 	assert_non_null(strstr(store_errmsg(st), "was replaced"));
 	assert_int_equal(store_ping(st, &us), 0);
 	/* The new file got our tables (migrated), and the old rows are not in it. */
-	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"), 7);
+	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"), 8);
 	struct store_session back;
 	assert_int_equal(store_get(st, id, &back), WG_ENOTFOUND);
 	assert_int_equal(raw(fx->path, "SELECT x FROM unrelated"), SQLITE_OK);

@@ -1529,6 +1529,7 @@ test_rows_written_by_others(void **state)
 	use_wrap(f);
 	f->cfg.recovery_interval_ms = 60000;
 	f->cfg.monitor_slice = 2; /* several slices per pass */
+	f->cfg.watch_interval_ms = 0; /* the monitor alone (the watch has its own test) */
 	start(f);
 	bring_up(f, a);
 	/* Nobody else wrote: a pass applies the rules from memory, with no read. */
@@ -1585,6 +1586,57 @@ test_rows_written_by_others(void **state)
 	assert_int_equal(h.total, 0);
 }
 
+
+/*
+ * The watch: what the web app writes is acted on within a second, not at the
+ * monitor's interval; when nobody writes, each look is one empty read.
+ */
+static void
+test_watch_sees_app_writes_within_a_second(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	use_wrap(f);
+	f->cfg.recovery_interval_ms = 3600000; /* the monitor stays out of it */
+	f->cfg.watch_interval_ms = 1000;
+	start(f);
+	bring_up(f, a);
+	/* Our own writes read back change nothing. */
+	advance(f, 5000);
+	assert_int_equal(opens_of(a), 1);
+	assert_false(client_of(a)->close_requested);
+	/* The app inserts a paired primary: connected within a second. */
+	now_ms += 10;
+	const char *b = app_session(f, "primary", 1, 1, 1);
+	advance(f, 1000);
+	assert_int_equal(opens_of(b), 1);
+	bring_up(f, b);
+	/* The app switches the first off: closed within a second, and left alone. */
+	struct store_session v;
+	memset(&v, 0, sizeof(v));
+	v.is_active = 0;
+	now_ms += 10;
+	assert_int_equal(store_update(f->app, a, &v, STORE_F_ACTIVE, (int64_t)(WALL0 + now_ms)), 0);
+	advance(f, 1000);
+	assert_true(client_of(a)->close_requested);
+	pump_closes();
+	sup_run(f->sup);
+	expect_status(f, a, "disconnected");
+	/* And on again: connected within a second. */
+	v.is_active = 1;
+	now_ms += 10;
+	assert_int_equal(store_update(f->app, a, &v, STORE_F_ACTIVE, (int64_t)(WALL0 + now_ms)), 0);
+	advance(f, 1000);
+	assert_int_equal(opens_of(a), 2);
+	/* Quiet: one read a second, each finding nothing (no row taken in). */
+	bring_up(f, a);
+	advance(f, 2000);
+	int lists = wrap.lists;
+	advance(f, 10000);
+	assert_true(wrap.lists - lists <= 11);
+	assert_int_equal(opens_of(a), 2);
+	assert_int_equal(opens_of(b), 1);
+}
 
 /* One session whose changes the database refuses (a constraint of the web app's) holds back no other. */
 static void
@@ -1867,6 +1919,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_paced_starts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_changes_do_not_block_others, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rows_written_by_others, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_watch_sees_app_writes_within_a_second, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listing_order_from_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_batch_adapts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_thread, setup, teardown),
