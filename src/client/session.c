@@ -346,6 +346,26 @@ keepalive_interval(const struct wa_session *s)
 	return lo + r % (hi - lo + 1);
 }
 
+/*
+ * The next ping, on a grid of the monotonic clock: the pings of the sessions
+ * due in the same tenth of a second go out in one loop turn, so the process
+ * wakes once for all of them (an idle gateway's CPU is mostly wakeups). The
+ * interval stays random per ping; it only ends on the grid.
+ */
+#define KEEPALIVE_GRID_MS 100
+
+static void
+arm_keepalive(struct wa_session *s)
+{
+	uint32_t d = keepalive_interval(s);
+	if (d >= 10 * KEEPALIVE_GRID_MS) {
+		uint64_t now = wg_now_ms(), at = now + d;
+		at += (KEEPALIVE_GRID_MS - at % KEEPALIVE_GRID_MS) % KEEPALIVE_GRID_MS;
+		d = (uint32_t)(at - now);
+	}
+	arm(s->t_keepalive, d);
+}
+
 static void
 on_keepalive(evutil_socket_t fd, short what, void *arg)
 {
@@ -661,7 +681,7 @@ handle_iq_reply(struct wa_session *s, struct pending_iq *p, const struct wa_node
 	switch (kind) {
 	case IQ_PING:
 		evtimer_del(s->t_deadline);
-		arm(s->t_keepalive, keepalive_interval(s));
+		arm_keepalive(s);
 		break;
 	case IQ_PROBE:
 		evtimer_del(s->t_probe);
@@ -926,7 +946,7 @@ finish_handshake(struct wa_session *s, const uint8_t *p, size_t len)
 		return;
 	}
 	sess_enter(s, paired ? SS_LOGIN : SS_PAIRING, paired ? "login sent" : "registration sent");
-	arm(s->t_keepalive, keepalive_interval(s));
+	arm_keepalive(s);
 }
 
 static void
