@@ -367,20 +367,44 @@ api__history(struct api *a, struct evhttp_request *req, const char *id)
 	if (!get_row(a, req, id, &row))
 		return;
 	store_session_free(&row);
-	/* The newest changes may still be in memory only (written behind): in the table first. */
-	if (sup_flush_session(a->sup, id) != 0)
-		log_warn(id, "history: the newest changes are not written yet: %s", store_errmsg(a->st));
 	struct store_status_change *c = NULL;
 	size_t n = 0;
 	if (store_status_history(a->st, id, since, STORE_HISTORY_KEEP, &c, &n) != 0) {
 		db_failed(a, req, id, "cannot read the status history");
 		return;
 	}
+	/*
+	 * The newest changes may be in memory only (written behind, or in the
+	 * writer's hands): they follow the table's, all of them newer. Nothing
+	 * waits for a write here; a change the writer committed a moment ago is
+	 * in both and shown once.
+	 */
+	const struct store_status_change *pend[STORE_HISTORY_KEEP];
+	size_t np = sup_pending_history(a->sup, id, pend, STORE_HISTORY_KEEP);
+	bool writing = sup_writing(a->sup);
 	json_t *arr = json_array();
-	for (size_t i = 0; i < n; i++)
+	size_t total = 0, from = 0;
+	for (size_t j = 0; j < np; j++)
+		total += pend[j]->at >= since;
+	/* At most the newest STORE_HISTORY_KEEP in all: the table's oldest give way. */
+	if (n + total > STORE_HISTORY_KEEP)
+		from = n + total - STORE_HISTORY_KEEP < n ? n + total - STORE_HISTORY_KEEP : n;
+	for (size_t i = from; i < n; i++)
 		json_array_append_new(arr, json_pack("{s:o, s:s, s:o}", "at", api__time(c[i].at),
 		                                     "status", c[i].status, "reason",
 		                                     nullable(c[i].reason)));
+	for (size_t j = 0; j < np; j++) {
+		if (pend[j]->at < since)
+			continue;
+		bool dup = false;
+		for (size_t i = 0; writing && i < n && !dup; i++)
+			dup = c[i].at == pend[j]->at && strcmp(c[i].status, pend[j]->status) == 0;
+		if (!dup)
+			json_array_append_new(arr, json_pack("{s:o, s:s, s:o}", "at",
+			                                     api__time(pend[j]->at), "status",
+			                                     pend[j]->status, "reason",
+			                                     nullable(pend[j]->reason)));
+	}
 	store_status_history_free(c, n);
 	api__reply(req, 200, arr);
 }

@@ -1283,11 +1283,24 @@ sup_flush(struct sup *s)
 	return sup__wb_flush_all(s);
 }
 
-int
-sup_flush_session(struct sup *s, const char *id)
+size_t
+sup_pending_history(struct sup *s, const char *id, const struct store_status_change **out,
+		    size_t max)
 {
 	struct sess *x = sup__find(s, id);
-	return x ? sup__wb_flush_one(x) : 0;
+	if (x == NULL || max == 0)
+		return 0;
+	size_t n = sup__wb_inflight_history(s, id, out, max);
+	for (struct pend *p = x->pend; p; p = p->next) {
+		if (p->is_attempt)
+			continue;
+		if (n == max) { /* the newest max */
+			memmove(out, out + 1, (max - 1) * sizeof(*out));
+			n--;
+		}
+		out[n++] = &p->h;
+	}
+	return n;
 }
 
 void

@@ -177,8 +177,14 @@ void sup_remove_observer(struct sup *s, void *arg);
  * store's error (the changes stay pending and are written later).
  */
 int sup_flush(struct sup *s);
-/* The same for one session (before reading its history or attempts from the store). */
-int sup_flush_session(struct sup *s, const char *id);
+/*
+ * The status changes of a session that may not be in the table yet (written
+ * behind, or in the writer's hands), oldest first, at most the newest max:
+ * pointers valid until the next sup_* call. Returns how many. While
+ * sup_writing(), some of them may be in the table already.
+ */
+size_t sup_pending_history(struct sup *s, const char *id, const struct store_status_change **out,
+			   size_t max);
 
 /*
  * The recovery attempts of a session that are not in the database yet (it is

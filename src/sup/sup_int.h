@@ -235,6 +235,9 @@ void sup__wb_init(struct sup *s);
 /* The recovery attempts of a session that the writer has in hand, oldest first: up to max into out. */
 size_t sup__wb_inflight_attempts(struct sup *s, const char *id, const struct store_attempt **out,
 				 size_t max);
+/* The same for its status changes. */
+size_t sup__wb_inflight_history(struct sup *s, const char *id, const struct store_status_change **out,
+				size_t max);
 void sup__wb_forget(struct sess *x);
 /* New credentials (NULL: dropped) and phone (NULL: unchanged) to write. */
 void sup__wb_auth(struct sess *x, const char *auth, const char *phone);
@@ -253,8 +256,6 @@ struct event_base;
 int sup__wb_attach_writer(struct sup *s, struct event_base *base, const char *url, char *err,
 			  size_t errlen);
 void sup__wb_detach_writer(struct sup *s);
-/* Writes one session's pending changes now: 0, or the store's error. */
-int sup__wb_flush_one(struct sess *x);
 /* Writes everything now (shutdown, tests): 0, or the store's error. */
 int sup__wb_flush_all(struct sup *s);
 

@@ -575,6 +575,30 @@ sup__wb_inflight_attempts(struct sup *s, const char *id, const struct store_atte
 	return n;
 }
 
+size_t
+sup__wb_inflight_history(struct sup *s, const char *id, const struct store_status_change **out,
+			 size_t max)
+{
+	struct wb_job *j = s->inflight;
+	size_t n = 0;
+	if (j == NULL || j->kind != J_BATCH || max == 0)
+		return 0;
+	for (size_t i = 0; i < j->n; i++) {
+		if (strcmp(j->e[i].id, id) != 0)
+			continue;
+		for (struct pend *p = j->e[i].pend; p; p = p->next) {
+			if (p->is_attempt)
+				continue;
+			if (n == max) {
+				memmove(out, out + 1, (max - 1) * sizeof(*out));
+				n--;
+			}
+			out[n++] = &p->h;
+		}
+	}
+	return n;
+}
+
 /* Runs a job: on the writer when there is one (its outcome comes later), else now. */
 static int
 job_start(struct sup *s, struct wb_job *j)
@@ -704,15 +728,3 @@ sup__wb_flush_all(struct sup *s)
 	return 0;
 }
 
-int
-sup__wb_flush_one(struct sess *x)
-{
-	struct sup *s = x->sup;
-	/* The writer may hold this session's older changes: they are written first. */
-	writer_idle(s);
-	if (!x->in_dirty)
-		return 0;
-	struct wb_job *j = build_batch(s, x);
-	run_job(s->st, j);
-	return job_complete(s, j);
-}
