@@ -9,6 +9,10 @@
  * with the store's reason. last_message_at is coalesced: at most one write
  * per session per message_at_interval_ms, so a message costs no fsync of its
  * own. Shutdown writes everything that is pending.
+ *
+ * Each write is a job (copies of what it writes) that runs on the store's
+ * writer thread when serve attached one (sup_use_writer), one at a time, so
+ * the loop never waits for the disk; else inline on the loop's connection.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -23,7 +27,8 @@
 #include "sup/sup_int.h"
 
 /*
- * Sessions per transaction: bounds the time one write holds the loop. The
+ * Sessions per transaction: bounds the time one write holds the database's
+ * lock (and the loop, when it writes inline). The
  * batch adapts to what a write costs here: one that took longer than
  * WB_TURN_MS halves the next (down to WB_BATCH_MIN), one that took less than
  * half of it doubles the next (up to WB_BATCH). Under load a batch of 64 took
