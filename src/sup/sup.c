@@ -1249,25 +1249,15 @@ size_t
 sup_pending_attempts(struct sup *s, const char *id, const struct store_attempt **out, size_t max)
 {
 	struct sess *x = sup__find(s, id);
-	size_t n = 0;
 	if (x == NULL || max == 0)
 		return 0;
-	/* The writer's (older), then the queue's, oldest first: keep the newest max, then reverse. */
-	n = sup__wb_inflight_attempts(s, id, out, max);
-	for (struct pend *p = x->pend; p; p = p->next) {
-		if (!p->is_attempt)
-			continue;
-		if (n == max) {
-			memmove(out, out + 1, (max - 1) * sizeof(*out));
-			n--;
-		}
-		out[n++] = &p->a;
-	}
-	for (size_t i = 0; i < n / 2; i++) {
-		const struct store_attempt *t = out[i];
-		out[i] = out[n - 1 - i];
-		out[n - 1 - i] = t;
-	}
+	/* A listing asks for a few per session: no allocation for those. */
+	const struct pend *few[8], **p = max <= 8 ? few : wg_calloc(max, sizeof(*p));
+	size_t n = sup__wb_pending(x, true, p, max);
+	for (size_t i = 0; i < n; i++)
+		out[i] = &p[n - 1 - i]->a; /* newest first */
+	if (p != few)
+		free(p);
 	return n;
 }
 
@@ -1290,16 +1280,11 @@ sup_pending_history(struct sup *s, const char *id, const struct store_status_cha
 	struct sess *x = sup__find(s, id);
 	if (x == NULL || max == 0)
 		return 0;
-	size_t n = sup__wb_inflight_history(s, id, out, max);
-	for (struct pend *p = x->pend; p; p = p->next) {
-		if (p->is_attempt)
-			continue;
-		if (n == max) { /* the newest max */
-			memmove(out, out + 1, (max - 1) * sizeof(*out));
-			n--;
-		}
-		out[n++] = &p->h;
-	}
+	const struct pend **p = wg_calloc(max, sizeof(*p));
+	size_t n = sup__wb_pending(x, false, p, max);
+	for (size_t i = 0; i < n; i++)
+		out[i] = &p[i]->h; /* oldest first */
+	free(p);
 	return n;
 }
 

@@ -232,12 +232,12 @@ unsigned sup__recoveries_known(struct sess *x);
 /* sup_wb.c */
 struct wb_job;
 void sup__wb_init(struct sup *s);
-/* The recovery attempts of a session that the writer has in hand, oldest first: up to max into out. */
-size_t sup__wb_inflight_attempts(struct sup *s, const char *id, const struct store_attempt **out,
-				 size_t max);
-/* The same for its status changes. */
-size_t sup__wb_inflight_history(struct sup *s, const char *id, const struct store_status_change **out,
-				size_t max);
+/*
+ * A session's status changes (attempts false) or recovery attempts not known
+ * to be in the table: those the writer has in hand, then those waiting;
+ * oldest first, the newest max of them.
+ */
+size_t sup__wb_pending(struct sess *x, bool attempts, const struct pend **out, size_t max);
 void sup__wb_forget(struct sess *x);
 /* New credentials (NULL: dropped) and phone (NULL: unchanged) to write. */
 void sup__wb_auth(struct sess *x, const char *auth, const char *phone);

@@ -555,52 +555,33 @@ job_complete(struct sup *s, struct wb_job *j)
 	return rc;
 }
 
-size_t
-sup__wb_inflight_attempts(struct sup *s, const char *id, const struct store_attempt **out,
-			  size_t max)
+/* Adds p to out, keeping the newest max (oldest first). */
+static void
+keep_newest(const struct pend **out, size_t *n, size_t max, const struct pend *p)
 {
-	struct wb_job *j = s->inflight;
-	size_t n = 0;
-	if (j == NULL || j->kind != J_BATCH)
-		return 0;
-	/* Read-only, as the thread reads them: nothing of the job changes until it is back. */
-	for (size_t i = 0; i < j->n; i++) {
-		if (strcmp(j->e[i].id, id) != 0)
-			continue;
-		for (struct pend *p = j->e[i].pend; p; p = p->next) {
-			if (!p->is_attempt || max == 0)
-				continue;
-			if (n == max) { /* the newest max */
-				memmove(out, out + 1, (max - 1) * sizeof(*out));
-				n--;
-			}
-			out[n++] = &p->a;
-		}
+	if (*n == max) {
+		memmove(out, out + 1, (max - 1) * sizeof(*out));
+		(*n)--;
 	}
-	return n;
+	out[(*n)++] = p;
 }
 
 size_t
-sup__wb_inflight_history(struct sup *s, const char *id, const struct store_status_change **out,
-			 size_t max)
+sup__wb_pending(struct sess *x, bool attempts, const struct pend **out, size_t max)
 {
-	struct wb_job *j = s->inflight;
+	struct wb_job *j = x->sup->inflight;
 	size_t n = 0;
-	if (j == NULL || j->kind != J_BATCH || max == 0)
+	if (max == 0)
 		return 0;
-	for (size_t i = 0; i < j->n; i++) {
-		if (strcmp(j->e[i].id, id) != 0)
-			continue;
-		for (struct pend *p = j->e[i].pend; p; p = p->next) {
-			if (p->is_attempt)
-				continue;
-			if (n == max) {
-				memmove(out, out + 1, (max - 1) * sizeof(*out));
-				n--;
-			}
-			out[n++] = &p->h;
-		}
-	}
+	/* The writer's first (older); read-only, as the thread reads them: nothing changes until it is back. */
+	for (size_t i = 0; j != NULL && j->kind == J_BATCH && i < j->n; i++)
+		if (strcmp(j->e[i].id, x->id) == 0)
+			for (struct pend *p = j->e[i].pend; p; p = p->next)
+				if ((bool)p->is_attempt == attempts)
+					keep_newest(out, &n, max, p);
+	for (struct pend *p = x->pend; p; p = p->next)
+		if ((bool)p->is_attempt == attempts)
+			keep_newest(out, &n, max, p);
 	return n;
 }
 
