@@ -81,7 +81,7 @@ static int
 bucket_of(const struct sess *x)
 {
 	/* A primary the user switched off (is_active or auto_connect false) is not expected to be up. */
-	if (x->deleted || !x->is_active || !x->auto_connect || !x->has_auth || !x->primary)
+	if (x->deleted || !sup__should_run(x))
 		return -1;
 	if (strcmp(x->status, "connected") == 0)
 		return B_CONNECTED;
@@ -130,6 +130,12 @@ sup__add(struct sup *s, const char *id)
 	s->v[s->n++] = x;
 	wg_map_put(&s->by_id, x->id, x);
 	return x;
+}
+
+bool
+sup__should_run(const struct sess *x)
+{
+	return x->primary && x->is_active && x->auto_connect && x->has_auth;
 }
 
 /* The row's user-owned columns, as the rules read them. */
@@ -416,7 +422,7 @@ sup__row_written(struct sess *x)
 		return;
 	x->start_try = 0;
 	x->manual_needed = 0;
-	if (x->is_active && x->auto_connect && x->primary && !x->sup->breaker) {
+	if (sup__should_run(x) && !x->sup->breaker) {
 		log_info(x->id, "the row changed while the session needed re-authentication: trying it");
 		snprintf(x->trigger, sizeof(x->trigger), "start:row");
 		sup__wait_then_connect(x, 0, "the row changed", "");
@@ -995,7 +1001,7 @@ sup_start(struct sup *s)
 			sup__wb_set_error(x, SUP_NOT_PRIMARY_ERR);
 			sup__wb_mark(x, STORE_F_ERROR);
 		}
-		if (!(x->primary && x->has_auth && x->is_active && x->auto_connect))
+		if (!sup__should_run(x))
 			continue;
 		if (strcmp(x->status, "disconnected") == 0 && x->last_error &&
 		    strncmp(x->last_error, SUP_REPLACED_ERR, strlen(SUP_REPLACED_ERR)) == 0) {
@@ -1182,7 +1188,7 @@ sup__user_changed(struct sess *x)
 {
 	struct sup *s = x->sup;
 	/* Only a primary connects by itself (Rule 1): a flag on another session changes nothing now. */
-	int run = x->is_active && x->auto_connect && x->has_auth && x->primary;
+	int run = sup__should_run(x);
 	if (!x->is_active && x->client) {
 		/* Deactivated: close it and leave it alone. */
 		s->ops->close(x->client);

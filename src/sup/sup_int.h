@@ -201,6 +201,8 @@ void sup__notify(struct sess *x, enum sup_event ev);
 /* Something changed outside sup_run (a write's outcome): the timer is armed again. */
 void sup__kick(struct sup *s);
 void sup__apply_row(struct sess *x, const struct store_session *row);
+/* The user wants it up by itself: a primary, active, auto-connect, with credentials (Rule 1). */
+bool sup__should_run(const struct sess *x);
 
 void sup__fill_view(struct sess *x, struct sup_session_view *out);
 

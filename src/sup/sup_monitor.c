@@ -150,7 +150,7 @@ check(struct sup *s, struct sess *x, int64_t now_wall)
 			   x->is_active ? "auto-connect is off" : "switched off (is_active is false)", 0);
 		return;
 	}
-	int should_run = x->is_active && x->has_auth && x->auto_connect && x->primary;
+	int should_run = sup__should_run(x);
 	if (!should_run || s->breaker)
 		return;
 	if (x->state == SS_STOPPED || x->state == SS_PAIRING || x->state == SS_WAITING ||
@@ -233,12 +233,10 @@ watch_row(struct sup *s, const struct store_session *row)
 	x = learn_row(s, row, &fresh, &foreign, &flags);
 	if (foreign)
 		sup__row_written(x);
-	struct sup *sp = x->sup;
-	if (fresh && x->is_active && x->auto_connect && x->has_auth && x->primary &&
-	    x->state == SS_IDLE && x->client == NULL && !sp->breaker) {
+	if (fresh && sup__should_run(x) && x->state == SS_IDLE && x->client == NULL && !s->breaker) {
 		/* A row the app inserted: connected under the start's rules, in its slot. */
 		snprintf(x->trigger, sizeof(x->trigger), "start:row");
-		sup__wait_then_connect(x, sup__recovery_delay(sp), "a new row", NULL);
+		sup__wait_then_connect(x, sup__recovery_delay(s), "a new row", NULL);
 	} else if (fresh || flags) {
 		sup__user_changed(x);
 	}
