@@ -1337,9 +1337,11 @@ sq_find_name(struct store *st, const char *user_id, const char *name, char id[ST
 }
 
 static int
-sq_insert(struct store *st, const struct store_session *s)
+sq_insert(struct store *st, struct store_session *s)
 {
 	sqlite3_stmt *q;
+	if (s->id[0] == '\0')
+		store_uuid(s->id);
 	int rc = sq_stmt(st, SQ_INSERT, &q);
 	if (rc < 0)
 		return rc;

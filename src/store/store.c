@@ -339,8 +339,8 @@ store_open(const char *url, struct store **out, char *err, size_t errlen)
 		return store_open_backend(&store_sqlite_backend, path, out, err, errlen);
 	}
 	if (starts_with(url, "postgres://") || starts_with(url, "postgresql://")) {
-		snprintf(err, errlen, "PostgreSQL support is not built yet; use sqlite:PATH");
-		return WG_EINVAL;
+		/* libpq reads the whole URL: host, port, database, user, password, options. */
+		return store_open_backend(&store_pg_backend, url, out, err, errlen);
 	}
 	/* The URL may carry a password, so name only its scheme. */
 	const char *colon = strchr(url, ':');
@@ -527,8 +527,6 @@ store_insert(struct store *st, struct store_session *s)
 	if ((rc = check_ts(st, "created_at", s->created_at)) < 0 ||
 	    (rc = check_ts(st, "updated_at", s->updated_at)) < 0)
 		return rc;
-	if (s->id[0] == '\0')
-		store_uuid(s->id);
 	if (s->session_name == NULL)
 		s->session_name = wg_strdup("primary");
 	int64_t now = (int64_t)wg_wall_ms();

@@ -31,7 +31,7 @@
 struct store;
 
 struct store_session {
-	char id[STORE_ID_LEN + 1];  /* filled by store_insert when empty */
+	char id[STORE_ID_LEN + 1];  /* filled by store_insert when empty (uuid, or the table's own id) */
 	char *user_id;              /* nullable */
 	char *session_name;         /* NULL on insert means "primary" */
 	char *phone_number;         /* nullable */
@@ -146,7 +146,9 @@ void store_status_history_free(struct store_status_change *arr, size_t n);
  * Opens a store by URL:
  *   sqlite:PATH or sqlite:///ABSOLUTE/PATH  the file is created mode 0600, its directory
  *                                           (mode 0700) when missing; sqlite::memory: for tests
- *   postgres://... or postgresql://...      WG_EINVAL: not built yet
+ *   postgres://... or postgresql://...      a libpq connection URL, any of its options;
+ *                                           the first connection is made (and must
+ *                                           succeed) before store_open returns
  * Anything else is WG_EINVAL. On failure *out is NULL and err says why.
  * Opening does not migrate; call store_migrate() next.
  */
@@ -294,7 +296,8 @@ struct store_backend {
 	int (*reconcile)(struct store *st, int64_t now, int *changed);
 	int (*list)(struct store *st, const struct store_filter *f, struct store_session **out, size_t *n);
 	int (*get)(struct store *st, const char *id, struct store_session *out);
-	int (*insert)(struct store *st, const struct store_session *s);
+	/* Fills s->id when empty: a new uuid, or the id the table's own default gives. */
+	int (*insert)(struct store *st, struct store_session *s);
 	int (*update)(struct store *st, const char *id, const struct store_session *s,
 	              unsigned fields, int64_t now);
 	int (*del)(struct store *st, const char *id);
@@ -325,6 +328,7 @@ struct store_backend {
 };
 
 extern const struct store_backend store_sqlite_backend;
+extern const struct store_backend store_pg_backend;
 
 /* Opens a store on a given backend (fakes in tests); target is passed to its open. */
 int store_open_backend(const struct store_backend *be, const char *target, struct store **out,

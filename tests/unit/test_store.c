@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "core/err.h"
@@ -29,8 +30,12 @@
 struct fx {
 	char dir[256];
 	char path[512];
-	char url[600];
+	char url[1024];
 	struct store *st;
+	/* PostgreSQL: the cluster's URL, and a schema of this test's own (search_path). */
+	bool pg;
+	char base[512];
+	char schema[48];
 };
 
 static int
@@ -53,11 +58,63 @@ setup(void **state)
 	return 0;
 }
 
+/*
+ * The same tests on PostgreSQL: WAGATE_TEST_PG names a throwaway cluster
+ * (tests/pg/cluster.sh, started by CTest). Each test gets an empty schema of
+ * its own and its store sees only that schema.
+ */
+static PGconn *
+pg_admin(const struct fx *fx)
+{
+	PGconn *c = PQconnectdb(fx->base);
+	if (PQstatus(c) != CONNECTION_OK)
+		fail_msg("cannot connect to the test cluster: %s", PQerrorMessage(c));
+	PQsetNoticeProcessor(c, NULL, NULL);
+	PGresult *r = PQexec(c, "SET client_min_messages TO warning");
+	PQclear(r);
+	return c;
+}
+
+static int
+setup_pg(void **state)
+{
+	static int seq;
+	const char *base = getenv("WAGATE_TEST_PG");
+	if (base == NULL || base[0] == '\0') {
+		fprintf(stderr, "WAGATE_TEST_PG is not set: ctest starts a cluster for it "
+		                "(tests/pg/cluster.sh start DIR prints its URL)\n");
+		return -1;
+	}
+	if (setup(state) != 0)
+		return -1;
+	struct fx *fx = *state;
+	fx->pg = true;
+	snprintf(fx->base, sizeof(fx->base), "%s", base);
+	snprintf(fx->schema, sizeof(fx->schema), "t_%d_%d", (int)getpid(), ++seq);
+	snprintf(fx->url, sizeof(fx->url), "%s%soptions=-csearch_path%%3D%s", base,
+	         strchr(base, '?') ? "&" : "?", fx->schema);
+	PGconn *c = pg_admin(fx);
+	char sql[128];
+	snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", fx->schema);
+	PGresult *r = PQexec(c, sql);
+	int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	PQfinish(c);
+	return ok ? 0 : -1;
+}
+
 static int
 teardown(void **state)
 {
 	struct fx *fx = *state;
 	store_close(fx->st);
+	if (fx->pg) {
+		PGconn *c = pg_admin(fx);
+		char sql[128];
+		snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE", fx->schema);
+		PQclear(PQexec(c, sql));
+		PQfinish(c);
+	}
 	nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	free(fx);
 	return 0;
@@ -97,6 +154,41 @@ raw_int(const char *path, const char *sql)
 	int64_t v = sqlite3_column_int64(q, 0);
 	sqlite3_finalize(q);
 	sqlite3_close(db);
+	return v;
+}
+
+/*
+ * SQL run by someone else (the web app) on the fixture's database, either
+ * backend: SQLITE_OK or, on PostgreSQL, SQLITE_ERROR when it failed.
+ */
+static int
+db_exec(struct fx *fx, const char *sql)
+{
+	if (!fx->pg)
+		return raw(fx->path, sql);
+	PGconn *c = PQconnectdb(fx->url);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	PQsetNoticeProcessor(c, NULL, NULL);
+	PGresult *r = PQexec(c, sql);
+	int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+	PQclear(r);
+	PQfinish(c);
+	return ok ? SQLITE_OK : SQLITE_ERROR;
+}
+
+static int64_t
+db_int(struct fx *fx, const char *sql)
+{
+	if (!fx->pg)
+		return raw_int(fx->path, sql);
+	PGconn *c = PQconnectdb(fx->url);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	PGresult *r = PQexec(c, sql);
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	assert_int_equal(PQntuples(r), 1);
+	int64_t v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	PQfinish(c);
 	return v;
 }
 
@@ -170,7 +262,7 @@ test_newer_schema_refused(void **state)
 {
 	struct fx *fx = *state;
 	struct store *st = open_store(fx);
-	assert_int_equal(raw(fx->path, "INSERT INTO wagate_schema_migrations VALUES"
+	assert_int_equal(db_exec(fx, "INSERT INTO wagate_schema_migrations VALUES"
 	                               " (99, 'future', '2030-01-01T00:00:00.000Z')"),
 	                 SQLITE_OK);
 	int applied = -1;
@@ -334,7 +426,7 @@ test_insert_get_defaults(void **state)
 	store_session_free(&f);
 
 	/* The database's defaults, for rows the web app inserts with only the required columns. */
-	assert_int_equal(raw(fx->path, "INSERT INTO whatsapp_sessions (id, created_at, updated_at)"
+	assert_int_equal(db_exec(fx, "INSERT INTO whatsapp_sessions (id, created_at, updated_at)"
 	                               " VALUES ('raw-1', '2026-01-01T00:00:00.000Z',"
 	                               " '2026-01-01T00:00:00.000Z')"),
 	                 SQLITE_OK);
@@ -747,7 +839,7 @@ test_attempts(void **state)
 	assert_int_equal(store_count_attempts(st, a, NULL, 0, &count), 0);
 	assert_int_equal(count, 0);
 	assert_int_equal(
-	    raw_int(fx->path, "SELECT count(*) FROM whatsapp_session_recovery_attempts"), 1);
+	    db_int(fx, "SELECT count(*) FROM whatsapp_session_recovery_attempts"), 1);
 	assert_int_equal(store_count_attempts(st, b, NULL, 0, &count), 0);
 	assert_int_equal(count, 1);
 }
@@ -777,7 +869,7 @@ test_status_history(void **state)
 		add_change(st, a, t + (int64_t)i * 1000, i % 2 ? "connected" : "connecting",
 		           i % 3 ? "why" : NULL);
 	add_change(st, b, t, "qr_pending", "pair");
-	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM whatsapp_session_status_history"),
+	assert_int_equal(db_int(fx, "SELECT count(*) FROM whatsapp_session_status_history"),
 	                 STORE_HISTORY_KEEP + 1);
 	struct store_status_change *h = NULL;
 	size_t n = 0;
@@ -815,7 +907,7 @@ test_status_history(void **state)
 	assert_int_equal(store_add_status_change(st, &bad), WG_ENOTFOUND);
 	/* Deleting the session deletes its history. */
 	assert_int_equal(store_delete(st, a), 0);
-	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM whatsapp_session_status_history"),
+	assert_int_equal(db_int(fx, "SELECT count(*) FROM whatsapp_session_status_history"),
 	                 1);
 	/* Reconciling records where the previous process died. */
 	struct store_session s;
@@ -832,15 +924,21 @@ test_status_history(void **state)
 	assert_non_null(strstr(h[0].reason, "while the session was connected"));
 	store_status_history_free(h, n);
 	store_session_free(&s);
-	/* A row someone else wrote badly is an error naming it, not a crash. */
+	/*
+	 * A row someone else wrote badly is an error naming it, not a crash.
+	 * PostgreSQL's column types refuse a bad time, so there the bad value
+	 * is a reason longer than wagate reads.
+	 */
 	char sql[256];
 	snprintf(sql, sizeof(sql),
-	         "INSERT INTO whatsapp_session_status_history (session_id, changed_at, status)"
-	         " VALUES ('%s', 'yesterday', 'connected')",
+	         fx->pg ? "INSERT INTO whatsapp_session_status_history (session_id, changed_at,"
+	                  " status, reason) VALUES ('%s', now(), 'connected', repeat('x', 5000))"
+	                : "INSERT INTO whatsapp_session_status_history (session_id, changed_at, status)"
+	                  " VALUES ('%s', 'yesterday', 'connected')",
 	         b);
-	assert_int_equal(raw(fx->path, sql), SQLITE_OK);
-	assert_int_equal(store_status_history(st, b, 0, 0, &h, &n), WG_EINVAL);
-	assert_non_null(strstr(store_errmsg(st), "changed_at"));
+	assert_int_equal(db_exec(fx, sql), SQLITE_OK);
+	assert_int_equal(store_status_history(st, b, 0, 0, &h, &n), fx->pg ? WG_ELIMIT : WG_EINVAL);
+	assert_non_null(strstr(store_errmsg(st), fx->pg ? "reason" : "changed_at"));
 }
 
 static void
@@ -881,10 +979,10 @@ test_open_errors(void **state)
 	assert_int_equal(store_open("/var/lib/wagate.db", &st, err, sizeof(err)), WG_EINVAL);
 	assert_int_equal(store_open("sqlite:", &st, err, sizeof(err)), WG_EINVAL);
 	assert_int_equal(store_open("sqlite://relative.db", &st, err, sizeof(err)), WG_EINVAL);
-	assert_int_equal(store_open("postgres://u:hunter2@h/db", &st, err, sizeof(err)), WG_EINVAL);
-	assert_non_null(strstr(err, "PostgreSQL support is not built yet"));
+	/* PostgreSQL URLs go to libpq (the postgres group tests them); the password never shows. */
+	assert_int_equal(store_open("postgres://u:hunter2@%2Fnonexistent/db", &st, err, sizeof(err)),
+	                 WG_EIO);
 	assert_null(strstr(err, "hunter2"));
-	assert_int_equal(store_open("postgresql://h/db", &st, err, sizeof(err)), WG_EINVAL);
 	assert_null(st);
 
 	/* A path whose parent is a regular file cannot be created, even by root. */
@@ -1287,8 +1385,13 @@ test_timings(void **state)
 	uint32_t ping = 0;
 	assert_int_equal(store_ping(st, &ping), 0);
 
-	printf("store timings (SQLite %s, WAL, synchronous=NORMAL, %d rows, 8 KiB auth_state):\n",
-	       sqlite3_libversion(), N);
+	if (fx->pg)
+		printf("store timings (PostgreSQL %d over a Unix socket, fsync off, %d rows, 8 KiB "
+		       "auth_state):\n",
+		       PQlibVersion(), N);
+	else
+		printf("store timings (SQLite %s, WAL, synchronous=NORMAL, %d rows, 8 KiB auth_state):\n",
+		       sqlite3_libversion(), N);
 	printf("  insert            %7.1f us/call\n", t_ins / N);
 	printf("  update status     %7.1f us/call\n", t_upd / N);
 	printf("  update auth_state %7.1f us/call\n", t_auth / N);
@@ -1377,15 +1480,26 @@ test_paging_past_bad_rows(void **state)
 {
 	struct fx *fx = *state;
 	struct store *st = open_store(fx);
-	/* 30 good rows, then 25 a web app wrote with a time we cannot read, then 10 good ones. */
+	/*
+	 * 30 good rows, then 25 a web app wrote with a time we cannot read (on
+	 * PostgreSQL, whose types refuse that: a user_id longer than we read),
+	 * then 10 good ones.
+	 */
 	char sql[256];
 	for (int i = 0; i < 65; i++) {
 		int bad = i >= 30 && i < 55;
-		snprintf(sql, sizeof(sql),
-		         "INSERT INTO whatsapp_sessions (id, created_at, updated_at) VALUES "
-		         "('row-%03d', '%s', '2026-11-24T10:00:00.000Z')",
-		         i, bad ? "yesterday" : "2026-11-24T10:00:00.000Z");
-		assert_int_equal(raw(fx->path, sql), SQLITE_OK);
+		if (fx->pg)
+			snprintf(sql, sizeof(sql),
+			         "INSERT INTO whatsapp_sessions (id, user_id, created_at, updated_at)"
+			         " VALUES ('row-%03d', %s, '2026-11-24T10:00:00.000Z',"
+			         " '2026-11-24T10:00:00.000Z')",
+			         i, bad ? "repeat('x', 5000)" : "NULL");
+		else
+			snprintf(sql, sizeof(sql),
+			         "INSERT INTO whatsapp_sessions (id, created_at, updated_at) VALUES "
+			         "('row-%03d', '%s', '2026-11-24T10:00:00.000Z')",
+			         i, bad ? "yesterday" : "2026-11-24T10:00:00.000Z");
+		assert_int_equal(db_exec(fx, sql), SQLITE_OK);
 	}
 	for (int by_created = 0; by_created < 2; by_created++) {
 		char *after_id = NULL, *after_created = NULL;
@@ -1452,6 +1566,302 @@ test_data_version(void **state)
 	assert_true(v != v1);
 }
 
+/* ---- PostgreSQL only ---- */
+
+/* Drops everything the fixture's schema holds, as if the database were new. */
+static void
+pg_empty(struct fx *fx)
+{
+	store_close(fx->st);
+	fx->st = NULL;
+	assert_int_equal(db_exec(fx, "SET client_min_messages TO warning; DROP TABLE IF EXISTS whatsapp_session_recovery_attempts,"
+	                             " whatsapp_session_status_history, wagate_settings,"
+	                             " wagate_schema_migrations, whatsapp_sessions CASCADE"),
+	                 SQLITE_OK);
+}
+
+static void
+test_open_and_migrate_pg(void **state)
+{
+	struct fx *fx = *state;
+	char err[256];
+	int applied = -1;
+	assert_int_equal(store_open(fx->url, &fx->st, err, sizeof(err)), 0);
+	char *plan = NULL;
+	assert_int_equal(store_migrate_plan(fx->st, &plan), 0);
+	assert_non_null(strstr(plan, "-- migration 8: whatsapp_sessions_updated_idx"));
+	assert_non_null(strstr(plan, "session_id TEXT NOT NULL REFERENCES"));
+	free(plan);
+	assert_int_equal(store_migrate(fx->st, &applied), 0);
+	assert_int_equal(applied, 8);
+	assert_int_equal(store_migrate(fx->st, &applied), 0);
+	assert_int_equal(applied, 0);
+	assert_int_equal(store_migrate_plan(fx->st, &plan), 0);
+	assert_string_equal(plan, "");
+	free(plan);
+	assert_int_equal(db_int(fx, "SELECT count(*) FROM wagate_schema_migrations"), 8);
+	/* The design's column, as the design writes it. */
+	assert_int_equal(db_int(fx, "SELECT count(*) FROM information_schema.columns WHERE"
+	                            " table_schema = current_schema() AND table_name ="
+	                            " 'whatsapp_sessions' AND column_name = 'auto_connect' AND"
+	                            " data_type = 'boolean' AND is_nullable = 'NO' AND"
+	                            " column_default = 'true'"),
+	                 1);
+	uint32_t us;
+	assert_int_equal(store_ping(fx->st, &us), 0);
+	/* No data_version on PostgreSQL: the caller reads the rows instead. */
+	uint64_t v;
+	assert_int_equal(store_data_version(fx->st, &v), WG_ENOTSUP);
+}
+
+/*
+ * A table the app created first, as a Prisma migration makes it: cuid text
+ * ids, timestamp(3) without a zone, a column of its own, no auto_connect and
+ * none of wagate's status columns.
+ */
+static void
+test_adopt_app_table_pg(void **state)
+{
+	struct fx *fx = *state;
+	char err[256];
+	int applied;
+	assert_int_equal(db_exec(fx, "CREATE TABLE whatsapp_sessions (id TEXT PRIMARY KEY,"
+	                             " user_id TEXT, session_name TEXT NOT NULL DEFAULT 'primary',"
+	                             " auth_state TEXT, is_active BOOLEAN NOT NULL DEFAULT true,"
+	                             " plan TEXT, created_at TIMESTAMP(3) NOT NULL DEFAULT"
+	                             " CURRENT_TIMESTAMP, updated_at TIMESTAMP(3) NOT NULL);"
+	                             "INSERT INTO whatsapp_sessions (id, auth_state, plan,"
+	                             " created_at, updated_at) VALUES ('ckx1q2w3e0000abcd1234efgh',"
+	                             " '{}', 'gold', '2026-11-24 13:45:01.250',"
+	                             " '2026-11-24 13:45:01.250')"),
+	                 SQLITE_OK);
+	assert_int_equal(store_open(fx->url, &fx->st, err, sizeof(err)), 0);
+	char *plan = NULL;
+	assert_int_equal(store_migrate_plan(fx->st, &plan), 0);
+	assert_non_null(strstr(plan, "ALTER TABLE whatsapp_sessions ADD COLUMN auto_connect BOOLEAN "
+	                             "NOT NULL DEFAULT true;"));
+	assert_non_null(strstr(plan, "ADD COLUMN last_connected_at TIMESTAMPTZ;"));
+	assert_null(strstr(plan, "ADD COLUMN session_name"));
+	assert_null(strstr(plan, "ADD COLUMN created_at"));
+	free(plan);
+	/* Planning ran nothing. */
+	assert_int_equal(db_exec(fx, "SELECT auto_connect FROM whatsapp_sessions"), SQLITE_ERROR);
+	assert_int_equal(store_migrate(fx->st, &applied), 0);
+	assert_int_equal(applied, 9); /* the adoption, then every migration */
+	struct store_session s;
+	assert_int_equal(store_get(fx->st, "ckx1q2w3e0000abcd1234efgh", &s), 0);
+	assert_int_equal(s.auto_connect, 1);
+	assert_int_equal(s.is_active, 1);
+	assert_int_equal(s.created_at, 1795527901250LL); /* no zone: UTC */
+	assert_string_equal(s.connection_status, "");
+	store_session_free(&s);
+	/* It auto-connects, and wagate's writes land in the app's own column types. */
+	struct store_filter auto_f = {.autoconnect = true};
+	struct store_session *rows;
+	size_t n;
+	assert_int_equal(store_list(fx->st, &auto_f, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	store_list_free(rows, n);
+	store_session_init(&s);
+	snprintf(s.connection_status, sizeof(s.connection_status), "connected");
+	s.last_connected_at = 1795600000123LL;
+	assert_int_equal(store_update(fx->st, "ckx1q2w3e0000abcd1234efgh", &s,
+	                              STORE_F_STATUS | STORE_F_CONNECTED_AT, 1795600000456LL),
+	                 0);
+	store_session_free(&s);
+	assert_int_equal(db_int(fx, "SELECT count(*) FROM whatsapp_sessions WHERE updated_at ="
+	                            " '2026-11-25 09:46:40.456' AND plan = 'gold'"),
+	                 1);
+	struct store_attempt a = {.at = 1795600000123LL};
+	snprintf(a.session_id, sizeof(a.session_id), "ckx1q2w3e0000abcd1234efgh");
+	snprintf(a.trigger, sizeof(a.trigger), "api");
+	snprintf(a.action, sizeof(a.action), "reconnect");
+	snprintf(a.result, sizeof(a.result), "ok");
+	assert_int_equal(store_add_attempt(fx->st, &a), 0);
+	/* The app's row inserted with only its own columns reads with the defaults. */
+	assert_int_equal(db_exec(fx, "INSERT INTO whatsapp_sessions (id, updated_at) VALUES"
+	                             " ('ckx2', now())"),
+	                 SQLITE_OK);
+	assert_int_equal(store_get(fx->st, "ckx2", &s), 0);
+	assert_string_equal(s.session_name, "primary");
+	assert_int_equal(s.auto_connect, 1);
+	store_session_free(&s);
+	assert_int_equal(store_migrate(fx->st, &applied), 0);
+	assert_int_equal(applied, 0);
+
+	/* A table without an id cannot be used: refused, saying why. */
+	pg_empty(fx);
+	assert_int_equal(db_exec(fx, "CREATE TABLE whatsapp_sessions (name TEXT)"), SQLITE_OK);
+	assert_int_equal(store_open(fx->url, &fx->st, err, sizeof(err)), 0);
+	assert_int_equal(store_migrate(fx->st, &applied), WG_ESTATE);
+	assert_non_null(strstr(store_errmsg(fx->st), "no id column"));
+}
+
+static void
+add_attempt_now(struct store *st, const char *id)
+{
+	struct store_attempt a = {.at = 1795600000000LL};
+	snprintf(a.session_id, sizeof(a.session_id), "%s", id);
+	snprintf(a.trigger, sizeof(a.trigger), "api");
+	snprintf(a.action, sizeof(a.action), "reconnect");
+	snprintf(a.result, sizeof(a.result), "ok");
+	assert_int_equal(store_add_attempt(st, &a), 0);
+}
+
+/* uuid and integer ids: the API addresses a row by whatever id it has. */
+static void
+test_ids_of_every_kind_pg(void **state)
+{
+	struct fx *fx = *state;
+	char err[256];
+	int applied;
+	static const char *const tables[] = {
+	    "CREATE TABLE whatsapp_sessions (id UUID PRIMARY KEY DEFAULT gen_random_uuid(),"
+	    " created_at TIMESTAMPTZ NOT NULL DEFAULT now(), updated_at TIMESTAMPTZ NOT NULL)",
+	    "CREATE TABLE whatsapp_sessions (id BIGSERIAL PRIMARY KEY,"
+	    " created_at TIMESTAMPTZ NOT NULL DEFAULT now(), updated_at TIMESTAMPTZ NOT NULL)",
+	};
+	for (int k = 0; k < 2; k++) {
+		pg_empty(fx);
+		assert_int_equal(db_exec(fx, tables[k]), SQLITE_OK);
+		assert_int_equal(store_open(fx->url, &fx->st, err, sizeof(err)), 0);
+		assert_int_equal(store_migrate(fx->st, &applied), 0);
+		char id[2][STORE_ID_LEN + 1];
+		for (int i = 0; i < 2; i++) {
+			struct store_session s;
+			store_session_init(&s);
+			s.auth_state = strdup("{}");
+			assert_int_equal(store_insert(fx->st, &s), 0);
+			memcpy(id[i], s.id, sizeof(s.id));
+			store_session_free(&s);
+		}
+		if (k == 0)
+			assert_int_equal(strlen(id[0]), 36);
+		else
+			assert_string_equal(id[0], "1");
+		struct store_session g;
+		assert_int_equal(store_get(fx->st, id[1], &g), 0);
+		assert_string_equal(g.id, id[1]);
+		store_session_free(&g);
+		/* An id the column's type cannot hold names no row. */
+		assert_int_equal(store_get(fx->st, "not-this-kind", &g), WG_ENOTFOUND);
+		store_session_init(&g);
+		assert_int_equal(store_update(fx->st, "not-this-kind", &g, STORE_F_ERROR, 1), WG_ENOTFOUND);
+		assert_int_equal(store_delete(fx->st, "not-this-kind"), WG_ENOTFOUND);
+		struct store_status_change *h;
+		size_t n;
+		assert_int_equal(store_status_history(fx->st, "not-this-kind", 0, 0, &h, &n), 0);
+		assert_int_equal(n, 0);
+		/* Child rows take the id's type; a batch names sessions by their text. */
+		add_attempt_now(fx->st, id[0]);
+		add_attempt_now(fx->st, id[1]);
+		const char *ids[] = {id[0], id[1]};
+		struct store_attempt *at;
+		assert_int_equal(store_recent_attempts(fx->st, ids, 2, 5, &at, &n), 0);
+		assert_int_equal(n, 2);
+		store_attempts_free(at, n);
+		struct store_status_change c = {.at = 1795600000000LL};
+		snprintf(c.session_id, sizeof(c.session_id), "%s", id[1]);
+		snprintf(c.status, sizeof(c.status), "connected");
+		snprintf(g.connection_status, sizeof(g.connection_status), "connected");
+		struct store_write w = {.id = id[1], .fields = STORE_F_STATUS, .vals = &g,
+		                        .history = &c, .nhistory = 1};
+		size_t gone = 9;
+		assert_int_equal(store_write_batch(fx->st, &w, 1, 1795600000001LL, &gone), 0);
+		assert_int_equal(gone, 0);
+		store_session_free(&g);
+		assert_int_equal(store_get(fx->st, id[1], &g), 0);
+		assert_string_equal(g.connection_status, "connected");
+		store_session_free(&g);
+		/* Paging by id walks every row once, in the column's own order. */
+		struct store_filter f = {.without_auth = true, .limit = 1};
+		struct store_session *rows;
+		assert_int_equal(store_list(fx->st, &f, &rows, &n), 0);
+		assert_int_equal(n, 1);
+		char first[STORE_ID_LEN + 1];
+		memcpy(first, rows[0].id, sizeof(first));
+		store_list_free(rows, n);
+		f.after_id = first;
+		assert_int_equal(store_list(fx->st, &f, &rows, &n), 0);
+		assert_int_equal(n, 1);
+		assert_string_not_equal(rows[0].id, first);
+		store_list_free(rows, n);
+		assert_int_equal(store_delete(fx->st, id[0]), 0);
+	}
+}
+
+/* The database going away: clear errors at once, and the store reconnects by itself. */
+static void
+test_unreachable_pg(void **state)
+{
+	struct fx *fx = *state;
+	char err[256];
+	struct store *st;
+	/* Nothing listens there: open fails with libpq's reason, never the password. */
+	assert_int_equal(store_open("postgresql://wagate:SECRET-PW-1@%2Fnonexistent%2Fdir/x", &st,
+	                            err, sizeof(err)),
+	                 WG_EIO);
+	assert_non_null(strstr(err, "cannot connect"));
+	assert_null(strstr(err, "SECRET-PW-1"));
+	assert_int_equal(store_open("postgresql://[::1", &st, err, sizeof(err)), WG_EINVAL);
+	assert_null(st);
+
+	/* A connection the server ends (a restart, an administrator) is made again. */
+	char url[1200];
+	snprintf(url, sizeof(url), "%s&application_name=%s", fx->url, fx->schema);
+	assert_int_equal(store_open(url, &fx->st, err, sizeof(err)), 0);
+	int applied;
+	assert_int_equal(store_migrate(fx->st, &applied), 0);
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+	         " WHERE application_name = '%s'",
+	         fx->schema);
+	assert_int_equal(db_int(fx, sql), 1);
+	uint32_t us;
+	int rc = store_ping(fx->st, &us);
+	assert_int_equal(rc, WG_EIO);
+	assert_non_null(strstr(store_errmsg(fx->st), "postgres"));
+	/* Calls meanwhile fail at once (no new connection per call), then it is back. */
+	int tries = 0;
+	while ((rc = store_ping(fx->st, &us)) != 0 && tries++ < 100)
+		usleep(20000);
+	assert_int_equal(rc, 0);
+	assert_true(tries >= 1);
+	struct store_session s;
+	store_session_init(&s);
+	assert_int_equal(store_insert(fx->st, &s), 0);
+	store_session_free(&s);
+}
+
+/* The app holding a lock: a call waits the store's wait, then fails with WG_ETIMEDOUT. */
+static void
+test_locked_pg(void **state)
+{
+	struct fx *fx = *state;
+	struct store *st = open_store(fx);
+	char id[STORE_ID_LEN + 1];
+	add_session(st, "primary", "{}", 1, 1, 0, id);
+	PGconn *c = PQconnectdb(fx->url);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	PGresult *r = PQexec(c, "BEGIN; LOCK TABLE whatsapp_sessions IN ACCESS EXCLUSIVE MODE");
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	struct store_session s;
+	store_session_init(&s);
+	s.last_error = strdup("x");
+	double t0 = now_us();
+	assert_int_equal(store_update(st, id, &s, STORE_F_ERROR, 1795600000000LL), WG_ETIMEDOUT);
+	double took = now_us() - t0;
+	assert_non_null(strstr(store_errmsg(st), "lock"));
+	assert_true(took < 200000); /* the 10 ms wait, not the answer deadline */
+	r = PQexec(c, "COMMIT");
+	PQclear(r);
+	PQfinish(c);
+	assert_int_equal(store_update(st, id, &s, STORE_F_ERROR, 1795600000000LL), 0);
+	store_session_free(&s);
+}
+
 int
 main(void)
 {
@@ -1483,5 +1893,29 @@ main(void)
 	    cmocka_unit_test(test_uuid),
 	    T(test_timings),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	/* One suite, two backends: the tests that mean the same on both, on PostgreSQL. */
+	const struct CMUnitTest pg_tests[] = {
+#define P(fn) cmocka_unit_test_setup_teardown(fn, setup_pg, teardown)
+	    P(test_open_and_migrate_pg),
+	    P(test_newer_schema_refused),
+	    P(test_insert_get_defaults),
+	    P(test_update_each_field),
+	    P(test_not_found),
+	    P(test_find_name),
+	    P(test_prune),
+	    P(test_autoconnect_filter),
+	    P(test_reconcile),
+	    P(test_attempts),
+	    P(test_status_history),
+	    P(test_settings),
+	    P(test_paging_past_bad_rows),
+	    P(test_adopt_app_table_pg),
+	    P(test_ids_of_every_kind_pg),
+	    P(test_unreachable_pg),
+	    P(test_locked_pg),
+	    P(test_timings),
+	};
+	int failed = cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);
+	failed += cmocka_run_group_tests_name("postgres", pg_tests, NULL, NULL);
+	return failed;
 }

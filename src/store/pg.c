@@ -1,0 +1,1620 @@
+/*
+ * The PostgreSQL backend of the session store (docs/store.md).
+ *
+ * One libpq connection per store, driven through libpq's non-blocking API and
+ * poll(2) with a deadline, so no call waits longer than the store allows:
+ * a lock held elsewhere fails after the store's wait (lock_timeout, as
+ * SQLite's busy wait), an answer that does not come within PG_ANSWER_MS (or
+ * the wait, when longer) drops the connection. A lost connection is made
+ * again in the background of later calls, with backoff; until then calls
+ * fail at once with WG_EIO and say why. The event loop's store and the
+ * writer thread's store are two stores, two connections.
+ *
+ * The web app owns whatsapp_sessions, so its columns may be of the app's
+ * types: ids text, uuid or integer; timestamps timestamptz, timestamp or
+ * text; booleans boolean or integer; statuses text or an enum. Every query
+ * therefore reads columns in their text form (the session runs with
+ * TimeZone UTC and DateStyle ISO) and sends every value as untyped text,
+ * which PostgreSQL converts to the column's own type. Rows are validated
+ * like network input, as in the SQLite backend; messages never carry values.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/mem.h"
+#include "store/store.h"
+
+#define PG_WAIT_MS 10          /* lock waits on the event loop (store_set_wait changes it) */
+#define PG_ANSWER_MS 250       /* the least time an answer may take before the connection is dropped */
+#define PG_START_MS 10000      /* migrating and reconciling, before anything is served */
+#define PG_BACKOFF_MIN_MS 250  /* first wait before connecting again */
+#define PG_BACKOFF_MAX_MS 5000
+#define PG_MIGRATIONS "wagate_schema_migrations"
+/* Serialises migrations of several wagate processes on one database (any fixed number). */
+#define PG_MIGRATE_LOCK "7366172651214733"
+
+struct pg_migration {
+	int version;
+	const char *name;
+	const char *sql; /* {ID} stands for the type of whatsapp_sessions.id */
+};
+
+/*
+ * Append-only, as the SQLite list, with the same versions and names: the
+ * same schema in PostgreSQL's types (timestamptz, identity columns). The
+ * child tables' session_id takes the type of the app's id column, whatever
+ * it is, so their foreign keys hold.
+ */
+static const struct pg_migration migrations[] = {
+    {1, "whatsapp_sessions",
+     "CREATE TABLE IF NOT EXISTS whatsapp_sessions (\n"
+     "	id TEXT PRIMARY KEY,\n"
+     "	user_id TEXT,\n"
+     "	session_name TEXT NOT NULL DEFAULT 'primary',\n"
+     "	phone_number TEXT,\n"
+     "	auth_state TEXT,\n"
+     "	is_active BOOLEAN NOT NULL DEFAULT true,\n"
+     "	auto_connect BOOLEAN NOT NULL DEFAULT true,\n"
+     "	connection_status TEXT CHECK (connection_status IN\n"
+     "		('connecting', 'qr_pending', 'connected', 'disconnected', 'logged_out')),\n"
+     "	last_error TEXT,\n"
+     "	last_connected_at TIMESTAMPTZ,\n"
+     "	last_message_at TIMESTAMPTZ,\n"
+     "	created_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
+     "	updated_at TIMESTAMPTZ NOT NULL DEFAULT now()\n"
+     ");\n"
+     "CREATE INDEX IF NOT EXISTS whatsapp_sessions_autoconnect_idx\n"
+     "	ON whatsapp_sessions (session_name, is_active, auto_connect)\n"
+     "	WHERE auth_state IS NOT NULL;\n"
+     "CREATE INDEX IF NOT EXISTS whatsapp_sessions_status_idx\n"
+     "	ON whatsapp_sessions (connection_status);\n"},
+    {2, "whatsapp_session_recovery_attempts",
+     "CREATE TABLE whatsapp_session_recovery_attempts (\n"
+     "	id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
+     "	session_id {ID} NOT NULL REFERENCES whatsapp_sessions (id) ON DELETE CASCADE,\n"
+     "	attempted_at TIMESTAMPTZ NOT NULL,\n"
+     "	trigger_type TEXT NOT NULL,\n"
+     "	action TEXT NOT NULL,\n"
+     "	result TEXT NOT NULL,\n"
+     "	detail TEXT\n"
+     ");\n"
+     "CREATE INDEX whatsapp_session_recovery_attempts_session_idx\n"
+     "	ON whatsapp_session_recovery_attempts (session_id, attempted_at);\n"},
+    {3, "wagate_settings",
+     "CREATE TABLE wagate_settings (\n"
+     "	name TEXT PRIMARY KEY,\n"
+     "	value TEXT NOT NULL,\n"
+     "	updated_at TIMESTAMPTZ NOT NULL\n"
+     ");\n"},
+    {4, "whatsapp_session_status_history",
+     "CREATE TABLE whatsapp_session_status_history (\n"
+     "	id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
+     "	session_id {ID} NOT NULL REFERENCES whatsapp_sessions (id) ON DELETE CASCADE,\n"
+     "	changed_at TIMESTAMPTZ NOT NULL,\n"
+     "	status TEXT NOT NULL CHECK (status IN\n"
+     "		('connecting', 'qr_pending', 'connected', 'disconnected', 'logged_out')),\n"
+     "	reason TEXT\n"
+     ");\n"
+     "CREATE INDEX whatsapp_session_status_history_session_idx\n"
+     "	ON whatsapp_session_status_history (session_id, changed_at);\n"},
+    {5, "whatsapp_sessions_created_idx",
+     "CREATE INDEX IF NOT EXISTS whatsapp_sessions_created_idx\n"
+     "	ON whatsapp_sessions (created_at, id);\n"},
+    {6, "whatsapp_sessions_name_idx",
+     "CREATE INDEX IF NOT EXISTS whatsapp_sessions_name_idx\n"
+     "	ON whatsapp_sessions (session_name, user_id);\n"},
+    {7, "retention_idx",
+     "CREATE INDEX IF NOT EXISTS whatsapp_session_recovery_attempts_at_idx\n"
+     "	ON whatsapp_session_recovery_attempts (attempted_at);\n"
+     "CREATE INDEX IF NOT EXISTS whatsapp_session_status_history_at_idx\n"
+     "	ON whatsapp_session_status_history (changed_at);\n"},
+    {8, "whatsapp_sessions_updated_idx",
+     "CREATE INDEX IF NOT EXISTS whatsapp_sessions_updated_idx\n"
+     "	ON whatsapp_sessions (updated_at, id);\n"},
+};
+#define PG_NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+/*
+ * The columns an adopted table gets when it lacks them: the design's
+ * definitions. PostgreSQL fills existing rows with the default, so a table
+ * full of the app's sessions reads as active, auto-connect, primary.
+ */
+static const struct {
+	const char *name, *def;
+} adopt_cols[] = {
+    {"user_id", "TEXT"},
+    {"session_name", "TEXT NOT NULL DEFAULT 'primary'"},
+    {"phone_number", "TEXT"},
+    {"auth_state", "TEXT"},
+    {"is_active", "BOOLEAN NOT NULL DEFAULT true"},
+    {"auto_connect", "BOOLEAN NOT NULL DEFAULT true"},
+    {"connection_status", "TEXT"},
+    {"last_error", "TEXT"},
+    {"last_connected_at", "TIMESTAMPTZ"},
+    {"last_message_at", "TIMESTAMPTZ"},
+    {"created_at", "TIMESTAMPTZ NOT NULL DEFAULT now()"},
+    {"updated_at", "TIMESTAMPTZ NOT NULL DEFAULT now()"},
+};
+#define PG_NADOPT (sizeof(adopt_cols) / sizeof(adopt_cols[0]))
+
+/* The sessions' columns in their text form; auth_state alone, or reduced to a marker. */
+#define COLS_HEAD "id::text, user_id::text, session_name::text, phone_number::text, "
+#define COLS_TAIL                                                                                  \
+	", is_active::text, auto_connect::text, connection_status::text, last_error::text, "       \
+	"last_connected_at::text, last_message_at::text, created_at::text, updated_at::text"
+#define SESSION_COLS COLS_HEAD "auth_state::text" COLS_TAIL
+#define SESSION_COLS_LIGHT                                                                         \
+	COLS_HEAD "CASE WHEN auth_state IS NULL THEN NULL ELSE '' END" COLS_TAIL
+#define AUTO_WHERE                                                                                 \
+	" WHERE session_name = 'primary' AND auth_state IS NOT NULL AND is_active AND auto_connect"
+
+/* Columns store_update may set, in STORE_F_* bit order. */
+static const char *const update_cols[] = {
+    "user_id",      "session_name",      "phone_number", "auth_state",        "is_active",
+    "auto_connect", "connection_status", "last_error",   "last_connected_at", "last_message_at",
+};
+
+struct pg {
+	PGconn *conn;     /* NULL while disconnected */
+	bool connecting;  /* conn is being made (PQconnectPoll) */
+	bool ready;       /* conn is made and set up */
+	char *conninfo;   /* the URL: may hold a password, wiped on close */
+	int wait_ms;      /* lock waits (lock_timeout) and the least answer deadline */
+	int set_wait;     /* the lock_timeout the connection has, -1 unknown */
+	uint64_t retry_at; /* monotonic ms before which no new connection is tried */
+	int backoff_ms;
+	char why[200];    /* why the last connection failed, for the calls refused meanwhile */
+	bool id_int;      /* whatsapp_sessions.id is an integer type: new ids come from the app's default */
+	bool id_known;
+};
+
+static void
+pg_drop(struct pg *pg, const char *why)
+{
+	if (pg->conn != NULL)
+		PQfinish(pg->conn);
+	pg->conn = NULL;
+	pg->connecting = pg->ready = false;
+	pg->set_wait = -1;
+	if (why != NULL)
+		snprintf(pg->why, sizeof(pg->why), "%s", why);
+	pg->backoff_ms = pg->backoff_ms == 0 ? PG_BACKOFF_MIN_MS
+	                 : pg->backoff_ms * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS
+	                                                         : pg->backoff_ms * 2;
+	pg->retry_at = wg_now_ms() + (uint64_t)pg->backoff_ms;
+}
+
+/* libpq's message, on one line, without the "ERROR:  " prefix. */
+static void
+one_line(char *out, size_t size, const char *msg)
+{
+	if (msg == NULL)
+		msg = "";
+	if (strncmp(msg, "ERROR:  ", 8) == 0)
+		msg += 8;
+	size_t n = 0;
+	for (; *msg != '\0' && n + 1 < size; msg++)
+		out[n++] = *msg == '\n' || *msg == '\r' || *msg == '\t' ? ' ' : *msg;
+	while (n > 0 && out[n - 1] == ' ')
+		n--;
+	out[n] = '\0';
+}
+
+/*
+ * Waits until the connection's socket is ready for what libpq wants, or the
+ * deadline. Returns 1 ready, 0 deadline, WG_EIO on a poll error.
+ */
+static int
+pg_poll(PGconn *c, bool want_write, uint64_t deadline)
+{
+	uint64_t now = wg_now_ms();
+	if (now >= deadline)
+		return 0;
+	struct pollfd p = {.fd = PQsocket(c), .events = POLLIN | (want_write ? POLLOUT : 0)};
+	if (p.fd < 0)
+		return WG_EIO;
+	int left = (int)(deadline - now);
+	int n;
+	do
+		n = poll(&p, 1, left);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? WG_EIO : n;
+}
+
+static void
+ignore_notice(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
+static int pg_exec(struct store *st, const char *op, const char *sql, int n,
+                   const char *const *vals, PGresult **out, uint64_t deadline);
+
+/*
+ * Makes the connection ready, or carries on making it, until the deadline.
+ * A connection still being made when the deadline passes is kept, and the
+ * next call carries on. Returns 0 when ready.
+ */
+static int
+pg_ready(struct store *st, uint64_t deadline)
+{
+	struct pg *pg = store__state(st);
+	if (pg->ready)
+		return 0;
+	if (pg->conn == NULL) {
+		if (wg_now_ms() < pg->retry_at)
+			return store__fail(st, WG_EIO, "postgres: not connected (%s); retrying",
+			                   pg->why);
+		const char *const keys[] = {"dbname", "fallback_application_name", NULL};
+		const char *const vals[] = {pg->conninfo, "wagate", NULL};
+		pg->conn = PQconnectStartParams(keys, vals, 1);
+		if (pg->conn == NULL) {
+			pg_drop(pg, "out of memory");
+			return store__fail(st, WG_EIO, "postgres: cannot allocate a connection");
+		}
+		if (PQstatus(pg->conn) == CONNECTION_BAD) {
+			char msg[200];
+			one_line(msg, sizeof(msg), PQerrorMessage(pg->conn));
+			pg_drop(pg, msg);
+			return store__fail(st, WG_EIO, "postgres: cannot connect: %s", msg);
+		}
+		pg->connecting = true;
+	}
+	if (pg->connecting) {
+		PostgresPollingStatusType ps = PGRES_POLLING_WRITING;
+		for (;;) {
+			ps = PQconnectPoll(pg->conn);
+			if (ps == PGRES_POLLING_OK || ps == PGRES_POLLING_FAILED)
+				break;
+			int r = pg_poll(pg->conn, ps == PGRES_POLLING_WRITING, deadline);
+			if (r == 0)
+				return store__fail(st, WG_ETIMEDOUT,
+				                   "postgres: still connecting; retrying");
+			if (r < 0)
+				break;
+		}
+		if (ps != PGRES_POLLING_OK) {
+			char msg[200];
+			one_line(msg, sizeof(msg), PQerrorMessage(pg->conn));
+			pg_drop(pg, msg);
+			return store__fail(st, WG_EIO, "postgres: cannot connect: %s", msg);
+		}
+		pg->connecting = false;
+		/* NOTICEs ("relation already exists, skipping") would go to stderr. */
+		PQsetNoticeProcessor(pg->conn, ignore_notice, NULL);
+		if (PQsetnonblocking(pg->conn, 1) != 0) {
+			pg_drop(pg, "cannot make the connection non-blocking");
+			return store__fail(st, WG_EIO, "postgres: %s", pg->why);
+		}
+		/*
+		 * Timestamps come back as ISO text in UTC whatever the server's
+		 * settings, so one parser reads them.
+		 */
+		pg->ready = true;
+		int rc = pg_exec(st, "set up the connection",
+		                 "SET TimeZone TO 'UTC'; SET DateStyle TO 'ISO, YMD'", 0, NULL, NULL,
+		                 deadline > wg_now_ms() + PG_ANSWER_MS ? deadline
+		                                                       : wg_now_ms() + PG_ANSWER_MS);
+		if (rc < 0)
+			return rc;
+		pg->backoff_ms = 0;
+	}
+	return 0;
+}
+
+/* Maps a failed result to our codes, keeping PostgreSQL's message (it names no values). */
+static int
+pg_result_fail(struct store *st, PGresult *r, const char *op)
+{
+	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	int code = WG_EIO;
+	if (state != NULL) {
+		if (strcmp(state, "55P03") == 0 || strcmp(state, "40001") == 0 ||
+		    strcmp(state, "40P01") == 0 || strcmp(state, "57014") == 0)
+			code = WG_ETIMEDOUT; /* lock_timeout, serialization, deadlock, cancelled */
+		else if (strcmp(state, "23503") == 0)
+			code = WG_ENOTFOUND; /* a child row for a session that is gone */
+		else if (strncmp(state, "23", 2) == 0 || strncmp(state, "22", 2) == 0)
+			code = WG_EINVAL; /* constraints, values the column's type refuses */
+		else if (strncmp(state, "42", 2) == 0)
+			code = WG_ESTATE; /* tables or columns not as wagate expects */
+	}
+	char msg[200];
+	one_line(msg, sizeof(msg), PQresultErrorMessage(r));
+	return store__fail(st, code, "postgres: %s: %s", op, msg);
+}
+
+/*
+ * Runs one command (or, without parameters, several) and waits for its
+ * results until the deadline: *out gets the last one when out is not NULL.
+ * Values are text or NULL. A deadline passing drops the connection: the
+ * server then rolls back whatever the command had begun.
+ */
+static int
+pg_exec(struct store *st, const char *op, const char *sql, int n, const char *const *vals,
+        PGresult **out, uint64_t deadline)
+{
+	struct pg *pg = store__state(st);
+	if (out != NULL)
+		*out = NULL;
+	int rc = pg_ready(st, deadline);
+	if (rc < 0)
+		return rc;
+	int sent = n > 0 || vals != NULL ? PQsendQueryParams(pg->conn, sql, n, NULL, vals, NULL,
+	                                                     NULL, 0)
+	                                 : PQsendQuery(pg->conn, sql);
+	if (!sent)
+		goto broken;
+	for (;;) {
+		int f = PQflush(pg->conn);
+		if (f == 0)
+			break;
+		if (f < 0)
+			goto broken;
+		int r = pg_poll(pg->conn, true, deadline);
+		if (r == 0)
+			goto late;
+		if (r < 0 || !PQconsumeInput(pg->conn))
+			goto broken;
+	}
+	PGresult *last = NULL;
+	rc = 0;
+	for (;;) {
+		while (PQisBusy(pg->conn)) {
+			int r = pg_poll(pg->conn, false, deadline);
+			if (r == 0) {
+				PQclear(last);
+				goto late;
+			}
+			if (r < 0 || !PQconsumeInput(pg->conn)) {
+				PQclear(last);
+				goto broken;
+			}
+		}
+		PGresult *res = PQgetResult(pg->conn);
+		if (res == NULL)
+			break;
+		ExecStatusType s = PQresultStatus(res);
+		if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && s != PGRES_EMPTY_QUERY) {
+			if (rc == 0)
+				rc = pg_result_fail(st, res, op);
+			PQclear(res);
+			continue;
+		}
+		PQclear(last);
+		last = res;
+	}
+	if (PQstatus(pg->conn) == CONNECTION_BAD) {
+		PQclear(last);
+		goto broken;
+	}
+	if (rc == 0 && out != NULL)
+		*out = last;
+	else
+		PQclear(last);
+	return rc;
+late:
+	pg_drop(pg, "the server did not answer in time");
+	return store__fail(st, WG_ETIMEDOUT, "postgres: %s: no answer in time; reconnecting", op);
+broken: {
+	char msg[200];
+	one_line(msg, sizeof(msg), PQerrorMessage(pg->conn));
+	pg_drop(pg, msg);
+	return store__fail(st, WG_EIO, "postgres: %s: connection lost: %s", op, msg);
+}
+}
+
+/* The deadline of an ordinary call. */
+static uint64_t
+deadline_of(struct pg *pg)
+{
+	int ms = pg->wait_ms > PG_ANSWER_MS ? pg->wait_ms : PG_ANSWER_MS;
+	return wg_now_ms() + (uint64_t)ms;
+}
+
+/* An ordinary call: makes sure the connection's lock_timeout is the store's wait, then runs. */
+static int
+run(struct store *st, const char *op, const char *sql, int n, const char *const *vals,
+    PGresult **out)
+{
+	struct pg *pg = store__state(st);
+	uint64_t deadline = deadline_of(pg);
+	int rc = pg_ready(st, deadline);
+	if (rc < 0)
+		return rc;
+	if (pg->set_wait != pg->wait_ms) {
+		char sql_wait[64];
+		snprintf(sql_wait, sizeof(sql_wait), "SET lock_timeout TO %d", pg->wait_ms);
+		if ((rc = pg_exec(st, op, sql_wait, 0, NULL, NULL, deadline)) < 0)
+			return rc;
+		pg->set_wait = pg->wait_ms;
+	}
+	return pg_exec(st, op, sql, n, vals, out, deadline);
+}
+
+/* Runs a command that returns no rows; *changed (may be NULL) gets the rows it touched. */
+static int
+run_cmd(struct store *st, const char *op, const char *sql, int n, const char *const *vals,
+        int *changed)
+{
+	PGresult *r;
+	int rc = run(st, op, sql, n, vals, &r);
+	if (rc < 0)
+		return rc;
+	if (changed != NULL)
+		*changed = atoi(PQcmdTuples(r));
+	PQclear(r);
+	return 0;
+}
+
+/* Ends a transaction: COMMIT when rc is 0, else ROLLBACK (keeping rc and its message). */
+static int
+end_tx(struct store *st, int rc, const char *op)
+{
+	struct pg *pg = store__state(st);
+	if (rc == 0)
+		return run_cmd(st, op, "COMMIT", 0, NULL, NULL);
+	if (pg->ready && PQtransactionStatus(pg->conn) != PQTRANS_IDLE) {
+		char keep[256];
+		snprintf(keep, sizeof(keep), "%s", store_errmsg(st));
+		if (pg_exec(st, op, "ROLLBACK", 0, NULL, NULL, deadline_of(pg)) < 0)
+			pg_drop(pg, "a rollback failed");
+		store__fail(st, rc, "%s", keep);
+	}
+	return rc;
+}
+
+/* ---- values ---- */
+
+static const char *
+ts_text(char buf[32], int64_t ms)
+{
+	if (ms == 0)
+		return NULL;
+	return store__ts_format(buf, ms) == 0 ? buf : NULL;
+}
+
+/* A lower bound in time: 0 is the epoch, not NULL. */
+static const char *
+since_text(char buf[32], int64_t ms)
+{
+	store__ts_format(buf, ms);
+	return buf;
+}
+
+static const char *
+int_text(char buf[24], long long v)
+{
+	snprintf(buf, 24, "%lld", v);
+	return buf;
+}
+
+/* ---- rows ---- */
+
+struct row {
+	struct store *st;
+	PGresult *r;
+	int i;
+	const char *table;
+	char id[STORE_ID_LEN + 1];
+};
+
+static int
+row_bad(struct row *r, int code, const char *col, const char *problem)
+{
+	return store__fail(r->st, code, "%s row '%s': %s %s", r->table, r->id, col, problem);
+}
+
+static bool
+is_null(struct row *r, int c)
+{
+	return PQgetisnull(r->r, r->i, c);
+}
+
+static int
+col_text(struct row *r, int c, const char *col, size_t max, bool nullable, char **out)
+{
+	*out = NULL;
+	if (is_null(r, c))
+		return nullable ? 0 : row_bad(r, WG_EINVAL, col, "is NULL");
+	size_t n = (size_t)PQgetlength(r->r, r->i, c);
+	if (n > max)
+		return row_bad(r, WG_ELIMIT, col, "is too long");
+	*out = wg_memdup(PQgetvalue(r->r, r->i, c), n + 1);
+	return 0;
+}
+
+static int
+col_word(struct row *r, int c, const char *col, char *out, size_t size, bool nullable)
+{
+	out[0] = '\0';
+	if (is_null(r, c))
+		return nullable ? 0 : row_bad(r, WG_EINVAL, col, "is NULL");
+	size_t n = (size_t)PQgetlength(r->r, r->i, c);
+	if (n == 0 || n >= size)
+		return row_bad(r, WG_EINVAL, col, "is empty or too long");
+	memcpy(out, PQgetvalue(r->r, r->i, c), n + 1);
+	return 0;
+}
+
+/* boolean reads as t/f; an integer column the app chose as 0/1. */
+static int
+col_bool(struct row *r, int c, const char *col, int *out)
+{
+	const char *v = is_null(r, c) ? "" : PQgetvalue(r->r, r->i, c);
+	if (strcmp(v, "t") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+		*out = 1;
+	else if (strcmp(v, "f") == 0 || strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+		*out = 0;
+	else
+		return row_bad(r, WG_EINVAL, col, "is not a boolean");
+	return 0;
+}
+
+static int
+col_ts(struct row *r, int c, const char *col, bool nullable, int64_t *out)
+{
+	*out = 0;
+	if (is_null(r, c))
+		return nullable ? 0 : row_bad(r, WG_EINVAL, col, "is NULL");
+	size_t n = (size_t)PQgetlength(r->r, r->i, c);
+	if (n > 64 || store__ts_parse(PQgetvalue(r->r, r->i, c), n, out) < 0)
+		return row_bad(r, WG_EINVAL, col, "is not an ISO 8601 timestamp");
+	return 0;
+}
+
+static int
+col_id(struct row *r, int c, char *out)
+{
+	const char *p = PQgetvalue(r->r, r->i, c);
+	size_t n = (size_t)PQgetlength(r->r, r->i, c);
+	if (is_null(r, c) || !store__id_valid(p, n))
+		return store__fail(r->st, WG_EINVAL,
+		                   "%s: a row's id is not text of 1 to %d printable characters",
+		                   r->table, STORE_ID_LEN);
+	memcpy(out, p, n + 1);
+	memcpy(r->id, p, n + 1);
+	return 0;
+}
+
+static int
+read_session(struct store *st, PGresult *res, int i, struct store_session *s)
+{
+	struct row r = {.st = st, .r = res, .i = i, .table = "whatsapp_sessions", .id = "?"};
+	memset(s, 0, sizeof(*s));
+	int rc;
+	if ((rc = col_id(&r, 0, s->id)) < 0 ||
+	    (rc = col_text(&r, 1, "user_id", STORE_TEXT_MAX, true, &s->user_id)) < 0 ||
+	    (rc = col_text(&r, 2, "session_name", STORE_TEXT_MAX, false, &s->session_name)) < 0 ||
+	    (rc = col_text(&r, 3, "phone_number", STORE_TEXT_MAX, true, &s->phone_number)) < 0 ||
+	    (rc = col_text(&r, 4, "auth_state", STORE_AUTH_MAX, true, &s->auth_state)) < 0 ||
+	    (rc = col_bool(&r, 5, "is_active", &s->is_active)) < 0 ||
+	    (rc = col_bool(&r, 6, "auto_connect", &s->auto_connect)) < 0)
+		goto bad;
+	if (col_word(&r, 7, "connection_status", s->connection_status,
+	             sizeof(s->connection_status), true) < 0 ||
+	    !store_status_valid(s->connection_status)) {
+		rc = row_bad(&r, WG_EINVAL, "connection_status", "is not a known status");
+		goto bad;
+	}
+	if ((rc = col_text(&r, 8, "last_error", STORE_TEXT_MAX, true, &s->last_error)) < 0 ||
+	    (rc = col_ts(&r, 9, "last_connected_at", true, &s->last_connected_at)) < 0 ||
+	    (rc = col_ts(&r, 10, "last_message_at", true, &s->last_message_at)) < 0 ||
+	    (rc = col_ts(&r, 11, "created_at", false, &s->created_at)) < 0 ||
+	    (rc = col_ts(&r, 12, "updated_at", false, &s->updated_at)) < 0)
+		goto bad;
+	return 0;
+bad:
+	store_session_free(s);
+	return rc;
+}
+
+static int
+read_attempt(struct store *st, PGresult *res, int i, struct store_attempt *a)
+{
+	struct row r = {.st = st, .r = res, .i = i, .table = "whatsapp_session_recovery_attempts"};
+	memset(a, 0, sizeof(*a));
+	snprintf(r.id, sizeof(r.id), "%s", PQgetvalue(res, i, 0));
+	a->id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+	int rc;
+	if ((rc = col_word(&r, 1, "session_id", a->session_id, sizeof(a->session_id), false)) < 0 ||
+	    (rc = col_ts(&r, 2, "attempted_at", false, &a->at)) < 0 ||
+	    (rc = col_word(&r, 3, "trigger_type", a->trigger, sizeof(a->trigger), false)) < 0 ||
+	    (rc = col_word(&r, 4, "action", a->action, sizeof(a->action), false)) < 0 ||
+	    (rc = col_word(&r, 5, "result", a->result, sizeof(a->result), false)) < 0 ||
+	    (rc = col_text(&r, 6, "detail", STORE_TEXT_MAX, true, &a->detail)) < 0) {
+		free(a->detail);
+		a->detail = NULL;
+		return rc;
+	}
+	return 0;
+}
+
+static int
+read_status_change(struct store *st, PGresult *res, int i, struct store_status_change *c)
+{
+	struct row r = {.st = st, .r = res, .i = i, .table = "whatsapp_session_status_history"};
+	memset(c, 0, sizeof(*c));
+	snprintf(r.id, sizeof(r.id), "%s", PQgetvalue(res, i, 0));
+	c->id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+	int rc;
+	if ((rc = col_word(&r, 1, "session_id", c->session_id, sizeof(c->session_id), false)) <
+	        0 ||
+	    (rc = col_ts(&r, 2, "changed_at", false, &c->at)) < 0 ||
+	    (rc = col_word(&r, 3, "status", c->status, sizeof(c->status), false)) < 0 ||
+	    (rc = col_text(&r, 4, "reason", STORE_TEXT_MAX, true, &c->reason)) < 0)
+		goto bad;
+	if (!store_status_valid(c->status)) {
+		rc = row_bad(&r, WG_EINVAL, "status", "is not a known status");
+		goto bad;
+	}
+	return 0;
+bad:
+	free(c->reason);
+	c->reason = NULL;
+	return rc;
+}
+
+/* ---- open, close, migrate ---- */
+
+/* Opens by the whole URL: libpq reads postgres:// and postgresql:// URLs and their options. */
+static int
+pg_open_url(struct store *st, const char *url, char *err, size_t errlen)
+{
+	char *msg = NULL;
+	PQconninfoOption *opts = PQconninfoParse(url, &msg);
+	if (opts == NULL) {
+		char line[200];
+		one_line(line, sizeof(line), msg ? msg : "out of memory");
+		snprintf(err, errlen, "invalid PostgreSQL URL: %s", line);
+		PQfreemem(msg);
+		return WG_EINVAL;
+	}
+	PQconninfoFree(opts);
+	struct pg *pg = wg_calloc(1, sizeof(*pg));
+	pg->conninfo = wg_strdup(url);
+	pg->wait_ms = PG_WAIT_MS;
+	pg->set_wait = -1;
+	store__set_state(st, pg);
+	/*
+	 * The first connection is made now and waited for, so a wrong URL,
+	 * password or host stops the start with libpq's reason.
+	 */
+	if (pg_ready(st, wg_now_ms() + PG_START_MS) < 0) {
+		snprintf(err, errlen, "%s", store_errmsg(st));
+		return WG_EIO;
+	}
+	return 0;
+}
+
+static void
+pg_close(struct store *st)
+{
+	struct pg *pg = store__state(st);
+	if (pg == NULL)
+		return;
+	if (pg->conn != NULL)
+		PQfinish(pg->conn);
+	wg_wipe(pg->conninfo, strlen(pg->conninfo));
+	free(pg->conninfo);
+	free(pg);
+	store__set_state(st, NULL);
+}
+
+static void
+pg_set_wait(struct store *st, int ms)
+{
+	struct pg *pg = store__state(st);
+	pg->wait_ms = ms;
+}
+
+/* Finds whatsapp_sessions.id's type; *type "" when there is no table yet. */
+static int
+id_type(struct store *st, char *type, size_t size)
+{
+	struct pg *pg = store__state(st);
+	PGresult *r;
+	type[0] = '\0';
+	int rc = run(st, "read the sessions table",
+	             "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
+	             " WHERE attrelid = to_regclass('whatsapp_sessions') AND attname = 'id'"
+	             " AND NOT attisdropped",
+	             0, NULL, &r);
+	if (rc < 0)
+		return rc;
+	if (PQntuples(r) == 1)
+		snprintf(type, size, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	if (type[0] == '\0')
+		return 0;
+	pg->id_int = strcmp(type, "integer") == 0 || strcmp(type, "bigint") == 0 ||
+	             strcmp(type, "smallint") == 0;
+	pg->id_known = true;
+	if (pg->id_int || strcmp(type, "text") == 0 || strcmp(type, "uuid") == 0 ||
+	    strncmp(type, "character varying", 17) == 0 || strncmp(type, "character(", 10) == 0)
+		return 0;
+	return store__fail(st, WG_ESTATE,
+	                   "whatsapp_sessions.id is of type %s; wagate addresses rows by a text, "
+	                   "uuid or integer id",
+	                   type);
+}
+
+/* The ALTER TABLE statements adoption needs, appended to *sql (malloc'd). */
+static int
+adopt_sql(struct store *st, char **sql)
+{
+	PGresult *r;
+	int rc = run(st, "read the sessions table",
+	             "SELECT attname::text FROM pg_attribute WHERE attrelid ="
+	             " to_regclass('whatsapp_sessions') AND attnum > 0 AND NOT attisdropped",
+	             0, NULL, &r);
+	if (rc < 0)
+		return rc;
+	int n = PQntuples(r);
+	bool have[PG_NADOPT] = {false};
+	bool id = false;
+	for (int i = 0; i < n; i++) {
+		const char *name = PQgetvalue(r, i, 0);
+		id |= strcmp(name, "id") == 0;
+		for (size_t k = 0; k < PG_NADOPT; k++)
+			have[k] |= strcmp(name, adopt_cols[k].name) == 0;
+	}
+	PQclear(r);
+	if (n == 0)
+		return 0; /* no table yet: migration 1 creates it */
+	if (!id)
+		return store__fail(st, WG_ESTATE, "whatsapp_sessions has no id column: wagate cannot "
+		                                  "address its rows");
+	for (size_t k = 0; k < PG_NADOPT; k++) {
+		if (have[k])
+			continue;
+		char line[160];
+		snprintf(line, sizeof(line), "ALTER TABLE whatsapp_sessions ADD COLUMN %s %s;\n",
+		         adopt_cols[k].name, adopt_cols[k].def);
+		size_t old = *sql ? strlen(*sql) : 0;
+		*sql = wg_realloc(*sql, old + strlen(line) + 1);
+		memcpy(*sql + old, line, strlen(line) + 1);
+	}
+	return 0;
+}
+
+/* A migration's SQL with {ID} replaced by the id column's type (malloc'd). */
+static char *
+migration_sql(const struct pg_migration *m, const char *idtype)
+{
+	const char *t = idtype[0] ? idtype : "TEXT";
+	size_t cap = strlen(m->sql) + 4 * strlen(t) + 1, len = 0;
+	char *out = wg_malloc(cap);
+	for (const char *p = m->sql; *p != '\0';) {
+		if (strncmp(p, "{ID}", 4) == 0) {
+			memcpy(out + len, t, strlen(t));
+			len += strlen(t);
+			p += 4;
+		} else {
+			out[len++] = *p++;
+		}
+	}
+	out[len] = '\0';
+	return out;
+}
+
+static void
+append(char **sql, const char *a, const char *b)
+{
+	size_t old = *sql ? strlen(*sql) : 0, la = strlen(a), lb = strlen(b);
+	*sql = wg_realloc(*sql, old + la + lb + 1);
+	memcpy(*sql + old, a, la);
+	memcpy(*sql + old + la, b, lb + 1);
+}
+
+/* Which migrations are recorded: has[i] for migrations[i]; none when the table is missing. */
+static int
+applied_versions(struct store *st, bool has[PG_NMIGRATIONS], long long *max)
+{
+	PGresult *r;
+	memset(has, 0, sizeof(bool) * PG_NMIGRATIONS);
+	*max = 0;
+	int rc = run(st, "migrate", "SELECT version FROM " PG_MIGRATIONS, 0, NULL, &r);
+	if (rc == WG_ESTATE) /* the table does not exist yet */
+		return 0;
+	if (rc < 0)
+		return rc;
+	for (int i = 0; i < PQntuples(r); i++) {
+		long long v = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+		if (v > *max)
+			*max = v;
+		for (int k = 0; k < PG_NMIGRATIONS; k++)
+			if (migrations[k].version == v)
+				has[k] = true;
+	}
+	PQclear(r);
+	return 0;
+}
+
+static int
+pg_migrate_plan(struct store *st, char **out)
+{
+	*out = NULL;
+	char *sql = NULL, idtype[64];
+	bool has[PG_NMIGRATIONS];
+	long long max;
+	int rc;
+	if ((rc = id_type(st, idtype, sizeof(idtype))) < 0 || (rc = adopt_sql(st, &sql)) < 0 ||
+	    (rc = applied_versions(st, has, &max)) < 0) {
+		free(sql);
+		return rc;
+	}
+	for (int i = 0; i < PG_NMIGRATIONS; i++) {
+		if (has[i])
+			continue;
+		char head[96];
+		snprintf(head, sizeof(head), "-- migration %d: %s\n", migrations[i].version,
+		         migrations[i].name);
+		char *body = migration_sql(&migrations[i], idtype);
+		append(&sql, head, body);
+		free(body);
+	}
+	*out = sql ? sql : wg_strdup("");
+	return 0;
+}
+
+/* One migration (or the adoption, m NULL) in its own transaction, under the migration lock. */
+static int
+migrate_step(struct store *st, const struct pg_migration *m, bool *ran)
+{
+	*ran = false;
+	int rc = run_cmd(st, "migrate", "BEGIN", 0, NULL, NULL);
+	if (rc < 0)
+		return rc;
+	/* Several nodes start together: one migrates, the others wait and then find it done. */
+	rc = run_cmd(st, "migrate", "SELECT pg_advisory_xact_lock(" PG_MIGRATE_LOCK ")", 0, NULL,
+	             NULL);
+	char idtype[64] = "";
+	if (rc == 0)
+		rc = id_type(st, idtype, sizeof(idtype));
+	if (rc == 0 && m == NULL) {
+		char *sql = NULL;
+		rc = adopt_sql(st, &sql);
+		if (rc == 0 && sql != NULL) {
+			rc = run_cmd(st, "adopting whatsapp_sessions", sql, 0, NULL, NULL);
+			*ran = rc == 0;
+		}
+		free(sql);
+	} else if (rc == 0) {
+		char v[24];
+		const char *p[] = {int_text(v, m->version)};
+		PGresult *r;
+		rc = run(st, "migrate", "SELECT 1 FROM " PG_MIGRATIONS " WHERE version = $1", 1, p, &r);
+		if (rc == 0) {
+			bool done = PQntuples(r) > 0;
+			PQclear(r);
+			if (!done) {
+				char *sql = migration_sql(m, idtype);
+				char op[96];
+				snprintf(op, sizeof(op), "migration %d (%s)", m->version, m->name);
+				rc = run_cmd(st, op, sql, 0, NULL, NULL);
+				free(sql);
+				char now[32];
+				const char *q[] = {v, m->name, ts_text(now, (int64_t)wg_wall_ms())};
+				if (rc == 0)
+					rc = run_cmd(st, "migrate",
+					             "INSERT INTO " PG_MIGRATIONS
+					             " (version, name, applied_at) VALUES ($1, $2, $3)",
+					             3, q, NULL);
+				*ran = rc == 0;
+			}
+		}
+	}
+	rc = end_tx(st, rc, "migrate");
+	if (rc < 0)
+		*ran = false;
+	return rc;
+}
+
+static int
+pg_migrate_body(struct store *st, int *applied)
+{
+	int rc;
+	*applied = 0;
+	if ((rc = run_cmd(st, "migrate",
+	                  "CREATE TABLE IF NOT EXISTS " PG_MIGRATIONS " (version BIGINT PRIMARY KEY,"
+	                  " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)",
+	                  0, NULL, NULL)) < 0)
+		return rc;
+	bool has[PG_NMIGRATIONS];
+	long long max;
+	if ((rc = applied_versions(st, has, &max)) < 0)
+		return rc;
+	if (max > migrations[PG_NMIGRATIONS - 1].version)
+		return store__fail(st, WG_ESTATE,
+		                   "database schema is at version %lld, newer than this wagate "
+		                   "knows (%d); upgrade wagate",
+		                   max, migrations[PG_NMIGRATIONS - 1].version);
+	bool ran;
+	if ((rc = migrate_step(st, NULL, &ran)) < 0)
+		return rc;
+	*applied += ran;
+	for (int i = 0; i < PG_NMIGRATIONS; i++) {
+		if ((rc = migrate_step(st, &migrations[i], &ran)) < 0)
+			return rc;
+		*applied += ran;
+	}
+	/* Every column wagate reads must be there: one clear error now, not failures later. */
+	PGresult *r;
+	if ((rc = run(st, "check the tables", "SELECT " SESSION_COLS " FROM whatsapp_sessions LIMIT 0",
+	              0, NULL, &r)) < 0)
+		return store__fail(st, WG_ESTATE, "tables do not match what wagate expects: %s",
+		                   store_errmsg(st));
+	PQclear(r);
+	return 0;
+}
+
+/* Before anything is served: waits longer for locks (another node's migration). */
+static int
+pg_migrate(struct store *st, int *applied)
+{
+	struct pg *pg = store__state(st);
+	int keep = pg->wait_ms;
+	pg->wait_ms = PG_START_MS;
+	int rc = pg_migrate_body(st, applied);
+	pg->wait_ms = keep;
+	return rc;
+}
+
+static int
+pg_ping(struct store *st)
+{
+	return run_cmd(st, "ping", "SELECT 1", 0, NULL, NULL);
+}
+
+static int
+pg_reconcile(struct store *st, int64_t now, int *changed)
+{
+	struct pg *pg = store__state(st);
+	int keep = pg->wait_ms;
+	pg->wait_ms = PG_START_MS;
+	char ts[32];
+	const char *p[] = {ts_text(ts, now)};
+	int rc = run_cmd(st, "reconcile", "BEGIN", 0, NULL, NULL);
+	if (rc == 0)
+		rc = run_cmd(st, "reconcile",
+		             "INSERT INTO whatsapp_session_status_history"
+		             " (session_id, changed_at, status, reason)"
+		             " SELECT id, $1::timestamptz, 'disconnected', 'reconciled at startup: the"
+		             " previous wagate process stopped while the session was ' ||"
+		             " connection_status::text FROM whatsapp_sessions"
+		             " WHERE connection_status IN ('connecting', 'qr_pending', 'connected')",
+		             1, p, NULL);
+	if (rc == 0)
+		rc = run_cmd(st, "reconcile",
+		             "UPDATE whatsapp_sessions SET connection_status = 'disconnected',"
+		             " updated_at = $1"
+		             " WHERE connection_status IN ('connecting', 'qr_pending', 'connected')",
+		             1, p, changed);
+	rc = end_tx(st, rc, "reconcile");
+	if (rc < 0)
+		*changed = 0;
+	pg->wait_ms = keep;
+	return rc;
+}
+
+/* ---- sessions ---- */
+
+static int
+pg_list(struct store *st, const struct store_filter *f, struct store_session **out, size_t *n)
+{
+	bool paged = f->after_id != NULL || f->limit != 0 || f->by_created || f->by_updated;
+	const char *cols = f->without_auth || paged ? SESSION_COLS_LIGHT : SESSION_COLS;
+	char sql[1024], lim[24];
+	const char *p[3];
+	int np = 0;
+	if (!paged) {
+		snprintf(sql, sizeof(sql), "SELECT %s FROM whatsapp_sessions%s ORDER BY created_at, id",
+		         cols, f->autoconnect ? AUTO_WHERE : "");
+	} else {
+		/* Keyset paging; the first page has no key to start after. */
+		const char *key = f->by_updated ? "updated_at, id" : f->by_created ? "created_at, id" : "id";
+		const char *after_ts = f->by_updated ? f->after_updated : f->after_created;
+		bool first = f->by_updated || f->by_created ? after_ts == NULL || after_ts[0] == '\0'
+		                                            : f->after_id == NULL || f->after_id[0] == '\0';
+		const char *where = "";
+		if (!first && (f->by_updated || f->by_created)) {
+			p[np++] = after_ts;
+			p[np++] = f->after_id ? f->after_id : "";
+			where = f->by_updated ? " WHERE (updated_at, id) > ($1, $2)"
+			                      : " WHERE (created_at, id) > ($1, $2)";
+		} else if (!first) {
+			p[np++] = f->after_id;
+			where = " WHERE id > $1";
+		}
+		char limit[48] = "";
+		if (f->limit) {
+			p[np] = int_text(lim, (long long)f->limit);
+			np++;
+			snprintf(limit, sizeof(limit), " LIMIT $%d", np);
+		}
+		snprintf(sql, sizeof(sql), "SELECT %s FROM whatsapp_sessions%s ORDER BY %s%s", cols,
+		         where, key, limit);
+		store__set_cursor(st, NULL, NULL);
+	}
+	PGresult *r;
+	int rc = run(st, "list", sql, np, np ? p : NULL, &r);
+	if (rc < 0)
+		return rc;
+	int rows = PQntuples(r);
+	if ((size_t)rows > STORE_LIST_MAX) {
+		PQclear(r);
+		return store__fail(st, WG_ELIMIT, "more than %u sessions", STORE_LIST_MAX);
+	}
+	struct store_session *arr = rows ? wg_calloc((size_t)rows, sizeof(*arr)) : NULL;
+	size_t len = 0, skipped = 0;
+	char first[256] = "";
+	for (int i = 0; i < rows; i++) {
+		if (paged)
+			store__set_cursor(st, PQgetvalue(r, i, 0),
+			                  PQgetvalue(r, i, f->by_updated ? 12 : 11));
+		rc = read_session(st, r, i, &arr[len]);
+		if (rc < 0) {
+			/* Bad data in one row: keep its reason, skip it, list the others. */
+			if (skipped++ == 0)
+				snprintf(first, sizeof(first), "%s", store_errmsg(st));
+			continue;
+		}
+		len++;
+	}
+	PQclear(r);
+	store__set_skipped(st, skipped);
+	if (skipped)
+		store__fail(st, 0, "skipped %zu session row(s) with bad data; first: %s", skipped, first);
+	*out = arr;
+	*n = len;
+	return 0;
+}
+
+/*
+ * An id the column's type cannot hold (not a uuid for a uuid column, not a
+ * number for an integer one) names no row: not found, not an error.
+ */
+static int
+by_id(struct store *st, int rc, const char *id)
+{
+	return rc == WG_EINVAL ? store__fail(st, WG_ENOTFOUND, "no session '%s'", id) : rc;
+}
+
+static int
+pg_get(struct store *st, const char *id, struct store_session *out)
+{
+	PGresult *r;
+	const char *p[] = {id};
+	int rc = run(st, "get", "SELECT " SESSION_COLS " FROM whatsapp_sessions WHERE id = $1", 1, p,
+	             &r);
+	if (rc < 0)
+		return by_id(st, rc, id);
+	if (PQntuples(r) == 0)
+		rc = store__fail(st, WG_ENOTFOUND, "no session '%s'", id);
+	else
+		rc = read_session(st, r, 0, out);
+	PQclear(r);
+	return rc;
+}
+
+static int
+pg_find_name(struct store *st, const char *user_id, const char *name, char id[STORE_ID_LEN + 1])
+{
+	PGresult *r;
+	const char *p[] = {name, user_id};
+	int rc = user_id != NULL
+	             ? run(st, "find by name",
+	                   "SELECT id::text FROM whatsapp_sessions WHERE session_name = $1 AND"
+	                   " user_id = $2 ORDER BY created_at, id LIMIT 1",
+	                   2, p, &r)
+	             : run(st, "find by name",
+	                   "SELECT id::text FROM whatsapp_sessions WHERE session_name = $1 AND"
+	                   " user_id IS NULL ORDER BY created_at, id LIMIT 1",
+	                   1, p, &r);
+	if (rc < 0)
+		return rc;
+	if (PQntuples(r) == 0) {
+		rc = store__fail(st, WG_ENOTFOUND, "no session of that name");
+	} else {
+		const char *v = PQgetvalue(r, 0, 0);
+		size_t len = (size_t)PQgetlength(r, 0, 0);
+		if (store__id_valid(v, len)) {
+			memcpy(id, v, len + 1);
+			rc = 0;
+		} else {
+			rc = store__fail(st, WG_EINVAL, "a session named like this has a bad id");
+		}
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int
+pg_insert(struct store *st, struct store_session *s)
+{
+	struct pg *pg = store__state(st);
+	char ts[4][32];
+	const char *p[13] = {
+	    s->id,
+	    s->user_id,
+	    s->session_name,
+	    s->phone_number,
+	    s->auth_state,
+	    s->is_active ? "true" : "false",
+	    s->auto_connect ? "true" : "false",
+	    s->connection_status[0] != '\0' ? s->connection_status : NULL,
+	    s->last_error,
+	    ts_text(ts[0], s->last_connected_at),
+	    ts_text(ts[1], s->last_message_at),
+	    ts_text(ts[2], s->created_at),
+	    ts_text(ts[3], s->updated_at),
+	};
+	if (!pg->id_known) {
+		char type[64];
+		int rc = id_type(st, type, sizeof(type));
+		if (rc < 0)
+			return rc;
+	}
+	/* An integer id comes from the app's sequence; any other kind is a new uuid. */
+	bool generated = s->id[0] == '\0' && pg->id_int;
+	if (s->id[0] == '\0' && !pg->id_int)
+		store_uuid(s->id);
+	PGresult *r;
+	int rc = generated
+	             ? run(st, "insert",
+	                   "INSERT INTO whatsapp_sessions (user_id, session_name, phone_number,"
+	                   " auth_state, is_active, auto_connect, connection_status, last_error,"
+	                   " last_connected_at, last_message_at, created_at, updated_at) VALUES"
+	                   " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id::text",
+	                   12, p + 1, &r)
+	             : run(st, "insert",
+	                   "INSERT INTO whatsapp_sessions (id, user_id, session_name, phone_number,"
+	                   " auth_state, is_active, auto_connect, connection_status, last_error,"
+	                   " last_connected_at, last_message_at, created_at, updated_at) VALUES"
+	                   " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+	                   " RETURNING id::text",
+	                   13, p, &r);
+	if (rc < 0)
+		return rc;
+	if (generated) {
+		const char *v = PQgetvalue(r, 0, 0);
+		size_t len = (size_t)PQgetlength(r, 0, 0);
+		if (PQntuples(r) != 1 || !store__id_valid(v, len))
+			rc = store__fail(st, WG_EINVAL, "insert: the table gave the row a bad id");
+		else
+			memcpy(s->id, v, len + 1);
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int
+pg_update(struct store *st, const char *id, const struct store_session *s, unsigned fields,
+          int64_t now)
+{
+	char sql[640], ts[3][32];
+	const char *p[12];
+	int np = 0;
+	size_t len = (size_t)snprintf(sql, sizeof(sql), "UPDATE whatsapp_sessions SET ");
+	for (size_t b = 0; b < sizeof(update_cols) / sizeof(update_cols[0]); b++) {
+		if (!(fields & (1u << b)))
+			continue;
+		const char *v = NULL;
+		switch (1u << b) {
+		case STORE_F_USER_ID: v = s->user_id; break;
+		case STORE_F_SESSION_NAME: v = s->session_name; break;
+		case STORE_F_PHONE: v = s->phone_number; break;
+		case STORE_F_AUTH: v = s->auth_state; break;
+		case STORE_F_ACTIVE: v = s->is_active ? "true" : "false"; break;
+		case STORE_F_AUTO: v = s->auto_connect ? "true" : "false"; break;
+		case STORE_F_STATUS:
+			v = s->connection_status[0] != '\0' ? s->connection_status : NULL;
+			break;
+		case STORE_F_ERROR: v = s->last_error; break;
+		case STORE_F_CONNECTED_AT: v = ts_text(ts[0], s->last_connected_at); break;
+		case STORE_F_MESSAGE_AT: v = ts_text(ts[1], s->last_message_at); break;
+		}
+		p[np++] = v;
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s = $%d, ", update_cols[b], np);
+	}
+	p[np++] = ts_text(ts[2], now);
+	p[np++] = id;
+	snprintf(sql + len, sizeof(sql) - len, "updated_at = $%d WHERE id = $%d", np - 1, np);
+	int changed = 0;
+	int rc = run_cmd(st, "update", sql, np, p, &changed);
+	if (rc < 0)
+		return by_id(st, rc, id);
+	return changed == 0 ? store__fail(st, WG_ENOTFOUND, "no session '%s'", id) : 0;
+}
+
+static int
+pg_delete(struct store *st, const char *id)
+{
+	const char *p[] = {id};
+	int changed = 0;
+	int rc = run_cmd(st, "delete", "DELETE FROM whatsapp_sessions WHERE id = $1", 1, p, &changed);
+	if (rc < 0)
+		return by_id(st, rc, id);
+	return changed == 0 ? store__fail(st, WG_ENOTFOUND, "no session '%s'", id) : 0;
+}
+
+/* ---- attempts, status history, settings ---- */
+
+/*
+ * Child rows are only inserted while their session exists (a missing one
+ * inserts nothing, WG_ENOTFOUND): inside a batch a foreign-key error would
+ * abort the whole transaction, where a gone session should only skip itself.
+ */
+static int
+insert_child(struct store *st, const char *op, const char *sql, int n, const char *const *p,
+             const char *session_id, int64_t *id)
+{
+	PGresult *r;
+	int rc = run(st, op, sql, n, p, &r);
+	if (rc < 0)
+		return rc == WG_ENOTFOUND ? store__fail(st, rc, "no session '%s' for the %s",
+		                                        session_id, op)
+		                          : rc;
+	if (PQntuples(r) == 0)
+		rc = store__fail(st, WG_ENOTFOUND, "no session '%s' for the %s", session_id, op);
+	else
+		*id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	return rc;
+}
+
+static int
+pg_add_attempt(struct store *st, struct store_attempt *a)
+{
+	char ts[32];
+	const char *p[] = {a->session_id, ts_text(ts, a->at), a->trigger, a->action, a->result,
+	                   a->detail};
+	return insert_child(st, "attempt",
+	                    "INSERT INTO whatsapp_session_recovery_attempts"
+	                    " (session_id, attempted_at, trigger_type, action, result, detail)"
+	                    " SELECT id, $2::timestamptz, $3, $4, $5, $6 FROM whatsapp_sessions"
+	                    " WHERE id = $1 RETURNING id",
+	                    6, p, a->session_id, &a->id);
+}
+
+static int
+add_status_body(struct store *st, struct store_status_change *c)
+{
+	char ts[32], keep[24];
+	const char *p[] = {c->session_id, ts_text(ts, c->at), c->status, c->reason};
+	int rc = insert_child(st, "status change",
+	                      "INSERT INTO whatsapp_session_status_history"
+	                      " (session_id, changed_at, status, reason)"
+	                      " SELECT id, $2::timestamptz, $3, $4 FROM whatsapp_sessions"
+	                      " WHERE id = $1 RETURNING id",
+	                      4, p, c->session_id, &c->id);
+	if (rc < 0)
+		return rc;
+	const char *q[] = {c->session_id, int_text(keep, STORE_HISTORY_KEEP)};
+	return run_cmd(st, "trim status history",
+	               "DELETE FROM whatsapp_session_status_history WHERE id IN"
+	               " (SELECT id FROM whatsapp_session_status_history WHERE session_id = $1"
+	               " ORDER BY changed_at DESC, id DESC OFFSET $2)",
+	               2, q, NULL);
+}
+
+static int
+pg_add_status_change(struct store *st, struct store_status_change *c)
+{
+	int rc = run_cmd(st, "add status change", "BEGIN", 0, NULL, NULL);
+	if (rc < 0)
+		return rc;
+	return end_tx(st, add_status_body(st, c), "add status change");
+}
+
+typedef int (*pg_row_reader)(struct store *st, PGresult *r, int i, void *item);
+
+/* Reads every row of r with read() into a new array of elem-sized items. */
+static int
+read_rows(struct store *st, PGresult *r, size_t elem, pg_row_reader read,
+          void (*free_arr)(void *arr, size_t n), void **out, size_t *n)
+{
+	int rows = PQntuples(r);
+	char *arr = rows ? wg_calloc((size_t)rows, elem) : NULL;
+	size_t len = 0;
+	int rc = 0;
+	for (int i = 0; i < rows; i++) {
+		if ((rc = read(st, r, i, arr + len * elem)) < 0)
+			break;
+		len++;
+	}
+	PQclear(r);
+	if (rc < 0) {
+		free_arr(arr, len);
+		return rc;
+	}
+	*out = arr;
+	*n = len;
+	return 0;
+}
+
+static int
+read_attempt_any(struct store *st, PGresult *r, int i, void *item)
+{
+	return read_attempt(st, r, i, item);
+}
+
+static void
+free_attempts_any(void *arr, size_t n)
+{
+	store_attempts_free(arr, n);
+}
+
+static int
+read_status_any(struct store *st, PGresult *r, int i, void *item)
+{
+	return read_status_change(st, r, i, item);
+}
+
+static void
+free_history_any(void *arr, size_t n)
+{
+	store_status_history_free(arr, n);
+}
+
+#define ATTEMPT_COLS                                                                               \
+	"id::text, session_id::text, attempted_at::text, trigger_type, action, result, detail"
+
+static int
+pg_attempts(struct store *st, const char *session_id, int64_t since, size_t limit,
+            struct store_attempt **out, size_t *n)
+{
+	char ts[32], lim[24];
+	const char *p[] = {session_id, since_text(ts, since), int_text(lim, (long long)limit)};
+	PGresult *r;
+	int rc = run(st, "attempts",
+	             "SELECT " ATTEMPT_COLS " FROM whatsapp_session_recovery_attempts"
+	             " WHERE session_id = $1 AND attempted_at >= $2::timestamptz"
+	             " ORDER BY attempted_at DESC, id DESC LIMIT $3",
+	             3, p, &r);
+	if (rc < 0) {
+		if (rc == WG_EINVAL) { /* an id the column's type cannot hold has no attempts */
+			*out = NULL;
+			*n = 0;
+			return 0;
+		}
+		return rc;
+	}
+	return read_rows(st, r, sizeof(**out), read_attempt_any, free_attempts_any, (void **)out, n);
+}
+
+/* Quotes ids as a PostgreSQL array literal: {"a","b"}; ids are printable ASCII. */
+static char *
+array_literal(const char *const *ids, size_t nids)
+{
+	size_t cap = 3;
+	for (size_t i = 0; i < nids; i++)
+		cap += 2 * strlen(ids[i]) + 3;
+	char *out = wg_malloc(cap), *o = out;
+	*o++ = '{';
+	for (size_t i = 0; i < nids; i++) {
+		if (i)
+			*o++ = ',';
+		*o++ = '"';
+		for (const char *c = ids[i]; *c; c++) {
+			if (*c == '"' || *c == '\\')
+				*o++ = '\\';
+			*o++ = *c;
+		}
+		*o++ = '"';
+	}
+	*o++ = '}';
+	*o = '\0';
+	return out;
+}
+
+static int
+pg_recent_attempts(struct store *st, const char *const *ids, size_t nids, size_t per_session,
+                   struct store_attempt **out, size_t *n)
+{
+	char lim[24];
+	char *arr = array_literal(ids, nids);
+	const char *p[] = {arr, int_text(lim, (long long)per_session)};
+	PGresult *r;
+	int rc = run(st, "recent attempts",
+	             "SELECT " ATTEMPT_COLS " FROM (SELECT *, row_number() OVER (PARTITION BY"
+	             " session_id ORDER BY attempted_at DESC, id DESC) AS rn"
+	             " FROM whatsapp_session_recovery_attempts"
+	             " WHERE session_id = ANY ($1)) a"
+	             " WHERE rn <= $2 ORDER BY session_id, rn",
+	             2, p, &r);
+	free(arr);
+	if (rc < 0)
+		return rc;
+	return read_rows(st, r, sizeof(**out), read_attempt_any, free_attempts_any, (void **)out, n);
+}
+
+static int
+pg_count_attempts(struct store *st, const char *session_id, const char *prefix, int64_t since,
+                  int *count)
+{
+	char ts[32];
+	const char *p[] = {session_id, since_text(ts, since), prefix};
+	PGresult *r;
+	int rc = prefix != NULL
+	             ? run(st, "count attempts",
+	                   "SELECT count(*) FROM whatsapp_session_recovery_attempts"
+	                   " WHERE session_id = $1 AND attempted_at >= $2::timestamptz"
+	                   " AND starts_with(trigger_type, $3::text)",
+	                   3, p, &r)
+	             : run(st, "count attempts",
+	                   "SELECT count(*) FROM whatsapp_session_recovery_attempts"
+	                   " WHERE session_id = $1 AND attempted_at >= $2::timestamptz",
+	                   2, p, &r);
+	if (rc < 0) {
+		if (rc == WG_EINVAL) {
+			*count = 0;
+			return 0;
+		}
+		return rc;
+	}
+	long long v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	*count = v > 0x7fffffff ? 0x7fffffff : (int)v;
+	PQclear(r);
+	return 0;
+}
+
+static int
+pg_status_history(struct store *st, const char *session_id, int64_t since, size_t limit,
+                  struct store_status_change **out, size_t *n)
+{
+	char ts[32], lim[24];
+	const char *p[] = {session_id, since_text(ts, since), int_text(lim, (long long)limit)};
+	PGresult *r;
+	int rc = run(st, "status history",
+	             "SELECT id::text, session_id::text, changed_at::text, status, reason FROM"
+	             " (SELECT * FROM whatsapp_session_status_history"
+	             " WHERE session_id = $1 AND changed_at >= $2::timestamptz"
+	             " ORDER BY changed_at DESC, id DESC LIMIT $3) h ORDER BY changed_at, id",
+	             3, p, &r);
+	if (rc < 0) {
+		if (rc == WG_EINVAL) {
+			*out = NULL;
+			*n = 0;
+			return 0;
+		}
+		return rc;
+	}
+	return read_rows(st, r, sizeof(**out), read_status_any, free_history_any, (void **)out, n);
+}
+
+static int
+pg_get_setting(struct store *st, const char *key, char **value)
+{
+	const char *p[] = {key};
+	PGresult *r;
+	int rc = run(st, "get setting", "SELECT value FROM wagate_settings WHERE name = $1", 1, p, &r);
+	if (rc < 0)
+		return rc;
+	if (PQntuples(r) == 0) {
+		rc = store__fail(st, WG_ENOTFOUND, "no setting '%s'", key);
+	} else {
+		struct row row = {.st = st, .r = r, .i = 0, .table = "wagate_settings"};
+		snprintf(row.id, sizeof(row.id), "%s", key);
+		rc = col_text(&row, 0, "value", STORE_TEXT_MAX, false, value);
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int
+pg_set_setting(struct store *st, const char *key, const char *value)
+{
+	char ts[32];
+	const char *p[] = {key, value, ts_text(ts, (int64_t)wg_wall_ms())};
+	return run_cmd(st, "set setting",
+	               "INSERT INTO wagate_settings (name, value, updated_at) VALUES ($1, $2,"
+	               " $3::timestamptz) ON CONFLICT (name) DO UPDATE SET value = excluded.value,"
+	               " updated_at = excluded.updated_at",
+	               3, p, NULL);
+}
+
+static int
+pg_prune(struct store *st, int64_t before, size_t max, size_t *deleted)
+{
+	char ts[32], lim[24];
+	const char *p[] = {ts_text(ts, before), int_text(lim, (long long)max)};
+	*deleted = 0;
+	int a = 0, b = 0;
+	/* Two short statements, each its own transaction. */
+	int rc = run_cmd(st, "prune",
+	                 "DELETE FROM whatsapp_session_recovery_attempts WHERE id IN (SELECT id FROM"
+	                 " whatsapp_session_recovery_attempts WHERE attempted_at < $1::timestamptz"
+	                 " ORDER BY attempted_at LIMIT $2)",
+	                 2, p, &a);
+	if (rc < 0)
+		return rc;
+	rc = run_cmd(st, "prune",
+	             "DELETE FROM whatsapp_session_status_history WHERE id IN (SELECT id FROM"
+	             " whatsapp_session_status_history WHERE changed_at < $1::timestamptz"
+	             " ORDER BY changed_at LIMIT $2)",
+	             2, p, &b);
+	*deleted = (size_t)a + (size_t)b;
+	return rc;
+}
+
+/* One transaction for the supervisor's batch; a row that is gone skips its entry. */
+static int
+write_batch_body(struct store *st, struct store_write *w, size_t n, int64_t now, size_t *gone)
+{
+	int rc;
+	for (size_t i = 0; i < n; i++) {
+		if (w[i].fields) {
+			rc = pg_update(st, w[i].id, w[i].vals, w[i].fields, now);
+			if (rc == WG_ENOTFOUND) {
+				(*gone)++;
+				continue;
+			}
+			if (rc < 0)
+				return rc;
+		}
+		for (size_t k = 0; k < w[i].nhistory; k++) {
+			rc = add_status_body(st, &w[i].history[k]);
+			if (rc == WG_ENOTFOUND)
+				break;
+			if (rc < 0)
+				return rc;
+		}
+		for (size_t k = 0; k < w[i].nattempts; k++) {
+			rc = pg_add_attempt(st, &w[i].attempts[k]);
+			if (rc == WG_ENOTFOUND)
+				break;
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+static int
+pg_write_batch(struct store *st, struct store_write *w, size_t n, int64_t now, size_t *gone)
+{
+	int rc = run_cmd(st, "write", "BEGIN", 0, NULL, NULL);
+	if (rc < 0)
+		return rc;
+	rc = end_tx(st, write_batch_body(st, w, n, now, gone), "write");
+	if (rc < 0)
+		*gone = 0;
+	return rc;
+}
+
+const struct store_backend store_pg_backend = {
+    .name = "postgres",
+    .open = pg_open_url,
+    .close = pg_close,
+    .migrate = pg_migrate,
+    .ping = pg_ping,
+    .reconcile = pg_reconcile,
+    .list = pg_list,
+    .get = pg_get,
+    .find_name = pg_find_name,
+    .insert = pg_insert,
+    .update = pg_update,
+    .del = pg_delete,
+    .add_attempt = pg_add_attempt,
+    .attempts = pg_attempts,
+    .count_attempts = pg_count_attempts,
+    .get_setting = pg_get_setting,
+    .set_setting = pg_set_setting,
+    .set_wait = pg_set_wait,
+    .migrate_plan = pg_migrate_plan,
+    .prune = pg_prune,
+    .add_status_change = pg_add_status_change,
+    .status_history = pg_status_history,
+    .write_batch = pg_write_batch,
+    .recent_attempts = pg_recent_attempts,
+};
