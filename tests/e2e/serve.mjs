@@ -39,12 +39,12 @@ export function request(port, method, path, { body, key = API_KEY, headers = {},
   });
 }
 
-/** Starts wagate serve; resolves once /health answers. */
-export async function startServe({ dbFile, mock, env = {}, apiKey = API_KEY } = {}) {
+/** Starts wagate serve (on sqlite:dbFile, or the database URL given); resolves once /health answers. */
+export async function startServe({ dbFile, database, mock, env = {}, apiKey = API_KEY } = {}) {
   const port = await freePort();
   const fullEnv = {
     ...process.env,
-    WAGATE_DATABASE: `sqlite:${dbFile}`,
+    WAGATE_DATABASE: database ?? `sqlite:${dbFile}`,
     WAGATE_LISTEN: `127.0.0.1:${port}`,
     WAGATE_WA_URL: mock.url,
     WAGATE_WA_ROOT_PUBKEY: mock.rootPubKey,

@@ -2,12 +2,13 @@
 # A throwaway PostgreSQL cluster for the tests: initdb + pg_ctl, listening only
 # on a Unix socket in DIR (no TCP port, no system service).
 #   tests/pg/cluster.sh start DIR   prints the URL of database "wagate"
-#   tests/pg/cluster.sh stop DIR
+#   tests/pg/cluster.sh stop DIR    (fast shutdown; the data stays)
+#   tests/pg/cluster.sh resume DIR  starts a stopped cluster again, data kept
 #   tests/pg/cluster.sh url DIR [DB]
 # As root, the server runs as the "postgres" user (initdb refuses root).
 set -euo pipefail
-cmd=${1:?usage: cluster.sh start|stop|url DIR}
-dir=$(realpath -m "${2:?usage: cluster.sh start|stop|url DIR}")
+cmd=${1:?usage: cluster.sh start|stop|resume|url DIR}
+dir=$(realpath -m "${2:?usage: cluster.sh start|stop|resume|url DIR}")
 db=${3:-wagate}
 
 bindir=
@@ -51,6 +52,11 @@ start)
 	as_owner "$bindir/createdb" -h "$dir" -U wagate "$db"
 	url "$db"
 	;;
+resume)
+	as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+		-o "-c listen_addresses='' -k $dir -c fsync=off -c full_page_writes=off -c max_connections=200" \
+		start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+	;;
 stop)
 	if [ -f "$dir/data/postmaster.pid" ]; then
 		as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
@@ -60,7 +66,7 @@ url)
 	url "$db"
 	;;
 *)
-	echo "usage: cluster.sh start|stop|url DIR" >&2
+	echo "usage: cluster.sh start|stop|resume|url DIR" >&2
 	exit 1
 	;;
 esac
