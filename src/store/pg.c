@@ -118,6 +118,23 @@ static const struct pg_migration migrations[] = {
     {8, "whatsapp_sessions_updated_idx",
      "CREATE INDEX IF NOT EXISTS whatsapp_sessions_updated_idx\n"
      "	ON whatsapp_sessions (updated_at, id);\n"},
+    /* Several nodes share the sessions through leases (docs/cluster.md). */
+    {9, "wagate_leases",
+     "CREATE TABLE wagate_nodes (\n"
+     "	node_id TEXT PRIMARY KEY,\n"
+     "	api_url TEXT,\n"
+     "	started_at TIMESTAMPTZ NOT NULL,\n"
+     "	heartbeat_at TIMESTAMPTZ NOT NULL,\n"
+     "	capacity INTEGER NOT NULL DEFAULT 0\n"
+     ");\n"
+     "CREATE TABLE wagate_leases (\n"
+     "	session_id {ID} PRIMARY KEY REFERENCES whatsapp_sessions (id) ON DELETE CASCADE,\n"
+     "	owner TEXT NOT NULL,\n"
+     "	token BIGINT NOT NULL,\n"
+     "	acquired_at TIMESTAMPTZ NOT NULL,\n"
+     "	expires_at TIMESTAMPTZ NOT NULL\n"
+     ");\n"
+     "CREATE INDEX wagate_leases_owner_idx ON wagate_leases (owner);\n"},
 };
 #define PG_NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1547,12 +1564,44 @@ pg_prune(struct store *st, int64_t before, size_t max, size_t *deleted)
 	return rc;
 }
 
+/*
+ * Whether owner still holds the session's lease with this token, locking the
+ * lease row until the transaction ends: a takeover (which updates that row)
+ * waits for this batch, and this batch sees a takeover that committed first.
+ */
+static int
+still_holds(struct store *st, const struct store_write *w, bool *holds)
+{
+	char tok[24];
+	const char *p[] = {w->id, w->owner, int_text(tok, (long long)w->token)};
+	PGresult *r;
+	int rc = run(st, "check the lease",
+	             "SELECT 1 FROM wagate_leases WHERE session_id = $1 AND owner = $2 AND token = $3"
+	             " FOR SHARE",
+	             3, p, &r);
+	if (rc < 0)
+		return rc;
+	*holds = PQntuples(r) == 1;
+	PQclear(r);
+	return 0;
+}
+
 /* One transaction for the supervisor's batch; a row that is gone skips its entry. */
 static int
 write_batch_body(struct store *st, struct store_write *w, size_t n, int64_t now, size_t *gone)
 {
 	int rc;
 	for (size_t i = 0; i < n; i++) {
+		if (w[i].token != 0) {
+			/* Fencing: a node that lost the session writes nothing about it. */
+			bool holds = false;
+			if ((rc = still_holds(st, &w[i], &holds)) < 0)
+				return rc;
+			if (!holds) {
+				w[i].fenced = true;
+				continue;
+			}
+		}
 		if (w[i].fields) {
 			rc = pg_update(st, w[i].id, w[i].vals, w[i].fields, now);
 			if (rc == WG_ENOTFOUND) {
@@ -1592,6 +1641,249 @@ pg_write_batch(struct store *st, struct store_write *w, size_t n, int64_t now, s
 	return rc;
 }
 
+/* ---- leases (docs/cluster.md) ---- */
+
+/* A session that should run by itself, as the supervisor's predicate says (Rule 1). */
+#define RUNNABLE                                                                                   \
+	"w.session_name = 'primary' AND w.auth_state IS NOT NULL AND w.is_active AND w.auto_connect"
+#define TTL "$2 * interval '1 millisecond'"
+
+/* Rows of (session_id, token, owner) into leases; rows with an id wagate cannot address are left out. */
+static void
+read_leases(PGresult *r, struct store_lease **out, size_t *n)
+{
+	int rows = PQntuples(r);
+	*out = rows ? wg_calloc((size_t)rows, sizeof(**out)) : NULL;
+	*n = 0;
+	for (int i = 0; i < rows; i++) {
+		struct store_lease *l = &(*out)[*n];
+		const char *id = PQgetvalue(r, i, 0);
+		if (!store__id_valid(id, (size_t)PQgetlength(r, i, 0)))
+			continue;
+		snprintf(l->session_id, sizeof(l->session_id), "%s", id);
+		l->token = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+		snprintf(l->owner, sizeof(l->owner), "%s", PQgetvalue(r, i, 2));
+		(*n)++;
+	}
+	PQclear(r);
+}
+
+static void
+read_nodes(PGresult *r, struct store_node **out, size_t *n)
+{
+	int rows = PQntuples(r);
+	*out = rows ? wg_calloc((size_t)rows, sizeof(**out)) : NULL;
+	*n = 0;
+	for (int i = 0; i < rows; i++) {
+		struct store_node *nd = &(*out)[*n];
+		snprintf(nd->id, sizeof(nd->id), "%s", PQgetvalue(r, i, 0));
+		snprintf(nd->url, sizeof(nd->url), "%s", PQgetvalue(r, i, 1));
+		if (store__ts_parse(PQgetvalue(r, i, 2), (size_t)PQgetlength(r, i, 2),
+		                    &nd->started_at) < 0 ||
+		    store__ts_parse(PQgetvalue(r, i, 3), (size_t)PQgetlength(r, i, 3),
+		                    &nd->heartbeat_at) < 0)
+			continue;
+		nd->capacity = (unsigned)strtoul(PQgetvalue(r, i, 4), NULL, 10);
+		nd->leases = (unsigned)strtoul(PQgetvalue(r, i, 5), NULL, 10);
+		nd->live = strcmp(PQgetvalue(r, i, 6), "t") == 0;
+		(*n)++;
+	}
+	PQclear(r);
+}
+
+/* $1: the lease time in ms. */
+#define NODES_SQL                                                                                  \
+	"SELECT n.node_id, coalesce(n.api_url, ''), n.started_at::text, n.heartbeat_at::text,"    \
+	" n.capacity::text, (SELECT count(*) FROM wagate_leases l WHERE l.owner = n.node_id"       \
+	" AND l.expires_at > now())::text, n.heartbeat_at > now() - $1 * interval '1 millisecond'"\
+	" FROM wagate_nodes n"
+
+static int
+lease_round_body(struct store *st, struct store_lease_round *r)
+{
+	char ttl[24], cap[24], lim[24];
+	int rc;
+	PGresult *res;
+	int_text(ttl, (long long)r->ttl_ms);
+	const char *hb[] = {r->node, r->url, int_text(cap, (long long)r->capacity)};
+	if ((rc = run_cmd(st, "lease round",
+	                  "INSERT INTO wagate_nodes (node_id, api_url, started_at, heartbeat_at,"
+	                  " capacity) VALUES ($1, $2, now(), now(), $3) ON CONFLICT (node_id) DO"
+	                  " UPDATE SET api_url = coalesce(excluded.api_url, wagate_nodes.api_url), heartbeat_at = now(),"
+	                  " capacity = excluded.capacity",
+	                  3, hb, NULL)) < 0)
+		return rc;
+	/* Given back: they expire now, so another node may take them in its next round. */
+	if (r->nrelease > 0) {
+		char *arr = array_literal(r->release, r->nrelease);
+		const char *p[] = {r->node, arr};
+		rc = run_cmd(st, "lease round",
+		             "UPDATE wagate_leases SET expires_at = now() - interval '1 millisecond'"
+		             " WHERE owner = $1 AND session_id::text = ANY ($2::text[])",
+		             2, p, NULL);
+		free(arr);
+		if (rc < 0)
+			return rc;
+	}
+	/* Renewed: the live ones. One that expired is anyone's again (taken with a new token). */
+	const char *rn[] = {r->node, ttl};
+	if ((rc = run_cmd(st, "lease round",
+	                  "UPDATE wagate_leases SET expires_at = now() + " TTL
+	                  " WHERE owner = $1 AND expires_at > now()",
+	                  2, rn, NULL)) < 0)
+		return rc;
+	/* The share counts sessions that should run: one held for a person's action is extra. */
+	int held = 0;
+	const char *c1[] = {r->node, ttl};
+	if ((rc = run(st, "lease round",
+	              "SELECT (SELECT count(*) FROM wagate_leases l JOIN whatsapp_sessions w ON"
+	              " w.id = l.session_id WHERE l.owner = $1 AND l.expires_at > now() AND "
+	              RUNNABLE "), (SELECT count(*) FROM wagate_nodes WHERE node_id = $1"
+	              " OR heartbeat_at > now() - " TTL "), (SELECT count(*) FROM"
+	              " whatsapp_sessions w WHERE " RUNNABLE ")",
+	              2, c1, &res)) < 0)
+		return rc;
+	held = atoi(PQgetvalue(res, 0, 0));
+	unsigned live = (unsigned)strtoul(PQgetvalue(res, 0, 1), NULL, 10);
+	r->runnable = (unsigned)strtoul(PQgetvalue(res, 0, 2), NULL, 10);
+	PQclear(res);
+	r->share = live ? (r->runnable + live - 1) / live : r->runnable;
+	if (r->capacity && r->share > r->capacity)
+		r->share = r->capacity;
+	unsigned want = r->share > (unsigned)held ? r->share - (unsigned)held : 0;
+	if (want > r->claim_max)
+		want = r->claim_max;
+	if (want > 0) {
+		/*
+		 * Free or expired leases of sessions that should run. Each node
+		 * walks them in an order of its own (a hash of id and node), so
+		 * nodes claiming at once rarely reach for the same rows; when they
+		 * do, the conflict clause lets only one have it. A takeover adds
+		 * one to the token.
+		 */
+		const char *p[] = {r->node, ttl, int_text(lim, (long long)want)};
+		if ((rc = run_cmd(st, "lease round",
+		                  "INSERT INTO wagate_leases (session_id, owner, token, acquired_at,"
+		                  " expires_at) SELECT w.id, $1, 1, now(), now() + " TTL
+		                  " FROM whatsapp_sessions w LEFT JOIN wagate_leases l ON"
+		                  " l.session_id = w.id WHERE " RUNNABLE " AND (l.session_id IS NULL"
+		                  " OR l.expires_at <= now()) ORDER BY md5(w.id::text || $1) LIMIT $3"
+		                  " ON CONFLICT (session_id) DO UPDATE SET owner = excluded.owner,"
+		                  " token = wagate_leases.token + 1, acquired_at = now(),"
+		                  " expires_at = excluded.expires_at"
+		                  " WHERE wagate_leases.expires_at <= now()",
+		                  3, p, NULL)) < 0)
+			return rc;
+	}
+	const char *me[] = {r->node};
+	if ((rc = run(st, "lease round",
+	              "SELECT session_id::text, token::text, owner FROM wagate_leases"
+	              " WHERE owner = $1 AND expires_at > now()",
+	              1, me, &res)) < 0)
+		return rc;
+	read_leases(res, &r->held, &r->nheld);
+	if ((rc = run(st, "lease round",
+	              "SELECT session_id::text, token::text, owner FROM wagate_leases"
+	              " WHERE owner <> $1 AND expires_at > now()",
+	              1, me, &res)) < 0)
+		return rc;
+	read_leases(res, &r->others, &r->nothers);
+	const char *nt[] = {ttl};
+	if ((rc = run(st, "lease round",
+	              NODES_SQL " WHERE n.heartbeat_at > now() - $1 * interval '1 millisecond'"
+	              " ORDER BY n.node_id",
+	              1, nt, &res)) < 0)
+		return rc;
+	read_nodes(res, &r->nodes, &r->nnodes);
+	return 0;
+}
+
+static int
+pg_lease_round(struct store *st, struct store_lease_round *r)
+{
+	int rc = run_cmd(st, "lease round", "BEGIN", 0, NULL, NULL);
+	if (rc < 0)
+		return rc;
+	return end_tx(st, lease_round_body(st, r), "lease round");
+}
+
+static int
+pg_lease_claim(struct store *st, const char *node, const char *id, uint64_t ttl_ms,
+               struct store_lease *out)
+{
+	char ttl[24];
+	const char *p[] = {node, int_text(ttl, (long long)ttl_ms), id};
+	PGresult *r;
+	/* Ours already: kept with its token. Free or expired: taken, the token one up. */
+	int rc = run(st, "claim a lease",
+	             "INSERT INTO wagate_leases (session_id, owner, token, acquired_at, expires_at)"
+	             " SELECT w.id, $1, 1, now(), now() + " TTL " FROM whatsapp_sessions w"
+	             " WHERE w.id = $3 ON CONFLICT (session_id) DO UPDATE SET owner = excluded.owner,"
+	             " token = CASE WHEN wagate_leases.owner = excluded.owner AND"
+	             " wagate_leases.expires_at > now() THEN wagate_leases.token ELSE"
+	             " wagate_leases.token + 1 END, acquired_at = now(), expires_at ="
+	             " excluded.expires_at WHERE wagate_leases.expires_at <= now() OR"
+	             " wagate_leases.owner = excluded.owner"
+	             " RETURNING session_id::text, token::text, owner",
+	             3, p, &r);
+	if (rc < 0)
+		return by_id(st, rc, id);
+	if (PQntuples(r) == 1) {
+		struct store_lease *l;
+		size_t n;
+		read_leases(r, &l, &n);
+		if (n == 1)
+			*out = l[0];
+		free(l);
+		return n == 1 ? 0 : store__fail(st, WG_EINVAL, "the session's id cannot be addressed");
+	}
+	PQclear(r);
+	const char *q[] = {id};
+	if ((rc = run(st, "claim a lease",
+	              "SELECT session_id::text, token::text, owner FROM wagate_leases"
+	              " WHERE session_id = $1",
+	              1, q, &r)) < 0)
+		return rc;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return store__fail(st, WG_ENOTFOUND, "no session '%s'", id);
+	}
+	snprintf(out->session_id, sizeof(out->session_id), "%s", id);
+	snprintf(out->owner, sizeof(out->owner), "%s", PQgetvalue(r, 0, 2));
+	out->token = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+	PQclear(r);
+	return store__fail(st, WG_ESTATE, "node %s holds session '%s'", out->owner, id);
+}
+
+static int
+pg_lease_leave(struct store *st, const char *node)
+{
+	const char *p[] = {node};
+	int rc = run_cmd(st, "leave", "BEGIN", 0, NULL, NULL);
+	if (rc < 0)
+		return rc;
+	rc = run_cmd(st, "leave",
+	             "UPDATE wagate_leases SET expires_at = now() - interval '1 millisecond'"
+	             " WHERE owner = $1 AND expires_at > now()",
+	             1, p, NULL);
+	if (rc == 0)
+		rc = run_cmd(st, "leave", "DELETE FROM wagate_nodes WHERE node_id = $1", 1, p, NULL);
+	return end_tx(st, rc, "leave");
+}
+
+static int
+pg_nodes(struct store *st, uint64_t ttl_ms, struct store_node **out, size_t *n)
+{
+	char ttl[24];
+	const char *p[] = {int_text(ttl, (long long)ttl_ms)};
+	PGresult *r;
+	int rc = run(st, "nodes", NODES_SQL " ORDER BY 7 DESC, n.node_id LIMIT 1000", 1, p, &r);
+	if (rc < 0)
+		return rc;
+	read_nodes(r, out, n);
+	return 0;
+}
+
 const struct store_backend store_pg_backend = {
     .name = "postgres",
     .open = pg_open_url,
@@ -1617,4 +1909,8 @@ const struct store_backend store_pg_backend = {
     .status_history = pg_status_history,
     .write_batch = pg_write_batch,
     .recent_attempts = pg_recent_attempts,
+    .lease_round = pg_lease_round,
+    .lease_claim = pg_lease_claim,
+    .lease_leave = pg_lease_leave,
+    .nodes = pg_nodes,
 };

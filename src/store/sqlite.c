@@ -131,6 +131,27 @@ static const struct sq_migration migrations[] = {
     {8, "whatsapp_sessions_updated_idx",
      "CREATE INDEX IF NOT EXISTS whatsapp_sessions_updated_idx\n"
      "	ON whatsapp_sessions (updated_at, id);\n"},
+    /*
+     * Several nodes share sessions through leases (PostgreSQL only,
+     * docs/cluster.md); the tables exist here too so that both backends
+     * keep one list of versions.
+     */
+    {9, "wagate_leases",
+     "CREATE TABLE wagate_nodes (\n"
+     "	node_id TEXT PRIMARY KEY,\n"
+     "	api_url TEXT,\n"
+     "	started_at TEXT NOT NULL,\n"
+     "	heartbeat_at TEXT NOT NULL,\n"
+     "	capacity INTEGER NOT NULL DEFAULT 0\n"
+     ");\n"
+     "CREATE TABLE wagate_leases (\n"
+     "	session_id TEXT PRIMARY KEY REFERENCES whatsapp_sessions (id) ON DELETE CASCADE,\n"
+     "	owner TEXT NOT NULL,\n"
+     "	token BIGINT NOT NULL,\n"
+     "	acquired_at TEXT NOT NULL,\n"
+     "	expires_at TEXT NOT NULL\n"
+     ");\n"
+     "CREATE INDEX wagate_leases_owner_idx ON wagate_leases (owner);\n"},
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

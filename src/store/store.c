@@ -612,6 +612,24 @@ check_word(struct store *st, const char *what, const char *s, size_t size, bool 
 static int check_attempt(struct store *st, const struct store_attempt *a);
 static int check_status_change(struct store *st, const struct store_status_change *c);
 
+/* A node id: 1 to STORE_NODE_MAX printable characters without spaces (it is logged and shown). */
+static int
+check_node(struct store *st, const char *node)
+{
+	if (node == NULL || !store__id_valid(node, strnlen(node, STORE_NODE_MAX + 1)) ||
+	    strlen(node) > STORE_NODE_MAX)
+		return store__fail(st, WG_EINVAL, "node id missing, longer than %d characters or "
+		                                  "not printable", STORE_NODE_MAX);
+	return 0;
+}
+
+static int
+no_leases(struct store *st)
+{
+	return store__fail(st, WG_ENOTSUP, "the %s backend has no leases: one node only",
+	                   st->be->name);
+}
+
 int
 store_write_batch(struct store *st, struct store_write *w, size_t n, int64_t now, size_t *gone)
 {
@@ -622,6 +640,11 @@ store_write_batch(struct store *st, struct store_write *w, size_t n, int64_t now
 	for (size_t i = 0; i < n; i++) {
 		if ((rc = check_id(st, w[i].id)) < 0)
 			return rc;
+		w[i].fenced = false;
+		if (w[i].token != 0 && (rc = check_node(st, w[i].owner)) < 0)
+			return rc;
+		if (w[i].token != 0 && st->be->lease_round == NULL)
+			return no_leases(st);
 		if (w[i].fields & ~(unsigned)STORE_F_ALL)
 			return store__fail(st, WG_EINVAL, "unknown field bits 0x%x", w[i].fields);
 		if (w[i].fields && (rc = check_session(st, w[i].vals, w[i].fields)) < 0)
@@ -638,6 +661,78 @@ store_write_batch(struct store *st, struct store_write *w, size_t n, int64_t now
 	if (st->be->write_batch == NULL)
 		return store__fail(st, WG_EINVAL, "the %s store cannot write", st->be->name);
 	return st->be->write_batch(st, w, n, now, gone);
+}
+
+int
+store_lease_round(struct store *st, struct store_lease_round *r)
+{
+	int rc;
+	r->held = r->others = NULL;
+	r->nodes = NULL;
+	r->nheld = r->nothers = r->nnodes = 0;
+	r->runnable = r->share = 0;
+	if ((rc = check_node(st, r->node)) < 0)
+		return rc;
+	if (r->ttl_ms < 1000 || r->ttl_ms > 3600000)
+		return store__fail(st, WG_EINVAL, "lease time out of bounds (1 s to 1 h)");
+	if (r->url != NULL && strlen(r->url) > STORE_URL_MAX)
+		return store__fail(st, WG_ELIMIT, "node URL longer than %d bytes", STORE_URL_MAX);
+	for (size_t i = 0; i < r->nrelease; i++)
+		if ((rc = check_id(st, r->release[i])) < 0)
+			return rc;
+	if (st->be->lease_round == NULL)
+		return no_leases(st);
+	rc = st->be->lease_round(st, r);
+	if (rc < 0)
+		store_lease_round_free(r);
+	return rc;
+}
+
+void
+store_lease_round_free(struct store_lease_round *r)
+{
+	free(r->held);
+	free(r->others);
+	free(r->nodes);
+	r->held = r->others = NULL;
+	r->nodes = NULL;
+	r->nheld = r->nothers = r->nnodes = 0;
+}
+
+int
+store_lease_claim(struct store *st, const char *node, const char *id, uint64_t ttl_ms,
+                  struct store_lease *out)
+{
+	int rc;
+	memset(out, 0, sizeof(*out));
+	if ((rc = check_node(st, node)) < 0 || (rc = check_id(st, id)) < 0)
+		return rc;
+	if (ttl_ms < 1000 || ttl_ms > 3600000)
+		return store__fail(st, WG_EINVAL, "lease time out of bounds (1 s to 1 h)");
+	if (st->be->lease_claim == NULL)
+		return no_leases(st);
+	return st->be->lease_claim(st, node, id, ttl_ms, out);
+}
+
+int
+store_lease_leave(struct store *st, const char *node)
+{
+	int rc = check_node(st, node);
+	if (rc < 0)
+		return rc;
+	if (st->be->lease_leave == NULL)
+		return no_leases(st);
+	return st->be->lease_leave(st, node);
+}
+
+int
+store_nodes(struct store *st, uint64_t ttl_ms, struct store_node **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (st->be->nodes == NULL)
+		return no_leases(st);
+	return st->be->nodes(st, ttl_ms, out, n);
 }
 
 int

@@ -107,6 +107,14 @@ struct store_filter {
  */
 struct store_write {
 	const char *id;
+	/*
+	 * Fencing (several nodes, docs/cluster.md): with a token, the entry is
+	 * written only while owner holds the session's lease with that token;
+	 * otherwise it is skipped and fenced is set. 0: no condition.
+	 */
+	int64_t token;
+	const char *owner;
+	bool fenced;     /* out */
 	unsigned fields; /* STORE_F_* of vals */
 	const struct store_session *vals;
 	struct store_status_change *history;
@@ -248,6 +256,72 @@ int store_status_history(struct store *st, const char *session_id, int64_t since
  */
 int store_prune(struct store *st, int64_t before, size_t max, size_t *deleted);
 
+/*
+ * Leases: several wagate nodes share one database's sessions (PostgreSQL;
+ * docs/cluster.md). A lease names the node that may connect a session, until
+ * when (the database's clock), and a fencing token that grows with every
+ * takeover. WG_ENOTSUP on backends without them (SQLite: one node).
+ */
+#define STORE_NODE_MAX 63 /* node id bytes */
+#define STORE_URL_MAX 159 /* a node's API URL bytes */
+
+struct store_lease {
+	char session_id[STORE_ID_LEN + 1];
+	int64_t token;
+	char owner[STORE_NODE_MAX + 1];
+};
+
+struct store_node {
+	char id[STORE_NODE_MAX + 1];
+	char url[STORE_URL_MAX + 1]; /* "" when it gave none */
+	int64_t started_at, heartbeat_at; /* Unix ms */
+	unsigned capacity;                /* 0: no limit */
+	unsigned leases;                  /* live leases it holds */
+	bool live;                        /* heartbeat within the lease time */
+};
+
+/*
+ * One heartbeat of a node, in one transaction: its row in wagate_nodes is
+ * refreshed; the leases in release[] are given back (they expire now, so
+ * another node may take them at once); every other lease the node holds is
+ * renewed for ttl_ms; then, up to claim_max sessions that should run (a
+ * primary, active, auto-connect, with credentials) and that no live lease
+ * holds are taken, as many as bring the node to its fair share: the
+ * runnable sessions over the live nodes, rounded up, at most capacity.
+ */
+struct store_lease_round {
+	/* In. */
+	const char *node;
+	const char *url; /* where this node's API answers the others, NULL: none */
+	uint64_t ttl_ms;
+	unsigned capacity;  /* 0: no limit */
+	unsigned claim_max; /* 0: renew only */
+	const char *const *release;
+	size_t nrelease;
+	/* Out: free with store_lease_round_free. */
+	struct store_lease *held; /* this node's leases after the round (id, token) */
+	size_t nheld;
+	struct store_lease *others; /* live leases of other nodes (id, owner) */
+	size_t nothers;
+	struct store_node *nodes; /* live nodes, this one included */
+	size_t nnodes;
+	unsigned runnable; /* sessions that should run, in the whole table */
+	unsigned share;    /* the fair share: runnable over live nodes, rounded up, capped */
+};
+int store_lease_round(struct store *st, struct store_lease_round *r);
+void store_lease_round_free(struct store_lease_round *r);
+/*
+ * Takes one session's lease at once, for an action a person asked for on a
+ * session no node holds (pairing a new one). WG_ESTATE with out->owner set
+ * when another node holds a live lease; WG_ENOTFOUND when there is no row.
+ */
+int store_lease_claim(struct store *st, const char *node, const char *id, uint64_t ttl_ms,
+                      struct store_lease *out);
+/* A graceful stop: the node's leases expire now (the others take them at once) and its row goes. */
+int store_lease_leave(struct store *st, const char *node);
+/* Every node with a row, live ones first; free with free(). */
+int store_nodes(struct store *st, uint64_t ttl_ms, struct store_node **out, size_t *n);
+
 /* Server settings, a key/value table. get: WG_ENOTFOUND; *value is malloc'd. */
 int store_get_setting(struct store *st, const char *key, char **value);
 int store_set_setting(struct store *st, const char *key, const char *value);
@@ -325,6 +399,12 @@ struct store_backend {
 	                 char id[STORE_ID_LEN + 1]);
 	/* Optional: a value that changes whenever someone else changed the data. */
 	int (*data_version)(struct store *st, uint64_t *version);
+	/* Optional (WG_ENOTSUP without): leases. */
+	int (*lease_round)(struct store *st, struct store_lease_round *r);
+	int (*lease_claim)(struct store *st, const char *node, const char *id, uint64_t ttl_ms,
+	                   struct store_lease *out);
+	int (*lease_leave)(struct store *st, const char *node);
+	int (*nodes)(struct store *st, uint64_t ttl_ms, struct store_node **out, size_t *n);
 };
 
 extern const struct store_backend store_sqlite_backend;

@@ -236,7 +236,7 @@ test_open_and_migrate(void **state)
 	uint32_t us = 0;
 	assert_int_equal(store_ping(fx->st, &us), 0);
 	assert_int_equal(store_migrate(fx->st, &applied), 0);
-	assert_int_equal(applied, 8);
+	assert_int_equal(applied, 9);
 	char wal[600];
 	snprintf(wal, sizeof(wal), "%s-wal", fx->path);
 	assert_int_equal(stat(wal, &sb), 0);
@@ -249,10 +249,10 @@ test_open_and_migrate(void **state)
 	assert_int_equal(store_open(fx->url, &fx->st, err, sizeof(err)), 0);
 	assert_int_equal(store_migrate(fx->st, &applied), 0);
 	assert_int_equal(applied, 0);
-	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"), 8);
+	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"), 9);
 	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"
 	                                   " WHERE applied_at LIKE '____-__-__T__:__:__.___Z'"),
-	                 8);
+	                 9);
 	assert_int_equal(raw_int(fx->path, "PRAGMA journal_mode"), 0); /* text "wal" reads as 0 */
 	assert_int_equal(raw(fx->path, "SELECT 1 FROM whatsapp_sessions LIMIT 0"), SQLITE_OK);
 }
@@ -292,7 +292,7 @@ test_existing_tables(void **state)
 	                     " '2026-11-24T15:45:01.5+02:00')"),
 	                 SQLITE_OK);
 	assert_int_equal(store_migrate(fx->st, &applied), 0);
-	assert_int_equal(applied, 8);
+	assert_int_equal(applied, 9);
 	struct store_session s;
 	assert_int_equal(store_get(fx->st, "web-1", &s), 0);
 	assert_string_equal(s.session_name, "primary");
@@ -332,7 +332,7 @@ test_existing_tables(void **state)
 	/* Planning ran nothing. */
 	assert_int_equal(raw(fx->path, "SELECT auto_connect FROM whatsapp_sessions"), SQLITE_ERROR);
 	assert_int_equal(store_migrate(fx->st, &applied), 0);
-	assert_int_equal(applied, 9); /* the adoption, then every migration */
+	assert_int_equal(applied, 10); /* the adoption, then every migration */
 	assert_int_equal(store_get(fx->st, "ckx1q2w3e0000abcd1234efgh", &s), 0);
 	assert_int_equal(s.auto_connect, 1);
 	assert_int_equal(s.is_active, 1);
@@ -1006,7 +1006,7 @@ test_open_errors(void **state)
 	assert_int_equal(store_open("sqlite::memory:", &st, err, sizeof(err)), 0);
 	int applied;
 	assert_int_equal(store_migrate(st, &applied), 0);
-	assert_int_equal(applied, 8);
+	assert_int_equal(applied, 9);
 	store_close(st);
 	store_close(NULL);
 }
@@ -1467,7 +1467,7 @@ test_file_replaced(void **state)
 	assert_non_null(strstr(store_errmsg(st), "was replaced"));
 	assert_int_equal(store_ping(st, &us), 0);
 	/* The new file got our tables (migrated), and the old rows are not in it. */
-	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"), 8);
+	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"), 9);
 	struct store_session back;
 	assert_int_equal(store_get(st, id, &back), WG_ENOTFOUND);
 	assert_int_equal(raw(fx->path, "SELECT x FROM unrelated"), SQLITE_OK);
@@ -1575,7 +1575,7 @@ pg_empty(struct fx *fx)
 	store_close(fx->st);
 	fx->st = NULL;
 	assert_int_equal(db_exec(fx, "SET client_min_messages TO warning; DROP TABLE IF EXISTS whatsapp_session_recovery_attempts,"
-	                             " whatsapp_session_status_history, wagate_settings,"
+	                             " whatsapp_session_status_history, wagate_settings, wagate_leases, wagate_nodes,"
 	                             " wagate_schema_migrations, whatsapp_sessions CASCADE"),
 	                 SQLITE_OK);
 }
@@ -1589,17 +1589,17 @@ test_open_and_migrate_pg(void **state)
 	assert_int_equal(store_open(fx->url, &fx->st, err, sizeof(err)), 0);
 	char *plan = NULL;
 	assert_int_equal(store_migrate_plan(fx->st, &plan), 0);
-	assert_non_null(strstr(plan, "-- migration 8: whatsapp_sessions_updated_idx"));
+	assert_non_null(strstr(plan, "-- migration 9: wagate_leases"));
 	assert_non_null(strstr(plan, "session_id TEXT NOT NULL REFERENCES"));
 	free(plan);
 	assert_int_equal(store_migrate(fx->st, &applied), 0);
-	assert_int_equal(applied, 8);
+	assert_int_equal(applied, 9);
 	assert_int_equal(store_migrate(fx->st, &applied), 0);
 	assert_int_equal(applied, 0);
 	assert_int_equal(store_migrate_plan(fx->st, &plan), 0);
 	assert_string_equal(plan, "");
 	free(plan);
-	assert_int_equal(db_int(fx, "SELECT count(*) FROM wagate_schema_migrations"), 8);
+	assert_int_equal(db_int(fx, "SELECT count(*) FROM wagate_schema_migrations"), 9);
 	/* The design's column, as the design writes it. */
 	assert_int_equal(db_int(fx, "SELECT count(*) FROM information_schema.columns WHERE"
 	                            " table_schema = current_schema() AND table_name ="
@@ -1647,7 +1647,7 @@ test_adopt_app_table_pg(void **state)
 	/* Planning ran nothing. */
 	assert_int_equal(db_exec(fx, "SELECT auto_connect FROM whatsapp_sessions"), SQLITE_ERROR);
 	assert_int_equal(store_migrate(fx->st, &applied), 0);
-	assert_int_equal(applied, 9); /* the adoption, then every migration */
+	assert_int_equal(applied, 10); /* the adoption, then every migration */
 	struct store_session s;
 	assert_int_equal(store_get(fx->st, "ckx1q2w3e0000abcd1234efgh", &s), 0);
 	assert_int_equal(s.auto_connect, 1);
@@ -1862,6 +1862,115 @@ test_locked_pg(void **state)
 	store_session_free(&s);
 }
 
+/* Leases: a fair share each, takeovers raise the token, and a node that lost a lease writes nothing. */
+static void
+test_leases_pg(void **state)
+{
+	struct fx *fx = *state;
+	struct store *st = open_store(fx);
+	char id[7][STORE_ID_LEN + 1];
+	for (int i = 0; i < 6; i++)
+		add_session(st, "primary", "{}", 1, 1, 0, id[i]);
+	add_session(st, "other", NULL, 1, 1, 0, id[6]); /* never runs by itself */
+	struct store_lease_round r1 = {.node = "n1", .url = "http://127.0.0.1:1", .ttl_ms = 60000,
+	                               .claim_max = 100};
+	assert_int_equal(store_lease_round(st, &r1), 0);
+	assert_int_equal(r1.runnable, 6);
+	assert_int_equal(r1.share, 6); /* alone: everything */
+	assert_int_equal(r1.nheld, 6);
+	assert_int_equal(r1.held[0].token, 1);
+	assert_int_equal(r1.nnodes, 1);
+	store_lease_round_free(&r1);
+	/* A second node: its share is half, but nothing is free. */
+	struct store_lease_round r2 = {.node = "n2", .ttl_ms = 60000, .claim_max = 100};
+	assert_int_equal(store_lease_round(st, &r2), 0);
+	assert_int_equal(r2.share, 3);
+	assert_int_equal(r2.nheld, 0);
+	assert_int_equal(r2.nothers, 6);
+	assert_string_equal(r2.others[0].owner, "n1");
+	store_lease_round_free(&r2);
+	/* n1 gives three back; n2 takes them, each a takeover: token 2. */
+	const char *give[] = {id[0], id[1], id[2]};
+	r1 = (struct store_lease_round){.node = "n1", .ttl_ms = 60000, .claim_max = 100,
+	                                .release = give, .nrelease = 3};
+	assert_int_equal(store_lease_round(st, &r1), 0);
+	assert_int_equal(r1.nheld, 3);
+	store_lease_round_free(&r1);
+	r2 = (struct store_lease_round){.node = "n2", .ttl_ms = 60000, .claim_max = 100};
+	assert_int_equal(store_lease_round(st, &r2), 0);
+	assert_int_equal(r2.nheld, 3);
+	for (size_t i = 0; i < r2.nheld; i++)
+		assert_int_equal(r2.held[i].token, 2);
+	store_lease_round_free(&r2);
+	/* Fencing: n1's write about id[0] (its token was 1) is refused; n2's goes through. */
+	struct store_session v;
+	store_session_init(&v);
+	snprintf(v.connection_status, sizeof(v.connection_status), "connected");
+	struct store_write w = {.id = id[0], .token = 1, .owner = "n1", .fields = STORE_F_STATUS,
+	                        .vals = &v};
+	size_t gone;
+	assert_int_equal(store_write_batch(st, &w, 1, 1795600000000LL, &gone), 0);
+	assert_true(w.fenced);
+	struct store_session g;
+	assert_int_equal(store_get(st, id[0], &g), 0);
+	assert_string_equal(g.connection_status, "");
+	store_session_free(&g);
+	w.token = 2;
+	w.owner = "n2";
+	assert_int_equal(store_write_batch(st, &w, 1, 1795600000000LL, &gone), 0);
+	assert_false(w.fenced);
+	assert_int_equal(store_get(st, id[0], &g), 0);
+	assert_string_equal(g.connection_status, "connected");
+	store_session_free(&g);
+	/* On demand: another node's session is refused naming it; a free one is taken, and kept. */
+	struct store_lease l;
+	assert_int_equal(store_lease_claim(st, "n1", id[0], 60000, &l), WG_ESTATE);
+	assert_string_equal(l.owner, "n2");
+	assert_int_equal(store_lease_claim(st, "n1", id[6], 60000, &l), 0);
+	assert_int_equal(l.token, 1);
+	assert_int_equal(store_lease_claim(st, "n1", id[6], 60000, &l), 0);
+	assert_int_equal(l.token, 1);
+	assert_int_equal(store_lease_claim(st, "n1", "no-such-row", 60000, &l), WG_ENOTFOUND);
+	/* n2 leaves: its leases are free at once and n1 takes them, the token one up again. */
+	assert_int_equal(store_lease_leave(st, "n2"), 0);
+	r1 = (struct store_lease_round){.node = "n1", .ttl_ms = 60000, .claim_max = 100};
+	assert_int_equal(store_lease_round(st, &r1), 0);
+	assert_int_equal(r1.nheld, 7); /* six to run, and the one taken on demand */
+	for (size_t i = 0; i < r1.nheld; i++)
+		if (strcmp(r1.held[i].session_id, id[0]) == 0)
+			assert_int_equal(r1.held[i].token, 3);
+	store_lease_round_free(&r1);
+	struct store_node *nodes;
+	size_t nn;
+	assert_int_equal(store_nodes(st, 60000, &nodes, &nn), 0);
+	assert_int_equal(nn, 1);
+	assert_string_equal(nodes[0].id, "n1");
+	assert_string_equal(nodes[0].url, "http://127.0.0.1:1");
+	assert_int_equal(nodes[0].leases, 7);
+	assert_true(nodes[0].live);
+	free(nodes);
+	/* Capacity: a node never holds more than it may. */
+	assert_int_equal(store_lease_leave(st, "n1"), 0);
+	struct store_lease_round r3 = {.node = "n3", .ttl_ms = 60000, .claim_max = 100, .capacity = 2};
+	assert_int_equal(store_lease_round(st, &r3), 0);
+	assert_int_equal(r3.nheld, 2);
+	store_lease_round_free(&r3);
+	/* Bad input: an unknown node name is refused before any SQL. */
+	struct store_lease_round bad = {.node = "has space", .ttl_ms = 60000};
+	assert_int_equal(store_lease_round(st, &bad), WG_EINVAL);
+}
+
+/* SQLite keeps one node: no leases, said plainly. */
+static void
+test_no_leases(void **state)
+{
+	struct fx *fx = *state;
+	struct store *st = open_store(fx);
+	struct store_lease_round r = {.node = "n1", .ttl_ms = 60000, .claim_max = 10};
+	assert_int_equal(store_lease_round(st, &r), WG_ENOTSUP);
+	assert_non_null(strstr(store_errmsg(st), "one node"));
+}
+
 int
 main(void)
 {
@@ -1892,6 +2001,7 @@ main(void)
 	    cmocka_unit_test(test_timestamps),
 	    cmocka_unit_test(test_uuid),
 	    T(test_timings),
+	    T(test_no_leases),
 	};
 	/* One suite, two backends: the tests that mean the same on both, on PostgreSQL. */
 	const struct CMUnitTest pg_tests[] = {
@@ -1913,6 +2023,7 @@ main(void)
 	    P(test_ids_of_every_kind_pg),
 	    P(test_unreachable_pg),
 	    P(test_locked_pg),
+	    P(test_leases_pg),
 	    P(test_timings),
 	};
 	int failed = cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);
