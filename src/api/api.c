@@ -248,6 +248,7 @@ enum route {
 	RT_HEALTH,
 	RT_HEALTH_DEEP,
 	RT_HEALTH_LOOP,
+	RT_CLUSTER,
 	RT_SESSIONS,
 	RT_SESSION,
 	RT_QR,
@@ -272,6 +273,7 @@ static const struct route_info routes[] = {
     [RT_HEALTH] = {false, EVHTTP_REQ_GET, "GET"},
     [RT_HEALTH_DEEP] = {true, EVHTTP_REQ_GET, "GET"},
     [RT_HEALTH_LOOP] = {true, EVHTTP_REQ_GET, "GET"},
+    [RT_CLUSTER] = {true, EVHTTP_REQ_GET, "GET"},
     [RT_SESSIONS] = {true, EVHTTP_REQ_GET | EVHTTP_REQ_POST, "GET, POST"},
     [RT_SESSION] = {true, EVHTTP_REQ_GET | EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE,
                     "GET, PATCH, DELETE"},
@@ -312,7 +314,7 @@ parse_path(const char *path, char id[STORE_ID_LEN + 1], bool *bad_id)
 	static const char pre[] = "/sessions/";
 	id[0] = '\0';
 	if (!under(path, "/health") && !under(path, "/sessions") && !under(path, "/events") &&
-	    !under(path, "/auth"))
+	    !under(path, "/auth") && !under(path, "/cluster"))
 		return RT_STATIC;
 	if (strnlen(path, API_MAX_PATH + 1) > API_MAX_PATH)
 		return RT_NONE;
@@ -322,6 +324,8 @@ parse_path(const char *path, char id[STORE_ID_LEN + 1], bool *bad_id)
 		return RT_HEALTH_DEEP;
 	if (strcmp(path, "/health/loop") == 0)
 		return RT_HEALTH_LOOP;
+	if (strcmp(path, "/cluster") == 0)
+		return RT_CLUSTER;
 	if (strcmp(path, "/sessions") == 0)
 		return RT_SESSIONS;
 	if (strcmp(path, "/events") == 0)
@@ -396,6 +400,48 @@ no_delay(struct evhttp_request *req)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+/*
+ * Several nodes: an action on a session runs where its lease is. True when
+ * that is here (this node holds it, or took it now: no node did); else the
+ * request was forwarded to the holder, or answered.
+ */
+static bool
+at_holder(struct api *a, struct evhttp_request *req, enum route r, const char *id)
+{
+	const char *owner = NULL, *url = NULL;
+	/* Showing a QR code takes nothing: it only looks for where pairing runs. */
+	int rc = sup_claim(a->sup, id, r != RT_QR, &owner, &url);
+	if (rc == 0)
+		return true;
+	char msg[160];
+	int status;
+	if (rc == WG_ESTATE && api__forwarded(req)) {
+		/* One hop at most: the node it came from thought this one held it. */
+		snprintf(msg, sizeof(msg), "node %s holds this session now; ask again", owner);
+		status = 409;
+	} else if (rc == WG_ESTATE && url != NULL) {
+		api__forward(a, req, owner, url);
+		return false;
+	} else if (rc == WG_ESTATE) {
+		snprintf(msg, sizeof(msg), "node %s holds this session and gave no address "
+		                           "(WAGATE_NODE_URL) to reach it", owner ? owner : "?");
+		status = 503;
+	} else if (rc == WG_ENOTFOUND) {
+		snprintf(msg, sizeof(msg), "no such session");
+		status = 404;
+	} else {
+		log_error(id, "cannot find the session's node: %s", store_errmsg(a->st));
+		snprintf(msg, sizeof(msg), "database unavailable");
+		status = 503;
+	}
+	if (r == RT_RECONNECT) /* that endpoint answers {success, message} throughout */
+		api__reply(req, status, json_pack("{s:b, s:s, s:s}", "success", 0, "message", msg,
+		                                  "error", msg));
+	else
+		api__error(req, status, msg);
+	return false;
+}
+
 static void
 on_request(struct evhttp_request *req, void *arg)
 {
@@ -448,9 +494,15 @@ on_request(struct evhttp_request *req, void *arg)
 			api__error(req, 404, "no such session");
 		return;
 	}
+	if ((r == RT_QR || r == RT_RECONNECT || r == RT_LOGOUT || r == RT_PAIR) &&
+	    !at_holder(a, req, r, id))
+		return;
 	switch (r) {
 	case RT_HEALTH:
 		api__health(a, req);
+		break;
+	case RT_CLUSTER:
+		api__cluster(a, req);
 		break;
 	case RT_HEALTH_DEEP:
 		api__list(a, req, 1);
@@ -550,6 +602,12 @@ api_start(struct event_base *base, const struct api_opts *o, struct store *st, s
 	}
 	a->cookie_secure = o->cookie_secure;
 	a->lag = o->lag;
+	if (sup != NULL) {
+		struct sup_cluster_info ci;
+		sup_cluster_info(sup, &ci);
+		if (ci.enabled)
+			snprintf(a->node, sizeof(a->node), "%s", ci.node);
+	}
 	api__auth_init(a);
 	api__static_init(a, o->web_root);
 	if (api__events_init(a, o) != 0) {
@@ -606,6 +664,7 @@ api_free(struct api *a)
 	if (a->sup && a->ev)
 		sup_remove_observer(a->sup, a);
 	api__listings_free(a); /* before evhttp_free: they point at its connections */
+	api__forwards_free(a);
 	if (a->http)
 		evhttp_free(a->http);
 	api__pending_detach_all(a);

@@ -41,6 +41,8 @@ struct api {
 	char *web_root;              /* the dashboard's files, as configured (static.c) */
 	int cookie_secure;
 	const struct looplag *lag;   /* GET /health/loop (health.c) */
+	char node[STORE_NODE_MAX + 1]; /* this node's id with several nodes, else "" (forward.c) */
+	struct api_forward *forwards; /* actions passed on to the node holding the session */
 };
 
 /* Answers with body (consumed; NULL for no body) and status; adds the JSON headers. */
@@ -94,6 +96,18 @@ json_int_t api__uptime(const struct api *a);
 void api__health(struct api *a, struct evhttp_request *req);
 /* GET /health/loop?since=<Unix ms>: the event loop's longest lateness in the window. */
 void api__health_loop(struct api *a, struct evhttp_request *req);
+/* GET /cluster: the nodes, their heartbeats and leases (health.c). */
+void api__cluster(struct api *a, struct evhttp_request *req);
+
+/* forward.c: several nodes. */
+struct api_forward;
+/* Passes req on to the node owner, at url, and its answer back. */
+void api__forward(struct api *a, struct evhttp_request *req, const char *owner, const char *url);
+/* The request came from another node (valid or not: it is never forwarded again). */
+bool api__forwarded(struct evhttp_request *req);
+/* It came from another node that knows the API key: as good as the key. */
+bool api__forward_ok(struct api *a, struct evhttp_request *req);
+void api__forwards_free(struct api *a);
 /* GET /sessions (deep 0) and GET /health/deep (deep 1): paged, streamed (listing.c). */
 void api__list(struct api *a, struct evhttp_request *req, int deep);
 void api__listings_free(struct api *a);

@@ -100,3 +100,52 @@ api__health_loop(struct api *a, struct evhttp_request *req)
 	json_object_set_new(o, "over10ms", json_integer(st.over_10ms));
 	api__reply(req, 200, o);
 }
+
+/*
+ * GET /cluster: this node, and every node with a row (live ones first): its
+ * address, heartbeat, capacity and how many leases it holds. One node
+ * (SQLite, or WAGATE_NODE_ID=off) says so.
+ */
+void
+api__cluster(struct api *a, struct evhttp_request *req)
+{
+	struct sup_cluster_info ci;
+	sup_cluster_info(a->sup, &ci);
+	json_t *o = json_object();
+	json_object_set_new(o, "enabled", json_boolean(ci.enabled));
+	if (!ci.enabled) {
+		json_object_set_new(o, "node", json_null());
+		json_object_set_new(o, "nodes", json_array());
+		api__reply(req, 200, o);
+		return;
+	}
+	json_object_set_new(o, "node", json_string(ci.node));
+	json_object_set_new(o, "leaseTtlMs", json_integer((json_int_t)ci.lease_ttl_ms));
+	json_object_set_new(o, "held", json_integer(ci.held));
+	json_object_set_new(o, "share", json_integer(ci.share));
+	json_object_set_new(o, "capacity", ci.capacity ? json_integer(ci.capacity) : json_null());
+	json_object_set_new(o, "leasesSureForMs", json_integer((json_int_t)ci.sure_for_ms));
+	json_object_set_new(o, "leaseRoundsOk", json_boolean(ci.rounds_ok));
+	struct store_node *nodes = NULL;
+	size_t n = 0;
+	if (store_nodes(a->st, ci.lease_ttl_ms, &nodes, &n) != 0) {
+		log_error("api", "cannot list the nodes: %s", store_errmsg(a->st));
+		json_decref(o);
+		api__error(req, 503, "database unavailable");
+		return;
+	}
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++) {
+		const struct store_node *nd = &nodes[i];
+		json_array_append_new(
+		    arr, json_pack("{s:s, s:o, s:b, s:o, s:o, s:I, s:o, s:b}", "node", nd->id, "url",
+		                   nd->url[0] ? json_string(nd->url) : json_null(), "live", nd->live,
+		                   "startedAt", api__time(nd->started_at), "heartbeatAt",
+		                   api__time(nd->heartbeat_at), "leases", (json_int_t)nd->leases,
+		                   "capacity", nd->capacity ? json_integer(nd->capacity) : json_null(),
+		                   "self", strcmp(nd->id, ci.node) == 0));
+	}
+	free(nodes);
+	json_object_set_new(o, "nodes", arr);
+	api__reply(req, 200, o);
+}

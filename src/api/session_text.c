@@ -219,6 +219,11 @@ api__session_text(struct evbuffer *b, const struct sup_session_view *v, enum api
 	tb_bool(&t, v->manual_needed);
 	TB_LIT(&t, ",\"nextRetryAt\":");
 	tb_time(&t, v->next_retry_at);
+	if (v->node != NULL) {
+		/* Several nodes: the one that holds the session (docs/cluster.md). */
+		TB_LIT(&t, ",\"node\":");
+		tb_str(&t, v->node);
+	}
 	if (!open)
 		TB_LIT(&t, "}");
 	tb_flush(&t, b);

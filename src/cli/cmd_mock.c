@@ -17,6 +17,7 @@
 
 #include "cli/cli.h"
 #include "core/addr.h"
+#include "core/duration.h"
 #include "core/enc.h"
 #include "core/log.h"
 #include "mock/mock.h"
@@ -26,7 +27,8 @@ mock_usage(FILE *f)
 {
 	fprintf(f, "usage: wagate mock --listen HOST:PORT --control HOST:PORT "
 		   "[--root-key-file FILE] [--state FILE]\n"
-		   "       [--accept-any-login [--prekeys-known N]] [--tls-cert FILE --tls-key FILE]\n");
+		   "       [--accept-any-login [--prekeys-known N]] [--idle-timeout DURATION]\n"
+		   "       [--tls-cert FILE --tls-key FILE]\n");
 }
 
 static void
@@ -83,6 +85,13 @@ cmd_mock(int argc, char **argv)
 				return 2;
 			}
 			opts.prekeys_known = (uint32_t)v;
+		} else if (strcmp(a, "--idle-timeout") == 0) {
+			uint64_t ms;
+			if (wg_duration_parse(argv[++i], &ms) != 0 || ms < 100) {
+				fprintf(stderr, "wagate mock: --idle-timeout takes a duration of at least 100ms\n");
+				return 2;
+			}
+			opts.idle_timeout_ms = ms;
 		} else if (strcmp(a, "--tls-cert") == 0)
 			opts.tls_cert = argv[++i];
 		else if (strcmp(a, "--tls-key") == 0)

@@ -553,10 +553,11 @@ split2(const char *rest, const char **sel, size_t *sel_len, const char **action)
 static json_t *
 stats_json(const struct mock *m)
 {
-	return json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I}", "ok", 1, "connections",
+	return json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "ok", 1, "connections",
 			 (json_int_t)m->nconns, "loggedIn", (json_int_t)m->logged_in, "inFlight",
 			 (json_int_t)m->in_flight, "inFlightMax", (json_int_t)m->in_flight_max,
-			 "accepted", (json_int_t)m->accepted, "logins", (json_int_t)m->logins);
+			 "accepted", (json_int_t)m->accepted, "logins", (json_int_t)m->logins,
+			 "overlaps", (json_int_t)m->overlaps);
 }
 
 static void

@@ -125,6 +125,18 @@ mc_settle(struct mock_conn *c)
 void
 mc_logged_in(struct mock_conn *c)
 {
+	struct mock *m = c->m;
+	if (c->jid != NULL) {
+		struct mock_conn *other = wg_map_get(&m->by_jid, c->jid);
+		if (other != NULL && other != c) {
+			m->overlaps++;
+			log_warn("mock", "connection %llu logs in as a device whose connection %llu is "
+					 "still open: two connections for one device",
+				 (unsigned long long)c->id, (unsigned long long)other->id);
+			wg_map_del(&m->by_jid, other->jid);
+		}
+		wg_map_put(&m->by_jid, c->jid, c);
+	}
 	c->logged_in = true;
 	c->m->logged_in++;
 	c->m->logins++;
@@ -454,6 +466,8 @@ mc_free(struct mock_conn *c)
 {
 	if (c == NULL)
 		return;
+	if (c->jid != NULL && wg_map_get(&c->m->by_jid, c->jid) == c)
+		wg_map_del(&c->m->by_jid, c->jid);
 	mock__pair_conn_gone(c, "the mock is stopping");
 	if (c->handshake_timer)
 		event_free(c->handshake_timer);
@@ -519,6 +533,22 @@ load_root_key(const char *path, uint8_t priv[32], char *err, size_t errlen)
 
 static int mock_tls_start(struct mock *m, const struct mock_opts *opts, char *err, size_t errlen);
 
+/* --idle-timeout: logged-in connections that sent nothing for that long are dropped. */
+static void
+on_idle_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct mock *m = arg;
+	(void)fd;
+	(void)what;
+	uint64_t now = wg_wall_ms();
+	struct mock_conn *c, *next;
+	for (c = TAILQ_FIRST(&m->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, link);
+		if (c->logged_in && c->state < MC_CLOSING && now - c->last_frame_at > m->idle_timeout_ms)
+			mc_close(c, 1000, "idle: no frame within the idle timeout");
+	}
+}
+
 int
 mock_new(struct event_base *base, const struct mock_opts *opts, struct mock **out, char *err,
 	 size_t errlen)
@@ -530,6 +560,14 @@ mock_new(struct event_base *base, const struct mock_opts *opts, struct mock **ou
 		m->anon_prekeys = json_object();
 	m->prekeys_known = opts->prekeys_known;
 	TAILQ_INIT(&m->conns);
+	wg_map_init(&m->by_jid);
+	m->idle_timeout_ms = opts->idle_timeout_ms;
+	if (m->idle_timeout_ms) {
+		m->idle_timer = event_new(base, -1, EV_PERSIST, on_idle_check, m);
+		uint64_t every = m->idle_timeout_ms / 4 ? m->idle_timeout_ms / 4 : 1;
+		struct timeval tv = {(time_t)(every / 1000), (suseconds_t)((every % 1000) * 1000)};
+		evtimer_add(m->idle_timer, &tv);
+	}
 	int r = 0;
 	if (opts->state_file != NULL) {
 		r = mock__store_load(&m->store, opts->state_file, err, errlen);
@@ -705,6 +743,9 @@ mock_free(struct mock *m)
 	if (m->shutdown_timer)
 		event_free(m->shutdown_timer);
 	mock__store_free(&m->store);
+	wg_map_free(&m->by_jid);
+	if (m->idle_timer)
+		event_free(m->idle_timer);
 	free(m->faults);
 	wg_wipe(m->root_priv, sizeof(m->root_priv));
 	wg_wipe(m->static_priv, sizeof(m->static_priv));

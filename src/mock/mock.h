@@ -26,6 +26,7 @@ struct mock_opts {
 	/* With accept_any_login: pre-keys a device without a record is taken to
 	 * have uploaded already (a saved session logging in again). */
 	uint32_t prekeys_known;
+	uint64_t idle_timeout_ms;  /* drop logged-in connections silent this long; 0: never */
 	const char *tls_cert;      /* PEM certificate chain: serve wss:// (with tls_key) */
 	const char *tls_key;       /* PEM private key of tls_cert */
 };

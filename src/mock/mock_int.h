@@ -14,6 +14,7 @@
 #include <sys/queue.h>
 
 #include "core/buf.h"
+#include "core/map.h"
 #include "mock/mock.h"
 #include "wa/frame.h"
 #include "wa/node.h"
@@ -159,6 +160,16 @@ struct mock {
 	unsigned in_flight, in_flight_max;
 	unsigned logged_in;
 	uint64_t accepted, logins;
+	/*
+	 * Two connections of one device: jid -> its logged-in connection; a
+	 * login while another connection of the same device is still open
+	 * counts as an overlap (GET /stats), which a gateway must never cause.
+	 */
+	struct wg_map by_jid;
+	uint64_t overlaps;
+	/* --idle-timeout: a logged-in connection silent this long is dropped, as a server drops a client that stopped pinging. */
+	uint64_t idle_timeout_ms;
+	struct event *idle_timer;
 	/* jid -> pre-keys uploaded, for devices logged in without a record
 	 * (--accept-any-login), at most MOCK_ANON_DEVICES_MAX of them. */
 	struct json_t *anon_prekeys;

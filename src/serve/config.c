@@ -3,13 +3,15 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/addr.h"
 #include "core/duration.h"
 #include "core/enc.h"
 #include "core/err.h"
 
-enum kind { K_STR, K_ADDR, K_DUR, K_DURLIST, K_BACKOFF, K_UINT, K_HEX32, K_URL, K_DB, K_PATH, K_BOOL };
+enum kind { K_STR, K_ADDR, K_DUR, K_DURLIST, K_BACKOFF, K_UINT, K_HEX32, K_URL, K_DB, K_PATH, K_BOOL,
+	    K_NODE, K_HTTP, K_COUNT };
 
 struct setting {
 	const char *env;
@@ -20,7 +22,7 @@ struct setting {
 };
 
 static const struct setting settings[] = {
-	{"WAGATE_DATABASE", "--database", K_DB, "sqlite:var/wagate.db", "sqlite:PATH (postgres:// next)"},
+	{"WAGATE_DATABASE", "--database", K_DB, "sqlite:var/wagate.db", "sqlite:PATH, or postgres://... (libpq's URL, any of its options)"},
 	{"WAGATE_LISTEN", "--listen", K_ADDR, "127.0.0.1:8080", "HTTP API address"},
 	{"WAGATE_API_KEY", "--api-key", K_STR, "generated", "API key (x-api-key); generated and printed once when unset"},
 	{"WAGATE_WEB_ROOT", "--web-root", K_PATH, "<exe dir>/web", "the dashboard's files (the build puts them beside wagate)"},
@@ -38,6 +40,10 @@ static const struct setting settings[] = {
 	{"WAGATE_WATCH_INTERVAL", "--watch-interval", K_DUR, "1s", "how often the rows the web app changed (updated_at) are read; 0 or off: only at the recovery interval"},
 	{"WAGATE_RETENTION", "--retention", K_DUR, "30d", "recovery attempts and status history older than this are deleted (hourly); 0 or off: kept forever"},
 	{"WAGATE_LOOP_LAG_INTERVAL", "--loop-lag-interval", K_DUR, "100ms", "how often the event loop's lateness is sampled (GET /health/loop); 0 or off: not at all"},
+	{"WAGATE_NODE_ID", "--node-id", K_NODE, "the hostname", "this node's name among several on one PostgreSQL (leases); off: one node, no leases"},
+	{"WAGATE_NODE_URL", "--node-url", K_HTTP, "http://LISTEN", "where the other nodes reach this node's API (actions on its sessions are forwarded there)"},
+	{"WAGATE_LEASE_TTL", "--lease-ttl", K_DUR, "30s", "a lease's time: a node that stops renewing loses its sessions to the others after it"},
+	{"WAGATE_MAX_SESSIONS", "--max-sessions", K_COUNT, "0", "most sessions this node holds (0: no limit)"},
 	{"WAGATE_WA_URL", "--wa-url", K_URL, "wss://web.whatsapp.com/ws/chat", "WhatsApp's WebSocket URL"},
 	{"WAGATE_WA_ROOT_PUBKEY", "--wa-root-pubkey", K_HEX32, "WhatsApp's", "certificate root key, 64 hex digits"},
 	{"WAGATE_KEEPALIVE_INTERVAL", "--keepalive-interval", K_DUR, "20-30s", "ping interval (fixed when set)"},
@@ -118,6 +124,11 @@ apply(struct serve_config *c, const struct setting *s, const char *v, char *err,
 			if (ms != 0 && (ms < 1 || ms > 60000))
 				return bad(err, errlen, s, v, "must be 0 (off) or from 1ms to 1m");
 			c->loop_lag_ms = ms;
+		}
+		else if (strcmp(name, "WAGATE_LEASE_TTL") == 0) {
+			if (ms < 3000 || ms > 3600000)
+				return bad(err, errlen, s, v, "must be from 3s to 1h");
+			c->sup.lease_ttl_ms = ms;
 		}
 		else if (strcmp(name, "WAGATE_WATCH_INTERVAL") == 0) {
 			if (ms < 100 || ms > 3600000)
@@ -230,6 +241,34 @@ apply(struct serve_config *c, const struct setting *s, const char *v, char *err,
 		else
 			return bad(err, errlen, s, v, "expected true or false");
 		return 0;
+	case K_NODE:
+		if (strcmp(v, "off") == 0) {
+			c->node_off = 1;
+			c->sup.node_id[0] = '\0';
+			return 0;
+		}
+		if (strlen(v) > STORE_NODE_MAX)
+			return bad(err, errlen, s, v, "at most 63 characters");
+		for (const char *p = v; *p; p++)
+			if (*p <= ' ' || *p > '~')
+				return bad(err, errlen, s, v, "printable characters without spaces");
+		c->node_off = 0;
+		snprintf(c->sup.node_id, sizeof(c->sup.node_id), "%s", v);
+		return 0;
+	case K_HTTP:
+		if ((strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) ||
+		    strlen(v) > STORE_URL_MAX)
+			return bad(err, errlen, s, v, "expected an http:// URL of at most 159 bytes");
+		snprintf(c->sup.node_url, sizeof(c->sup.node_url), "%s", v);
+		return 0;
+	case K_COUNT: {
+		char *end;
+		unsigned long n = strtoul(v, &end, 10);
+		if (v[0] < '0' || v[0] > '9' || *end != '\0' || n > 1000000)
+			return bad(err, errlen, s, v, "expected a whole number from 0 (no limit) to 1000000");
+		c->sup.max_sessions = (unsigned)n;
+		return 0;
+	}
 	case K_URL:
 		if ((strncmp(v, "ws://", 5) != 0 && strncmp(v, "wss://", 6) != 0) ||
 		    strlen(v) >= sizeof(c->wa_url))
@@ -239,6 +278,45 @@ apply(struct serve_config *c, const struct setting *s, const char *v, char *err,
 		return 0;
 	}
 	return WG_EINVAL;
+}
+
+/*
+ * Several nodes need PostgreSQL: there, leases are on unless WAGATE_NODE_ID
+ * is off, under the hostname by default; the others reach this node's API at
+ * its listen address (the hostname when it listens on every address).
+ */
+static int
+cluster_defaults(struct serve_config *c, char *err, size_t errlen)
+{
+	bool pg = strncmp(c->database, "postgres", 8) == 0;
+	if (!pg) {
+		if (c->sup.node_id[0] != '\0') {
+			snprintf(err, errlen, "WAGATE_NODE_ID: several nodes need a postgres:// database "
+			                      "(SQLite serves one node)");
+			return WG_EINVAL;
+		}
+		return 0;
+	}
+	char host[256] = "";
+	if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0')
+		snprintf(host, sizeof(host), "localhost");
+	if (c->sup.node_id[0] == '\0' && !c->node_off) {
+		snprintf(c->sup.node_id, sizeof(c->sup.node_id), "%.63s", host);
+		for (char *p = c->sup.node_id; *p; p++)
+			if (*p <= ' ' || *p > '~')
+				*p = '-';
+	}
+	if (c->sup.node_url[0] == '\0') {
+		char lhost[256];
+		uint16_t port;
+		if (wg_addr_split(c->listen, lhost, sizeof(lhost), &port) == 0) {
+			const char *h = strcmp(lhost, "0.0.0.0") == 0 || strcmp(lhost, "::") == 0 ? host : lhost;
+			bool v6 = strchr(h, ':') != NULL;
+			snprintf(c->sup.node_url, sizeof(c->sup.node_url), "http://%s%.100s%s:%u",
+			         v6 ? "[" : "", h, v6 ? "]" : "", (unsigned)port);
+		}
+	}
+	return 0;
 }
 
 int
@@ -278,5 +356,5 @@ serve_config_load(struct serve_config *c, int argc, char **argv, char *err, size
 		if (r)
 			return r;
 	}
-	return 0;
+	return cluster_defaults(c, err, errlen);
 }

@@ -19,6 +19,7 @@ struct serve_config {
 	char web_root[4096]; /* WAGATE_WEB_ROOT; "" = "web" beside the executable */
 	int cookie_secure;   /* WAGATE_COOKIE_SECURE */
 	uint64_t loop_lag_ms; /* WAGATE_LOOP_LAG_INTERVAL; 0 = off */
+	int node_off;         /* WAGATE_NODE_ID=off: one node on PostgreSQL, no leases */
 	struct sup_config sup;
 	struct wa_session_opts wa;
 	char wa_url[1024];

@@ -2,6 +2,7 @@
 
 #include <event2/dns.h>
 #include <event2/event.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,6 +137,8 @@ static void
 on_stopped(void *arg)
 {
 	struct server *s = arg;
+	/* Every row is written; the leases go back now, so the other nodes take over at once. */
+	sup_leave(s->sup);
 	log_info("serve", "stopped");
 	event_base_loopbreak(s->base);
 }
@@ -207,6 +210,10 @@ serve_run(const struct serve_config *c)
 	else
 		log_warn("serve", "database writes run on the event loop (no writer thread: %s)", err);
 	err[0] = '\0';
+	if (c->sup.node_id[0])
+		log_info("serve", "several nodes: this is node \"%s\" (API for the others at %s), "
+				  "leases of %" PRIu64 " ms%s", c->sup.node_id, c->sup.node_url,
+			 c->sup.lease_ttl_ms, c->sup.max_sessions ? ", a capacity" : "");
 	struct looplag *lag = looplag_new(s.base, c->loop_lag_ms);
 	struct api_opts ao = {.listen = c->listen,
 	                      .lag = lag,

@@ -36,6 +36,7 @@
 #define PG_START_MS 10000      /* migrating and reconciling, before anything is served */
 #define PG_BACKOFF_MIN_MS 250  /* first wait before connecting again */
 #define PG_BACKOFF_MAX_MS 5000
+#define PG_IDLE_TX_MS_STR "2000" /* the server ends a transaction of ours idle this long */
 #define PG_MIGRATIONS "wagate_schema_migrations"
 /* Serialises migrations of several wagate processes on one database (any fixed number). */
 #define PG_MIGRATE_LOCK "7366172651214733"
@@ -313,11 +314,16 @@ pg_ready(struct store *st, uint64_t deadline)
 		}
 		/*
 		 * Timestamps come back as ISO text in UTC whatever the server's
-		 * settings, so one parser reads them.
+		 * settings, so one parser reads them. A transaction of ours never
+		 * waits between its statements, so one left open longer is a
+		 * client that was cut off: the server ends it, and the locks it
+		 * held (another node's leases among them) go with it.
 		 */
 		pg->ready = true;
 		int rc = pg_exec(st, "set up the connection",
-		                 "SET TimeZone TO 'UTC'; SET DateStyle TO 'ISO, YMD'", 0, NULL, NULL,
+		                 "SET TimeZone TO 'UTC'; SET DateStyle TO 'ISO, YMD';"
+		                 " SET idle_in_transaction_session_timeout TO " PG_IDLE_TX_MS_STR,
+		                 0, NULL, NULL,
 		                 deadline > wg_now_ms() + PG_ANSWER_MS ? deadline
 		                                                       : wg_now_ms() + PG_ANSWER_MS);
 		if (rc < 0)
@@ -992,6 +998,11 @@ pg_ping(struct store *st)
 	return run_cmd(st, "ping", "SELECT 1", 0, NULL, NULL);
 }
 
+/* A row no node holds a live lease on: another node's connected sessions are left alone. */
+#define NOT_LEASED                                                                                 \
+	"NOT EXISTS (SELECT 1 FROM wagate_leases l WHERE l.session_id = whatsapp_sessions.id"      \
+	" AND l.expires_at > now())"
+
 static int
 pg_reconcile(struct store *st, int64_t now, int *changed)
 {
@@ -1008,13 +1019,15 @@ pg_reconcile(struct store *st, int64_t now, int *changed)
 		             " SELECT id, $1::timestamptz, 'disconnected', 'reconciled at startup: the"
 		             " previous wagate process stopped while the session was ' ||"
 		             " connection_status::text FROM whatsapp_sessions"
-		             " WHERE connection_status IN ('connecting', 'qr_pending', 'connected')",
+		             " WHERE connection_status IN ('connecting', 'qr_pending', 'connected')"
+		             " AND " NOT_LEASED,
 		             1, p, NULL);
 	if (rc == 0)
 		rc = run_cmd(st, "reconcile",
 		             "UPDATE whatsapp_sessions SET connection_status = 'disconnected',"
 		             " updated_at = $1"
-		             " WHERE connection_status IN ('connecting', 'qr_pending', 'connected')",
+		             " WHERE connection_status IN ('connecting', 'qr_pending', 'connected')"
+		             " AND " NOT_LEASED,
 		             1, p, changed);
 	rc = end_tx(st, rc, "reconcile");
 	if (rc < 0)
@@ -1807,10 +1820,38 @@ pg_lease_round(struct store *st, struct store_lease_round *r)
 	return end_tx(st, lease_round_body(st, r), "lease round");
 }
 
+/* Who holds a session's live lease: 0 with owner "" when no one; WG_ESTATE when another node. */
 static int
-pg_lease_claim(struct store *st, const char *node, const char *id, uint64_t ttl_ms,
+lease_holder(struct store *st, const char *node, const char *id, struct store_lease *out)
+{
+	const char *q[] = {id};
+	PGresult *r;
+	int rc = run(st, "look up a lease",
+	             "SELECT w.id::text, coalesce(l.token, 0)::text, CASE WHEN l.expires_at > now()"
+	             " THEN l.owner ELSE '' END FROM whatsapp_sessions w LEFT JOIN wagate_leases l"
+	             " ON l.session_id = w.id WHERE w.id = $1",
+	             1, q, &r);
+	if (rc < 0)
+		return by_id(st, rc, id);
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return store__fail(st, WG_ENOTFOUND, "no session '%s'", id);
+	}
+	snprintf(out->session_id, sizeof(out->session_id), "%s", id);
+	out->token = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+	snprintf(out->owner, sizeof(out->owner), "%s", PQgetvalue(r, 0, 2));
+	PQclear(r);
+	if (out->owner[0] != '\0' && strcmp(out->owner, node) != 0)
+		return store__fail(st, WG_ESTATE, "node %s holds session '%s'", out->owner, id);
+	return 0;
+}
+
+static int
+pg_lease_claim(struct store *st, const char *node, const char *id, bool take, uint64_t ttl_ms,
                struct store_lease *out)
 {
+	if (!take)
+		return lease_holder(st, node, id, out);
 	char ttl[24];
 	const char *p[] = {node, int_text(ttl, (long long)ttl_ms), id};
 	PGresult *r;
@@ -1838,21 +1879,9 @@ pg_lease_claim(struct store *st, const char *node, const char *id, uint64_t ttl_
 		return n == 1 ? 0 : store__fail(st, WG_EINVAL, "the session's id cannot be addressed");
 	}
 	PQclear(r);
-	const char *q[] = {id};
-	if ((rc = run(st, "claim a lease",
-	              "SELECT session_id::text, token::text, owner FROM wagate_leases"
-	              " WHERE session_id = $1",
-	              1, q, &r)) < 0)
-		return rc;
-	if (PQntuples(r) == 0) {
-		PQclear(r);
-		return store__fail(st, WG_ENOTFOUND, "no session '%s'", id);
-	}
-	snprintf(out->session_id, sizeof(out->session_id), "%s", id);
-	snprintf(out->owner, sizeof(out->owner), "%s", PQgetvalue(r, 0, 2));
-	out->token = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
-	PQclear(r);
-	return store__fail(st, WG_ESTATE, "node %s holds session '%s'", out->owner, id);
+	/* No row, or another node's live lease: which, and whose. */
+	rc = lease_holder(st, node, id, out);
+	return rc == 0 ? store__fail(st, WG_ESTATE, "the lease could not be taken; try again") : rc;
 }
 
 static int

@@ -700,7 +700,7 @@ store_lease_round_free(struct store_lease_round *r)
 }
 
 int
-store_lease_claim(struct store *st, const char *node, const char *id, uint64_t ttl_ms,
+store_lease_claim(struct store *st, const char *node, const char *id, bool take, uint64_t ttl_ms,
                   struct store_lease *out)
 {
 	int rc;
@@ -711,7 +711,7 @@ store_lease_claim(struct store *st, const char *node, const char *id, uint64_t t
 		return store__fail(st, WG_EINVAL, "lease time out of bounds (1 s to 1 h)");
 	if (st->be->lease_claim == NULL)
 		return no_leases(st);
-	return st->be->lease_claim(st, node, id, ttl_ms, out);
+	return st->be->lease_claim(st, node, id, take, ttl_ms, out);
 }
 
 int

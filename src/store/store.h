@@ -311,12 +311,13 @@ struct store_lease_round {
 int store_lease_round(struct store *st, struct store_lease_round *r);
 void store_lease_round_free(struct store_lease_round *r);
 /*
- * Takes one session's lease at once, for an action a person asked for on a
- * session no node holds (pairing a new one). WG_ESTATE with out->owner set
- * when another node holds a live lease; WG_ENOTFOUND when there is no row.
+ * Takes one session's lease at once (take), for an action a person asked for
+ * on a session no node holds (pairing a new one); or only looks (!take):
+ * then 0 with out->owner "" when no node holds it. WG_ESTATE with out->owner
+ * set when another node holds a live lease; WG_ENOTFOUND when there is no row.
  */
-int store_lease_claim(struct store *st, const char *node, const char *id, uint64_t ttl_ms,
-                      struct store_lease *out);
+int store_lease_claim(struct store *st, const char *node, const char *id, bool take,
+                      uint64_t ttl_ms, struct store_lease *out);
 /* A graceful stop: the node's leases expire now (the others take them at once) and its row goes. */
 int store_lease_leave(struct store *st, const char *node);
 /* Every node with a row, live ones first; free with free(). */
@@ -401,8 +402,8 @@ struct store_backend {
 	int (*data_version)(struct store *st, uint64_t *version);
 	/* Optional (WG_ENOTSUP without): leases. */
 	int (*lease_round)(struct store *st, struct store_lease_round *r);
-	int (*lease_claim)(struct store *st, const char *node, const char *id, uint64_t ttl_ms,
-	                   struct store_lease *out);
+	int (*lease_claim)(struct store *st, const char *node, const char *id, bool take,
+	                   uint64_t ttl_ms, struct store_lease *out);
 	int (*lease_leave)(struct store *st, const char *node);
 	int (*nodes)(struct store *st, uint64_t ttl_ms, struct store_node **out, size_t *n);
 };

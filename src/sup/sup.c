@@ -57,6 +57,7 @@ sup_config_defaults(struct sup_config *c)
 	c->monitor_slice = 200;
 	c->retention_ms = 30ull * 24 * 3600 * 1000;
 	c->watch_interval_ms = 1000;
+	c->lease_ttl_ms = 30000;
 }
 
 /* ---- sessions ---- */
@@ -135,6 +136,9 @@ sup__add(struct sup *s, const char *id)
 bool
 sup__should_run(const struct sess *x)
 {
+	/* With several nodes, only the one holding the lease (and not handing it over). */
+	if (sup__cluster(x->sup) && (!x->leased || x->releasing))
+		return false;
 	return x->primary && x->is_active && x->auto_connect && x->has_auth;
 }
 
@@ -146,13 +150,21 @@ sup__apply_row(struct sess *x, const struct store_session *row)
 	x->auto_connect = row->auto_connect != 0;
 	x->has_auth = row->auth_state != NULL;
 	x->primary = row->session_name && strcmp(row->session_name, "primary") == 0;
+	if (sup__cluster(x->sup) && !x->leased && x->client == NULL) {
+		/* Another node's session (or no one's): its status is what that node wrote. */
+		snprintf(x->status, sizeof(x->status), "%s", row->connection_status);
+		free(x->last_error);
+		x->last_error = row->last_error ? wg_strdup(row->last_error) : NULL;
+		x->last_connected_at = row->last_connected_at;
+		x->last_message_at = row->last_message_at;
+	}
 	sup__ucols_apply(x, row);
 	x->seen = x->sup->pass;
 	sup__recount(x);
 }
 
-static void
-finish_waiters(struct sess *x, int ok, const char *msg)
+void
+sup__finish_waiters(struct sess *x, int ok, const char *msg)
 {
 	struct waiter *w = x->waiters;
 	x->waiters = NULL;
@@ -190,7 +202,7 @@ sup__remove(struct sup *s, struct sess *x)
 		s->nconnected--;
 	if (x->bucket >= 0)
 		s->cnt[x->bucket]--;
-	finish_waiters(x, 0, "session deleted");
+	sup__finish_waiters(x, 0, "session deleted");
 	free_sess(x);
 }
 
@@ -260,6 +272,12 @@ sup__enter(struct sess *x, enum ss_state st, const char *why, const char *err, i
 	}
 	if (x->deleted)
 		return;
+	if (sup__cluster(s) && !x->leased) {
+		/* Not this node's: its status is the holder's to write; memory mirrors the row. */
+		sup__recount(x);
+		sup__notify(x, SUP_EV_SESSION);
+		return;
+	}
 	unsigned f = STORE_F_STATUS;
 	if (st == SS_CONNECTED && old != SS_CONNECTED) {
 		/* Entering connected stamps last_connected_at with the status, so observers see both. */
@@ -297,7 +315,6 @@ sup__wait_then_connect(struct sess *x, uint64_t delay_ms, const char *why, const
 	/* sup__enter removes the node for any other state; waiting keeps it. */
 }
 
-static void finish_waiters(struct sess *x, int ok, const char *msg);
 static uint64_t backoff(const struct sup *s, unsigned failures);
 static void start_resolved(struct sup *s, struct sess *x, int outcome);
 
@@ -340,7 +357,7 @@ connect_failed(struct sess *x, const char *trigger, int r, const char *what)
 		return;
 	}
 	sup__enter(x, SS_IDLE, what, err, 0);
-	finish_waiters(x, 0, err);
+	sup__finish_waiters(x, 0, err);
 }
 
 /*
@@ -359,7 +376,7 @@ creds_unusable(struct sess *x, const char *trigger)
 	if (!x->ever_open)
 		log_warn(x->id, "start: needs re-authentication");
 	sup__enter(x, SS_STOPPED, "credentials unusable", err, 1);
-	finish_waiters(x, 0, err);
+	sup__finish_waiters(x, 0, err);
 }
 
 /* fresh: pair a new device, whatever credentials the row holds. */
@@ -369,6 +386,12 @@ connect_as(struct sess *x, const char *trigger, int fresh)
 	struct sup *s = x->sup;
 	if (x->client != NULL)
 		return 0; /* never more than one connection per session */
+	if (sup__cluster(s) && !sup__lease_sure(x)) {
+		/* Not this node's, or not sure any more: another node may be connecting it. */
+		sup__enter(x, SS_IDLE, "no lease", NULL, 0);
+		sup__finish_waiters(x, 0, "this node does not hold the session's lease");
+		return WG_ESTATE;
+	}
 	char trig[48];
 	snprintf(trig, sizeof(trig), "%s", trigger);
 	/* Credentials: the newest stay in memory until the row has them. */
@@ -517,7 +540,7 @@ cb_open(void *arg, const char *jid, const char *push_name)
 	if (x->trigger[0] && strncmp(x->trigger, "start", 5) != 0 && strcmp(x->trigger, "pair") != 0)
 		sup__record(x, x->trigger, "reconnect", "connected", NULL);
 	x->trigger[0] = '\0';
-	finish_waiters(x, 1, "connected");
+	sup__finish_waiters(x, 1, "connected");
 	schedule(s);
 }
 
@@ -591,10 +614,18 @@ cb_closed(void *arg, const struct wa_session_close *why)
 		schedule(s);
 		return;
 	}
+	if (sup__cluster(s) && (!x->leased || x->releasing)) {
+		/* Lost, or handed over: another node connects it now, not this one. */
+		sup__enter(x, SS_IDLE, x->releasing ? "handed over" : "lease lost",
+			   x->releasing ? "handed over to another node" : NULL, 0);
+		sup__finish_waiters(x, 0, "another node holds this session now; ask again");
+		schedule(s);
+		return;
+	}
 	if (x->logout) {
 		x->logout = 0;
 		sup__enter(x, SS_STOPPED, "logged out by request", "logged out by request", 1);
-		finish_waiters(x, 0, "logged out");
+		sup__finish_waiters(x, 0, "logged out");
 		schedule(s);
 		return;
 	}
@@ -713,7 +744,7 @@ cb_closed(void *arg, const struct wa_session_close *why)
 		} else {
 			snprintf(msg, sizeof(msg), "%s", err);
 		}
-		finish_waiters(x, 0, msg);
+		sup__finish_waiters(x, 0, msg);
 	}
 	schedule(s);
 }
@@ -804,6 +835,9 @@ uint64_t
 sup_run(struct sup *s)
 {
 	uint64_t now = wg_now_ms(), next = UINT64_MAX;
+	/* Leases first: a node that resumes after a pause gives up what it lost before it connects anything. */
+	if (s->started)
+		next = min64(next, sup__lease_step(s, now));
 	next = min64(next, run_due(s, now));
 	next = min64(next, run_deadlines(s, now));
 	if (s->started && !s->shutting_down) {
@@ -869,7 +903,11 @@ sup_use_writer(struct sup *s, const char *url, char *err, size_t errlen)
 		snprintf(err, errlen, "the supervisor is not attached to a loop");
 		return WG_ESTATE;
 	}
-	return sup__wb_attach_writer(s, s->base, url, err, errlen);
+	int r = sup__wb_attach_writer(s, s->base, url, err, errlen);
+	if (r != 0)
+		return r;
+	/* The lease rounds get a thread of their own: a slow batch never delays a renewal. */
+	return sup__lease_attach(s, s->base, url, err, errlen);
 }
 
 void
@@ -938,6 +976,7 @@ sup_free(struct sup *s)
 		return;
 	/* The writer's job in hand completes first: its outcome goes back to sessions still here. */
 	sup__wb_detach_writer(s);
+	sup__lease_detach(s);
 	if (s->observer)
 		s->observer(s->observer_arg, SUP_EV_GONE, NULL);
 	s->observer = NULL;
@@ -947,12 +986,13 @@ sup_free(struct sup *s)
 	s->norder = 0; /* everything goes: no removals one by one */
 	for (size_t i = 0; i < s->n; i++) {
 		struct sess *x = s->v[i];
-		finish_waiters(x, 0, "server stopping");
+		sup__finish_waiters(x, 0, "server stopping");
 		free_sess(x);
 	}
 	free(s->v);
 	free(s->order);
 	free(s->pass_after);
+	sup__lease_free(s);
 	wg_map_free(&s->by_id);
 	if (s->timer)
 		event_free(s->timer);
@@ -1045,7 +1085,7 @@ sup_shutdown(struct sup *s, void (*done)(void *arg), void *arg)
 		if (x->state == SS_CONNECTED || x->state == SS_CONNECTING || x->state == SS_PAIRING ||
 		    x->state == SS_WAITING)
 			sup__enter(x, SS_IDLE, "shutdown", NULL, 0);
-		finish_waiters(x, 0, "server stopping");
+		sup__finish_waiters(x, 0, "server stopping");
 	}
 	if (sup__wb_flush_all(s) != 0)
 		log_error("supervisor", "shutdown: the database could not be written (%s); the next "
@@ -1319,6 +1359,7 @@ sup__fill_view(struct sess *x, struct sup_session_view *out)
 	out->auto_connect = x->auto_connect;
 	out->created_at = x->created_at;
 	out->updated_at = x->updated_at;
+	out->node = x->owner;
 }
 
 int

@@ -13,6 +13,7 @@
 #ifndef WG_SUP_H
 #define WG_SUP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,6 +50,11 @@ struct sup_config {
 	unsigned monitor_slice;                      /* sessions the monitor looks at per loop turn, 200 */
 	uint64_t retention_ms;                       /* WAGATE_RETENTION: attempts and history kept, 30d; 0 forever */
 	uint64_t watch_interval_ms;                  /* WAGATE_WATCH_INTERVAL: rows changed by the app read this often, 1s; 0 off */
+	/* Several nodes on one database (docs/cluster.md); node_id "" means one node, no leases. */
+	char node_id[STORE_NODE_MAX + 1];            /* WAGATE_NODE_ID, the hostname (PostgreSQL only) */
+	char node_url[STORE_URL_MAX + 1];            /* WAGATE_NODE_URL: where the other nodes reach this API */
+	uint64_t lease_ttl_ms;                       /* WAGATE_LEASE_TTL, 30s */
+	unsigned max_sessions;                       /* WAGATE_MAX_SESSIONS: most sessions this node holds, 0 no limit */
 };
 
 void sup_config_defaults(struct sup_config *c);
@@ -74,7 +80,30 @@ struct sup_session_view {
 	const char *session_name, *user_id, *phone_number; /* NULL when NULL */
 	int is_active, auto_connect;
 	int64_t created_at, updated_at;                     /* wall-clock ms */
+	const char *node;        /* the node that holds it (several nodes), NULL when none or one node */
 };
+
+/* This node in a cluster (GET /cluster). */
+struct sup_cluster_info {
+	int enabled;          /* leases are on */
+	const char *node, *url;
+	uint64_t lease_ttl_ms;
+	unsigned held, share, capacity;
+	int rounds_ok;        /* the last lease round succeeded */
+	uint64_t sure_for_ms; /* how long this node's leases are sure without a new round */
+};
+void sup_cluster_info(struct sup *s, struct sup_cluster_info *out);
+
+/*
+ * Before acting on a session a person asked about (reconnect, pair, logout,
+ * its QR): 0 when this node holds its lease, or took it now (take, and no
+ * node did; without take nothing is taken); WG_ESTATE when another node
+ * holds it: *owner names it and *url, when known, is where its API answers.
+ * 0 at once with one node.
+ */
+int sup_claim(struct sup *s, const char *id, bool take, const char **owner, const char **url);
+/* A graceful stop's end: this node's leases expire now, so the others take them at once. */
+int sup_leave(struct sup *s);
 
 struct sup_health {
 	int db_ok;

@@ -4,6 +4,7 @@
  *   sup_wb.c       the write-behind: the database as a converging mirror of memory
  *   sup_monitor.c  the recovery monitor, and the pass that reads the user's changes
  *   sup_list.c     the user's columns kept for the listings, and the creation order
+ *   sup_lease.c    leases: several nodes sharing one database's sessions
  */
 #ifndef WG_SUP_INT_H
 #define WG_SUP_INT_H
@@ -103,6 +104,17 @@ struct sess {
 	bool in_dirty;    /* on sup.dirty */
 	bool writing;     /* in the writer's batch: the row's updated_at may be ours, not yet known */
 	bool msg_pending; /* last_message_at waits for the next coalesced write */
+
+	/*
+	 * Several nodes (sup_lease.c): this node connects the session only while
+	 * leased; releasing: being handed over (its socket closes, then the lease
+	 * goes back). owner: the node that holds it as last heard, or NULL.
+	 */
+	bool leased, releasing;
+	int64_t lease_token;
+	unsigned lease_seen; /* the lease round that last confirmed it */
+	uint64_t claim_until; /* taken on demand: sure until then, before any round renewed it */
+	const char *owner;
 	TAILQ_ENTRY(sess) msg_link;
 	TAILQ_ENTRY(sess) dirty_link;
 };
@@ -155,6 +167,8 @@ struct sup {
 	uint64_t watch_at;
 	char watch_updated[40];   /* updated_at of the newest row seen, as stored */
 	char watch_id[STORE_ID_LEN + 1];
+	int read_failing;          /* the monitor's or the watch's last read failed */
+	uint64_t read_err_logged;  /* when that was last logged (a failure that goes on is not logged every turn) */
 
 	/* The write-behind (sup_wb.c). */
 	struct sess_list dirty;
@@ -177,6 +191,19 @@ struct sup {
 	uint64_t writer_version;  /* the writer's data version after its last job */
 	int writer_version_ok;
 	uint32_t writer_generation; /* its connection's generation: a change means the file was reopened */
+
+	/* Leases (sup_lease.c), when cfg.node_id is set. */
+	struct store_writer *leaser; /* the rounds' thread and connection */
+	struct lease_job *lease_inflight;
+	uint64_t lease_at;     /* the next round */
+	uint64_t lease_until;  /* this node's leases are sure until then (monotonic) */
+	uint64_t lease_error_logged;
+	unsigned nleased, lease_share, live_nodes, lease_rounds, lease_gen;
+	int lease_ok;          /* the last round succeeded */
+	char **owners;         /* node ids seen, interned */
+	size_t nowners;
+	struct store_node *nodes; /* live nodes, as of the last round */
+	size_t nnodes;
 };
 
 /* sup.c */
@@ -205,6 +232,25 @@ void sup__apply_row(struct sess *x, const struct store_session *row);
 bool sup__should_run(const struct sess *x);
 
 void sup__fill_view(struct sess *x, struct sup_session_view *out);
+
+/* Answers whoever waits for x's attempt (a manual reconnect). */
+void sup__finish_waiters(struct sess *x, int ok, const char *msg);
+
+/* sup_lease.c */
+struct lease_job;
+/* Leases are on: several nodes may share the database. */
+bool sup__cluster(const struct sup *s);
+void sup__lease_lost(struct sess *x, const char *why);
+/* This node holds x's lease and it is sure now (renewed within the lease time). */
+bool sup__lease_sure(const struct sess *x);
+/* A row that should run and no node holds: the next round comes now, not at its time. */
+void sup__lease_hurry(struct sup *s);
+/* The rounds and the node's own fence; returns the next instant it needs. */
+uint64_t sup__lease_step(struct sup *s, uint64_t now);
+int sup__lease_attach(struct sup *s, struct event_base *base, const char *url, char *err,
+		      size_t errlen);
+void sup__lease_detach(struct sup *s);
+void sup__lease_free(struct sup *s);
 
 /* sup_list.c */
 enum { UC_NAME, UC_USER, UC_PHONE, UC_N };

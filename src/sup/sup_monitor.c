@@ -173,6 +173,25 @@ check(struct sup *s, struct sess *x, int64_t now_wall)
 	}
 }
 
+/* A read that fails goes on failing while the database is away: said at once, then every 30 s. */
+static void
+read_failed(struct sup *s, uint64_t now, const char *what)
+{
+	if (!s->read_failing || now - s->read_err_logged >= 30000) {
+		log_error("supervisor", "%s: %s", what, store_errmsg(s->st));
+		s->read_err_logged = now;
+	}
+	s->read_failing = 1;
+}
+
+static void
+read_ok(struct sup *s)
+{
+	if (s->read_failing)
+		log_info("supervisor", "the sessions can be read again");
+	s->read_failing = 0;
+}
+
 /*
  * A row read from the table: memory takes the user's columns. Returns the
  * session; *fresh when memory did not know it, *foreign when someone else
@@ -204,6 +223,9 @@ learn_row(struct sup *s, const struct store_session *row, bool *fresh, bool *for
 	}
 	*flags = before[0] != x->is_active || before[1] != x->auto_connect ||
 		 before[2] != x->has_auth || before[3] != x->primary;
+	if (sup__cluster(s) && !x->leased && x->primary && x->is_active && x->auto_connect &&
+	    x->has_auth && (*fresh || *flags))
+		sup__lease_hurry(s); /* the app wants it up: some node should take it now */
 	return x;
 }
 
@@ -263,10 +285,11 @@ sup__watch_step(struct sup *s, uint64_t now)
 	struct store_session *rows = NULL;
 	size_t n = 0;
 	if (store_list(s->st, &f, &rows, &n) != 0) {
-		log_warn("supervisor", "watch: cannot read changed sessions: %s", store_errmsg(s->st));
+		read_failed(s, now, "watch: cannot read changed sessions");
 		s->watch_at = now + s->cfg.watch_interval_ms;
 		return;
 	}
+	read_ok(s);
 	for (size_t i = 0; i < n; i++)
 		watch_row(s, &rows[i]);
 	const char *cid, *cupd;
@@ -368,10 +391,11 @@ sup__monitor_step(struct sup *s, uint64_t now)
 	struct store_session *rows = NULL;
 	size_t n = 0;
 	if (store_list(s->st, &f, &rows, &n) != 0) {
-		log_error("supervisor", "monitor: cannot read sessions: %s", store_errmsg(s->st));
+		read_failed(s, now, "monitor: cannot read sessions");
 		s->pass_running = 0; /* the rows not read are not taken for deleted */
 		return;
 	}
+	read_ok(s);
 	size_t skipped = store_list_skipped(s->st);
 	if (skipped) {
 		/* A row with bad data must not stop the others; said once per pass. */

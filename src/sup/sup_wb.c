@@ -131,6 +131,11 @@ enqueue(struct sess *x)
 	struct sup *s = x->sup;
 	if (x->deleted)
 		return;
+	if (sup__cluster(s) && !x->leased) {
+		/* Another node's session (or no one's): nothing of this node's goes into its row. */
+		sup__wb_forget(x);
+		return;
+	}
 	if (!x->in_dirty) {
 		TAILQ_INSERT_TAIL(&s->dirty, x, dirty_link);
 		x->in_dirty = 1;
@@ -171,6 +176,10 @@ sup__wb_auth(struct sess *x, const char *auth, const char *phone)
 static void
 pend_add(struct sess *x, struct pend *p)
 {
+	if (sup__cluster(x->sup) && !x->leased) {
+		pend_free(p);
+		return;
+	}
 	if (x->npend == WB_PEND_MAX) {
 		/* The database has refused this session's rows for long: the oldest goes, loudly. */
 		struct pend *old = x->pend;
@@ -277,6 +286,8 @@ enum job_kind { J_BATCH, J_CHECK, J_PRUNE };
 
 struct wb_entry {
 	char id[STORE_ID_LEN + 1];
+	int64_t token; /* the lease's, with several nodes: the write is fenced by it */
+	bool fenced;   /* out: another node holds the lease now; nothing was written */
 	unsigned fields;
 	struct store_session vals; /* last_error, auth_state, phone_number are the job's copies */
 	unsigned auth_gen;
@@ -318,7 +329,8 @@ run_job(struct store *st, void *arg)
 		size_t ih = 0, ia = 0;
 		for (size_t i = 0; i < j->n; i++) {
 			struct wb_entry *e = &j->e[i];
-			w[i] = (struct store_write){.id = e->id, .fields = e->fields, .vals = &e->vals};
+			w[i] = (struct store_write){.id = e->id, .fields = e->fields, .vals = &e->vals,
+						    .token = e->token, .owner = j->s->cfg.node_id};
 			w[i].history = hist + ih;
 			w[i].attempts = att + ia;
 			for (struct pend *p = e->pend; p; p = p->next) {
@@ -331,6 +343,8 @@ run_job(struct store *st, void *arg)
 			w[i].nattempts = (size_t)(att + ia - w[i].attempts);
 		}
 		j->rc = store_write_batch(st, w, j->n, j->wall, &j->gone);
+		for (size_t i = 0; i < j->n; i++)
+			j->e[i].fenced = j->rc == 0 && w[i].fenced;
 		free(w);
 		free(hist);
 		free(att);
@@ -395,6 +409,7 @@ build_batch(struct sup *s, struct sess *only)
 			break;
 		struct wb_entry *e = &j->e[j->n++];
 		snprintf(e->id, sizeof(e->id), "%s", x->id);
+		e->token = sup__cluster(s) ? x->lease_token : 0;
 		e->fields = x->dirty;
 		struct store_session *v = &e->vals;
 		snprintf(v->connection_status, sizeof(v->connection_status), "%s", x->status);
@@ -427,6 +442,12 @@ batch_done(struct sup *s, struct wb_job *j)
 		struct sess *x = sup__find(s, e->id);
 		if (x == NULL || x->deleted)
 			continue;
+		if (e->fenced) {
+			/* Fenced: another node took the lease (this one was paused, or cut off). */
+			if (x->leased && x->lease_token == e->token)
+				sup__lease_lost(x, "its write was refused: another node holds the lease");
+			continue;
+		}
 		/* The row's updated_at is the write's time (only rows with columns to write change). */
 		if (e->fields)
 			x->updated_at = j->wall;

@@ -38,3 +38,64 @@ export function seededCreds(phone) {
   if (!m) throw new Error('the seeder printed no credentials');
   return m[1];
 }
+
+/**
+ * A TCP proxy to the cluster's Unix socket, to cut one node off from the database: blackhole() holds
+ * every byte both ways (as a network partition does; no connection is closed), heal() lets them flow.
+ */
+export async function startProxy(dir) {
+  const net = await import('node:net');
+  const socketPath = path.join(dir, '.s.PGSQL.5432');
+  let cut = false;
+  const pairs = new Set();
+  const server = net.createServer((client) => {
+    const upstream = net.createConnection(socketPath);
+    const pair = { client, upstream };
+    pairs.add(pair);
+    const close = () => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', close);
+    upstream.on('error', close);
+    client.on('close', close);
+    upstream.on('close', close);
+    // While cut off, a new connection is accepted and then hears nothing (heal() joins it up).
+    if (!cut) {
+      client.pipe(upstream);
+      upstream.pipe(client);
+    }
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = server.address().port;
+  return {
+    port,
+    url: (db = 'wagate') => `postgresql://wagate@127.0.0.1:${port}/${db}`,
+    blackhole() {
+      cut = true;
+      for (const p of pairs) {
+        p.client.unpipe(p.upstream);
+        p.upstream.unpipe(p.client);
+        p.client.pause();
+        p.upstream.pause();
+      }
+    },
+    heal() {
+      cut = false;
+      for (const p of pairs) {
+        p.client.pipe(p.upstream);
+        p.upstream.pipe(p.client);
+        p.client.resume();
+        p.upstream.resume();
+      }
+    },
+    close() {
+      for (const p of pairs) {
+        p.client.destroy();
+        p.upstream.destroy();
+      }
+      server.close();
+    },
+  };
+}

@@ -1924,13 +1924,20 @@ test_leases_pg(void **state)
 	store_session_free(&g);
 	/* On demand: another node's session is refused naming it; a free one is taken, and kept. */
 	struct store_lease l;
-	assert_int_equal(store_lease_claim(st, "n1", id[0], 60000, &l), WG_ESTATE);
+	assert_int_equal(store_lease_claim(st, "n1", id[0], true, 60000, &l), WG_ESTATE);
 	assert_string_equal(l.owner, "n2");
-	assert_int_equal(store_lease_claim(st, "n1", id[6], 60000, &l), 0);
+	assert_int_equal(store_lease_claim(st, "n1", id[6], true, 60000, &l), 0);
 	assert_int_equal(l.token, 1);
-	assert_int_equal(store_lease_claim(st, "n1", id[6], 60000, &l), 0);
+	assert_int_equal(store_lease_claim(st, "n1", id[6], true, 60000, &l), 0);
 	assert_int_equal(l.token, 1);
-	assert_int_equal(store_lease_claim(st, "n1", "no-such-row", 60000, &l), WG_ENOTFOUND);
+	assert_int_equal(store_lease_claim(st, "n1", "no-such-row", true, 60000, &l), WG_ENOTFOUND);
+	/* Looking takes nothing: another's is named, a free one has no owner. */
+	assert_int_equal(store_lease_claim(st, "n1", id[0], false, 60000, &l), WG_ESTATE);
+	assert_string_equal(l.owner, "n2");
+	char free_id[STORE_ID_LEN + 1];
+	add_session(st, "spare", NULL, 1, 1, 0, free_id);
+	assert_int_equal(store_lease_claim(st, "n1", free_id, false, 60000, &l), 0);
+	assert_string_equal(l.owner, "");
 	/* n2 leaves: its leases are free at once and n1 takes them, the token one up again. */
 	assert_int_equal(store_lease_leave(st, "n2"), 0);
 	r1 = (struct store_lease_round){.node = "n1", .ttl_ms = 60000, .claim_max = 100};

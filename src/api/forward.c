@@ -1,0 +1,237 @@
+/*
+ * Several nodes (docs/cluster.md): any node's API accepts actions on every
+ * session. An action on a session another node holds (reconnect, pair,
+ * logout, its QR code) is forwarded to that node's API, and its answer
+ * passed back as it came.
+ *
+ * The nodes trust each other through the API key they share: a forwarded
+ * request carries X-Wagate-Forwarded: NODE UNIX_MS HMAC, the HMAC-SHA256,
+ * keyed with the key's SHA-256, of "NODE\nUNIX_MS\nMETHOD\nURI". The owner
+ * accepts it for FORWARD_SKEW_MS either way of its clock, in place of the
+ * key or the dashboard's cookie (which lives in one node's memory), and
+ * never forwards it again: a request hops once at most.
+ */
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "api/api_int.h"
+#include "core/clock.h"
+#include "core/enc.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "wa/crypto.h"
+
+#define FORWARD_HEADER "X-Wagate-Forwarded"
+#define FORWARD_SKEW_MS 60000
+/* Longer than a reconnect's wait (20 s), so the owner's answer comes back rather than a timeout. */
+#define FORWARD_TIMEOUT_S 30
+#define FORWARD_BODY_MAX (128u << 10)
+
+struct api_forward {
+	struct api *api;
+	struct evhttp_request *req;     /* the client's, NULL once its connection closed */
+	struct evhttp_connection *in;   /* the client's connection */
+	struct evhttp_connection *out;  /* to the owner */
+	char owner[STORE_NODE_MAX + 1];
+	struct api_forward *prev, *next;
+};
+
+static void
+mac(struct api *a, const char *node, const char *ms, const char *method, const char *uri,
+    char hex[65])
+{
+	char msg[1024];
+	int n = snprintf(msg, sizeof(msg), "%s\n%s\n%s\n%s", node, ms, method, uri);
+	uint8_t d[32];
+	wa_crypto_hmac_sha256(d, a->key_digest, sizeof(a->key_digest), (const uint8_t *)msg,
+	                      n > 0 && (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+	wg_hex_encode(hex, d, sizeof(d));
+	wg_wipe(d, sizeof(d));
+}
+
+static const char *
+method_text(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_PATCH: return "PATCH";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	default: return "OTHER";
+	}
+}
+
+bool
+api__forwarded(struct evhttp_request *req)
+{
+	return evhttp_find_header(evhttp_request_get_input_headers(req), FORWARD_HEADER) != NULL;
+}
+
+bool
+api__forward_ok(struct api *a, struct evhttp_request *req)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), FORWARD_HEADER);
+	if (h == NULL || strlen(h) > 200)
+		return false;
+	char node[STORE_NODE_MAX + 1], ms[24], got[65];
+	if (sscanf(h, "%63s %23s %64s", node, ms, got) != 3 || strlen(got) != 64)
+		return false;
+	char *end;
+	long long t = strtoll(ms, &end, 10);
+	long long now = (long long)wg_wall_ms();
+	if (*end != '\0' || t < now - FORWARD_SKEW_MS || t > now + FORWARD_SKEW_MS)
+		return false;
+	char want[65];
+	mac(a, node, ms, method_text(evhttp_request_get_command(req)), evhttp_request_get_uri(req),
+	    want);
+	return CRYPTO_memcmp(want, got, 64) == 0;
+}
+
+static void
+unlink_fwd(struct api_forward *f)
+{
+	struct api *a = f->api;
+	if (f->prev)
+		f->prev->next = f->next;
+	else if (a->forwards == f)
+		a->forwards = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	f->prev = f->next = NULL;
+}
+
+/* The client went away: its request is freed by evhttp; the owner's answer will go nowhere. */
+static void
+client_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct api_forward *f = arg;
+	(void)evcon;
+	f->req = NULL;
+	f->in = NULL;
+}
+
+static void
+answered(struct evhttp_request *resp, void *arg)
+{
+	struct api_forward *f = arg;
+	struct evhttp_request *req = f->req;
+	if (f->in != NULL)
+		evhttp_connection_set_closecb(f->in, NULL, NULL);
+	unlink_fwd(f);
+	if (req != NULL) {
+		int code = resp ? evhttp_request_get_response_code(resp) : 0;
+		if (code == 0) {
+			log_warn("api", "node %s did not answer a forwarded request", f->owner);
+			api__errorf(req, 502, "the node that holds this session (%s) did not answer",
+			            f->owner);
+		} else {
+			struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+			const char *ct = evhttp_find_header(evhttp_request_get_input_headers(resp),
+			                                    "Content-Type");
+			if (ct != NULL)
+				evhttp_add_header(oh, "Content-Type", ct);
+			evhttp_add_header(oh, "Cache-Control", "no-store");
+			evhttp_add_header(oh, "X-Wagate-Node", f->owner);
+			struct evbuffer *body = evbuffer_new();
+			evbuffer_add_buffer(body, evhttp_request_get_input_buffer(resp));
+			api__log_answer(req, code);
+			evhttp_send_reply(req, code, api__reason(code), body);
+			evbuffer_free(body);
+		}
+	}
+	/* The outgoing connection goes once this request is done (free_on_completion). */
+	free(f);
+}
+
+void
+api__forward(struct api *a, struct evhttp_request *req, const char *owner, const char *url)
+{
+	struct evhttp_uri *u = evhttp_uri_parse(url);
+	const char *host = u ? evhttp_uri_get_host(u) : NULL;
+	int port = u ? evhttp_uri_get_port(u) : -1;
+	if (host == NULL || (u && evhttp_uri_get_scheme(u) && strcmp(evhttp_uri_get_scheme(u), "http") != 0)) {
+		if (u)
+			evhttp_uri_free(u);
+		api__errorf(req, 502, "node %s holds this session; its address (%s) cannot be used",
+		            owner, url);
+		return;
+	}
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	if (evbuffer_get_length(in) > FORWARD_BODY_MAX) {
+		evhttp_uri_free(u);
+		api__error(req, 413, "request body too large to forward");
+		return;
+	}
+	struct api_forward *f = wg_calloc(1, sizeof(*f));
+	f->api = a;
+	f->req = req;
+	snprintf(f->owner, sizeof(f->owner), "%s", owner);
+	f->out = evhttp_connection_base_new(a->base, NULL, host, (unsigned short)(port > 0 ? port : 80));
+	evhttp_uri_free(u);
+	if (f->out == NULL) {
+		free(f);
+		api__error(req, 502, "cannot reach the node that holds this session");
+		return;
+	}
+	evhttp_connection_set_timeout(f->out, FORWARD_TIMEOUT_S);
+	evhttp_connection_free_on_completion(f->out);
+	struct evhttp_request *o = evhttp_request_new(answered, f);
+	struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
+	struct evkeyvalq *oh = evhttp_request_get_output_headers(o);
+	static const char *const keep[] = {"Content-Type", "Accept", "User-Agent", NULL};
+	for (size_t i = 0; keep[i]; i++) {
+		const char *v = evhttp_find_header(ih, keep[i]);
+		if (v != NULL)
+			evhttp_add_header(oh, keep[i], v);
+	}
+	const char *hv = evhttp_find_header(ih, "Host");
+	evhttp_add_header(oh, "Host", hv ? hv : "wagate");
+	char ms[24], hex[65], val[200];
+	const char *method = method_text(evhttp_request_get_command(req));
+	const char *uri = evhttp_request_get_uri(req);
+	snprintf(ms, sizeof(ms), "%" PRIu64, wg_wall_ms());
+	mac(a, a->node, ms, method, uri, hex);
+	snprintf(val, sizeof(val), "%s %s %s", a->node, ms, hex);
+	evhttp_add_header(oh, FORWARD_HEADER, val);
+	evbuffer_add_buffer(evhttp_request_get_output_buffer(o), in);
+	f->in = evhttp_request_get_connection(req);
+	if (f->in != NULL)
+		evhttp_connection_set_closecb(f->in, client_closed, f);
+	f->next = a->forwards;
+	if (a->forwards)
+		a->forwards->prev = f;
+	a->forwards = f;
+	log_info("api", "forwarding %s %s to node %s, which holds the session", method, uri, owner);
+	if (evhttp_make_request(f->out, o, evhttp_request_get_command(req), uri) != 0) {
+		/* libevent freed o; the connection goes with it. */
+		if (f->in != NULL)
+			evhttp_connection_set_closecb(f->in, NULL, NULL);
+		unlink_fwd(f);
+		evhttp_connection_free(f->out);
+		free(f);
+		api__error(req, 502, "cannot reach the node that holds this session");
+	}
+}
+
+void
+api__forwards_free(struct api *a)
+{
+	while (a->forwards) {
+		struct api_forward *f = a->forwards;
+		unlink_fwd(f);
+		if (f->in != NULL)
+			evhttp_connection_set_closecb(f->in, NULL, NULL);
+		/* Frees its pending request without calling answered(). */
+		evhttp_connection_free(f->out);
+		free(f);
+	}
+}
