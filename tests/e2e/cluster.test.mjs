@@ -131,6 +131,19 @@ test('an action on another node\'s session is forwarded to it', async () => {
     headers: { 'X-Wagate-Forwarded': `n9 ${Date.now()} ${'0'.repeat(64)}` },
   });
   assert.equal(forged.status, 401);
+  // Pairing a new session: the node asked takes its lease; its QR code is shown through any node.
+  const created = await nodes.n3.api('POST', '/sessions', { body: { sessionName: 'primary', userId: 'u-cluster-pair' } });
+  assert.equal(created.status, 201, created.text);
+  const id = created.body.sessionId;
+  const pair = await nodes.n2.api('POST', `/sessions/${id}/pair`);
+  assert.ok(pair.status === 200 || pair.status === 202, pair.text);
+  const qr = await waitFor('the QR code through n3', async () => {
+    const r = await nodes.n3.api('GET', `/sessions/${id}/qr`);
+    return r.status === 200 ? r : null;
+  });
+  assert.equal(qr.headers['x-wagate-node'], 'n2');
+  assert.match(qr.body.qr, /^https:\/\/wa\.me\/settings\/linked_devices#/);
+  assert.equal((await nodes.n1.api('DELETE', `/sessions/${id}`)).status, 204);
   assert.equal(await overlaps(), 0);
 });
 
