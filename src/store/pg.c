@@ -688,6 +688,8 @@ bad:
 
 /* ---- open, close, migrate ---- */
 
+static void pg_close(struct store *st);
+
 /* Opens by the whole URL: libpq reads postgres:// and postgresql:// URLs and their options. */
 static int
 pg_open_url(struct store *st, const char *url, char *err, size_t errlen)
@@ -713,6 +715,7 @@ pg_open_url(struct store *st, const char *url, char *err, size_t errlen)
 	 */
 	if (pg_ready(st, wg_now_ms() + PG_START_MS) < 0) {
 		snprintf(err, errlen, "%s", store_errmsg(st));
+		pg_close(st); /* the caller frees the store, not its state */
 		return WG_EIO;
 	}
 	return 0;

@@ -1909,6 +1909,214 @@ test_listing_order_from_memory(void **state)
 	store_session_free(&row);
 }
 
+/* ---- several nodes: leases (docs/cluster.md) ---- */
+
+/*
+ * The database's side of leases, as the test says: the SQLite backend with
+ * lease calls the test controls. grant: the ids the next rounds say this node
+ * holds; fail: rounds fail; fenced: ids whose writes the database refuses.
+ */
+static struct {
+	const char *grant[8];
+	int ngrant;
+	int fail;
+	const char *fenced;
+	int rounds;
+	unsigned last_claim_max;
+	size_t last_release;
+} fl;
+
+static int
+fl_round(struct store *st, struct store_lease_round *r)
+{
+	fl.rounds++;
+	fl.last_claim_max = r->claim_max;
+	fl.last_release = r->nrelease;
+	if (fl.fail)
+		return store__fail(st, WG_EIO, "postgres: lease round: no answer in time");
+	int n = r->claim_max ? fl.ngrant : 0;
+	r->held = n ? calloc((size_t)n, sizeof(*r->held)) : NULL;
+	for (int i = 0; i < n; i++) {
+		snprintf(r->held[i].session_id, sizeof(r->held[i].session_id), "%s", fl.grant[i]);
+		r->held[i].token = 7;
+		snprintf(r->held[i].owner, sizeof(r->held[i].owner), "%s", r->node);
+	}
+	r->nheld = (size_t)n;
+	r->runnable = (unsigned)fl.ngrant;
+	r->share = (unsigned)fl.ngrant;
+	return 0;
+}
+
+static int
+fl_write_batch(struct store *st, struct store_write *w, size_t n, int64_t now, size_t *gone)
+{
+	/* The fenced one is skipped, as PostgreSQL skips a write whose token lost; the rest go to SQLite. */
+	struct store_write *keep = calloc(n ? n : 1, sizeof(*keep));
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(w[i].token, 7);
+		assert_string_equal(w[i].owner, "n1");
+		if (fl.fenced && strcmp(w[i].id, fl.fenced) == 0)
+			w[i].fenced = true;
+		else
+			keep[k++] = w[i];
+	}
+	int rc = store_sqlite_backend.write_batch(st, keep, k, now, gone);
+	free(keep);
+	return rc;
+}
+
+static struct store_backend fl_backend;
+
+/* The fixture's stores, reopened on the backend with leases; the supervisor is node n1. */
+static void
+use_leases(struct fx *f, uint64_t ttl_ms)
+{
+	memset(&fl, 0, sizeof(fl));
+	fl_backend = store_sqlite_backend;
+	fl_backend.name = "sqlite with test leases";
+	fl_backend.lease_round = fl_round;
+	fl_backend.write_batch = fl_write_batch;
+	char path[128], err[256];
+	snprintf(path, sizeof(path), "%s/db.sqlite", f->dir);
+	store_close(f->st);
+	assert_int_equal(store_open_backend(&fl_backend, path, &f->st, err, sizeof(err)), 0);
+	snprintf(f->cfg.node_id, sizeof(f->cfg.node_id), "n1");
+	f->cfg.lease_ttl_ms = ttl_ms;
+	f->cfg.start_stagger_ms = 100;
+	f->cfg.recovery_interval_ms = 3600000;
+	f->cfg.watch_interval_ms = 0;
+}
+
+/* Nothing connects before its lease; the first round only registers; leases gained start in stagger slots. */
+static void
+test_leases_gate_connects(void **state)
+{
+	struct fx *f = *state;
+	use_leases(f, 9000);
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	const char *b = add_session(f, "primary", 1, 1, 1, NULL);
+	const char *c = add_session(f, "primary", 1, 1, 1, NULL);
+	fl.grant[0] = a;
+	fl.grant[1] = b;
+	fl.ngrant = 2; /* c is another node's */
+	start(f);
+	assert_int_equal(fl.rounds, 1);
+	assert_int_equal(fl.last_claim_max, 0); /* registers only: peers starting too get their share */
+	assert_int_equal(fake.n, 0);
+	struct sup_health h;
+	sup_health(f->sup, &h);
+	assert_int_equal(h.total, 0); /* /health answers for this node: it holds nothing yet */
+	advance(f, 1999);
+	assert_int_equal(fake.n, 0);
+	advance(f, 1);
+	assert_int_equal(fl.rounds, 2);
+	assert_true(fl.last_claim_max > 0);
+	assert_int_equal(fake.n, 1);
+	advance(f, 100);
+	assert_int_equal(fake.n, 2);
+	assert_int_equal(fake.opened_at[1] - fake.opened_at[0], 100);
+	advance(f, 60000);
+	assert_int_equal(opens_of(c), 0);
+	sup_health(f->sup, &h);
+	assert_int_equal(h.total, 2);
+	/* Renewed every third of the lease time. */
+	int r = fl.rounds;
+	advance(f, 3000);
+	assert_int_equal(fl.rounds, r + 1);
+	bring_up(f, a);
+	bring_up(f, b);
+	struct sup_cluster_info ci;
+	sup_cluster_info(f->sup, &ci);
+	assert_int_equal(ci.held, 2);
+	assert_true(ci.enabled);
+}
+
+/* A lease the database no longer gives: the socket closes at once, nothing is written, no reconnect. */
+static void
+test_lease_lost_closes_without_writing(void **state)
+{
+	struct fx *f = *state;
+	use_leases(f, 9000);
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	const char *b = add_session(f, "primary", 1, 1, 1, NULL);
+	fl.grant[0] = a;
+	fl.grant[1] = b;
+	fl.ngrant = 2;
+	start(f);
+	advance(f, 2100);
+	bring_up(f, a);
+	struct sup_client *cb = bring_up(f, b);
+	fl.ngrant = 1; /* another node took b */
+	advance(f, 3000);
+	assert_true(cb->close_requested);
+	pump_closes();
+	advance(f, 60000);
+	assert_int_equal(opens_of(b), 1);
+	/* The row is the new holder's: still what it says, not this node's "disconnected". */
+	expect_status(f, b, "connected");
+	expect_status(f, a, "connected");
+	struct sup_health h;
+	sup_health(f->sup, &h);
+	assert_int_equal(h.total, 1);
+}
+
+/* Rounds failing: the leases are sure until 0.9 of the lease time after the last good round was sent. */
+static void
+test_leases_not_sure_close_everything(void **state)
+{
+	struct fx *f = *state;
+	use_leases(f, 9000);
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	fl.grant[0] = a;
+	fl.ngrant = 1;
+	start(f);
+	advance(f, 2000);  /* the claiming round, sent at this instant */
+	uint64_t sent = now_ms;
+	advance(f, 100);
+	struct sup_client *ca = bring_up(f, a);
+	fl.fail = 1;
+	/* The rounds at +3 s and after fail; until sent + 8.1 s the lease holds. */
+	advance(f, sent + 8099 - now_ms);
+	assert_false(ca->close_requested);
+	advance(f, 1);
+	assert_true(ca->close_requested);
+	pump_closes();
+	advance(f, 5000);
+	assert_int_equal(opens_of(a), 1); /* not sure: no reconnect either */
+	expect_status(f, a, "connected"); /* nothing written: another node may hold it now */
+	/* The database answers again and gives the lease back: it connects again. */
+	fl.fail = 0;
+	advance(f, 3000);
+	assert_int_equal(opens_of(a), 2);
+}
+
+/* A write the database fences out (another node's token) means the lease is lost. */
+static void
+test_fenced_write_loses_the_lease(void **state)
+{
+	struct fx *f = *state;
+	use_leases(f, 9000);
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	fl.grant[0] = a;
+	fl.ngrant = 1;
+	start(f);
+	advance(f, 2100);
+	struct sup_client *ca = client_of(a);
+	assert_non_null(ca);
+	fl.fenced = a;
+	c_open(ca); /* "connected" is to be written; the database refuses it */
+	assert_int_equal(sup_flush(f->sup), 0);
+	assert_true(ca->close_requested);
+	pump_closes();
+	advance(f, 1000);
+	assert_int_equal(opens_of(a), 1);
+	struct store_session row;
+	assert_int_equal(store_get(f->st, a, &row), 0);
+	assert_string_equal(row.connection_status, "connecting"); /* "connected" never written */
+	store_session_free(&row);
+}
+
 int
 main(void)
 {
@@ -1948,6 +2156,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_manual_reconnect_shared_and_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_derivation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_observer_and_history, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_leases_gate_connects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lease_lost_closes_without_writing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_leases_not_sure_close_everything, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fenced_write_loses_the_lease, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
