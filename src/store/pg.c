@@ -29,6 +29,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/mem.h"
+#include "store/schema.h"
 #include "store/store.h"
 
 #define PG_WAIT_MS 10          /* lock waits on the event loop (store_set_wait changes it) */
@@ -41,103 +42,8 @@
 /* Serialises migrations of several wagate processes on one database (any fixed number). */
 #define PG_MIGRATE_LOCK "7366172651214733"
 
-struct pg_migration {
-	int version;
-	const char *name;
-	const char *sql; /* {ID} stands for the type of whatsapp_sessions.id */
-};
-
-/*
- * Append-only, as the SQLite list, with the same versions and names: the
- * same schema in PostgreSQL's types (timestamptz, identity columns). The
- * child tables' session_id takes the type of the app's id column, whatever
- * it is, so their foreign keys hold.
- */
-static const struct pg_migration migrations[] = {
-    {1, "whatsapp_sessions",
-     "CREATE TABLE IF NOT EXISTS whatsapp_sessions (\n"
-     "	id TEXT PRIMARY KEY,\n"
-     "	user_id TEXT,\n"
-     "	session_name TEXT NOT NULL DEFAULT 'primary',\n"
-     "	phone_number TEXT,\n"
-     "	auth_state TEXT,\n"
-     "	is_active BOOLEAN NOT NULL DEFAULT true,\n"
-     "	auto_connect BOOLEAN NOT NULL DEFAULT true,\n"
-     "	connection_status TEXT CHECK (connection_status IN\n"
-     "		('connecting', 'qr_pending', 'connected', 'disconnected', 'logged_out')),\n"
-     "	last_error TEXT,\n"
-     "	last_connected_at TIMESTAMPTZ,\n"
-     "	last_message_at TIMESTAMPTZ,\n"
-     "	created_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
-     "	updated_at TIMESTAMPTZ NOT NULL DEFAULT now()\n"
-     ");\n"
-     "CREATE INDEX IF NOT EXISTS whatsapp_sessions_autoconnect_idx\n"
-     "	ON whatsapp_sessions (session_name, is_active, auto_connect)\n"
-     "	WHERE auth_state IS NOT NULL;\n"
-     "CREATE INDEX IF NOT EXISTS whatsapp_sessions_status_idx\n"
-     "	ON whatsapp_sessions (connection_status);\n"},
-    {2, "whatsapp_session_recovery_attempts",
-     "CREATE TABLE whatsapp_session_recovery_attempts (\n"
-     "	id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
-     "	session_id {ID} NOT NULL REFERENCES whatsapp_sessions (id) ON DELETE CASCADE,\n"
-     "	attempted_at TIMESTAMPTZ NOT NULL,\n"
-     "	trigger_type TEXT NOT NULL,\n"
-     "	action TEXT NOT NULL,\n"
-     "	result TEXT NOT NULL,\n"
-     "	detail TEXT\n"
-     ");\n"
-     "CREATE INDEX whatsapp_session_recovery_attempts_session_idx\n"
-     "	ON whatsapp_session_recovery_attempts (session_id, attempted_at);\n"},
-    {3, "wagate_settings",
-     "CREATE TABLE wagate_settings (\n"
-     "	name TEXT PRIMARY KEY,\n"
-     "	value TEXT NOT NULL,\n"
-     "	updated_at TIMESTAMPTZ NOT NULL\n"
-     ");\n"},
-    {4, "whatsapp_session_status_history",
-     "CREATE TABLE whatsapp_session_status_history (\n"
-     "	id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
-     "	session_id {ID} NOT NULL REFERENCES whatsapp_sessions (id) ON DELETE CASCADE,\n"
-     "	changed_at TIMESTAMPTZ NOT NULL,\n"
-     "	status TEXT NOT NULL CHECK (status IN\n"
-     "		('connecting', 'qr_pending', 'connected', 'disconnected', 'logged_out')),\n"
-     "	reason TEXT\n"
-     ");\n"
-     "CREATE INDEX whatsapp_session_status_history_session_idx\n"
-     "	ON whatsapp_session_status_history (session_id, changed_at);\n"},
-    {5, "whatsapp_sessions_created_idx",
-     "CREATE INDEX IF NOT EXISTS whatsapp_sessions_created_idx\n"
-     "	ON whatsapp_sessions (created_at, id);\n"},
-    {6, "whatsapp_sessions_name_idx",
-     "CREATE INDEX IF NOT EXISTS whatsapp_sessions_name_idx\n"
-     "	ON whatsapp_sessions (session_name, user_id);\n"},
-    {7, "retention_idx",
-     "CREATE INDEX IF NOT EXISTS whatsapp_session_recovery_attempts_at_idx\n"
-     "	ON whatsapp_session_recovery_attempts (attempted_at);\n"
-     "CREATE INDEX IF NOT EXISTS whatsapp_session_status_history_at_idx\n"
-     "	ON whatsapp_session_status_history (changed_at);\n"},
-    {8, "whatsapp_sessions_updated_idx",
-     "CREATE INDEX IF NOT EXISTS whatsapp_sessions_updated_idx\n"
-     "	ON whatsapp_sessions (updated_at, id);\n"},
-    /* Several nodes share the sessions through leases (docs/cluster.md). */
-    {9, "wagate_leases",
-     "CREATE TABLE wagate_nodes (\n"
-     "	node_id TEXT PRIMARY KEY,\n"
-     "	api_url TEXT,\n"
-     "	started_at TIMESTAMPTZ NOT NULL,\n"
-     "	heartbeat_at TIMESTAMPTZ NOT NULL,\n"
-     "	capacity INTEGER NOT NULL DEFAULT 0\n"
-     ");\n"
-     "CREATE TABLE wagate_leases (\n"
-     "	session_id {ID} PRIMARY KEY REFERENCES whatsapp_sessions (id) ON DELETE CASCADE,\n"
-     "	owner TEXT NOT NULL,\n"
-     "	token BIGINT NOT NULL,\n"
-     "	acquired_at TIMESTAMPTZ NOT NULL,\n"
-     "	expires_at TIMESTAMPTZ NOT NULL\n"
-     ");\n"
-     "CREATE INDEX wagate_leases_owner_idx ON wagate_leases (owner);\n"},
-};
-#define PG_NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+#define PG_NMIGRATIONS store_nmigrations
+#define PG_NMIGRATIONS_MAX 64 /* room for the list (checked at migrate) */
 
 /*
  * The columns an adopted table gets when it lacks them: the design's
@@ -812,24 +718,14 @@ adopt_sql(struct store *st, char **sql)
 	return 0;
 }
 
-/* A migration's SQL with {ID} replaced by the id column's type (malloc'd). */
+/* A migration's SQL in PostgreSQL's types, session ids in the app's id type (malloc'd). */
 static char *
-migration_sql(const struct pg_migration *m, const char *idtype)
+migration_sql(const struct store_migration *m, const char *idtype)
 {
-	const char *t = idtype[0] ? idtype : "TEXT";
-	size_t cap = strlen(m->sql) + 4 * strlen(t) + 1, len = 0;
-	char *out = wg_malloc(cap);
-	for (const char *p = m->sql; *p != '\0';) {
-		if (strncmp(p, "{ID}", 4) == 0) {
-			memcpy(out + len, t, strlen(t));
-			len += strlen(t);
-			p += 4;
-		} else {
-			out[len++] = *p++;
-		}
-	}
-	out[len] = '\0';
-	return out;
+	struct store_dialect d = store_pg_dialect;
+	if (idtype[0] != '\0')
+		d.id = idtype;
+	return store_schema_sql(m, &d);
 }
 
 static void
@@ -841,11 +737,13 @@ append(char **sql, const char *a, const char *b)
 	memcpy(*sql + old + la, b, lb + 1);
 }
 
-/* Which migrations are recorded: has[i] for migrations[i]; none when the table is missing. */
+/* Which migrations are recorded: has[i] for store_migrations[i]; none when the table is missing. */
 static int
-applied_versions(struct store *st, bool has[PG_NMIGRATIONS], long long *max)
+applied_versions(struct store *st, bool has[PG_NMIGRATIONS_MAX], long long *max)
 {
 	PGresult *r;
+	if (PG_NMIGRATIONS > PG_NMIGRATIONS_MAX)
+		return store__fail(st, WG_ESTATE, "more migrations than this build has room for");
 	memset(has, 0, sizeof(bool) * PG_NMIGRATIONS);
 	*max = 0;
 	int rc = run(st, "migrate", "SELECT version FROM " PG_MIGRATIONS, 0, NULL, &r);
@@ -858,7 +756,7 @@ applied_versions(struct store *st, bool has[PG_NMIGRATIONS], long long *max)
 		if (v > *max)
 			*max = v;
 		for (int k = 0; k < PG_NMIGRATIONS; k++)
-			if (migrations[k].version == v)
+			if (store_migrations[k].version == v)
 				has[k] = true;
 	}
 	PQclear(r);
@@ -870,7 +768,7 @@ pg_migrate_plan(struct store *st, char **out)
 {
 	*out = NULL;
 	char *sql = NULL, idtype[64];
-	bool has[PG_NMIGRATIONS];
+	bool has[PG_NMIGRATIONS_MAX];
 	long long max;
 	int rc;
 	if ((rc = id_type(st, idtype, sizeof(idtype))) < 0 || (rc = adopt_sql(st, &sql)) < 0 ||
@@ -882,9 +780,9 @@ pg_migrate_plan(struct store *st, char **out)
 		if (has[i])
 			continue;
 		char head[96];
-		snprintf(head, sizeof(head), "-- migration %d: %s\n", migrations[i].version,
-		         migrations[i].name);
-		char *body = migration_sql(&migrations[i], idtype);
+		snprintf(head, sizeof(head), "-- migration %d: %s\n", store_migrations[i].version,
+		         store_migrations[i].name);
+		char *body = migration_sql(&store_migrations[i], idtype);
 		append(&sql, head, body);
 		free(body);
 	}
@@ -894,7 +792,7 @@ pg_migrate_plan(struct store *st, char **out)
 
 /* One migration (or the adoption, m NULL) in its own transaction, under the migration lock. */
 static int
-migrate_step(struct store *st, const struct pg_migration *m, bool *ran)
+migrate_step(struct store *st, const struct store_migration *m, bool *ran)
 {
 	*ran = false;
 	int rc = run_cmd(st, "migrate", "BEGIN", 0, NULL, NULL);
@@ -955,21 +853,21 @@ pg_migrate_body(struct store *st, int *applied)
 	                  " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)",
 	                  0, NULL, NULL)) < 0)
 		return rc;
-	bool has[PG_NMIGRATIONS];
+	bool has[PG_NMIGRATIONS_MAX];
 	long long max;
 	if ((rc = applied_versions(st, has, &max)) < 0)
 		return rc;
-	if (max > migrations[PG_NMIGRATIONS - 1].version)
+	if (max > store_migrations[PG_NMIGRATIONS - 1].version)
 		return store__fail(st, WG_ESTATE,
 		                   "database schema is at version %lld, newer than this wagate "
 		                   "knows (%d); upgrade wagate",
-		                   max, migrations[PG_NMIGRATIONS - 1].version);
+		                   max, store_migrations[PG_NMIGRATIONS - 1].version);
 	bool ran;
 	if ((rc = migrate_step(st, NULL, &ran)) < 0)
 		return rc;
 	*applied += ran;
 	for (int i = 0; i < PG_NMIGRATIONS; i++) {
-		if ((rc = migrate_step(st, &migrations[i], &ran)) < 0)
+		if ((rc = migrate_step(st, &store_migrations[i], &ran)) < 0)
 			return rc;
 		*applied += ran;
 	}
@@ -1602,48 +1500,12 @@ still_holds(struct store *st, const struct store_write *w, bool *holds)
 	return 0;
 }
 
-/* One transaction for the supervisor's batch; a row that is gone skips its entry. */
-static int
-write_batch_body(struct store *st, struct store_write *w, size_t n, int64_t now, size_t *gone)
-{
-	int rc;
-	for (size_t i = 0; i < n; i++) {
-		if (w[i].token != 0) {
-			/* Fencing: a node that lost the session writes nothing about it. */
-			bool holds = false;
-			if ((rc = still_holds(st, &w[i], &holds)) < 0)
-				return rc;
-			if (!holds) {
-				w[i].fenced = true;
-				continue;
-			}
-		}
-		if (w[i].fields) {
-			rc = pg_update(st, w[i].id, w[i].vals, w[i].fields, now);
-			if (rc == WG_ENOTFOUND) {
-				(*gone)++;
-				continue;
-			}
-			if (rc < 0)
-				return rc;
-		}
-		for (size_t k = 0; k < w[i].nhistory; k++) {
-			rc = add_status_body(st, &w[i].history[k]);
-			if (rc == WG_ENOTFOUND)
-				break;
-			if (rc < 0)
-				return rc;
-		}
-		for (size_t k = 0; k < w[i].nattempts; k++) {
-			rc = pg_add_attempt(st, &w[i].attempts[k]);
-			if (rc == WG_ENOTFOUND)
-				break;
-			if (rc < 0)
-				return rc;
-		}
-	}
-	return 0;
-}
+static const struct store_batch_ops pg_batch_ops = {
+    .still_holds = still_holds,
+    .update = pg_update,
+    .add_status = add_status_body,
+    .add_attempt = pg_add_attempt,
+};
 
 static int
 pg_write_batch(struct store *st, struct store_write *w, size_t n, int64_t now, size_t *gone)
@@ -1651,7 +1513,8 @@ pg_write_batch(struct store *st, struct store_write *w, size_t n, int64_t now, s
 	int rc = run_cmd(st, "write", "BEGIN", 0, NULL, NULL);
 	if (rc < 0)
 		return rc;
-	rc = end_tx(st, write_batch_body(st, w, n, now, gone), "write");
+	/* One transaction for the supervisor's batch; a row that is gone skips its entry. */
+	rc = end_tx(st, store__batch_body(st, &pg_batch_ops, w, n, now, gone), "write");
 	if (rc < 0)
 		*gone = 0;
 	return rc;

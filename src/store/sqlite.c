@@ -27,6 +27,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/mem.h"
+#include "store/schema.h"
 #include "store/store.h"
 
 /*
@@ -47,113 +48,7 @@
  */
 #define SQ_MIGRATIONS "wagate_schema_migrations"
 
-struct sq_migration {
-	int version;
-	const char *name;
-	const char *sql;
-};
-
-/*
- * Append-only: a released migration is never edited, a change is a new one.
- * The SQL is kept to what PostgreSQL also accepts (TEXT, BOOLEAN, BIGINT,
- * CHECK, REFERENCES, partial indexes); the PostgreSQL backend's list differs
- * only in the timestamp type (TIMESTAMPTZ) and the attempt id (IDENTITY).
- * whatsapp_sessions may already exist, created by the web app, hence IF NOT
- * EXISTS there; store_migrate() then checks the columns it needs are present.
- */
-static const struct sq_migration migrations[] = {
-    {1, "whatsapp_sessions",
-     "CREATE TABLE IF NOT EXISTS whatsapp_sessions (\n"
-     "	id TEXT PRIMARY KEY,\n"
-     "	user_id TEXT,\n"
-     "	session_name TEXT NOT NULL DEFAULT 'primary',\n"
-     "	phone_number TEXT,\n"
-     "	auth_state TEXT,\n"
-     "	is_active BOOLEAN NOT NULL DEFAULT true,\n"
-     "	auto_connect BOOLEAN NOT NULL DEFAULT true,\n"
-     "	connection_status TEXT CHECK (connection_status IN\n"
-     "		('connecting', 'qr_pending', 'connected', 'disconnected', 'logged_out')),\n"
-     "	last_error TEXT,\n"
-     "	last_connected_at TEXT,\n"
-     "	last_message_at TEXT,\n"
-     "	created_at TEXT NOT NULL,\n"
-     "	updated_at TEXT NOT NULL\n"
-     ");\n"
-     "CREATE INDEX IF NOT EXISTS whatsapp_sessions_autoconnect_idx\n"
-     "	ON whatsapp_sessions (session_name, is_active, auto_connect)\n"
-     "	WHERE auth_state IS NOT NULL;\n"
-     "CREATE INDEX IF NOT EXISTS whatsapp_sessions_status_idx\n"
-     "	ON whatsapp_sessions (connection_status);\n"},
-    {2, "whatsapp_session_recovery_attempts",
-     "CREATE TABLE whatsapp_session_recovery_attempts (\n"
-     "	id INTEGER PRIMARY KEY,\n"
-     "	session_id TEXT NOT NULL REFERENCES whatsapp_sessions (id) ON DELETE CASCADE,\n"
-     "	attempted_at TEXT NOT NULL,\n"
-     "	trigger_type TEXT NOT NULL,\n"
-     "	action TEXT NOT NULL,\n"
-     "	result TEXT NOT NULL,\n"
-     "	detail TEXT\n"
-     ");\n"
-     "CREATE INDEX whatsapp_session_recovery_attempts_session_idx\n"
-     "	ON whatsapp_session_recovery_attempts (session_id, attempted_at);\n"},
-    {3, "wagate_settings",
-     "CREATE TABLE wagate_settings (\n"
-     "	name TEXT PRIMARY KEY,\n"
-     "	value TEXT NOT NULL,\n"
-     "	updated_at TEXT NOT NULL\n"
-     ");\n"},
-    {4, "whatsapp_session_status_history",
-     "CREATE TABLE whatsapp_session_status_history (\n"
-     "	id INTEGER PRIMARY KEY,\n"
-     "	session_id TEXT NOT NULL REFERENCES whatsapp_sessions (id) ON DELETE CASCADE,\n"
-     "	changed_at TEXT NOT NULL,\n"
-     "	status TEXT NOT NULL CHECK (status IN\n"
-     "		('connecting', 'qr_pending', 'connected', 'disconnected', 'logged_out')),\n"
-     "	reason TEXT\n"
-     ");\n"
-     "CREATE INDEX whatsapp_session_status_history_session_idx\n"
-     "	ON whatsapp_session_status_history (session_id, changed_at);\n"},
-    /* The API lists sessions oldest first, a page at a time (keyset on this index). */
-    {5, "whatsapp_sessions_created_idx",
-     "CREATE INDEX IF NOT EXISTS whatsapp_sessions_created_idx\n"
-     "	ON whatsapp_sessions (created_at, id);\n"},
-    /* Names are unique per user for sessions made through the API: one lookup per create. */
-    {6, "whatsapp_sessions_name_idx",
-     "CREATE INDEX IF NOT EXISTS whatsapp_sessions_name_idx\n"
-     "	ON whatsapp_sessions (session_name, user_id);\n"},
-    /* Retention deletes the oldest rows first, whichever session they belong to. */
-    {7, "retention_idx",
-     "CREATE INDEX IF NOT EXISTS whatsapp_session_recovery_attempts_at_idx\n"
-     "	ON whatsapp_session_recovery_attempts (attempted_at);\n"
-     "CREATE INDEX IF NOT EXISTS whatsapp_session_status_history_at_idx\n"
-     "	ON whatsapp_session_status_history (changed_at);\n"},
-    /* The rows changed since a mark, for the watch that notices the app's writes within a second. */
-    {8, "whatsapp_sessions_updated_idx",
-     "CREATE INDEX IF NOT EXISTS whatsapp_sessions_updated_idx\n"
-     "	ON whatsapp_sessions (updated_at, id);\n"},
-    /*
-     * Several nodes share sessions through leases (PostgreSQL only,
-     * docs/cluster.md); the tables exist here too so that both backends
-     * keep one list of versions.
-     */
-    {9, "wagate_leases",
-     "CREATE TABLE wagate_nodes (\n"
-     "	node_id TEXT PRIMARY KEY,\n"
-     "	api_url TEXT,\n"
-     "	started_at TEXT NOT NULL,\n"
-     "	heartbeat_at TEXT NOT NULL,\n"
-     "	capacity INTEGER NOT NULL DEFAULT 0\n"
-     ");\n"
-     "CREATE TABLE wagate_leases (\n"
-     "	session_id TEXT PRIMARY KEY REFERENCES whatsapp_sessions (id) ON DELETE CASCADE,\n"
-     "	owner TEXT NOT NULL,\n"
-     "	token BIGINT NOT NULL,\n"
-     "	acquired_at TEXT NOT NULL,\n"
-     "	expires_at TEXT NOT NULL\n"
-     ");\n"
-     "CREATE INDEX wagate_leases_owner_idx ON wagate_leases (owner);\n"},
-};
-#define SQ_NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+#define SQ_NMIGRATIONS store_nmigrations /* the one schema: schema.c */
 
 #define SESSION_COLS                                                                               \
 	"id, user_id, session_name, phone_number, auth_state, is_active, auto_connect, "           \
@@ -710,7 +605,7 @@ sq_step_done(struct store *st, sqlite3_stmt *q, const char *op)
 
 /* The body of migrate_one, inside its transaction. */
 static int
-migrate_body(struct store *st, const struct sq_migration *m, bool *ran)
+migrate_body(struct store *st, const struct store_migration *m, bool *ran)
 {
 	struct sq *sq = store__state(st);
 	sqlite3_stmt *q;
@@ -725,7 +620,9 @@ migrate_body(struct store *st, const struct sq_migration *m, bool *ran)
 	if (step != SQLITE_DONE)
 		return sq_fail(st, step, "migrate");
 	char *msg = NULL;
-	rc = sqlite3_exec(sq->db, m->sql, NULL, NULL, &msg);
+	char *text = store_schema_sql(m, &store_sqlite_dialect);
+	rc = sqlite3_exec(sq->db, text, NULL, NULL, &msg);
+	free(text);
 	if (rc != SQLITE_OK) {
 		/* Failing DDL means the tables are not what this migration expects. */
 		int code = (rc & 0xff) == SQLITE_BUSY ? WG_ETIMEDOUT : WG_ESTATE;
@@ -749,7 +646,7 @@ migrate_body(struct store *st, const struct sq_migration *m, bool *ran)
 
 /* Applies one migration in its own transaction, unless it is already recorded. */
 static int
-migrate_one(struct store *st, const struct sq_migration *m, bool *ran)
+migrate_one(struct store *st, const struct store_migration *m, bool *ran)
 {
 	struct sq *sq = store__state(st);
 	int rc;
@@ -894,18 +791,20 @@ sq_migrate_plan(struct store *st, char **out)
 	for (int i = 0; i < SQ_NMIGRATIONS; i++) {
 		if (table) {
 			sqlite3_reset(q);
-			sqlite3_bind_int(q, 1, migrations[i].version);
+			sqlite3_bind_int(q, 1, store_migrations[i].version);
 			if (sqlite3_step(q) == SQLITE_ROW)
 				continue;
 		}
 		char head[96];
-		snprintf(head, sizeof(head), "-- migration %d: %s\n", migrations[i].version,
-		         migrations[i].name);
+		snprintf(head, sizeof(head), "-- migration %d: %s\n", store_migrations[i].version,
+		         store_migrations[i].name);
+		char *text = store_schema_sql(&store_migrations[i], &store_sqlite_dialect);
 		size_t old = sql ? strlen(sql) : 0;
-		size_t add = strlen(head) + strlen(migrations[i].sql);
+		size_t add = strlen(head) + strlen(text);
 		sql = wg_realloc(sql, old + add + 1);
 		memcpy(sql + old, head, strlen(head));
-		memcpy(sql + old + strlen(head), migrations[i].sql, strlen(migrations[i].sql) + 1);
+		memcpy(sql + old + strlen(head), text, strlen(text) + 1);
+		free(text);
 	}
 	sqlite3_finalize(q);
 	*out = sql ? sql : wg_strdup("");
@@ -932,11 +831,11 @@ sq_migrate_body(struct store *st, int *applied)
 	if (step != SQLITE_ROW)
 		return sq_fail(st, step, "migrate");
 	/* A newer wagate's schema may mean things this one would get wrong; refuse to guess. */
-	if (max > migrations[SQ_NMIGRATIONS - 1].version)
+	if (max > store_migrations[SQ_NMIGRATIONS - 1].version)
 		return store__fail(st, WG_ESTATE,
 		                   "database schema is at version %lld, newer than this wagate "
 		                   "knows (%d); upgrade wagate",
-		                   (long long)max, migrations[SQ_NMIGRATIONS - 1].version);
+		                   (long long)max, store_migrations[SQ_NMIGRATIONS - 1].version);
 	/* A table the web app made first gets the columns wagate needs before anything uses them. */
 	bool added;
 	if ((rc = adopt(st, &added)) < 0)
@@ -944,7 +843,7 @@ sq_migrate_body(struct store *st, int *applied)
 	*applied += added;
 	for (int i = 0; i < SQ_NMIGRATIONS; i++) {
 		bool ran;
-		if ((rc = migrate_one(st, &migrations[i], &ran)) < 0)
+		if ((rc = migrate_one(st, &store_migrations[i], &ran)) < 0)
 			return rc;
 		*applied += ran;
 	}
@@ -1822,38 +1721,11 @@ sq_status_history(struct store *st, const char *session_id, int64_t since, size_
 	                       sizeof(**out), read_status_change_any, free_history_any, (void **)out, n);
 }
 
-/* One transaction for the supervisor's batch; a row that is gone skips its entry. */
-static int
-sq_write_batch_body(struct store *st, struct store_write *w, size_t n, int64_t now, size_t *gone)
-{
-	int rc;
-	for (size_t i = 0; i < n; i++) {
-		if (w[i].fields) {
-			rc = sq_update(st, w[i].id, w[i].vals, w[i].fields, now);
-			if (rc == WG_ENOTFOUND) {
-				(*gone)++;
-				continue;
-			}
-			if (rc < 0)
-				return rc;
-		}
-		for (size_t k = 0; k < w[i].nhistory; k++) {
-			rc = sq_add_status_body(st, &w[i].history[k]);
-			if (rc == WG_ENOTFOUND)
-				break;
-			if (rc < 0)
-				return rc;
-		}
-		for (size_t k = 0; k < w[i].nattempts; k++) {
-			rc = sq_add_attempt(st, &w[i].attempts[k]);
-			if (rc == WG_ENOTFOUND)
-				break;
-			if (rc < 0)
-				return rc;
-		}
-	}
-	return 0;
-}
+static const struct store_batch_ops sq_batch_ops = {
+    .update = sq_update,
+    .add_status = sq_add_status_body,
+    .add_attempt = sq_add_attempt,
+};
 
 static int
 sq_write_batch(struct store *st, struct store_write *w, size_t n, int64_t now, size_t *gone)
@@ -1864,7 +1736,8 @@ sq_write_batch(struct store *st, struct store_write *w, size_t n, int64_t now, s
 	rc = sq_simple(st, SQ_BEGIN, "write");
 	if (rc < 0)
 		return rc;
-	rc = sq_end(st, sq_write_batch_body(st, w, n, now, gone), "write");
+	/* One transaction for the supervisor's batch; a row that is gone skips its entry. */
+	rc = sq_end(st, store__batch_body(st, &sq_batch_ops, w, n, now, gone), "write");
 	if (rc < 0)
 		*gone = 0;
 	return rc;

@@ -736,6 +736,42 @@ store_nodes(struct store *st, uint64_t ttl_ms, struct store_node **out, size_t *
 }
 
 int
+store__batch_body(struct store *st, const struct store_batch_ops *ops, struct store_write *w,
+                  size_t n, int64_t now, size_t *gone)
+{
+	int rc;
+	for (size_t i = 0; i < n; i++) {
+		if (w[i].token != 0 && ops->still_holds != NULL) {
+			/* Fencing: a node that lost the session writes nothing about it. */
+			bool holds = false;
+			if ((rc = ops->still_holds(st, &w[i], &holds)) < 0)
+				return rc;
+			if (!holds) {
+				w[i].fenced = true;
+				continue;
+			}
+		}
+		if (w[i].fields) {
+			rc = ops->update(st, w[i].id, w[i].vals, w[i].fields, now);
+			if (rc == WG_ENOTFOUND) {
+				(*gone)++;
+				continue;
+			}
+			if (rc < 0)
+				return rc;
+		}
+		rc = 0;
+		for (size_t k = 0; k < w[i].nhistory && rc == 0; k++)
+			rc = ops->add_status(st, &w[i].history[k]);
+		for (size_t k = 0; k < w[i].nattempts && rc == 0; k++)
+			rc = ops->add_attempt(st, &w[i].attempts[k]);
+		if (rc < 0 && rc != WG_ENOTFOUND)
+			return rc;
+	}
+	return 0;
+}
+
+int
 store_data_version(struct store *st, uint64_t *version)
 {
 	if (st->be->data_version == NULL)

@@ -415,6 +415,24 @@ extern const struct store_backend store_pg_backend;
 int store_open_backend(const struct store_backend *be, const char *target, struct store **out,
                        char *err, size_t errlen);
 
+/*
+ * For backends: the body of a batch (inside the backend's transaction), one
+ * walk for all of them: for each entry, the fence (when it has a token and
+ * the backend fences), its row, its status changes, its attempts. A row that
+ * is gone skips its entry (counted in *gone); a child whose session is gone
+ * ends that entry's children; any other failure ends the walk.
+ */
+struct store_batch_ops {
+	/* NULL: no fences. Sets *holds: owner still holds the lease with that token. */
+	int (*still_holds)(struct store *st, const struct store_write *w, bool *holds);
+	int (*update)(struct store *st, const char *id, const struct store_session *s,
+	              unsigned fields, int64_t now);
+	int (*add_status)(struct store *st, struct store_status_change *c);
+	int (*add_attempt)(struct store *st, struct store_attempt *a);
+};
+int store__batch_body(struct store *st, const struct store_batch_ops *ops, struct store_write *w,
+                      size_t n, int64_t now, size_t *gone);
+
 /* For backends: their private state, and error recording (returns code). */
 void *store__state(struct store *st);
 void store__set_state(struct store *st, void *state);

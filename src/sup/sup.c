@@ -202,6 +202,8 @@ sup__remove(struct sup *s, struct sess *x)
 		s->nconnected--;
 	if (x->bucket >= 0)
 		s->cnt[x->bucket]--;
+	if (x->leased)
+		s->nleased--; /* the row went, its lease with it (ON DELETE CASCADE) */
 	sup__finish_waiters(x, 0, "session deleted");
 	free_sess(x);
 }

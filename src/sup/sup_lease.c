@@ -144,7 +144,13 @@ rebalance(struct sup *s)
 {
 	if (s->lease_share == 0 || s->nleased <= s->lease_share + 1)
 		return;
-	unsigned excess = s->nleased - s->lease_share, chosen = 0;
+	/* The share counts sessions that should run; one held for a person's action is extra. */
+	unsigned running = 0;
+	for (size_t i = 0; i < s->n; i++)
+		running += s->v[i]->leased && !s->v[i]->releasing && sup__should_run(s->v[i]);
+	if (running <= s->lease_share + 1)
+		return;
+	unsigned excess = running - s->lease_share, chosen = 0;
 	for (int pass = 0; pass < 2 && chosen < excess; pass++) {
 		for (size_t i = 0; i < s->n && chosen < excess; i++) {
 			struct sess *x = s->v[i];

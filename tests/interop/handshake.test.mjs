@@ -108,7 +108,12 @@ async function connectionIds() {
 async function handshakeTo(clientName, state, { me } = {}) {
   const client = clients[clientName];
   const known = await connectionIds();
-  const c = connectClient(client, mock.url, { me, connectTimeoutMs: WAIT_MS });
+  /*
+   * No query timeout: the test ends the socket as soon as the mock reports the state, and a query
+   * Baileys sends after that would otherwise reject with "Timed Out" 15 s later, after the test ended
+   * (an unhandled rejection inside Baileys, which fails the file at random).
+   */
+  const c = connectClient(client, mock.url, { me, connectTimeoutMs: WAIT_MS, config: { defaultQueryTimeoutMs: undefined } });
   openClients.add(c);
   let done = false;
   try {

@@ -2030,6 +2030,12 @@ test_leases_gate_connects(void **state)
 	sup_cluster_info(f->sup, &ci);
 	assert_int_equal(ci.held, 2);
 	assert_true(ci.enabled);
+	/* A held session deleted: its lease went with the row, and the count with it. */
+	assert_int_equal(store_delete(f->st, a), 0);
+	assert_int_equal(sup_session_deleted(f->sup, a), 0);
+	pump_closes();
+	sup_cluster_info(f->sup, &ci);
+	assert_int_equal(ci.held, 1);
 }
 
 /* A lease the database no longer gives: the socket closes at once, nothing is written, no reconnect. */
