@@ -23,8 +23,8 @@
 #include "sup/sup_int.h"
 #include "wa/crypto.h"
 
-const char *const sup__state_names[] = {"idle",    "waiting",   "connecting",
-					"pairing", "connected", "stopped"};
+const char *const sup__state_names[] = {"idle",      "waiting", "connecting", "pairing",
+					"connected", "stopped", "reading"};
 
 #define SESS_OF(node, field) ((struct sess *)((char *)(node) - offsetof(struct sess, field)))
 
@@ -67,6 +67,7 @@ status_of(const struct sess *x, int logged_out)
 {
 	switch (x->state) {
 	case SS_CONNECTING:
+	case SS_READING:
 		return "connecting";
 	case SS_PAIRING:
 		return "qr_pending";
@@ -196,10 +197,11 @@ sup__remove(struct sup *s, struct sess *x)
 	last->idx = x->idx;
 	wg_map_del(&s->by_id, x->id);
 	wg_heap_del(&s->due, &x->due);
-	if (x->state == SS_CONNECTING)
+	if (x->state == SS_CONNECTING || x->state == SS_READING)
 		s->connecting--;
 	if (x->state == SS_CONNECTED)
 		s->nconnected--;
+	sup__read_forget(x);
 	if (x->bucket >= 0)
 		s->cnt[x->bucket]--;
 	if (x->leased)
@@ -256,10 +258,15 @@ sup__enter(struct sess *x, enum ss_state st, const char *why, const char *err, i
 	x->state = st;
 	if (old != st)
 		log_info(x->id, "%s -> %s (%s)", sup__state_names[old], sup__state_names[st], why);
-	if (old == SS_CONNECTING && st != SS_CONNECTING)
+	/* Reads and logins in flight count against max_handshakes alike. */
+	bool was_in = old == SS_CONNECTING || old == SS_READING;
+	bool is_in = st == SS_CONNECTING || st == SS_READING;
+	if (was_in && !is_in)
 		s->connecting--;
-	else if (old != SS_CONNECTING && st == SS_CONNECTING)
+	else if (!was_in && is_in)
 		s->connecting++;
+	if (old == SS_READING && st != SS_READING)
+		sup__read_forget(x);
 	if (old == SS_CONNECTED && st != SS_CONNECTED)
 		s->nconnected--;
 	else if (old != SS_CONNECTED && st == SS_CONNECTED)
@@ -381,40 +388,23 @@ creds_unusable(struct sess *x, const char *trigger)
 	sup__finish_waiters(x, 0, err);
 }
 
-/* fresh: pair a new device, whatever credentials the row holds. */
+/*
+ * The second half of a connect: the credentials are known (auth, NULL to pair
+ * a new device), or their read failed (rc). row, when given, is freed here.
+ */
 static int
-connect_as(struct sess *x, const char *trigger, int fresh)
+open_with(struct sess *x, const char *trig, int rc, const char *auth, struct store_session *row)
 {
 	struct sup *s = x->sup;
-	if (x->client != NULL)
-		return 0; /* never more than one connection per session */
-	if (sup__cluster(s) && !sup__lease_sure(x)) {
-		/* Not this node's, or not sure any more: another node may be connecting it. */
-		sup__enter(x, SS_IDLE, "no lease", NULL, 0);
-		sup__finish_waiters(x, 0, "this node does not hold the session's lease");
-		return WG_ESTATE;
-	}
-	char trig[48];
-	snprintf(trig, sizeof(trig), "%s", trigger);
-	/* Credentials: the newest stay in memory until the row has them. */
-	struct store_session row;
-	int have_row = 0, r;
-	const char *auth = fresh ? NULL : x->auth_pending;
-	if (!fresh && !x->auth_newer) {
-		if ((r = store_get(s->st, x->id, &row)) != 0) {
-			log_error(x->id, "cannot read the session: %s",
-				  r == WG_ENOTFOUND ? "not found" : store_errmsg(s->st));
-			connect_failed(x, trig, r, "cannot read the session");
-			return r;
-		}
-		have_row = 1;
-		auth = row.auth_state;
+	if (rc != 0) {
+		connect_failed(x, trig, rc, "cannot read the session");
+		return rc;
 	}
 	int paired = auth != NULL;
 	snprintf(x->trigger, sizeof(x->trigger), "%s", trig);
-	r = s->ops->open(s->ctx, x->id, auth, &client_cb, x, &x->client);
-	if (have_row)
-		store_session_free(&row);
+	int r = s->ops->open(s->ctx, x->id, auth, &client_cb, x, &x->client);
+	if (row != NULL)
+		store_session_free(row);
 	if (r == WG_EINVAL && paired) {
 		x->trigger[0] = '\0';
 		creds_unusable(x, trig);
@@ -426,6 +416,52 @@ connect_as(struct sess *x, const char *trigger, int fresh)
 	}
 	sup__enter(x, paired ? SS_CONNECTING : SS_PAIRING, trig, NULL, 0);
 	return 0;
+}
+
+/* fresh: pair a new device, whatever credentials the row holds. */
+static int
+connect_as(struct sess *x, const char *trigger, int fresh)
+{
+	struct sup *s = x->sup;
+	if (x->client != NULL || x->state == SS_READING)
+		return 0; /* never more than one connection per session */
+	if (sup__cluster(s) && !sup__lease_sure(x)) {
+		/* Not this node's, or not sure any more: another node may be connecting it. */
+		sup__enter(x, SS_IDLE, "no lease", NULL, 0);
+		sup__finish_waiters(x, 0, "this node does not hold the session's lease");
+		return WG_ESTATE;
+	}
+	char trig[48];
+	snprintf(trig, sizeof(trig), "%s", trigger);
+	/* Credentials: the newest stay in memory until the row has them. */
+	if (!fresh && !x->auth_newer) {
+		/* The row's: read off the loop when there is a reader (sup_read.c), else here. */
+		snprintf(x->trigger, sizeof(x->trigger), "%s", trig);
+		if (sup__read_start(x))
+			return 0;
+		struct store_session row;
+		int r = store_get(s->st, x->id, &row);
+		if (r != 0)
+			log_error(x->id, "cannot read the session: %s",
+				  r == WG_ENOTFOUND ? "not found" : store_errmsg(s->st));
+		return open_with(x, trig, r, r == 0 ? row.auth_state : NULL, r == 0 ? &row : NULL);
+	}
+	return open_with(x, trig, 0, fresh ? NULL : x->auth_pending, NULL);
+}
+
+void
+sup__connect_with(struct sess *x, int rc, const char *auth)
+{
+	if (!x->is_active) {
+		/* Switched off while its credentials were read. */
+		sup__enter(x, SS_IDLE, "switched off", "switched off (is_active is false)", 0);
+		sup__finish_waiters(x, 0, "the session was switched off");
+		return;
+	}
+	char trig[48];
+	snprintf(trig, sizeof(trig), "%s", x->trigger);
+	open_with(x, trig, rc, auth, NULL);
+	schedule(x->sup);
 }
 
 int
@@ -908,6 +944,9 @@ sup_use_writer(struct sup *s, const char *url, char *err, size_t errlen)
 	int r = sup__wb_attach_writer(s, s->base, url, err, errlen);
 	if (r != 0)
 		return r;
+	/* The credentials a connect needs are read on a thread too. */
+	if ((r = sup__read_attach(s, s->base, url, err, errlen)) != 0)
+		return r;
 	/* The lease rounds get a thread of their own: a slow batch never delays a renewal. */
 	return sup__lease_attach(s, s->base, url, err, errlen);
 }
@@ -943,6 +982,7 @@ sup_new(struct store *st, const struct sup_config *cfg, const struct sup_client_
 	wg_map_init(&s->by_id);
 	wg_heap_init(&s->due);
 	wg_heap_init(&s->deadlines);
+	TAILQ_INIT(&s->reads);
 	sup__wb_init(s);
 	/* /health must not say "ok" before the database was ever asked. */
 	uint32_t us = 0;
@@ -979,6 +1019,7 @@ sup_free(struct sup *s)
 	/* The writer's job in hand completes first: its outcome goes back to sessions still here. */
 	sup__wb_detach_writer(s);
 	sup__lease_detach(s);
+	sup__read_detach(s);
 	if (s->observer)
 		s->observer(s->observer_arg, SUP_EV_GONE, NULL);
 	s->observer = NULL;
@@ -1085,7 +1126,7 @@ sup_shutdown(struct sup *s, void (*done)(void *arg), void *arg)
 		struct sess *x = s->v[i];
 		/* Rule 4: the database is made truthful first, whatever the sockets do next. */
 		if (x->state == SS_CONNECTED || x->state == SS_CONNECTING || x->state == SS_PAIRING ||
-		    x->state == SS_WAITING)
+		    x->state == SS_WAITING || x->state == SS_READING)
 			sup__enter(x, SS_IDLE, "shutdown", NULL, 0);
 		sup__finish_waiters(x, 0, "server stopping");
 	}
@@ -1199,7 +1240,7 @@ sup_pair(struct sup *s, const char *id, const char **why)
 		return r;
 	if (x->state == SS_PAIRING)
 		return 0; /* already showing QR codes */
-	if (x->client != NULL || x->state == SS_CONNECTED) {
+	if (x->client != NULL || x->state == SS_CONNECTED || x->state == SS_READING) {
 		*why = "the session is connected or logging in: log it out first to pair a new device";
 		return WG_ESTATE;
 	}
@@ -1342,7 +1383,8 @@ sup__fill_view(struct sess *x, struct sup_session_view *out)
 	struct sup *s = x->sup;
 	memset(out, 0, sizeof(*out));
 	out->id = x->id;
-	out->state = sup__state_names[x->state];
+	/* Reading the credentials is part of connecting, as the API names states. */
+	out->state = sup__state_names[x->state == SS_READING ? SS_CONNECTING : x->state];
 	out->socket_alive = x->client != NULL && s->ops->alive(x->client);
 	out->paired = x->has_auth;
 	out->manual_needed = x->manual_needed;

@@ -5,6 +5,7 @@
  *   sup_monitor.c  the recovery monitor, and the pass that reads the user's changes
  *   sup_list.c     the user's columns kept for the listings, and the creation order
  *   sup_lease.c    leases: several nodes sharing one database's sessions
+ *   sup_read.c     the credentials a connect needs, read on a thread of their own
  */
 #ifndef WG_SUP_INT_H
 #define WG_SUP_INT_H
@@ -25,8 +26,9 @@
  *   pairing     a client shows QR codes                                           qr_pending
  *   connected   open                                                              connected
  *   stopped     logged out, replaced, breaker or recovery limit: a person decides disconnected | logged_out
+ *   reading     its credentials are being read off the loop (sup_read.c)          connecting
  */
-enum ss_state { SS_IDLE, SS_WAITING, SS_CONNECTING, SS_PAIRING, SS_CONNECTED, SS_STOPPED };
+enum ss_state { SS_IDLE, SS_WAITING, SS_CONNECTING, SS_PAIRING, SS_CONNECTED, SS_STOPPED, SS_READING };
 
 /* /health counts active primary sessions with credentials, by status. */
 enum { B_CONNECTED, B_CONNECTING, B_DISCONNECTED, B_N };
@@ -111,6 +113,10 @@ struct sess {
 	 * goes back). owner: the node that holds it as last heard, or NULL.
 	 */
 	bool leased, releasing;
+	/* sup_read.c: on sup.reads while its credentials wait to be read; the read's number. */
+	bool in_reads;
+	uint64_t read_seq;
+	TAILQ_ENTRY(sess) read_link;
 	int64_t lease_token;
 	unsigned lease_seen; /* the lease round that last confirmed it */
 	uint64_t claim_until; /* taken on demand: sure until then, before any round renewed it */
@@ -192,6 +198,12 @@ struct sup {
 	int writer_version_ok;
 	uint32_t writer_generation; /* its connection's generation: a change means the file was reopened */
 
+	/* Credentials read off the loop (sup_read.c). */
+	struct store_writer *reader;
+	struct read_job *read_inflight;
+	struct sess_list reads; /* sessions in `reading`, not yet handed to the reader */
+	uint64_t read_seq;
+
 	/* Leases (sup_lease.c), when cfg.node_id is set. */
 	struct store_writer *leaser; /* the rounds' thread and connection */
 	struct lease_job *lease_inflight;
@@ -235,6 +247,20 @@ void sup__fill_view(struct sess *x, struct sup_session_view *out);
 
 /* Answers whoever waits for x's attempt (a manual reconnect). */
 void sup__finish_waiters(struct sess *x, int ok, const char *msg);
+
+/* Opens x's client with auth (the row's credentials, or NULL), after its read came back (rc). */
+void sup__connect_with(struct sess *x, int rc, const char *auth);
+
+/* sup_read.c */
+struct read_job;
+/* Queues x's credentials for the reader and enters `reading`; false when there is no reader. */
+bool sup__read_start(struct sess *x);
+void sup__read_pump(struct sup *s);
+/* x left `reading`: it leaves the queue. */
+void sup__read_forget(struct sess *x);
+int sup__read_attach(struct sup *s, struct event_base *base, const char *url, char *err,
+		     size_t errlen);
+void sup__read_detach(struct sup *s);
 
 /* sup_lease.c */
 struct lease_job;

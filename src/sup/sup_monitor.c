@@ -91,7 +91,7 @@ sup__recovery_allowed(struct sess *x, const char *trigger)
 	char note[48];
 	snprintf(note, sizeof(note), "limit:%s", trigger + (strncmp(trigger, "monitor:", 8) == 0 ? 8 : 0));
 	sup__record(x, note, "none", "rate_limited", err);
-	if (x->state == SS_CONNECTED || x->state == SS_CONNECTING) {
+	if (x->state == SS_CONNECTED || x->state == SS_CONNECTING || x->state == SS_READING) {
 		/* No state change, but lastError and manualInterventionNeeded did change. */
 		sup__wb_set_error(x, err);
 		sup__wb_mark(x, STORE_F_ERROR);
@@ -154,7 +154,7 @@ check(struct sup *s, struct sess *x, int64_t now_wall)
 	if (!should_run || s->breaker)
 		return;
 	if (x->state == SS_STOPPED || x->state == SS_PAIRING || x->state == SS_WAITING ||
-	    x->state == SS_CONNECTING || x->probing || x->reopen)
+	    x->state == SS_CONNECTING || x->state == SS_READING || x->probing || x->reopen)
 		return;
 	int alive = x->client != NULL && s->ops->alive(x->client);
 	if (x->state == SS_CONNECTED && !alive) {

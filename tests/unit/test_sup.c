@@ -1730,6 +1730,22 @@ run_until(struct event_base *base, struct fx *f, const char *id, const char *sta
 	fail_msg("the row of %s did not become %s within %d ms", id, status, ms);
 }
 
+/* Runs the loop until the session has a client: its credentials were read (on the reader's thread). */
+static struct sup_client *
+run_until_client(struct event_base *base, const char *id, int ms)
+{
+	for (int waited = 0; waited < ms; waited += 10) {
+		struct sup_client *c = client_of(id);
+		if (c != NULL)
+			return c;
+		struct timeval tv = {0, 10000};
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+	}
+	fail_msg("no client for %s within %d ms", id, ms);
+	return NULL;
+}
+
 static void
 test_writer_thread(void **state)
 {
@@ -1746,8 +1762,20 @@ test_writer_thread(void **state)
 	snprintf(url, sizeof(url), "sqlite:%s/db.sqlite", f->dir);
 	assert_int_equal(sup_use_writer(f->sup, url, err, sizeof(err)), 0);
 	assert_int_equal(sup_start(f->sup), 0);
+	/*
+	 * The start's connect reads the credentials on the reader's thread: no
+	 * client yet (its answer comes through the loop), though the session
+	 * shows connecting; then the client opens with what was read.
+	 */
+	assert_int_equal(fake.n, 0);
+	struct sup_session_view v0;
+	assert_int_equal(sup_view(f->sup, a, &v0), 0);
+	assert_string_equal(v0.status, "connecting");
+	assert_string_equal(v0.state, "connecting");
+	struct sup_client *c0 = run_until_client(base, a, 2000);
+	assert_true(c0->has_auth);
 	run_until(base, f, a, "connecting", 2000);
-	c_open(client_of(a));
+	c_open(c0);
 	run_until(base, f, a, "connected", 2000);
 
 	/* The web app holds the write lock: writes wait, then fail; /health says so. */
@@ -1768,9 +1796,8 @@ test_writer_thread(void **state)
 	}
 	assert_false(h.db_ok);
 	assert_non_null(h.db_error);
-	/* Memory is the truth meanwhile: the reconnect goes on and opens. */
-	struct sup_client *c = client_of(a);
-	assert_non_null(c);
+	/* Memory is the truth meanwhile: the reconnect goes on (reading does not need the write lock) and opens. */
+	struct sup_client *c = run_until_client(base, a, 2000);
 	c_open(c);
 	struct sup_session_view v;
 	assert_int_equal(sup_view(f->sup, a, &v), 0);

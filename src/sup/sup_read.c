@@ -1,0 +1,165 @@
+/*
+ * The credentials a connect needs, read off the loop. A connect that must read
+ * the row (memory has no newer credentials) enters `reading` and joins a
+ * queue; a job on the reader's thread (a store_writer with a connection of its
+ * own) reads up to READ_BATCH of them, and the connects go on when it is back.
+ * So the one read by key on an event's path no longer waits on the loop for a
+ * disk, a lock or a network database (docs/supervisor.md). Without a reader
+ * (tests, sqlite::memory:) connect_as reads inline, as before.
+ *
+ * A session that leaves `reading` meanwhile (deleted, logged out, its lease
+ * lost, the server stopping) is dropped from the queue; a job already running
+ * for it is ignored when it comes back (each read carries a sequence number
+ * the session must still have).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "store/writer.h"
+#include "sup/sup_int.h"
+
+/* Reads per job: a burst of connects costs one wakeup of the thread, not one each. */
+#define READ_BATCH 16
+
+struct read_entry {
+	char id[STORE_ID_LEN + 1];
+	uint64_t seq;
+	int rc;
+	char *auth; /* the row's credentials (NULL: none), wiped when done */
+	char err[200];
+};
+
+struct read_job {
+	size_t n;
+	struct read_entry e[READ_BATCH];
+};
+
+/* On the reader's thread: touches the job and st only. */
+static void
+run_reads(struct store *st, void *arg)
+{
+	struct read_job *j = arg;
+	for (size_t i = 0; i < j->n; i++) {
+		struct read_entry *e = &j->e[i];
+		struct store_session row;
+		e->rc = store_get(st, e->id, &row);
+		if (e->rc != 0) {
+			snprintf(e->err, sizeof(e->err), "%s",
+				 e->rc == WG_ENOTFOUND ? "not found" : store_errmsg(st));
+			continue;
+		}
+		e->auth = row.auth_state; /* taken: store_session_free below must not wipe it */
+		row.auth_state = NULL;
+		store_session_free(&row);
+	}
+}
+
+static void
+job_free(struct read_job *j)
+{
+	for (size_t i = 0; i < j->n; i++)
+		if (j->e[i].auth) {
+			wg_wipe(j->e[i].auth, strlen(j->e[i].auth));
+			free(j->e[i].auth);
+		}
+	free(j);
+}
+
+static void
+reads_done(struct sup *s, struct read_job *j)
+{
+	s->read_inflight = NULL;
+	for (size_t i = 0; i < j->n; i++) {
+		struct read_entry *e = &j->e[i];
+		struct sess *x = sup__find(s, e->id);
+		if (x == NULL || x->state != SS_READING || x->read_seq != e->seq || x->in_reads)
+			continue; /* it moved on meanwhile: this read is nobody's */
+		if (e->rc != 0)
+			log_error(x->id, "cannot read the session: %s", e->err);
+		sup__connect_with(x, e->rc, e->auth);
+	}
+	job_free(j);
+}
+
+static void
+reader_done(void *job, void *arg)
+{
+	struct sup *s = arg;
+	reads_done(s, job);
+	sup__read_pump(s);
+	sup__kick(s);
+}
+
+void
+sup__read_pump(struct sup *s)
+{
+	if (s->reader == NULL || s->read_inflight != NULL || TAILQ_EMPTY(&s->reads))
+		return;
+	struct read_job *j = wg_calloc(1, sizeof(*j));
+	struct sess *x;
+	while (j->n < READ_BATCH && (x = TAILQ_FIRST(&s->reads)) != NULL) {
+		TAILQ_REMOVE(&s->reads, x, read_link);
+		x->in_reads = 0;
+		struct read_entry *e = &j->e[j->n++];
+		snprintf(e->id, sizeof(e->id), "%s", x->id);
+		e->seq = x->read_seq;
+	}
+	if (store_writer_submit(s->reader, run_reads, j) == 0) {
+		s->read_inflight = j;
+		return;
+	}
+	/* The thread cannot take it (it never refuses while idle): read inline rather than lose them. */
+	run_reads(s->st, j);
+	reads_done(s, j);
+}
+
+bool
+sup__read_start(struct sess *x)
+{
+	struct sup *s = x->sup;
+	if (s->reader == NULL)
+		return false;
+	x->read_seq = ++s->read_seq;
+	TAILQ_INSERT_TAIL(&s->reads, x, read_link);
+	x->in_reads = 1;
+	sup__enter(x, SS_READING, x->trigger, NULL, 0);
+	sup__read_pump(s);
+	return true;
+}
+
+void
+sup__read_forget(struct sess *x)
+{
+	if (!x->in_reads)
+		return;
+	TAILQ_REMOVE(&x->sup->reads, x, read_link);
+	x->in_reads = 0;
+}
+
+int
+sup__read_attach(struct sup *s, struct event_base *base, const char *url, char *err,
+		 size_t errlen)
+{
+	if (s->reader != NULL)
+		return 0;
+	return store_writer_new(base, url, reader_done, s, &s->reader, err, errlen);
+}
+
+void
+sup__read_detach(struct sup *s)
+{
+	struct store_writer *w = s->reader;
+	if (w == NULL)
+		return;
+	/* A job in hand is waited for and dropped: nothing connects while the supervisor goes. */
+	struct read_job *j = store_writer_wait(w);
+	if (j != NULL)
+		job_free(j);
+	s->read_inflight = NULL;
+	s->reader = NULL;
+	store_writer_free(w);
+}
