@@ -78,6 +78,7 @@ enum sq_stmt {
 	SQ_GET,
 	SQ_FIND_NAME,
 	SQ_INSERT,
+	SQ_INSERT_AUTO,
 	SQ_DELETE,
 	SQ_RECONCILE,
 	SQ_ADD_ATTEMPT,
@@ -126,6 +127,11 @@ static const char *const stmt_sql[SQ_NSTMT] = {
                      " ORDER BY created_at, id LIMIT 1",
     [SQ_INSERT] = "INSERT INTO whatsapp_sessions (" SESSION_COLS ")"
                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    /* An integer id the table numbers itself (INTEGER PRIMARY KEY): given back. */
+    [SQ_INSERT_AUTO] = "INSERT INTO whatsapp_sessions (user_id, session_name, phone_number,"
+                       " auth_state, is_active, auto_connect, connection_status, last_error,"
+                       " last_connected_at, last_message_at, created_at, updated_at)"
+                       " VALUES (?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING id",
     [SQ_DELETE] = "DELETE FROM whatsapp_sessions WHERE id = ?1",
     [SQ_RECONCILE] = "UPDATE whatsapp_sessions SET connection_status = 'disconnected',"
                      " updated_at = ?1"
@@ -202,6 +208,8 @@ struct sq {
 	int file_seen; /* 1: deleted, 2: replaced, reported once; the next check repairs */
 	uint32_t generation; /* connections dropped so far: data_version restarts with each */
 	int busy_ms;         /* SQ_BUSY_MS, or what store_set_wait() asked for */
+	/* whatsapp_sessions.id has INTEGER affinity (a table the app made): 1 yes, 0 no, -1 not known yet. */
+	int id_int;
 };
 
 /* Maps an SQLite result to our codes and records the message. */
@@ -417,6 +425,7 @@ sq_open(struct store *st, const char *path, char *err, size_t errlen)
 		return rc;
 	struct sq *sq = wg_calloc(1, sizeof(*sq));
 	sq->busy_ms = SQ_BUSY_MS;
+	sq->id_int = -1;
 	store__set_state(st, sq);
 	if ((rc = sq_connect(path, &sq->db, err, errlen)) < 0) {
 		sq_close(st);
@@ -462,6 +471,7 @@ sq_drop_connection(struct sq *sq)
 	sqlite3_close_v2(sq->db);
 	sq->db = NULL;
 	sq->generation++;
+	sq->id_int = -1;
 	char side[4200];
 	snprintf(side, sizeof(side), "%s-wal", sq->path);
 	unlink(side);
@@ -1086,14 +1096,15 @@ col_ts(struct row *r, int i, const char *col, bool nullable, int64_t *out)
 static int
 col_id(struct row *r, int i, char *out)
 {
+	/* The type first: reading an integer as text converts it (a table whose ids are integers). */
 	int t = sqlite3_column_type(r->q, i);
 	const char *p = (const char *)sqlite3_column_text(r->q, i);
 	int n = sqlite3_column_bytes(r->q, i);
-	if (t != SQLITE_TEXT || p == NULL || !store__id_valid(p, (size_t)n) ||
-	    strlen(p) != (size_t)n)
+	if ((t != SQLITE_TEXT && t != SQLITE_INTEGER) || p == NULL ||
+	    !store__id_valid(p, (size_t)n) || strlen(p) != (size_t)n)
 		return store__fail(r->st, WG_EINVAL,
-		                   "%s: a row's id is not text of 1 to %d printable characters",
-		                   r->table, STORE_ID_LEN);
+		                   "%s: a row's id is not text of 1 to %d printable characters, "
+		                   "or an integer", r->table, STORE_ID_LEN);
 	memcpy(out, p, (size_t)n + 1);
 	memcpy(r->id, p, (size_t)n + 1);
 	return 0;
@@ -1136,6 +1147,48 @@ read_session(struct store *st, sqlite3_stmt *q, struct store_session *s)
 	return rc;
 }
 
+/*
+ * Whether whatsapp_sessions.id has INTEGER affinity: a table the app made
+ * with integer ids (SQLite's rule: a declared type containing "INT"). Asked
+ * once per connection.
+ */
+static int
+id_is_int(struct store *st)
+{
+	struct sq *sq = store__state(st);
+	if (sq->id_int >= 0 || sq->db == NULL)
+		return sq->id_int > 0;
+	sqlite3_stmt *q;
+	if (sqlite3_prepare_v2(sq->db, "SELECT upper(type) FROM pragma_table_info('whatsapp_sessions')"
+	                                " WHERE name = 'id'", -1, &q, NULL) != SQLITE_OK)
+		return 0;
+	sq->id_int = 0;
+	if (sqlite3_step(q) == SQLITE_ROW) {
+		const char *t = (const char *)sqlite3_column_text(q, 0);
+		sq->id_int = t != NULL && strstr(t, "INT") != NULL;
+	}
+	sqlite3_finalize(q);
+	return sq->id_int;
+}
+
+/* Binds a keyset cursor's id: an integer for a table with integer ids (so it compares as one). */
+static void
+bind_id_key(struct store *st, sqlite3_stmt *q, int i, const char *id)
+{
+	if (id_is_int(st)) {
+		char *end;
+		long long v = id && id[0] ? strtoll(id, &end, 10) : 0;
+		if (id == NULL || id[0] == '\0')
+			sqlite3_bind_int64(q, i, INT64_MIN);
+		else if (*end == '\0')
+			sqlite3_bind_int64(q, i, v);
+		else
+			bind_text(q, i, id);
+		return;
+	}
+	bind_text(q, i, id ? id : "");
+}
+
 static int
 sq_list(struct store *st, const struct store_filter *f, struct store_session **out, size_t *n)
 {
@@ -1155,10 +1208,10 @@ sq_list(struct store *st, const struct store_filter *f, struct store_session **o
 		/* The cursor is the text as stored (formats differ between writers); "" sorts first. */
 		const char *after = f->by_updated ? f->after_updated : f->after_created;
 		bind_text(q, 1, after ? after : "");
-		bind_text(q, 3, f->after_id ? f->after_id : "");
+		bind_id_key(st, q, 3, f->after_id);
 		sqlite3_bind_int64(q, 2, f->limit ? (sqlite3_int64)f->limit : -1);
 	} else if (paged) {
-		bind_text(q, 1, f->after_id ? f->after_id : "");
+		bind_id_key(st, q, 1, f->after_id);
 		sqlite3_bind_int64(q, 2, f->limit ? (sqlite3_int64)f->limit : -1);
 	}
 	struct store_session *arr = NULL;
@@ -1260,9 +1313,11 @@ static int
 sq_insert(struct store *st, struct store_session *s)
 {
 	sqlite3_stmt *q;
-	if (s->id[0] == '\0')
+	/* An integer id comes from the table itself (its rowid); any other kind is a new uuid. */
+	bool numbered = s->id[0] == '\0' && id_is_int(st);
+	if (s->id[0] == '\0' && !numbered)
 		store_uuid(s->id);
-	int rc = sq_stmt(st, SQ_INSERT, &q);
+	int rc = sq_stmt(st, numbered ? SQ_INSERT_AUTO : SQ_INSERT, &q);
 	if (rc < 0)
 		return rc;
 	bind_text(q, 1, s->id);
@@ -1278,7 +1333,15 @@ sq_insert(struct store *st, struct store_session *s)
 	bind_ts(q, 11, s->last_message_at);
 	bind_ts(q, 12, s->created_at);
 	bind_ts(q, 13, s->updated_at);
-	return sq_step_done(st, q, "insert");
+	if (!numbered)
+		return sq_step_done(st, q, "insert");
+	int step = sqlite3_step(q);
+	if (step == SQLITE_ROW) {
+		snprintf(s->id, sizeof(s->id), "%lld", (long long)sqlite3_column_int64(q, 0));
+		step = sqlite3_step(q);
+	}
+	sq_done(q);
+	return step == SQLITE_DONE ? 0 : sq_fail(st, step, "insert");
 }
 
 /* Finds or prepares the UPDATE for a field mask; *cached says whether the cache owns it. */

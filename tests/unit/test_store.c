@@ -1978,6 +1978,73 @@ test_no_leases(void **state)
 	assert_non_null(strstr(store_errmsg(st), "one node"));
 }
 
+/* A table the app made with integer ids (INTEGER PRIMARY KEY): addressed, numbered and paged as integers. */
+static void
+test_integer_ids(void **state)
+{
+	struct fx *fx = *state;
+	char err[256];
+	int applied;
+	assert_int_equal(store_open(fx->url, &fx->st, err, sizeof(err)), 0);
+	assert_int_equal(raw(fx->path, "CREATE TABLE whatsapp_sessions (id INTEGER PRIMARY KEY,"
+	                               " user_id TEXT, session_name TEXT NOT NULL DEFAULT 'primary',"
+	                               " auth_state TEXT, created_at TEXT NOT NULL,"
+	                               " updated_at TEXT NOT NULL);"
+	                               "INSERT INTO whatsapp_sessions (id, auth_state, created_at,"
+	                               " updated_at) VALUES (41, '{}', '2026-11-24T10:00:00.000Z',"
+	                               " '2026-11-24T10:00:00.000Z'), (100, '{}',"
+	                               " '2026-11-24T10:00:01.000Z', '2026-11-24T10:00:01.000Z')"),
+	                 SQLITE_OK);
+	assert_int_equal(store_migrate(fx->st, &applied), 0);
+	struct store *st = fx->st;
+	struct store_session s;
+	store_session_init(&s);
+	s.auth_state = strdup("{}");
+	assert_int_equal(store_insert(st, &s), 0);
+	assert_string_equal(s.id, "101"); /* the table numbered it */
+	store_session_free(&s);
+	struct store_session g;
+	assert_int_equal(store_get(st, "41", &g), 0);
+	assert_string_equal(g.id, "41");
+	assert_int_equal(g.auto_connect, 1);
+	store_session_free(&g);
+	assert_int_equal(store_get(st, "abc", &g), WG_ENOTFOUND);
+	/* Child rows and their foreign keys. */
+	struct store_attempt a = {.at = 1795600000000LL};
+	snprintf(a.session_id, sizeof(a.session_id), "41");
+	snprintf(a.trigger, sizeof(a.trigger), "api");
+	snprintf(a.action, sizeof(a.action), "reconnect");
+	snprintf(a.result, sizeof(a.result), "ok");
+	assert_int_equal(store_add_attempt(st, &a), 0);
+	int count;
+	assert_int_equal(store_count_attempts(st, "41", NULL, 0, &count), 0);
+	assert_int_equal(count, 1);
+	snprintf(a.session_id, sizeof(a.session_id), "7");
+	assert_int_equal(store_add_attempt(st, &a), WG_ENOTFOUND);
+	/* Pages in the ids' numeric order (41, 100, 101), not their text's. */
+	const char *want[] = {"41", "100", "101"};
+	char after[STORE_ID_LEN + 1] = "";
+	for (int i = 0; i < 3; i++) {
+		struct store_filter f = {.without_auth = true, .limit = 1, .after_id = after};
+		struct store_session *rows;
+		size_t n;
+		assert_int_equal(store_list(st, &f, &rows, &n), 0);
+		assert_int_equal(n, 1);
+		assert_string_equal(rows[0].id, want[i]);
+		snprintf(after, sizeof(after), "%s", rows[0].id);
+		store_list_free(rows, n);
+	}
+	struct store_filter f = {.without_auth = true, .limit = 1, .after_id = after};
+	struct store_session *rows;
+	size_t n;
+	assert_int_equal(store_list(st, &f, &rows, &n), 0);
+	assert_int_equal(n, 0);
+	store_list_free(rows, n);
+	/* Deleting the row deletes its attempts. */
+	assert_int_equal(store_delete(st, "41"), 0);
+	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM whatsapp_session_recovery_attempts"), 0);
+}
+
 int
 main(void)
 {
@@ -2009,6 +2076,7 @@ main(void)
 	    cmocka_unit_test(test_uuid),
 	    T(test_timings),
 	    T(test_no_leases),
+	    T(test_integer_ids),
 	};
 	/* One suite, two backends: the tests that mean the same on both, on PostgreSQL. */
 	const struct CMUnitTest pg_tests[] = {
