@@ -28,7 +28,9 @@
 
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/log.h"
 #include "core/mem.h"
+#include "store/pg_listen.h"
 #include "store/schema.h"
 #include "store/store.h"
 
@@ -728,6 +730,29 @@ migration_sql(const struct store_migration *m, const char *idtype)
 	return store_schema_sql(m, &d);
 }
 
+/*
+ * The trigger that tells wagate at once when the web app inserts, deletes or
+ * changes one of its own columns of a session (not when only wagate's columns
+ * change: those are wagate's own writes). The payload is the row's id.
+ */
+static const char notify_sql[] =
+    "CREATE OR REPLACE FUNCTION wagate_sessions_notify() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+    "BEGIN\n"
+    "	IF TG_OP = 'UPDATE' AND NEW.is_active IS NOT DISTINCT FROM OLD.is_active\n"
+    "	   AND NEW.auto_connect IS NOT DISTINCT FROM OLD.auto_connect\n"
+    "	   AND NEW.session_name IS NOT DISTINCT FROM OLD.session_name\n"
+    "	   AND NEW.user_id IS NOT DISTINCT FROM OLD.user_id\n"
+    "	   AND NEW.auth_state IS NOT DISTINCT FROM OLD.auth_state THEN\n"
+    "		RETURN NULL;\n"
+    "	END IF;\n"
+    "	PERFORM pg_notify('" STORE_NOTIFY_CHANNEL "', CASE WHEN TG_OP = 'DELETE' THEN OLD.id::text"
+    " ELSE NEW.id::text END);\n"
+    "	RETURN NULL;\n"
+    "END $$;\n"
+    "DROP TRIGGER IF EXISTS wagate_sessions_notify ON whatsapp_sessions;\n"
+    "CREATE TRIGGER wagate_sessions_notify AFTER INSERT OR UPDATE OR DELETE ON whatsapp_sessions\n"
+    "	FOR EACH ROW EXECUTE FUNCTION wagate_sessions_notify();\n";
+
 static void
 append(char **sql, const char *a, const char *b)
 {
@@ -786,7 +811,10 @@ pg_migrate_plan(struct store *st, char **out)
 		append(&sql, head, body);
 		free(body);
 	}
-	*out = sql ? sql : wg_strdup("");
+	/* The trigger is made anew on every migrate (idempotent), so the plan always shows it. */
+	append(&sql, "-- the trigger that notifies wagate of the app's writes (made again each migrate)\n",
+	       notify_sql);
+	*out = sql;
 	return 0;
 }
 
@@ -871,6 +899,20 @@ pg_migrate_body(struct store *st, int *applied)
 			return rc;
 		*applied += ran;
 	}
+	/*
+	 * The trigger, in its own transaction under the migration lock: a database
+	 * user without the right to make it loses nothing but the speed (the watch
+	 * polls); said once, here.
+	 */
+	rc = run_cmd(st, "notify trigger", "BEGIN", 0, NULL, NULL);
+	if (rc == 0)
+		rc = run_cmd(st, "notify trigger", "SELECT pg_advisory_xact_lock(" PG_MIGRATE_LOCK ")", 0,
+		             NULL, NULL);
+	if (rc == 0)
+		rc = run_cmd(st, "notify trigger", notify_sql, 0, NULL, NULL);
+	if ((rc = end_tx(st, rc, "notify trigger")) != 0)
+		log_warn("store", "cannot make the trigger that notifies wagate of the app's writes "
+		                  "(the watch polls instead): %s", store_errmsg(st));
 	/* Every column wagate reads must be there: one clear error now, not failures later. */
 	PGresult *r;
 	if ((rc = run(st, "check the tables", "SELECT " SESSION_COLS " FROM whatsapp_sessions LIMIT 0",

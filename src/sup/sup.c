@@ -20,6 +20,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "store/pg_listen.h"
 #include "sup/sup_int.h"
 #include "wa/crypto.h"
 
@@ -934,6 +935,12 @@ sup__kick(struct sup *s)
 	schedule(s);
 }
 
+static void
+on_notify(void *arg, const char *payload)
+{
+	sup__notified(arg, payload);
+}
+
 int
 sup_use_writer(struct sup *s, const char *url, char *err, size_t errlen)
 {
@@ -947,6 +954,12 @@ sup_use_writer(struct sup *s, const char *url, char *err, size_t errlen)
 	/* The credentials a connect needs are read on a thread too. */
 	if ((r = sup__read_attach(s, s->base, url, err, errlen)) != 0)
 		return r;
+	/* PostgreSQL tells of the app's writes at once (a trigger and LISTEN); elsewhere the watch polls. */
+	if (s->listener == NULL &&
+	    store_listener_new(s->base, url, STORE_NOTIFY_CHANNEL, on_notify, s, &s->listener, err,
+			       errlen) == 0)
+		log_info("supervisor", "listening for the app's writes (the watch polls as well)");
+	err[0] = '\0';
 	/* The lease rounds get a thread of their own: a slow batch never delays a renewal. */
 	return sup__lease_attach(s, s->base, url, err, errlen);
 }
@@ -1020,6 +1033,8 @@ sup_free(struct sup *s)
 	sup__wb_detach_writer(s);
 	sup__lease_detach(s);
 	sup__read_detach(s);
+	store_listener_free(s->listener);
+	s->listener = NULL;
 	if (s->observer)
 		s->observer(s->observer_arg, SUP_EV_GONE, NULL);
 	s->observer = NULL;

@@ -198,6 +198,9 @@ struct sup {
 	int writer_version_ok;
 	uint32_t writer_generation; /* its connection's generation: a change means the file was reopened */
 
+	/* PostgreSQL's notifications of the app's writes (store/pg_listen.c), when listening. */
+	struct store_listener *listener;
+
 	/* Credentials read off the loop (sup_read.c). */
 	struct store_writer *reader;
 	struct read_job *read_inflight;
@@ -295,6 +298,8 @@ void sup__monitor_step(struct sup *s, uint64_t now);
 /* The watch: reads the rows changed since the last it saw; starts after newest_updated (wall ms). */
 void sup__watch_step(struct sup *s, uint64_t now);
 void sup__watch_init(struct sup *s, int64_t newest_updated);
+/* The database says the app wrote session id (NULL: notifications may have been missed). */
+void sup__notified(struct sup *s, const char *id);
 /* Memory has every row as of now (after the start's listing): later passes read only after others write. */
 void sup__note_rows_version(struct sup *s);
 int sup__recovery_allowed(struct sess *x, const char *trigger);

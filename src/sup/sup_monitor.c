@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "sup/sup_int.h"
@@ -246,10 +247,11 @@ take_row(struct sup *s, const struct store_session *row, int64_t now_wall)
  * interval. Our own writes read back change nothing.
  */
 static void
-watch_row(struct sup *s, const struct store_session *row)
+watch_row(struct sup *s, const struct store_session *row, bool notified)
 {
 	struct sess *x = sup__find(s, row->id);
-	if (x != NULL && !sup__row_foreign(x, row))
+	/* Our own writes come back to the watch; a notification is only sent for the app's columns. */
+	if (x != NULL && !notified && !sup__row_foreign(x, row))
 		return;
 	bool fresh, foreign, flags;
 	x = learn_row(s, row, &fresh, &foreign, &flags);
@@ -291,7 +293,7 @@ sup__watch_step(struct sup *s, uint64_t now)
 	}
 	read_ok(s);
 	for (size_t i = 0; i < n; i++)
-		watch_row(s, &rows[i]);
+		watch_row(s, &rows[i], false);
 	const char *cid, *cupd;
 	int more = store_list_cursor(s->st, &cid, &cupd) == 0;
 	if (more) {
@@ -302,6 +304,39 @@ sup__watch_step(struct sup *s, uint64_t now)
 	store_list_free(rows, n);
 	/* A full page: more changed rows wait, read in the next loop turn. */
 	s->watch_at = more && seen >= s->cfg.monitor_slice ? now : now + s->cfg.watch_interval_ms;
+}
+
+/*
+ * A notification from the database (PostgreSQL's trigger, store/pg_listen.c):
+ * the app inserted, deleted or changed one of its columns of session id (NULL:
+ * listening again after a gap, so the watch catches up now). The row is read
+ * and acted on as the watch would, at once, whatever its updated_at says.
+ */
+void
+sup__notified(struct sup *s, const char *id)
+{
+	if (!s->started || s->shutting_down)
+		return;
+	uint64_t now = wg_now_ms();
+	if (id == NULL || !store__id_valid(id, strlen(id))) {
+		if (s->cfg.watch_interval_ms)
+			s->watch_at = now;
+		sup__kick(s);
+		return;
+	}
+	struct store_session row;
+	int r = store_get(s->st, id, &row);
+	if (r == WG_ENOTFOUND) {
+		sup_session_deleted(s, id);
+	} else if (r != 0) {
+		/* Unreadable now: the watch's next poll reads it. */
+		if (s->cfg.watch_interval_ms)
+			s->watch_at = now;
+	} else {
+		watch_row(s, &row, true);
+		store_session_free(&row);
+	}
+	sup__kick(s);
 }
 
 void

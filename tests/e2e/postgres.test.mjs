@@ -149,3 +149,21 @@ test('PostgreSQL restarted: sessions stay connected, /health says error meanwhil
   const hist = pg.psql(`SELECT status FROM whatsapp_session_status_history WHERE session_id = '${other}' ORDER BY changed_at, id`);
   assert.ok(hist.map((r) => r[0]).includes('disconnected'), JSON.stringify(hist));
 });
+
+test('the trigger tells wagate at once: a row inserted, and a flag flipped without updated_at, with no polling', async () => {
+  // Neither the watch nor the monitor reads the table within this test: only the notifications can.
+  await serve.stop();
+  serve = await startServe({ database: pg.url, mock, env: { WAGATE_WATCH_INTERVAL: '1h', WAGATE_RECOVERY_INTERVAL: '1h' } });
+  assert.equal(pg.psql("SELECT count(*) FROM pg_trigger WHERE tgname = 'wagate_sessions_notify'")[0][0], '1');
+  const id = 'ckx9pgnotify00004abcdefgh';
+  const jid = '15550007004:1@s.whatsapp.net';
+  const t0 = Date.now();
+  appInsert(id, 'u-app-4', '15550007004');
+  await waitSession(serve, id, 'the inserted session to connect', (b) => b.connectionStatus === 'connected', 10000);
+  assert.ok(await mockConn(jid));
+  const took = Date.now() - t0;
+  // A raw UPDATE that leaves updated_at alone, as a hand-written statement would.
+  pg.psql(`UPDATE whatsapp_sessions SET is_active = false WHERE id = '${id}'`);
+  await waitFor('its connection to close', async () => (await mockConn(jid)) === null, { timeoutMs: 10000 });
+  assert.ok(took < 5000, `connected ${took} ms after the insert`);
+});
