@@ -126,8 +126,11 @@ test('the mock kills the socket: the session reconnects at once', async () => {
   assert.equal(s.lastError, null);
   const deep = await serve.api('GET', '/health/deep');
   const mine = deep.body.sessions.find((x) => x.sessionId === id);
-  assert.ok(mine.recentRecoveryAttempts.some((a) => a.trigger === 'close:transient' && a.result === 'connected'),
-    JSON.stringify(mine.recentRecoveryAttempts));
+  // Recorded as the close's reconnect; or, when the monitor's pass (300 ms here) looked between the socket's
+  // death and the close's report, as the monitor's dead-socket recovery: one attempt either way, and it worked.
+  const ok = mine.recentRecoveryAttempts.filter((a) => a.result === 'connected' &&
+    (a.trigger === 'close:transient' || a.trigger === 'monitor:dead_socket'));
+  assert.equal(ok.length, 1, JSON.stringify(mine.recentRecoveryAttempts));
 });
 
 test('a blackholed connection is detected by the keepalive and recovered', async () => {
