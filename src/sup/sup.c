@@ -668,6 +668,16 @@ cb_closed(void *arg, const struct wa_session_close *why)
 		schedule(s);
 		return;
 	}
+	/*
+	 * What the server said outranks a reconnect that was on its way: a socket
+	 * the monitor found not alive may be one closing on a 440, a 401 or a ban
+	 * whose report had not arrived yet. Taking those back would be the storm
+	 * WhatsApp bans accounts for.
+	 */
+	if (x->reopen && (why->reason == WA_CLOSE_LOGGED_OUT || why->reason == WA_CLOSE_REPLACED ||
+			  why->reason == WA_CLOSE_CLIENT_OUTDATED ||
+			  why->reason == WA_CLOSE_TEMP_BANNED))
+		x->reopen = 0;
 	if (x->reopen) {
 		x->reopen = 0;
 		if (strncmp(x->trigger, "monitor:", 8) == 0)

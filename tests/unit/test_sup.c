@@ -796,6 +796,27 @@ test_monitor_dead_socket(void **state)
 	assert_int_equal(attempts_with(f, a, "monitor:dead_socket", "connected"), 1);
 }
 
+/*
+ * The monitor finds a socket not alive that is in fact closing on a 440 whose
+ * report has not arrived: the report wins, and the session is not taken back.
+ */
+static void
+test_dead_socket_then_replaced(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	start(f);
+	struct sup_client *c = bring_up(f, a);
+	c->alive = 0; /* the stream error came; the close is on its way */
+	advance(f, 60000);
+	assert_true(c->close_requested);
+	c_close(c, WA_CLOSE_REPLACED, 440, 0);
+	advance(f, 600000);
+	assert_int_equal(opens_of(a), 1);
+	expect_status(f, a, "disconnected");
+	assert_non_null(strstr(last_error(f, a), "replaced"));
+}
+
 static void
 test_monitor_down_after_startup_retries(void **state)
 {
@@ -2178,6 +2199,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_shutdown_truthful, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown_grace_bounds_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_monitor_dead_socket, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dead_socket_then_replaced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_monitor_down_after_startup_retries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_monitor_stale_probe, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_monitor_rate_limit_and_manual, setup, teardown),
