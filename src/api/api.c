@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 
 #include "api/api_int.h"
+#include "wa/crypto.h"
 #include "core/addr.h"
 #include "core/clock.h"
 #include "core/err.h"
@@ -419,9 +420,13 @@ at_holder(struct api *a, struct evhttp_request *req, enum route r, const char *i
 		/* One hop at most: the node it came from thought this one held it. */
 		snprintf(msg, sizeof(msg), "node %s holds this session now; ask again", owner);
 		status = 409;
-	} else if (rc == WG_ESTATE && url != NULL) {
+	} else if (rc == WG_ESTATE && url != NULL && a->have_fwd_key) {
 		api__forward(a, req, owner, url);
 		return false;
+	} else if (rc == WG_ESTATE && url != NULL) {
+		snprintf(msg, sizeof(msg), "node %s holds this session; forwarding needs WAGATE_API_KEY set "
+		                           "(the same on every node)", owner ? owner : "?");
+		status = 503;
 	} else if (rc == WG_ESTATE) {
 		snprintf(msg, sizeof(msg), "node %s holds this session and gave no address "
 		                           "(WAGATE_NODE_URL) to reach it", owner ? owner : "?");
@@ -467,6 +472,12 @@ on_request(struct evhttp_request *req, void *arg)
 	}
 	const struct route_info *ri = &routes[r];
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	/* A request from another node is good for the actions it forwards, and nothing else. */
+	if (a->node[0] != '\0' && api__forwarded(req) && r != RT_QR && r != RT_RECONNECT &&
+	    r != RT_LOGOUT && r != RT_PAIR) {
+		api__error(req, 401, "forwarded requests are only for actions on a session");
+		return;
+	}
 	if (ri->auth) {
 		enum api_cred cred = api__credential(a, req);
 		if (cred == API_CRED_NONE) {
@@ -602,6 +613,13 @@ api_start(struct event_base *base, const struct api_opts *o, struct store *st, s
 	}
 	a->cookie_secure = o->cookie_secure;
 	a->lag = o->lag;
+	a->dns = o->dns;
+	if (have_key) {
+		static const char label[] = "wagate: requests forwarded between nodes";
+		wa_crypto_hmac_sha256(a->fwd_key, (const uint8_t *)o->api_key, strlen(o->api_key),
+		                      (const uint8_t *)label, sizeof(label) - 1);
+		a->have_fwd_key = true;
+	}
 	if (sup != NULL) {
 		struct sup_cluster_info ci;
 		sup_cluster_info(sup, &ci);
@@ -672,5 +690,6 @@ api_free(struct api *a)
 	api__auth_free(a);
 	free(a->web_root);
 	wg_wipe(a->key_digest, sizeof(a->key_digest));
+	wg_wipe(a->fwd_key, sizeof(a->fwd_key));
 	free(a);
 }

@@ -23,6 +23,8 @@ struct sup;
 struct api;
 struct looplag;
 
+struct evdns_base;
+
 struct api_opts {
 	const char *listen;         /* "127.0.0.1:8080"; port 0 picks a free port (api_port) */
 	const char *api_key;        /* the key; only its SHA-256 is kept */
@@ -36,6 +38,7 @@ struct api_opts {
 	size_t event_ring;          /* events kept for Last-Event-ID replay, 0: 1024 */
 	uint32_t ping_ms;           /* keep-alive comment on every stream, 0: 15 s */
 	const struct looplag *lag;  /* the loop-lag timer, for GET /health/loop; NULL: not measured */
+	struct evdns_base *dns;     /* resolves other nodes' addresses (several nodes); NULL: none */
 };
 
 /*

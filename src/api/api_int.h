@@ -42,6 +42,15 @@ struct api {
 	int cookie_secure;
 	const struct looplag *lag;   /* GET /health/loop (health.c) */
 	char node[STORE_NODE_MAX + 1]; /* this node's id with several nodes, else "" (forward.c) */
+	/*
+	 * The key that signs requests between nodes: derived from the API key
+	 * itself (WAGATE_API_KEY, the same on every node), never from its stored
+	 * hash, which whoever reads the database has. Without it nothing is
+	 * forwarded or accepted as forwarded.
+	 */
+	uint8_t fwd_key[32];
+	bool have_fwd_key;
+	struct evdns_base *dns;
 	struct api_forward *forwards; /* actions passed on to the node holding the session */
 };
 

@@ -155,7 +155,7 @@ api__credential(struct api *a, struct evhttp_request *req)
 {
 	/* Another node passing a person's request on (forward.c): signed with the shared key. */
 	if (a->node[0] != '\0' && api__forwarded(req))
-		return api__forward_ok(a, req) ? API_CRED_KEY : API_CRED_NONE;
+		return a->have_fwd_key && api__forward_ok(a, req) ? API_CRED_KEY : API_CRED_NONE;
 	const char *key = evhttp_find_header(evhttp_request_get_input_headers(req), "x-api-key");
 	/* A wrong key is a wrong credential, whatever else the request carries. */
 	if (key != NULL)

@@ -4,14 +4,19 @@
  * logout, its QR code) is forwarded to that node's API, and its answer
  * passed back as it came.
  *
- * The nodes trust each other through the API key they share: a forwarded
- * request carries X-Wagate-Forwarded: NODE UNIX_MS HMAC, the HMAC-SHA256,
- * keyed with the key's SHA-256, of "NODE\nUNIX_MS\nMETHOD\nURI". The owner
- * accepts it for FORWARD_SKEW_MS either way of its clock, in place of the
- * key or the dashboard's cookie (which lives in one node's memory), and
- * never forwards it again: a request hops once at most.
+ * The nodes trust each other through the API key they share (WAGATE_API_KEY,
+ * the same on every node): a forwarded request carries X-Wagate-Forwarded:
+ * NODE UNIX_MS HMAC, the HMAC-SHA256, keyed with a key derived from the API
+ * key (never from its hash, which the database holds), of
+ * "NODE\nUNIX_MS\nMETHOD\nURI\nSHA256(BODY)". The owner accepts it for
+ * FORWARD_SKEW_MS either way of its clock, for the four actions only, in place
+ * of the key or the dashboard's cookie (which lives in one node's memory), and
+ * never forwards it again: a request hops once at most. There is no nonce: a
+ * request seen on the wire can be replayed within the window, so the nodes
+ * should talk over a private network.
  */
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <inttypes.h>
@@ -43,17 +48,27 @@ struct api_forward {
 	struct api_forward *prev, *next;
 };
 
-static void
+#define FORWARD_URI_MAX 900
+
+/* The signature of a forwarded request; false when it cannot be signed (a URI too long). */
+static bool
 mac(struct api *a, const char *node, const char *ms, const char *method, const char *uri,
-    char hex[65])
+    struct evbuffer *body, char hex[65])
 {
-	char msg[1024];
-	int n = snprintf(msg, sizeof(msg), "%s\n%s\n%s\n%s", node, ms, method, uri);
+	char msg[1200], bh[65];
 	uint8_t d[32];
-	wa_crypto_hmac_sha256(d, a->key_digest, sizeof(a->key_digest), (const uint8_t *)msg,
-	                      n > 0 && (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+	size_t blen = evbuffer_get_length(body);
+	wa_crypto_sha256(d, blen ? evbuffer_pullup(body, (ev_ssize_t)blen) : (const uint8_t *)"", blen);
+	wg_hex_encode(bh, d, sizeof(d));
+	if (uri == NULL || strlen(uri) > FORWARD_URI_MAX)
+		return false;
+	int n = snprintf(msg, sizeof(msg), "%s\n%s\n%s\n%s\n%s", node, ms, method, uri, bh);
+	if (n < 0 || (size_t)n >= sizeof(msg))
+		return false;
+	wa_crypto_hmac_sha256(d, a->fwd_key, sizeof(a->fwd_key), (const uint8_t *)msg, (size_t)n);
 	wg_hex_encode(hex, d, sizeof(d));
 	wg_wipe(d, sizeof(d));
+	return true;
 }
 
 static const char *
@@ -91,8 +106,9 @@ api__forward_ok(struct api *a, struct evhttp_request *req)
 	if (*end != '\0' || t < now - FORWARD_SKEW_MS || t > now + FORWARD_SKEW_MS)
 		return false;
 	char want[65];
-	mac(a, node, ms, method_text(evhttp_request_get_command(req)), evhttp_request_get_uri(req),
-	    want);
+	if (!mac(a, node, ms, method_text(evhttp_request_get_command(req)), evhttp_request_get_uri(req),
+	         evhttp_request_get_input_buffer(req), want))
+		return false;
 	return CRYPTO_memcmp(want, got, 64) == 0;
 }
 
@@ -114,9 +130,19 @@ static void
 client_closed(struct evhttp_connection *evcon, void *arg)
 {
 	struct api_forward *f = arg;
-	(void)evcon;
-	f->req = NULL;
+	/* Still queued on the connection: evhttp frees it. Detached first (a read error): ours to answer. */
+	if (f->req && evhttp_request_get_connection(f->req) == evcon)
+		f->req = NULL;
 	f->in = NULL;
+}
+
+/* The outgoing connection goes in the next loop turn, not inside its own request's callback. */
+static void
+free_out(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	evhttp_connection_free(arg);
 }
 
 static void
@@ -148,7 +174,13 @@ answered(struct evhttp_request *resp, void *arg)
 			evbuffer_free(body);
 		}
 	}
-	/* The outgoing connection goes once this request is done (free_on_completion). */
+	/*
+	 * Freed here rather than with free_on_completion, which in libevent 2.1
+	 * keeps a connection whose connect failed (a dead owner, common just
+	 * after one crashed).
+	 */
+	struct timeval now = {0, 0};
+	event_base_once(f->api->base, -1, EV_TIMEOUT, free_out, f->out, &now);
 	free(f);
 }
 
@@ -175,7 +207,8 @@ api__forward(struct api *a, struct evhttp_request *req, const char *owner, const
 	f->api = a;
 	f->req = req;
 	snprintf(f->owner, sizeof(f->owner), "%s", owner);
-	f->out = evhttp_connection_base_new(a->base, NULL, host, (unsigned short)(port > 0 ? port : 80));
+	/* Names are resolved with the server's resolver, never by a blocking lookup on the loop. */
+	f->out = evhttp_connection_base_new(a->base, a->dns, host, (unsigned short)(port > 0 ? port : 80));
 	evhttp_uri_free(u);
 	if (f->out == NULL) {
 		free(f);
@@ -183,7 +216,6 @@ api__forward(struct api *a, struct evhttp_request *req, const char *owner, const
 		return;
 	}
 	evhttp_connection_set_timeout(f->out, FORWARD_TIMEOUT_S);
-	evhttp_connection_free_on_completion(f->out);
 	struct evhttp_request *o = evhttp_request_new(answered, f);
 	struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
 	struct evkeyvalq *oh = evhttp_request_get_output_headers(o);
@@ -199,7 +231,13 @@ api__forward(struct api *a, struct evhttp_request *req, const char *owner, const
 	const char *method = method_text(evhttp_request_get_command(req));
 	const char *uri = evhttp_request_get_uri(req);
 	snprintf(ms, sizeof(ms), "%" PRIu64, wg_wall_ms());
-	mac(a, a->node, ms, method, uri, hex);
+	if (!mac(a, a->node, ms, method, uri, in, hex)) {
+		evhttp_request_free(o);
+		evhttp_connection_free(f->out);
+		free(f);
+		api__error(req, 414, "request URI too long to forward");
+		return;
+	}
 	snprintf(val, sizeof(val), "%s %s %s", a->node, ms, hex);
 	evhttp_add_header(oh, FORWARD_HEADER, val);
 	evbuffer_add_buffer(evhttp_request_get_output_buffer(o), in);
@@ -212,7 +250,7 @@ api__forward(struct api *a, struct evhttp_request *req, const char *owner, const
 	a->forwards = f;
 	log_info("api", "forwarding %s %s to node %s, which holds the session", method, uri, owner);
 	if (evhttp_make_request(f->out, o, evhttp_request_get_command(req), uri) != 0) {
-		/* libevent freed o; the connection goes with it. */
+		/* libevent freed o (evhttp_make_request frees the request it refuses). */
 		if (f->in != NULL)
 			evhttp_connection_set_closecb(f->in, NULL, NULL);
 		unlink_fwd(f);

@@ -219,8 +219,11 @@ serve_run(const struct serve_config *c)
 	                      .lag = lag,
 	                      .started_mono_ms = wg_now_ms(),
 	                      .web_root = c->web_root[0] ? c->web_root : NULL,
-	                      .cookie_secure = c->cookie_secure};
+	                      .cookie_secure = c->cookie_secure,
+	                      .dns = dns};
 	memcpy(ao.api_key_sha256, hash, 32);
+	/* The key itself, when set: several nodes derive the key that signs forwarded requests from it. */
+	ao.api_key = c->api_key[0] ? c->api_key : NULL;
 	if (api_start(s.base, &ao, s.st, s.sup, &s.api, err, sizeof(err)) != 0) {
 		log_error("serve", "cannot start the HTTP API: %s", err);
 		looplag_free(lag);

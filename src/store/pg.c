@@ -78,8 +78,10 @@ static const struct {
 #define SESSION_COLS COLS_HEAD "auth_state::text" COLS_TAIL
 #define SESSION_COLS_LIGHT                                                                         \
 	COLS_HEAD "CASE WHEN auth_state IS NULL THEN NULL ELSE '' END" COLS_TAIL
+/* ::int: the app's flags may be integers 0/1 instead of booleans. */
 #define AUTO_WHERE                                                                                 \
-	" WHERE session_name = 'primary' AND auth_state IS NOT NULL AND is_active AND auto_connect"
+	" WHERE session_name = 'primary' AND auth_state IS NOT NULL AND is_active::int <> 0"       \
+	" AND auto_connect::int <> 0"
 
 /* Columns store_update may set, in STORE_F_* bit order. */
 static const char *const update_cols[] = {
@@ -99,6 +101,7 @@ struct pg {
 	char why[200];    /* why the last connection failed, for the calls refused meanwhile */
 	bool id_int;      /* whatsapp_sessions.id is an integer type: new ids come from the app's default */
 	bool id_known;
+	PostgresPollingStatusType poll_want; /* while connecting: what the last PQconnectPoll asked for */
 };
 
 static void
@@ -161,6 +164,23 @@ ignore_notice(void *arg, const char *msg)
 	(void)msg;
 }
 
+/* Waits for the socket to be writable (write) or readable (!write) only, or the deadline. */
+static int
+pg_poll_dir(PGconn *c, bool write, uint64_t deadline)
+{
+	uint64_t now = wg_now_ms();
+	if (now >= deadline)
+		return 0;
+	struct pollfd p = {.fd = PQsocket(c), .events = write ? POLLOUT : POLLIN};
+	if (p.fd < 0)
+		return WG_EIO;
+	int n;
+	do
+		n = poll(&p, 1, (int)(deadline - now));
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? WG_EIO : n;
+}
+
 static int pg_exec(struct store *st, const char *op, const char *sql, int n,
                    const char *const *vals, PGresult **out, uint64_t deadline);
 
@@ -193,18 +213,30 @@ pg_ready(struct store *st, uint64_t deadline)
 			return store__fail(st, WG_EIO, "postgres: cannot connect: %s", msg);
 		}
 		pg->connecting = true;
+		pg->poll_want = PGRES_POLLING_WRITING;
 	}
 	if (pg->connecting) {
-		PostgresPollingStatusType ps = PGRES_POLLING_WRITING;
+		/*
+		 * As libpq asks: wait for the socket in the direction the last
+		 * PQconnectPoll wanted (writing, before the first), then poll. A
+		 * connection still being made at the deadline is carried on by the
+		 * next call from the same point: polling before the socket is ready
+		 * would make libpq write on a socket that is not connected yet.
+		 */
+		PostgresPollingStatusType ps = pg->poll_want;
 		for (;;) {
-			ps = PQconnectPoll(pg->conn);
-			if (ps == PGRES_POLLING_OK || ps == PGRES_POLLING_FAILED)
-				break;
-			int r = pg_poll(pg->conn, ps == PGRES_POLLING_WRITING, deadline);
-			if (r == 0)
+			int r = pg_poll_dir(pg->conn, ps == PGRES_POLLING_WRITING, deadline);
+			if (r == 0) {
+				pg->poll_want = ps;
 				return store__fail(st, WG_ETIMEDOUT,
 				                   "postgres: still connecting; retrying");
-			if (r < 0)
+			}
+			if (r < 0) {
+				ps = PGRES_POLLING_FAILED;
+				break;
+			}
+			ps = PQconnectPoll(pg->conn);
+			if (ps == PGRES_POLLING_OK || ps == PGRES_POLLING_FAILED)
 				break;
 		}
 		if (ps != PGRES_POLLING_OK) {
@@ -234,8 +266,10 @@ pg_ready(struct store *st, uint64_t deadline)
 		                 0, NULL, NULL,
 		                 deadline > wg_now_ms() + PG_ANSWER_MS ? deadline
 		                                                       : wg_now_ms() + PG_ANSWER_MS);
-		if (rc < 0)
+		if (rc < 0) {
+			pg_drop(pg, "the connection could not be set up");
 			return rc;
+		}
 		pg->backoff_ms = 0;
 	}
 	return 0;
@@ -343,12 +377,15 @@ broken: {
 }
 }
 
-/* The deadline of an ordinary call. */
+/*
+ * The deadline of an ordinary call's answer: the lock wait plus the answer's
+ * own time, so a lock held elsewhere ends with the server's clean lock_timeout
+ * error rather than with this client giving up on the connection.
+ */
 static uint64_t
 deadline_of(struct pg *pg)
 {
-	int ms = pg->wait_ms > PG_ANSWER_MS ? pg->wait_ms : PG_ANSWER_MS;
-	return wg_now_ms() + (uint64_t)ms;
+	return wg_now_ms() + (uint64_t)pg->wait_ms + PG_ANSWER_MS;
 }
 
 /* An ordinary call: makes sure the connection's lock_timeout is the store's wait, then runs. */
@@ -357,10 +394,11 @@ run(struct store *st, const char *op, const char *sql, int n, const char *const 
     PGresult **out)
 {
 	struct pg *pg = store__state(st);
-	uint64_t deadline = deadline_of(pg);
-	int rc = pg_ready(st, deadline);
+	int rc = pg_ready(st, deadline_of(pg));
 	if (rc < 0)
 		return rc;
+	/* Counted from now: making the connection may have used the first deadline up. */
+	uint64_t deadline = deadline_of(pg);
 	if (pg->set_wait != pg->wait_ms) {
 		char sql_wait[64];
 		snprintf(sql_wait, sizeof(sql_wait), "SET lock_timeout TO %d", pg->wait_ms);
@@ -391,6 +429,10 @@ static int
 end_tx(struct store *st, int rc, const char *op)
 {
 	struct pg *pg = store__state(st);
+	if (rc == 0 && pg->ready && PQtransactionStatus(pg->conn) == PQTRANS_INERROR)
+		/* A statement failed and was taken for "not found": COMMIT would roll back in silence. */
+		rc = store__fail(st, WG_EINVAL, "postgres: %s: a statement failed inside the transaction",
+		                 op);
 	if (rc == 0)
 		return run_cmd(st, op, "COMMIT", 0, NULL, NULL);
 	if (pg->ready && PQtransactionStatus(pg->conn) != PQTRANS_IDLE) {
@@ -999,9 +1041,13 @@ pg_list(struct store *st, const struct store_filter *f, struct store_session **o
 		bool first = f->by_updated || f->by_created ? after_ts == NULL || after_ts[0] == '\0'
 		                                            : f->after_id == NULL || f->after_id[0] == '\0';
 		const char *where = "";
-		if (!first && (f->by_updated || f->by_created)) {
+		if (!first && (f->by_updated || f->by_created) && (f->after_id == NULL || !f->after_id[0])) {
+			/* A mark without an id (the watch's first): from that time on ('' is no uuid or integer). */
 			p[np++] = after_ts;
-			p[np++] = f->after_id ? f->after_id : "";
+			where = f->by_updated ? " WHERE updated_at >= $1" : " WHERE created_at >= $1";
+		} else if (!first && (f->by_updated || f->by_created)) {
+			p[np++] = after_ts;
+			p[np++] = f->after_id;
 			where = f->by_updated ? " WHERE (updated_at, id) > ($1, $2)"
 			                      : " WHERE (created_at, id) > ($1, $2)";
 		} else if (!first) {
@@ -1122,8 +1168,8 @@ pg_insert(struct store *st, struct store_session *s)
 	    s->session_name,
 	    s->phone_number,
 	    s->auth_state,
-	    s->is_active ? "true" : "false",
-	    s->auto_connect ? "true" : "false",
+	    s->is_active ? "1" : "0", /* what a boolean and an integer column both take */
+	    s->auto_connect ? "1" : "0",
 	    s->connection_status[0] != '\0' ? s->connection_status : NULL,
 	    s->last_error,
 	    ts_text(ts[0], s->last_connected_at),
@@ -1170,9 +1216,13 @@ pg_insert(struct store *st, struct store_session *s)
 	return rc;
 }
 
+/*
+ * The row's columns in fields, and updated_at. A value the column refuses is
+ * WG_EINVAL (and, inside a transaction, the transaction is lost: end_tx says so).
+ */
 static int
-pg_update(struct store *st, const char *id, const struct store_session *s, unsigned fields,
-          int64_t now)
+update_row(struct store *st, const char *id, const struct store_session *s, unsigned fields,
+           int64_t now)
 {
 	char sql[640], ts[3][32];
 	const char *p[12];
@@ -1187,8 +1237,8 @@ pg_update(struct store *st, const char *id, const struct store_session *s, unsig
 		case STORE_F_SESSION_NAME: v = s->session_name; break;
 		case STORE_F_PHONE: v = s->phone_number; break;
 		case STORE_F_AUTH: v = s->auth_state; break;
-		case STORE_F_ACTIVE: v = s->is_active ? "true" : "false"; break;
-		case STORE_F_AUTO: v = s->auto_connect ? "true" : "false"; break;
+		case STORE_F_ACTIVE: v = s->is_active ? "1" : "0"; break;
+		case STORE_F_AUTO: v = s->auto_connect ? "1" : "0"; break;
 		case STORE_F_STATUS:
 			v = s->connection_status[0] != '\0' ? s->connection_status : NULL;
 			break;
@@ -1205,8 +1255,17 @@ pg_update(struct store *st, const char *id, const struct store_session *s, unsig
 	int changed = 0;
 	int rc = run_cmd(st, "update", sql, np, p, &changed);
 	if (rc < 0)
-		return by_id(st, rc, id);
+		return rc;
 	return changed == 0 ? store__fail(st, WG_ENOTFOUND, "no session '%s'", id) : 0;
+}
+
+/* An update by an id from a person: one the column's type cannot hold names no row. */
+static int
+pg_update(struct store *st, const char *id, const struct store_session *s, unsigned fields,
+          int64_t now)
+{
+	int rc = update_row(st, id, s, fields, now);
+	return rc == WG_EINVAL ? by_id(st, rc, id) : rc;
 }
 
 static int
@@ -1544,7 +1603,7 @@ still_holds(struct store *st, const struct store_write *w, bool *holds)
 
 static const struct store_batch_ops pg_batch_ops = {
     .still_holds = still_holds,
-    .update = pg_update,
+    .update = update_row,
     .add_status = add_status_body,
     .add_attempt = pg_add_attempt,
 };
@@ -1566,7 +1625,8 @@ pg_write_batch(struct store *st, struct store_write *w, size_t n, int64_t now, s
 
 /* A session that should run by itself, as the supervisor's predicate says (Rule 1). */
 #define RUNNABLE                                                                                   \
-	"w.session_name = 'primary' AND w.auth_state IS NOT NULL AND w.is_active AND w.auto_connect"
+	"w.session_name = 'primary' AND w.auth_state IS NOT NULL AND w.is_active::int <> 0"       \
+	" AND w.auto_connect::int <> 0"
 #define TTL "$2 * interval '1 millisecond'"
 
 /* Rows of (session_id, token, owner) into leases; rows with an id wagate cannot address are left out. */

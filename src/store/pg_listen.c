@@ -24,6 +24,8 @@
 
 #define LISTEN_RETRY_MIN_MS 1000
 #define LISTEN_RETRY_MAX_MS 30000
+/* Connecting and LISTEN must be done by then (libpq's connect_timeout does not apply here). */
+#define LISTEN_SETUP_S 10
 
 enum ls_state { LS_WAIT, LS_CONNECTING, LS_LISTENING, LS_READY };
 
@@ -137,6 +139,7 @@ on_io(evutil_socket_t fd, short what, void *arg)
 			PGresult *r = PQgetResult(l->conn);
 			if (r == NULL) {
 				l->state = LS_READY;
+				evtimer_del(l->timer); /* set up: no deadline while it waits */
 				l->retry_ms = LISTEN_RETRY_MIN_MS;
 				if (l->logged_down)
 					log_info("store", "notifications from the database work again");
@@ -159,25 +162,37 @@ on_io(evutil_socket_t fd, short what, void *arg)
 	drain(l);
 }
 
+/* The one timer: the retry while waiting, the setup's deadline while connecting and listening. */
 static void
 on_retry(evutil_socket_t fd, short what, void *arg)
 {
+	struct store_listener *l = arg;
 	(void)fd;
 	(void)what;
-	ls_connect(arg);
+	if (l->state == LS_WAIT)
+		ls_connect(l);
+	else if (l->state != LS_READY)
+		drop(l, "no answer while connecting");
 }
 
 static void
 ls_connect(struct store_listener *l)
 {
-	const char *const keys[] = {"dbname", "fallback_application_name", NULL};
-	const char *const vals[] = {l->conninfo, "wagate-listen", NULL};
+	/*
+	 * TCP keepalives: a listening connection only reads, so one a NAT or a
+	 * firewall dropped in silence is noticed within a minute, not two hours.
+	 */
+	const char *const keys[] = {"dbname", "fallback_application_name", "keepalives",
+				    "keepalives_idle", "keepalives_interval", "keepalives_count", NULL};
+	const char *const vals[] = {l->conninfo, "wagate-listen", "1", "30", "10", "3", NULL};
 	l->conn = PQconnectStartParams(keys, vals, 1);
 	if (l->conn == NULL || PQstatus(l->conn) == CONNECTION_BAD) {
 		drop(l, l->conn ? NULL : "out of memory");
 		return;
 	}
 	l->state = LS_CONNECTING;
+	struct timeval tv = {LISTEN_SETUP_S, 0};
+	evtimer_add(l->timer, &tv);
 	watch(l, EV_WRITE);
 }
 

@@ -453,6 +453,12 @@ connect_as(struct sess *x, const char *trigger, int fresh)
 void
 sup__connect_with(struct sess *x, int rc, const char *auth)
 {
+	if (sup__cluster(x->sup) && !sup__lease_sure(x)) {
+		/* Lost, handed over or not sure while the credentials were read: another node's now. */
+		sup__enter(x, SS_IDLE, "no lease", NULL, 0);
+		sup__finish_waiters(x, 0, "this node does not hold the session's lease");
+		return;
+	}
 	if (!x->is_active) {
 		/* Switched off while its credentials were read. */
 		sup__enter(x, SS_IDLE, "switched off", "switched off (is_active is false)", 0);

@@ -120,6 +120,7 @@ struct sess {
 	int64_t lease_token;
 	unsigned lease_seen; /* the lease round that last confirmed it */
 	uint64_t claim_until; /* taken on demand: sure until then, before any round renewed it */
+	uint64_t claim_at;    /* when it was taken on demand (a round sent before it does not know it) */
 	const char *owner;
 	TAILQ_ENTRY(sess) msg_link;
 	TAILQ_ENTRY(sess) dirty_link;

@@ -164,7 +164,7 @@ rebalance(struct sup *s)
 			sup__finish_waiters(x, 0, "handed over to another node; ask again");
 			if (x->client != NULL)
 				s->ops->close(x->client); /* cb_closed: idle, written, then released */
-			else if (x->state == SS_WAITING)
+			else if (x->state == SS_WAITING || x->state == SS_READING)
 				sup__enter(x, SS_IDLE, "handed over", "handed over to another node", 0);
 		}
 	}
@@ -249,7 +249,8 @@ round_done(struct sup *s, struct lease_job *j)
 	/* Held in memory, missing from the database's answer: lost (expired and taken, or given back). */
 	for (size_t i = 0; i < s->n; i++) {
 		struct sess *x = s->v[i];
-		if (x->leased && x->lease_seen != gen && !x->releasing)
+		/* A lease taken on demand after this round was sent is not in its answer. */
+		if (x->leased && x->lease_seen != gen && !x->releasing && x->claim_at < j->sent)
 			sup__lease_lost(x, "the database says another node holds it, or no one");
 	}
 	for (size_t i = 0; i < j->r.nothers; i++) {
@@ -408,6 +409,7 @@ sup_claim(struct sup *s, const char *id, bool take, const char **owner, const ch
 	if (!x->leased) {
 		unsigned k = 0;
 		/* Sure until the claim's time plus most of the lease (the claim was sent just now). */
+		x->claim_at = t0;
 		x->claim_until = t0 + s->cfg.lease_ttl_ms - s->cfg.lease_ttl_ms / 10;
 		x->lease_seen = s->lease_gen;
 		lease_gained(x, l.token, &k);

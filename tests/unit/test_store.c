@@ -1723,7 +1723,9 @@ test_ids_of_every_kind_pg(void **state)
 	static const char *const tables[] = {
 	    "CREATE TABLE whatsapp_sessions (id UUID PRIMARY KEY DEFAULT gen_random_uuid(),"
 	    " created_at TIMESTAMPTZ NOT NULL DEFAULT now(), updated_at TIMESTAMPTZ NOT NULL)",
+	    /* An app that keeps its flags as integers 0/1. */
 	    "CREATE TABLE whatsapp_sessions (id BIGSERIAL PRIMARY KEY,"
+	    " is_active SMALLINT NOT NULL DEFAULT 1, auto_connect INTEGER NOT NULL DEFAULT 1,"
 	    " created_at TIMESTAMPTZ NOT NULL DEFAULT now(), updated_at TIMESTAMPTZ NOT NULL)",
 	};
 	for (int k = 0; k < 2; k++) {
@@ -1744,6 +1746,18 @@ test_ids_of_every_kind_pg(void **state)
 			assert_int_equal(strlen(id[0]), 36);
 		else
 			assert_string_equal(id[0], "1");
+		/* Both run by themselves, whatever type the flags have; the watch's first page works too. */
+		struct store_filter af = {.autoconnect = true, .without_auth = true};
+		struct store_session *ar;
+		size_t an;
+		assert_int_equal(store_list(fx->st, &af, &ar, &an), 0);
+		assert_int_equal(an, 2);
+		store_list_free(ar, an);
+		struct store_filter wf = {.without_auth = true, .by_updated = true, .limit = 10,
+		                          .after_updated = "2000-01-01T00:00:00.000Z", .after_id = ""};
+		assert_int_equal(store_list(fx->st, &wf, &ar, &an), 0);
+		assert_int_equal(an, 2);
+		store_list_free(ar, an);
 		struct store_session g;
 		assert_int_equal(store_get(fx->st, id[1], &g), 0);
 		assert_string_equal(g.id, id[1]);
