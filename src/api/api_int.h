@@ -5,6 +5,7 @@
 #ifndef WG_API_INT_H
 #define WG_API_INT_H
 
+#include "core/map.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -50,6 +51,10 @@ struct api {
 	 */
 	uint8_t fwd_key[32];
 	bool have_fwd_key;
+	/* Signatures accepted within the window, so none is accepted twice (forward.c). */
+	struct fwd_seen *seen; /* a ring of FORWARD_SEEN_MAX, oldest at seen_head */
+	size_t seen_head, seen_n;
+	struct wg_map seen_map;
 	struct evdns_base *dns;
 	struct api_forward *forwards; /* actions passed on to the node holding the session */
 };

@@ -11,9 +11,10 @@
  * "NODE\nUNIX_MS\nMETHOD\nURI\nSHA256(BODY)". The owner accepts it for
  * FORWARD_SKEW_MS either way of its clock, for the four actions only, in place
  * of the key or the dashboard's cookie (which lives in one node's memory), and
- * never forwards it again: a request hops once at most. There is no nonce: a
- * request seen on the wire can be replayed within the window, so the nodes
- * should talk over a private network.
+ * never forwards it again: a request hops once at most. A signature is
+ * accepted once: those seen within the window are kept (the newest
+ * FORWARD_SEEN_MAX of them), so a request seen on the wire cannot be played
+ * again.
  */
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -38,6 +39,13 @@
 /* Longer than a reconnect's wait (20 s), so the owner's answer comes back rather than a timeout. */
 #define FORWARD_TIMEOUT_S 30
 #define FORWARD_BODY_MAX (128u << 10)
+/* Signatures remembered: far more forwards than a window of two minutes sees. */
+#define FORWARD_SEEN_MAX 4096
+
+struct fwd_seen {
+	char mac[65];
+	uint64_t until; /* monotonic ms: past it, the timestamp it signed is refused anyway */
+};
 
 struct api_forward {
 	struct api *api;
@@ -91,6 +99,39 @@ api__forwarded(struct evhttp_request *req)
 	return evhttp_find_header(evhttp_request_get_input_headers(req), FORWARD_HEADER) != NULL;
 }
 
+/* True the first time a valid signature is seen within its window; a replay is refused. */
+static bool
+first_use(struct api *a, const char *sig)
+{
+	uint64_t now = wg_now_ms();
+	if (a->seen == NULL) {
+		a->seen = wg_calloc(FORWARD_SEEN_MAX, sizeof(*a->seen));
+		wg_map_init(&a->seen_map);
+	}
+	/* The oldest first: they expire in the order they came. */
+	while (a->seen_n > 0 && a->seen[a->seen_head].until <= now) {
+		wg_map_del(&a->seen_map, a->seen[a->seen_head].mac);
+		a->seen_head = (a->seen_head + 1) % FORWARD_SEEN_MAX;
+		a->seen_n--;
+	}
+	if (wg_map_get(&a->seen_map, sig) != NULL) {
+		log_warn("api", "a forwarded request was played again: refused");
+		return false;
+	}
+	if (a->seen_n == FORWARD_SEEN_MAX) {
+		/* Full of live ones (a flood): the oldest goes. */
+		wg_map_del(&a->seen_map, a->seen[a->seen_head].mac);
+		a->seen_head = (a->seen_head + 1) % FORWARD_SEEN_MAX;
+		a->seen_n--;
+	}
+	struct fwd_seen *e = &a->seen[(a->seen_head + a->seen_n) % FORWARD_SEEN_MAX];
+	memcpy(e->mac, sig, 65);
+	e->until = now + 2 * FORWARD_SKEW_MS;
+	wg_map_put(&a->seen_map, e->mac, e);
+	a->seen_n++;
+	return true;
+}
+
 bool
 api__forward_ok(struct api *a, struct evhttp_request *req)
 {
@@ -109,7 +150,9 @@ api__forward_ok(struct api *a, struct evhttp_request *req)
 	if (!mac(a, node, ms, method_text(evhttp_request_get_command(req)), evhttp_request_get_uri(req),
 	         evhttp_request_get_input_buffer(req), want))
 		return false;
-	return CRYPTO_memcmp(want, got, 64) == 0;
+	if (CRYPTO_memcmp(want, got, 64) != 0)
+		return false;
+	return first_use(a, want);
 }
 
 static void
@@ -263,6 +306,11 @@ api__forward(struct api *a, struct evhttp_request *req, const char *owner, const
 void
 api__forwards_free(struct api *a)
 {
+	if (a->seen != NULL) {
+		wg_map_free(&a->seen_map);
+		free(a->seen);
+		a->seen = NULL;
+	}
 	while (a->forwards) {
 		struct api_forward *f = a->forwards;
 		unlink_fwd(f);

@@ -8,7 +8,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { startMock, waitFor, sleep } from '../interop/lib/mock.mjs';
 import { WAGATE_BIN } from '../interop/lib/wagate.mjs';
-import { startServe } from './serve.mjs';
+import { createHash, createHmac } from 'node:crypto';
+import { startServe, API_KEY } from './serve.mjs';
 import { startCluster, startProxy } from './pg.mjs';
 
 const N = 60;
@@ -131,6 +132,23 @@ test('an action on another node\'s session is forwarded to it', async () => {
     headers: { 'X-Wagate-Forwarded': `n9 ${Date.now()} ${'0'.repeat(64)}` },
   });
   assert.equal(forged.status, 401);
+  // Signed as the nodes sign (a key derived from the shared API key, over the body too): accepted once,
+  // refused when played again, and good for the four actions only.
+  const fwdKey = createHmac('sha256', API_KEY).update('wagate: requests forwarded between nodes').digest();
+  const sign = (method, uri) => {
+    const ms = String(Date.now());
+    const body = createHash('sha256').update('').digest('hex');
+    const mac = createHmac('sha256', fwdKey).update(`n9\n${ms}\n${method}\n${uri}\n${body}`).digest('hex');
+    return `n9 ${ms} ${mac}`;
+  };
+  const uri = `/sessions/${other.sessionId}/reconnect`;
+  const header = sign('POST', uri);
+  const once = await nodes.n2.api('POST', uri, { key: null, headers: { 'X-Wagate-Forwarded': header } });
+  assert.equal(once.status, 200, once.text);
+  const again = await nodes.n2.api('POST', uri, { key: null, headers: { 'X-Wagate-Forwarded': header } });
+  assert.equal(again.status, 401, 'a replayed forward is refused');
+  const list = await nodes.n2.api('GET', '/sessions', { key: null, headers: { 'X-Wagate-Forwarded': sign('GET', '/sessions') } });
+  assert.equal(list.status, 401, 'a forward is good for the actions only');
   // Pairing a new session: the node asked takes its lease; its QR code is shown through any node.
   const created = await nodes.n3.api('POST', '/sessions', { body: { sessionName: 'primary', userId: 'u-cluster-pair' } });
   assert.equal(created.status, 201, created.text);
