@@ -137,22 +137,22 @@ one_line(char *out, size_t size, const char *msg)
 }
 
 /*
- * Waits until the connection's socket is ready for what libpq wants, or the
- * deadline. Returns 1 ready, 0 deadline, WG_EIO on a poll error.
+ * Waits until the connection's socket is ready for events (POLLIN, POLLOUT or
+ * both, as libpq wants), or the deadline. Returns 1 ready, 0 deadline, WG_EIO
+ * on a poll error.
  */
 static int
-pg_poll(PGconn *c, bool want_write, uint64_t deadline)
+pg_wait(PGconn *c, short events, uint64_t deadline)
 {
 	uint64_t now = wg_now_ms();
 	if (now >= deadline)
 		return 0;
-	struct pollfd p = {.fd = PQsocket(c), .events = POLLIN | (want_write ? POLLOUT : 0)};
+	struct pollfd p = {.fd = PQsocket(c), .events = events};
 	if (p.fd < 0)
 		return WG_EIO;
-	int left = (int)(deadline - now);
 	int n;
 	do
-		n = poll(&p, 1, left);
+		n = poll(&p, 1, (int)(deadline - now));
 	while (n < 0 && errno == EINTR);
 	return n < 0 ? WG_EIO : n;
 }
@@ -162,23 +162,6 @@ ignore_notice(void *arg, const char *msg)
 {
 	(void)arg;
 	(void)msg;
-}
-
-/* Waits for the socket to be writable (write) or readable (!write) only, or the deadline. */
-static int
-pg_poll_dir(PGconn *c, bool write, uint64_t deadline)
-{
-	uint64_t now = wg_now_ms();
-	if (now >= deadline)
-		return 0;
-	struct pollfd p = {.fd = PQsocket(c), .events = write ? POLLOUT : POLLIN};
-	if (p.fd < 0)
-		return WG_EIO;
-	int n;
-	do
-		n = poll(&p, 1, (int)(deadline - now));
-	while (n < 0 && errno == EINTR);
-	return n < 0 ? WG_EIO : n;
 }
 
 static int pg_exec(struct store *st, const char *op, const char *sql, int n,
@@ -225,7 +208,7 @@ pg_ready(struct store *st, uint64_t deadline)
 		 */
 		PostgresPollingStatusType ps = pg->poll_want;
 		for (;;) {
-			int r = pg_poll_dir(pg->conn, ps == PGRES_POLLING_WRITING, deadline);
+			int r = pg_wait(pg->conn, ps == PGRES_POLLING_WRITING ? POLLOUT : POLLIN, deadline);
 			if (r == 0) {
 				pg->poll_want = ps;
 				return store__fail(st, WG_ETIMEDOUT,
@@ -324,7 +307,7 @@ pg_exec(struct store *st, const char *op, const char *sql, int n, const char *co
 			break;
 		if (f < 0)
 			goto broken;
-		int r = pg_poll(pg->conn, true, deadline);
+		int r = pg_wait(pg->conn, POLLIN | POLLOUT, deadline); /* PQflush: either */
 		if (r == 0)
 			goto late;
 		if (r < 0 || !PQconsumeInput(pg->conn))
@@ -334,7 +317,7 @@ pg_exec(struct store *st, const char *op, const char *sql, int n, const char *co
 	rc = 0;
 	for (;;) {
 		while (PQisBusy(pg->conn)) {
-			int r = pg_poll(pg->conn, false, deadline);
+			int r = pg_wait(pg->conn, POLLIN, deadline);
 			if (r == 0) {
 				PQclear(last);
 				goto late;
@@ -1264,8 +1247,7 @@ static int
 pg_update(struct store *st, const char *id, const struct store_session *s, unsigned fields,
           int64_t now)
 {
-	int rc = update_row(st, id, s, fields, now);
-	return rc == WG_EINVAL ? by_id(st, rc, id) : rc;
+	return by_id(st, update_row(st, id, s, fields, now), id);
 }
 
 static int

@@ -85,6 +85,17 @@ sup__lease_hurry(struct sup *s)
 	}
 }
 
+/* x is no longer this node's: who holds it the next round says; what memory had for its row is dropped. */
+static void
+unlease(struct sess *x)
+{
+	x->leased = 0;
+	x->releasing = 0;
+	x->owner = NULL;
+	x->sup->nleased--;
+	sup__wb_forget(x);
+}
+
 /* The lease of x is gone (taken over, fenced, or not sure any more): its socket goes at once. */
 void
 sup__lease_lost(struct sess *x, const char *why)
@@ -92,13 +103,8 @@ sup__lease_lost(struct sess *x, const char *why)
 	struct sup *s = x->sup;
 	if (!x->leased)
 		return;
-	x->leased = 0;
-	x->releasing = 0;
-	x->owner = NULL; /* the next round says who has it */
-	s->nleased--;
 	log_warn(x->id, "this node no longer holds the session (%s): closing it, writing nothing", why);
-	/* Whatever memory had for the row is another node's business now. */
-	sup__wb_forget(x);
+	unlease(x);
 	sup__finish_waiters(x, 0, "another node holds this session now; ask again");
 	if (x->client != NULL)
 		s->ops->close(x->client); /* cb_closed sees it unleased: idle, nothing written */
@@ -224,11 +230,7 @@ round_done(struct sup *s, struct lease_job *j)
 	for (size_t i = 0; i < j->nrelease; i++) {
 		struct sess *x = sup__find(s, j->release[i]);
 		if (x != NULL && x->leased && x->releasing && x->client == NULL) {
-			x->leased = 0;
-			x->releasing = 0;
-			x->owner = NULL;
-			s->nleased--;
-			sup__wb_forget(x);
+			unlease(x);
 			sup__recount(x);
 		}
 	}
