@@ -1,7 +1,10 @@
 /*
- * Cryptographic primitives for the WhatsApp layer: X25519, SHA-256, HMAC, HKDF,
- * AES-256-GCM (OpenSSL EVP) and XEdDSA signatures (libsignal-protocol-c, whose
- * signal_context is created here once and shared with the Signal code).
+ * Cryptographic primitives for the WhatsApp layer: SHA-256, HMAC, HKDF and
+ * AES-256-GCM (OpenSSL EVP); X25519 and the check of XEdDSA signatures
+ * (libsodium: a login makes seven X25519 operations and a signature check,
+ * which OpenSSL's per-call key objects made a third of its CPU); XEdDSA
+ * signing (libsignal-protocol-c, whose signal_context is created here once
+ * and shared with the Signal code).
  *
  * Keys are raw 32-byte Curve25519 values with no 0x05 type prefix; private keys
  * are clamped scalars, the form the reference clients store. Functions that

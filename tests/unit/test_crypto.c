@@ -201,6 +201,28 @@ test_xeddsa_roundtrip(void **state)
 	/* Empty messages work too. */
 	assert_int_equal(wa_crypto_sign(sig, k.priv, NULL, 0), 0);
 	assert_int_equal(wa_crypto_verify(k.pub, NULL, 0, sig, 64), 0);
+
+	/* Half of all keys have an Edwards form with the sign bit set, carried in
+	 * the signature: 64 keys make it all but certain both kinds were seen. */
+	int signs[2] = {0, 0};
+	for (int i = 0; i < 64; i++) {
+		wa_crypto_keypair(&k);
+		assert_int_equal(wa_crypto_sign(sig, k.priv, msg, sizeof(msg)), 0);
+		signs[sig[63] >> 7]++;
+		assert_int_equal(wa_crypto_verify(k.pub, msg, sizeof(msg), sig, 64), 0);
+		sig[63] ^= 0x80; /* the other sign is another key */
+		assert_int_equal(wa_crypto_verify(k.pub, msg, sizeof(msg), sig, 64), WG_ECRYPTO);
+	}
+	assert_true(signs[0] > 0 && signs[1] > 0);
+
+	/* u = p - 1 has no Edwards form (u + 1 = 0), and u = 0 is of low order. */
+	uint8_t bad_key[32];
+	memset(bad_key, 0xff, sizeof(bad_key));
+	bad_key[0] = 0xec;
+	bad_key[31] = 0x7f;
+	assert_int_equal(wa_crypto_verify(bad_key, msg, sizeof(msg), sig, 64), WG_ECRYPTO);
+	memset(bad_key, 0, sizeof(bad_key));
+	assert_int_equal(wa_crypto_verify(bad_key, msg, sizeof(msg), sig, 64), WG_ECRYPTO);
 }
 
 /*
