@@ -3,6 +3,8 @@
  * flags, QR code, reconnect, logout and delete. Rows come from the store; what
  * only the running process knows (socket, supervisor state, retry time, QR)
  * from sup_view(). Changes go to the store first, then to the supervisor.
+ * Every read and write of the store runs off the loop (an api_call, through
+ * sup_call()): the request waits for it, the loop does not.
  */
 #include <sys/queue.h>
 
@@ -34,35 +36,224 @@ nullable(const char *s)
 
 /* A store failure the client cannot fix: logged here, answered 503. */
 static void
-db_failed(struct api *a, struct evhttp_request *req, const char *id, const char *what)
+db_failed(struct evhttp_request *req, const char *id, const char *what, const char *why)
 {
-	log_error(id ? id : "api", "%s: %s", what, store_errmsg(a->st));
+	log_error(id ? id : "api", "%s: %s", what, why);
 	api__error(req, 503, "database unavailable");
 }
 
-/* Reads the row; answers 404 or 503 and returns false when it cannot. */
-static bool
-get_row(struct api *a, struct evhttp_request *req, const char *id, struct store_session *row)
+/*
+ * A request waiting for the supervisor (a reconnect's outcome) or for the
+ * store (an api_call). Whoever it waits for holds a pointer to it until its
+ * done runs, which can be after the client went away (req NULL) or after the
+ * API was freed (api NULL); so it is its own allocation, freed only by that
+ * done (or at once when sup_reconnect fails).
+ */
+struct api_pending {
+	struct api *api;
+	struct evhttp_request *req;
+	struct evhttp_connection *evcon;
+	struct api_pending *prev, *next;
+	bool in_call;  /* inside sup_reconnect: done may run before it returns */
+	bool finished; /* done ran */
+};
+
+static void
+pending_unlink(struct api_pending *p)
 {
-	int r = store_get(a->st, id, row);
-	if (r == 0)
+	if (p->api == NULL)
+		return;
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		p->api->pending = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	p->prev = p->next = NULL;
+	p->api = NULL;
+}
+
+/*
+ * The client's connection is being freed (it closed, or evhttp_free). If the
+ * request is still queued on it, evhttp frees it too and we must forget it.
+ * If evhttp detached it first (a read error: request->evcon is NULL), the
+ * request is ours and answering it later frees it.
+ */
+static void
+pending_conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct api_pending *p = arg;
+	if (p->req && evhttp_request_get_connection(p->req) == evcon)
+		p->req = NULL;
+	p->evcon = NULL;
+}
+
+static void
+pending_forget_conn(struct api_pending *p)
+{
+	if (p->evcon)
+		evhttp_connection_set_closecb(p->evcon, NULL, NULL);
+	p->evcon = NULL;
+}
+
+static struct api_pending *
+pending_new(struct api *a, struct evhttp_request *req)
+{
+	struct api_pending *p = wg_calloc(1, sizeof(*p));
+	p->api = a;
+	p->req = req;
+	p->evcon = evhttp_request_get_connection(req);
+	p->next = a->pending;
+	if (a->pending)
+		a->pending->prev = p;
+	a->pending = p;
+	if (p->evcon)
+		evhttp_connection_set_closecb(p->evcon, pending_conn_closed, p);
+	return p;
+}
+
+/* Done with it: the request (if any) is the caller's to answer now. */
+static void
+pending_release(struct api_pending *p)
+{
+	pending_forget_conn(p);
+	pending_unlink(p);
+	free(p);
+}
+
+/*
+ * A request whose answer waits for the store. work runs off the loop with the
+ * reader's store (sup_call); then continues on the loop, with the request,
+ * only if the client is still there and the API still runs (the request is
+ * in api->pending meanwhile, like a reconnect's). The call owns what work
+ * fills in and frees it.
+ */
+struct api_call;
+typedef void (*api_work_fn)(struct store *st, struct api_call *k);
+typedef void (*api_then_fn)(struct api *a, struct evhttp_request *req, struct api_call *k);
+
+struct api_call {
+	struct sup_call call; /* first: the supervisor's call is the whole of it */
+	struct api_pending *p;
+	api_work_fn work;
+	api_then_fn then;
+	char id[STORE_ID_LEN + 1];
+	int status;                /* the answer's status, for those that choose it before */
+	int rc;                    /* the store's result */
+	char err[256];             /* its message, taken on the reader's thread */
+	struct store_session row;  /* read: valid when rc is 0 */
+	bool have_row;
+	struct store_session in;   /* POST: the row to insert; PATCH: the new values (mask) */
+	unsigned mask;
+	char other[STORE_ID_LEN + 1]; /* POST: the session that already has the name */
+	int64_t since;             /* history */
+	struct store_status_change *hist;
+	size_t nhist;
+	struct store_status_change *pend; /* history: memory's changes, copied at the request */
+	size_t npend;
+};
+
+static void
+call_free(struct api_call *k)
+{
+	if (k->have_row)
+		store_session_free(&k->row);
+	store_session_free(&k->in);
+	store_status_history_free(k->hist, k->nhist);
+	for (size_t j = 0; j < k->npend; j++)
+		free(k->pend[j].reason);
+	free(k->pend);
+	free(k);
+}
+
+/* On the reader's thread. */
+static void
+call_run(struct store *st, struct sup_call *c)
+{
+	struct api_call *k = (struct api_call *)c;
+	k->work(st, k);
+}
+
+static void
+call_done(struct sup_call *c)
+{
+	struct api_call *k = (struct api_call *)c;
+	struct api *a = k->p->api;
+	struct evhttp_request *req = k->p->req;
+	pending_release(k->p);
+	if (a != NULL && req != NULL) {
+		if (c->cancelled)
+			api__error(req, 503, "the server is stopping");
+		else
+			k->then(a, req, k);
+	}
+	call_free(k);
+}
+
+static struct api_call *
+call_new(const char *id, api_work_fn work, api_then_fn then)
+{
+	struct api_call *k = wg_calloc(1, sizeof(*k));
+	store_session_init(&k->in);
+	k->call.run = call_run;
+	k->call.done = call_done;
+	k->work = work;
+	k->then = then;
+	if (id)
+		snprintf(k->id, sizeof(k->id), "%s", id);
+	return k;
+}
+
+static void
+call_start(struct api *a, struct evhttp_request *req, struct api_call *k)
+{
+	k->p = pending_new(a, req);
+	sup_call(a->sup, &k->call);
+}
+
+/* The store's outcome, kept for the loop: its message belongs to the reader's connection. */
+static int
+took(struct store *st, struct api_call *k, int rc)
+{
+	k->rc = rc;
+	if (rc != 0 && rc != WG_ENOTFOUND)
+		snprintf(k->err, sizeof(k->err), "%s", store_errmsg(st));
+	return rc;
+}
+
+static void
+work_get(struct store *st, struct api_call *k)
+{
+	k->have_row = took(st, k, store_get(st, k->id, &k->row)) == 0;
+}
+
+/* Answers 404 or 503 unless the call read its row. */
+static bool
+row_read(struct evhttp_request *req, struct api_call *k)
+{
+	if (k->rc == 0 && k->have_row)
 		return true;
-	if (r == WG_ENOTFOUND)
+	if (k->rc == WG_ENOTFOUND)
 		api__error(req, 404, "no such session");
 	else
-		db_failed(a, req, id, "cannot read the session");
+		db_failed(req, k->id, "cannot read the session", k->err);
 	return false;
 }
 
-/* Answers status with the session object as it is now in the store. */
+static void
+then_reply_row(struct api *a, struct evhttp_request *req, struct api_call *k)
+{
+	if (row_read(req, k))
+		api__reply(req, k->status, api__session_json(a, &k->row, API_SJ_FULL));
+}
+
+/* Answers status with the session object as it is now: the row, read off the loop, and memory. */
 static void
 reply_session(struct api *a, struct evhttp_request *req, const char *id, int status)
 {
-	struct store_session row;
-	if (!get_row(a, req, id, &row))
-		return;
-	api__reply(req, status, api__session_json(a, &row, API_SJ_FULL));
-	store_session_free(&row);
+	struct api_call *k = call_new(id, work_get, then_reply_row);
+	k->status = status;
+	call_start(a, req, k);
 }
 
 /* A body that must be empty or {}: POST actions take no parameters. */
@@ -93,6 +284,62 @@ text_ok(const json_t *v, size_t max)
 }
 
 /* ---- GET and POST /sessions ---- */
+
+/*
+ * Names are unique per user: two sessions named "primary" would leave the
+ * dashboard following one of them, maybe the dead one. The check, the insert
+ * and the read of the new row run together, off the loop.
+ */
+static void
+work_create(struct store *st, struct api_call *k)
+{
+	const char *want = k->in.session_name ? k->in.session_name : "primary";
+	int r = store_find_name(st, k->in.user_id, want, k->other);
+	if (r == 0) {
+		k->status = 409; /* taken: k->other has it */
+		return;
+	}
+	if (r != WG_ENOTFOUND && r != WG_ENOTSUP) {
+		took(st, k, r);
+		return;
+	}
+	if (took(st, k, store_insert(st, &k->in)) != 0)
+		return;
+	snprintf(k->id, sizeof(k->id), "%s", k->in.id);
+	k->have_row = took(st, k, store_get(st, k->id, &k->row)) == 0;
+}
+
+static void
+then_create(struct api *a, struct evhttp_request *req, struct api_call *k)
+{
+	if (k->status == 409) {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "a session named \"%s\" already exists for this user (%s): pick "
+		                           "another name, or pair that one again",
+		         k->in.session_name ? k->in.session_name : "primary", k->other);
+		api__error(req, 409, msg);
+		return;
+	}
+	if (k->id[0] == '\0') {
+		db_failed(req, NULL, "cannot create a session", k->err);
+		return;
+	}
+	if (!row_read(req, k))
+		return;
+	log_info(k->id, "created through the API; pairing");
+	sup_learn_row(a->sup, &k->row);
+	/*
+	 * A failed start is recorded by the supervisor in the row (last_error), so
+	 * the session is still created: the answer shows its state.
+	 */
+	int r = sup_pair(a->sup, k->id, NULL);
+	if (r != 0)
+		log_warn(k->id, "pairing did not start: %s", wg_strerror(r));
+	char loc[64];
+	snprintf(loc, sizeof(loc), "/sessions/%s", k->id);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Location", loc);
+	api__reply(req, 201, api__session_json(a, &k->row, API_SJ_FULL));
+}
 
 void
 api__sessions_create(struct api *a, struct evhttp_request *req)
@@ -134,46 +381,9 @@ api__sessions_create(struct api *a, struct evhttp_request *req)
 		s.user_id = wg_strdup(json_string_value(user));
 	if (autoc)
 		s.auto_connect = json_is_true(autoc);
-	/*
-	 * Names are unique per user: two sessions named "primary" would leave
-	 * the dashboard following one of them, maybe the dead one.
-	 */
-	char other[STORE_ID_LEN + 1];
-	const char *want = s.session_name ? s.session_name : "primary";
-	int r = store_find_name(a->st, s.user_id, want, other);
-	if (r == 0) {
-		char msg[512];
-		snprintf(msg, sizeof(msg), "a session named \"%s\" already exists for this user (%s): pick "
-		                           "another name, or pair that one again", want, other);
-		api__error(req, 409, msg);
-		store_session_free(&s);
-		goto out;
-	}
-	if (r != WG_ENOTFOUND && r != WG_ENOTSUP) {
-		db_failed(a, req, NULL, "cannot create a session");
-		store_session_free(&s);
-		goto out;
-	}
-	r = store_insert(a->st, &s);
-	if (r) {
-		db_failed(a, req, NULL, "cannot create a session");
-		store_session_free(&s);
-		goto out;
-	}
-	char id[STORE_ID_LEN + 1];
-	snprintf(id, sizeof(id), "%s", s.id);
-	store_session_free(&s);
-	log_info(id, "created through the API; pairing");
-	/*
-	 * A failed start is recorded by the supervisor in the row (last_error), so
-	 * the session is still created: the answer shows its state.
-	 */
-	if ((r = sup_pair(a->sup, id, NULL)) != 0)
-		log_warn(id, "pairing did not start: %s", wg_strerror(r));
-	char loc[64];
-	snprintf(loc, sizeof(loc), "/sessions/%s", id);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Location", loc);
-	reply_session(a, req, id, 201);
+	struct api_call *k = call_new(NULL, work_create, then_create);
+	k->in = s;
+	call_start(a, req, k);
 out:
 	json_decref(body);
 }
@@ -184,6 +394,32 @@ void
 api__session_get(struct api *a, struct evhttp_request *req, const char *id)
 {
 	reply_session(a, req, id, 200);
+}
+
+static void
+work_patch(struct store *st, struct api_call *k)
+{
+	if (took(st, k, store_update(st, k->id, &k->in, k->mask, (int64_t)wg_wall_ms())) != 0)
+		return;
+	k->have_row = took(st, k, store_get(st, k->id, &k->row)) == 0;
+}
+
+static void
+then_patch(struct api *a, struct evhttp_request *req, struct api_call *k)
+{
+	if (k->rc == WG_ENOTFOUND) {
+		api__error(req, 404, "no such session");
+		return;
+	}
+	if (!k->have_row) {
+		db_failed(req, k->id, "cannot update the session", k->err);
+		return;
+	}
+	log_info(k->id, "flags changed through the API");
+	sup_session_changed(a->sup, &k->row);
+	/* The flags are no state change of the supervisor's; other dashboards still want them. */
+	api__events_session(a, k->id);
+	api__reply(req, 200, api__session_json(a, &k->row, API_SJ_FULL));
 }
 
 void
@@ -209,57 +445,56 @@ api__session_patch(struct api *a, struct evhttp_request *req, const char *id)
 		api__error(req, 400, "nothing to change: set autoConnect and/or isActive");
 		goto out;
 	}
-	struct store_session v;
-	memset(&v, 0, sizeof(v));
-	unsigned mask = 0;
+	struct api_call *k = call_new(id, work_patch, then_patch);
 	if (autoc) {
-		v.auto_connect = json_is_true(autoc);
-		mask |= STORE_F_AUTO;
+		k->in.auto_connect = json_is_true(autoc);
+		k->mask |= STORE_F_AUTO;
 	}
 	if (active) {
-		v.is_active = json_is_true(active);
-		mask |= STORE_F_ACTIVE;
+		k->in.is_active = json_is_true(active);
+		k->mask |= STORE_F_ACTIVE;
 	}
-	int r = store_update(a->st, id, &v, mask, (int64_t)wg_wall_ms());
-	if (r == WG_ENOTFOUND) {
-		api__error(req, 404, "no such session");
-		goto out;
-	}
-	if (r) {
-		db_failed(a, req, id, "cannot update the session");
-		goto out;
-	}
-	log_info(id, "flags changed through the API");
-	if ((r = sup_session_changed(a->sup, id)) != 0)
-		log_warn(id, "the supervisor could not apply the change: %s", wg_strerror(r));
-	/* The flags are no state change of the supervisor's; other dashboards still want them. */
-	api__events_session(a, id);
-	reply_session(a, req, id, 200);
+	call_start(a, req, k);
 out:
 	json_decref(body);
+}
+
+/* The supervisor lets go first, so it never writes to a row that is gone: read, let go, delete. */
+static void
+work_delete(struct store *st, struct api_call *k)
+{
+	took(st, k, store_delete(st, k->id));
+}
+
+static void
+then_delete(struct api *a, struct evhttp_request *req, struct api_call *k)
+{
+	if (k->rc == WG_ENOTFOUND) {
+		api__error(req, 404, "no such session");
+		return;
+	}
+	if (k->rc) {
+		db_failed(req, k->id, "cannot delete the session", k->err);
+		return;
+	}
+	log_info(k->id, "deleted through the API");
+	api__events_deleted(a, k->id);
+	api__reply(req, 204, NULL);
+}
+
+static void
+then_delete_read(struct api *a, struct evhttp_request *req, struct api_call *k)
+{
+	if (!row_read(req, k))
+		return;
+	sup_session_deleted(a->sup, k->id);
+	call_start(a, req, call_new(k->id, work_delete, then_delete));
 }
 
 void
 api__session_delete(struct api *a, struct evhttp_request *req, const char *id)
 {
-	struct store_session row;
-	if (!get_row(a, req, id, &row))
-		return;
-	store_session_free(&row);
-	/* The supervisor lets go first, so it never writes to a row that is gone. */
-	sup_session_deleted(a->sup, id);
-	int r = store_delete(a->st, id);
-	if (r == WG_ENOTFOUND) {
-		api__error(req, 404, "no such session");
-		return;
-	}
-	if (r) {
-		db_failed(a, req, id, "cannot delete the session");
-		return;
-	}
-	log_info(id, "deleted through the API");
-	api__events_deleted(a, id);
-	api__reply(req, 204, NULL);
+	call_start(a, req, call_new(id, work_get, then_delete_read));
 }
 
 /* ---- /sessions/{id}/qr ---- */
@@ -287,18 +522,27 @@ qr_format(struct evhttp_request *req)
 	return fmt;
 }
 
+static void
+then_qr_unknown(struct api *a, struct evhttp_request *req, struct api_call *k)
+{
+	(void)a;
+	if (row_read(req, k))
+		api__error(req, 404, "the session is not pairing");
+}
+
 void
 api__session_qr(struct api *a, struct evhttp_request *req, const char *id)
 {
 	int fmt = qr_format(req);
 	if (fmt < 0)
 		return;
-	struct store_session row;
-	if (!get_row(a, req, id, &row))
-		return;
-	store_session_free(&row);
 	struct sup_session_view v;
-	if (sup_view(a->sup, id, &v) != 0 || strcmp(v.state, "pairing") != 0) {
+	if (sup_view(a->sup, id, &v) != 0) {
+		/* Not in memory: is there such a row at all? Either way no QR code. */
+		call_start(a, req, call_new(id, work_get, then_qr_unknown));
+		return;
+	}
+	if (strcmp(v.state, "pairing") != 0) {
 		api__error(req, 404, "the session is not pairing");
 		return;
 	}
@@ -352,6 +596,59 @@ history_since(struct evhttp_request *req, int64_t *since)
 	return rc;
 }
 
+static void
+work_history(struct store *st, struct api_call *k)
+{
+	if (took(st, k, store_get(st, k->id, &k->row)) != 0)
+		return;
+	k->have_row = true;
+	took(st, k, store_status_history(st, k->id, k->since, STORE_HISTORY_KEEP, &k->hist, &k->nhist));
+}
+
+static json_t *
+change_json(const struct store_status_change *c)
+{
+	return json_pack("{s:o, s:s, s:o}", "at", api__time(c->at), "status", c->status, "reason",
+	                 nullable(c->reason));
+}
+
+static void
+then_history(struct api *a, struct evhttp_request *req, struct api_call *k)
+{
+	(void)a;
+	if (!k->have_row) {
+		row_read(req, k);
+		return;
+	}
+	if (k->rc != 0) {
+		db_failed(req, k->id, "cannot read the status history", k->err);
+		return;
+	}
+	const struct store_status_change *c = k->hist;
+	size_t n = k->nhist, total = 0, from = 0;
+	/* The copy's changes the table does not have yet, oldest first: all newer than the table's. */
+	bool *show = wg_calloc(k->npend ? k->npend : 1, sizeof(*show));
+	for (size_t j = 0; j < k->npend; j++) {
+		const struct store_status_change *p = &k->pend[j];
+		bool dup = p->at < k->since;
+		for (size_t i = 0; i < n && !dup; i++)
+			dup = c[i].at == p->at && strcmp(c[i].status, p->status) == 0;
+		show[j] = !dup;
+		total += show[j];
+	}
+	/* At most the newest STORE_HISTORY_KEEP in all: the table's oldest give way. */
+	if (n + total > STORE_HISTORY_KEEP)
+		from = n + total - STORE_HISTORY_KEEP < n ? n + total - STORE_HISTORY_KEEP : n;
+	json_t *arr = json_array();
+	for (size_t i = from; i < n; i++)
+		json_array_append_new(arr, change_json(&c[i]));
+	for (size_t j = 0; j < k->npend; j++)
+		if (show[j])
+			json_array_append_new(arr, change_json(&k->pend[j]));
+	free(show);
+	api__reply(req, 200, arr);
+}
+
 void
 api__history(struct api *a, struct evhttp_request *req, const char *id)
 {
@@ -363,100 +660,74 @@ api__history(struct api *a, struct evhttp_request *req, const char *id)
 		int64_t now = (int64_t)wg_wall_ms();
 		since = now > HISTORY_DEFAULT_MS ? now - HISTORY_DEFAULT_MS : 0;
 	}
-	struct store_session row;
-	if (!get_row(a, req, id, &row))
-		return;
-	store_session_free(&row);
-	struct store_status_change *c = NULL;
-	size_t n = 0;
-	if (store_status_history(a->st, id, since, STORE_HISTORY_KEEP, &c, &n) != 0) {
-		db_failed(a, req, id, "cannot read the status history");
-		return;
-	}
+	struct api_call *k = call_new(id, work_history, then_history);
+	k->since = since;
 	/*
 	 * The newest changes may be in memory only (written behind, or in the
-	 * writer's hands): they follow the table's, all of them newer. Nothing
-	 * waits for a write here; a change the writer committed a moment ago is
-	 * in both and shown once.
+	 * writer's hands): copied now, before the table is read, so a change is
+	 * in the copy, in the table, or in both (shown once), never in neither.
 	 */
 	const struct store_status_change *pend[STORE_HISTORY_KEEP];
 	size_t np = sup_pending_history(a->sup, id, pend, STORE_HISTORY_KEEP);
-	bool writing = sup_writing(a->sup);
-	json_t *arr = json_array();
-	size_t total = 0, from = 0;
-	for (size_t j = 0; j < np; j++)
-		total += pend[j]->at >= since;
-	/* At most the newest STORE_HISTORY_KEEP in all: the table's oldest give way. */
-	if (n + total > STORE_HISTORY_KEEP)
-		from = n + total - STORE_HISTORY_KEEP < n ? n + total - STORE_HISTORY_KEEP : n;
-	for (size_t i = from; i < n; i++)
-		json_array_append_new(arr, json_pack("{s:o, s:s, s:o}", "at", api__time(c[i].at),
-		                                     "status", c[i].status, "reason",
-		                                     nullable(c[i].reason)));
+	k->pend = wg_calloc(np ? np : 1, sizeof(*k->pend));
 	for (size_t j = 0; j < np; j++) {
-		if (pend[j]->at < since)
-			continue;
-		bool dup = false;
-		for (size_t i = 0; writing && i < n && !dup; i++)
-			dup = c[i].at == pend[j]->at && strcmp(c[i].status, pend[j]->status) == 0;
-		if (!dup)
-			json_array_append_new(arr, json_pack("{s:o, s:s, s:o}", "at",
-			                                     api__time(pend[j]->at), "status",
-			                                     pend[j]->status, "reason",
-			                                     nullable(pend[j]->reason)));
+		k->pend[j] = *pend[j];
+		k->pend[j].reason = pend[j]->reason ? wg_strdup(pend[j]->reason) : NULL;
 	}
-	store_status_history_free(c, n);
-	api__reply(req, 200, arr);
+	k->npend = np;
+	call_start(a, req, k);
 }
 
-/* An action's request: no body (or {}), and a session with that row; otherwise answered. */
-static bool
-action_on_row(struct api *a, struct evhttp_request *req, const char *id)
+/*
+ * An action's request: no body (or {}), and a session with that row, read off
+ * the loop and handed to the supervisor (it may be one the web app wrote since
+ * the last pass); then the action runs on the loop.
+ */
+static void
+action_on_row(struct api *a, struct evhttp_request *req, const char *id, api_then_fn then)
 {
 	if (!empty_body(req))
-		return false;
-	struct store_session row;
-	if (!get_row(a, req, id, &row))
-		return false;
-	store_session_free(&row);
-	return true;
+		return;
+	call_start(a, req, call_new(id, work_get, then));
 }
 
 /* ---- /sessions/{id}/logout ---- */
 
-void
-api__session_logout(struct api *a, struct evhttp_request *req, const char *id)
+static void
+then_logout(struct api *a, struct evhttp_request *req, struct api_call *k)
 {
-	if (!action_on_row(a, req, id))
+	if (!row_read(req, k))
 		return;
-	int r = sup_logout(a->sup, id);
+	sup_learn_row(a->sup, &k->row);
+	int r = sup_logout(a->sup, k->id);
 	if (r) {
-		log_error(id, "logout failed: %s", wg_strerror(r));
+		log_error(k->id, "logout failed: %s", wg_strerror(r));
 		api__error(req, 500, "logout failed");
 		return;
 	}
-	log_info(id, "logged out through the API");
+	log_info(k->id, "logged out through the API");
 	api__reply(req, 200,
 	           json_pack("{s:b, s:s}", "success", 1, "message",
 	                     "logged out: the credentials are dropped; pair again to use "
 	                     "this session"));
 }
 
+void
+api__session_logout(struct api *a, struct evhttp_request *req, const char *id)
+{
+	action_on_row(a, req, id, then_logout);
+}
+
 /* ---- /sessions/{id}/pair ---- */
 
-/*
- * Pairs a new device for an existing session (after QR codes expired, a
- * logout, or credentials that cannot be used), keeping its id: the web app's
- * references stay valid. The answer is the session, now pairing; its QR
- * codes come from /sessions/{id}/qr and the event stream.
- */
-void
-api__session_pair(struct api *a, struct evhttp_request *req, const char *id)
+static void
+then_pair(struct api *a, struct evhttp_request *req, struct api_call *k)
 {
-	if (!action_on_row(a, req, id))
+	if (!row_read(req, k))
 		return;
+	sup_learn_row(a->sup, &k->row);
 	const char *why = NULL;
-	int r = sup_pair(a->sup, id, &why);
+	int r = sup_pair(a->sup, k->id, &why);
 	if (r == WG_ESTATE) {
 		api__error(req, 409, why ? why : "the session cannot pair now");
 		return;
@@ -467,66 +738,25 @@ api__session_pair(struct api *a, struct evhttp_request *req, const char *id)
 	}
 	/* A pairing that could not start is in the session's lastError: the answer shows it. */
 	if (r)
-		log_warn(id, "pairing did not start: %s", wg_strerror(r));
+		log_warn(k->id, "pairing did not start: %s", wg_strerror(r));
 	else
-		log_info(id, "pairing a new device through the API");
-	reply_session(a, req, id, 200);
+		log_info(k->id, "pairing a new device through the API");
+	api__reply(req, 200, api__session_json(a, &k->row, API_SJ_FULL));
+}
+
+/*
+ * Pairs a new device for an existing session (after QR codes expired, a
+ * logout, or credentials that cannot be used), keeping its id: the web app's
+ * references stay valid. The answer is the session, now pairing; its QR
+ * codes come from /sessions/{id}/qr and the event stream.
+ */
+void
+api__session_pair(struct api *a, struct evhttp_request *req, const char *id)
+{
+	action_on_row(a, req, id, then_pair);
 }
 
 /* ---- /sessions/{id}/reconnect ---- */
-
-/*
- * A reconnect request waiting for the supervisor's outcome. The supervisor
- * holds a pointer to it until done runs, which can be after the client went
- * away (req NULL) or after the API was freed (api NULL); so it is its own
- * allocation, freed only by done (or at once when sup_reconnect fails).
- */
-struct api_pending {
-	struct api *api;
-	struct evhttp_request *req;
-	struct evhttp_connection *evcon;
-	struct api_pending *prev, *next;
-	bool in_call;  /* inside sup_reconnect: done may run before it returns */
-	bool finished; /* done ran */
-};
-
-static void
-pending_unlink(struct api_pending *p)
-{
-	if (p->api == NULL)
-		return;
-	if (p->prev)
-		p->prev->next = p->next;
-	else
-		p->api->pending = p->next;
-	if (p->next)
-		p->next->prev = p->prev;
-	p->prev = p->next = NULL;
-	p->api = NULL;
-}
-
-/*
- * The client's connection is being freed (it closed, or evhttp_free). If the
- * request is still queued on it, evhttp frees it too and we must forget it.
- * If evhttp detached it first (a read error: request->evcon is NULL), the
- * request is ours and answering it later frees it.
- */
-static void
-pending_conn_closed(struct evhttp_connection *evcon, void *arg)
-{
-	struct api_pending *p = arg;
-	if (p->req && evhttp_request_get_connection(p->req) == evcon)
-		p->req = NULL;
-	p->evcon = NULL;
-}
-
-static void
-pending_forget_conn(struct api_pending *p)
-{
-	if (p->evcon)
-		evhttp_connection_set_closecb(p->evcon, NULL, NULL);
-	p->evcon = NULL;
-}
 
 static void
 reconnect_done(void *arg, int ok, const char *msg)
@@ -557,6 +787,45 @@ reconnect_refused(struct evhttp_request *req, int status, const char *msg)
 	           json_pack("{s:b, s:s, s:s}", "success", 0, "message", msg, "error", msg));
 }
 
+static void
+reconnect_start(struct api *a, struct evhttp_request *req, const char *id)
+{
+	struct api_pending *p = pending_new(a, req);
+	p->in_call = true;
+	int r = sup_reconnect(a->sup, id, reconnect_done, p);
+	p->in_call = false;
+	if (r == 0) {
+		log_info(id, "reconnect requested through the API");
+		if (p->finished)
+			free(p);
+		return;
+	}
+	/* On failure done never runs: answer here, in the endpoint's own shape. */
+	pending_release(p);
+	if (r == WG_ENOTFOUND) {
+		reconnect_refused(req, 404, "no such session");
+	} else {
+		log_error(id, "cannot start a reconnect: %s", wg_strerror(r));
+		reconnect_refused(req, 503, "cannot start a reconnect: the database is not available");
+	}
+}
+
+static void
+then_reconnect(struct api *a, struct evhttp_request *req, struct api_call *k)
+{
+	if (k->rc == WG_ENOTFOUND || (k->rc == 0 && !k->have_row)) {
+		reconnect_refused(req, 404, "no such session");
+		return;
+	}
+	if (k->rc != 0) {
+		log_error(k->id, "cannot start a reconnect: %s", k->err);
+		reconnect_refused(req, 503, "cannot start a reconnect: the database is not available");
+		return;
+	}
+	sup_learn_row(a->sup, &k->row);
+	reconnect_start(a, req, k->id);
+}
+
 void
 api__session_reconnect(struct api *a, struct evhttp_request *req, const char *id)
 {
@@ -572,35 +841,13 @@ api__session_reconnect(struct api *a, struct evhttp_request *req, const char *id
 			return;
 		}
 	}
-	struct api_pending *p = wg_calloc(1, sizeof(*p));
-	p->api = a;
-	p->req = req;
-	p->evcon = evhttp_request_get_connection(req);
-	p->next = a->pending;
-	if (a->pending)
-		a->pending->prev = p;
-	a->pending = p;
-	if (p->evcon)
-		evhttp_connection_set_closecb(p->evcon, pending_conn_closed, p);
-	p->in_call = true;
-	int r = sup_reconnect(a->sup, id, reconnect_done, p);
-	p->in_call = false;
-	if (r == 0) {
-		log_info(id, "reconnect requested through the API");
-		if (p->finished)
-			free(p);
+	struct sup_session_view v;
+	if (sup_view(a->sup, id, &v) == 0) {
+		reconnect_start(a, req, id);
 		return;
 	}
-	/* On failure done never runs: answer here, in the endpoint's own shape. */
-	pending_forget_conn(p);
-	pending_unlink(p);
-	free(p);
-	if (r == WG_ENOTFOUND) {
-		reconnect_refused(req, 404, "no such session");
-	} else {
-		log_error(id, "cannot start a reconnect: %s", store_errmsg(a->st));
-		reconnect_refused(req, 503, "cannot start a reconnect: the database is not available");
-	}
+	/* Not in memory: a row the web app wrote since the last pass, read off the loop first. */
+	call_start(a, req, call_new(id, work_get, then_reconnect));
 }
 
 void

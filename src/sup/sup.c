@@ -896,12 +896,8 @@ sup_run(struct sup *s)
 	next = min64(next, run_due(s, now));
 	next = min64(next, run_deadlines(s, now));
 	if (s->started && !s->shutting_down) {
-		sup__monitor_step(s, now);
-		next = min64(next, s->pass_running ? now : s->next_monitor);
-		if (s->cfg.watch_interval_ms) {
-			sup__watch_step(s, now);
-			next = min64(next, s->watch_at);
-		}
+		next = min64(next, sup__monitor_step(s, now));
+		next = min64(next, sup__watch_step(s, now));
 	}
 	if (s->shutting_down) {
 		size_t open = 0;
@@ -1012,6 +1008,7 @@ sup_new(struct store *st, const struct sup_config *cfg, const struct sup_client_
 	wg_heap_init(&s->due);
 	wg_heap_init(&s->deadlines);
 	TAILQ_INIT(&s->reads);
+	TAILQ_INIT(&s->calls);
 	sup__wb_init(s);
 	/* /health must not say "ok" before the database was ever asked. */
 	uint32_t us = 0;
@@ -1172,19 +1169,76 @@ sup_shutdown(struct sup *s, void (*done)(void *arg), void *arg)
 	schedule(s);
 }
 
+/* Memory takes a session's row (a session created or changed through the API, read off the loop). */
+static struct sess *
+take_row(struct sup *s, const struct store_session *row)
+{
+	struct sess *x = sup__find(s, row->id);
+	if (x == NULL) {
+		x = sup__add(s, row->id);
+		snprintf(x->status, sizeof(x->status), "%s", row->connection_status);
+		x->last_error = row->last_error ? wg_strdup(row->last_error) : NULL;
+		x->last_connected_at = row->last_connected_at;
+		x->last_message_at = row->last_message_at;
+	}
+	/* Credentials not yet written are newer than the row's. */
+	int had_auth = x->has_auth, pending = x->auth_newer;
+	sup__apply_row(x, row);
+	if (pending) {
+		x->has_auth = had_auth;
+		sup__recount(x);
+	}
+	return x;
+}
+
+/* Reads a session's row into memory, on the loop (tools, tests; the API reads off it). */
+static int
+load_row(struct sup *s, const char *id, struct sess **out)
+{
+	struct store_session row;
+	int r = store_get(s->st, id, &row);
+	if (r)
+		return r;
+	*out = take_row(s, &row);
+	store_session_free(&row);
+	return 0;
+}
+
+int
+sup_learn(struct sup *s, const char *id)
+{
+	struct sess *x;
+	return load_row(s, id, &x);
+}
+
+void
+sup_learn_row(struct sup *s, const struct store_session *row)
+{
+	struct sess *x = sup__find(s, row->id);
+	if (x != NULL && x->deleted)
+		return; /* going: a row read before the delete brings nothing back */
+	take_row(s, row);
+}
+
+/* The session in memory, or its row read on the loop when memory has not seen it yet. */
+static int
+find_or_load(struct sup *s, const char *id, struct sess **out)
+{
+	*out = sup__find(s, id);
+	if (*out != NULL)
+		return (*out)->deleted ? WG_ENOTFOUND : 0;
+	return load_row(s, id, out);
+}
+
 int
 sup_reconnect(struct sup *s, const char *id, void (*done)(void *arg, int ok, const char *msg),
 	      void *arg)
 {
-	struct sess *x = sup__find(s, id);
-	if (x != NULL && x->deleted)
-		return WG_ENOTFOUND;
-	if (x == NULL) {
-		/* Not loaded: a row the web app wrote since the last monitor pass. */
-		int r = load_row(s, id, &x);
-		if (r)
-			return r;
-	}
+	struct sess *x;
+	/* Not in memory: a row the web app wrote since the last pass (the API hands it over first). */
+	int r = find_or_load(s, id, &x);
+	if (r)
+		return r;
 	if (!x->has_auth) {
 		done(arg, 0, "the session has no credentials: pair it first");
 		return 0;
@@ -1223,41 +1277,6 @@ sup_reconnect(struct sup *s, const char *id, void (*done)(void *arg, int ok, con
 	return 0;
 }
 
-/* Reads a session's row into memory (a session created or changed through the API). */
-static int
-load_row(struct sup *s, const char *id, struct sess **out)
-{
-	struct store_session row;
-	int r = store_get(s->st, id, &row);
-	if (r)
-		return r;
-	struct sess *x = sup__find(s, id);
-	if (x == NULL) {
-		x = sup__add(s, id);
-		snprintf(x->status, sizeof(x->status), "%s", row.connection_status);
-		x->last_error = row.last_error ? wg_strdup(row.last_error) : NULL;
-		x->last_connected_at = row.last_connected_at;
-		x->last_message_at = row.last_message_at;
-	}
-	/* Credentials not yet written are newer than the row's. */
-	int had_auth = x->has_auth, pending = x->auth_newer;
-	sup__apply_row(x, &row);
-	if (pending) {
-		x->has_auth = had_auth;
-		sup__recount(x);
-	}
-	store_session_free(&row);
-	*out = x;
-	return 0;
-}
-
-int
-sup_learn(struct sup *s, const char *id)
-{
-	struct sess *x;
-	return load_row(s, id, &x);
-}
-
 int
 sup_pair(struct sup *s, const char *id, const char **why)
 {
@@ -1266,7 +1285,7 @@ sup_pair(struct sup *s, const char *id, const char **why)
 	if (why == NULL)
 		why = &no;
 	*why = NULL;
-	int r = load_row(s, id, &x);
+	int r = find_or_load(s, id, &x);
 	if (r)
 		return r;
 	if (x->state == SS_PAIRING)
@@ -1316,16 +1335,15 @@ sup__user_changed(struct sess *x)
 	}
 }
 
-int
-sup_session_changed(struct sup *s, const char *id)
+void
+sup_session_changed(struct sup *s, const struct store_session *row)
 {
-	struct sess *x;
-	int r = load_row(s, id, &x);
-	if (r)
-		return r;
+	struct sess *x = sup__find(s, row->id);
+	if (x != NULL && x->deleted)
+		return;
+	x = take_row(s, row);
 	sup__user_changed(x);
 	schedule(s);
-	return 0;
 }
 
 int
@@ -1441,7 +1459,8 @@ int
 sup_view(struct sup *s, const char *id, struct sup_session_view *out)
 {
 	struct sess *x = sup__find(s, id);
-	if (x == NULL) {
+	if (x == NULL || x->deleted) {
+		/* A deleted session stays in memory until its connection's close is reported: gone already. */
 		memset(out, 0, sizeof(*out));
 		return WG_ENOTFOUND;
 	}

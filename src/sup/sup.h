@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "store/store.h"
 #include "sup/client.h"
@@ -162,8 +163,33 @@ int sup_reconnect(struct sup *s, const char *id, void (*done)(void *arg, int ok,
  * Reads a session's row into memory without acting on it, as a monitor pass
  * does for a row it has not seen: for a row written outside the API when the
  * caller does not want to wait for the next pass. WG_ENOTFOUND if no row.
+ * It reads on the loop: tests and tools; the API reads through sup_call()
+ * and hands the row to sup_learn_row().
  */
 int sup_learn(struct sup *s, const char *id);
+/* The same with a row the caller read (through sup_call): memory takes it. */
+void sup_learn_row(struct sup *s, const struct store_session *row);
+
+/*
+ * A call to the store off the loop. run runs on the reader's thread with the
+ * reader's store (a connection of its own), then done on the loop; calls are
+ * served in the order they were made, taking turns with the credentials
+ * reads of connects. So a slow, locked or distant database holds the call,
+ * never the loop (the API's reads and writes go this way). Without a reader
+ * (tests, an in-memory store) both run at once inside sup_call(), with the
+ * supervisor's store. When the supervisor goes first, a call not yet run is
+ * done with cancelled set, never run. done runs exactly once and owns c.
+ */
+struct sup_call;
+typedef void (*sup_call_run_fn)(struct store *st, struct sup_call *c);
+typedef void (*sup_call_done_fn)(struct sup_call *c);
+struct sup_call {
+	TAILQ_ENTRY(sup_call) link;
+	sup_call_run_fn run;
+	sup_call_done_fn done;
+	bool cancelled;
+};
+void sup_call(struct sup *s, struct sup_call *c);
 
 /*
  * Starts pairing a new device for a session: one created without
@@ -174,8 +200,12 @@ int sup_learn(struct sup *s, const char *id);
  * never replaced here: log it out first); WG_ENOTFOUND.
  */
 int sup_pair(struct sup *s, const char *id, const char **why);
-/* A session was created, changed (auto_connect/is_active) or deleted through the API. */
-int sup_session_changed(struct sup *s, const char *id);
+/*
+ * A session was created or changed (auto_connect/is_active) through the API:
+ * its row as read after the write (sup_call), which memory takes and acts on.
+ */
+void sup_session_changed(struct sup *s, const struct store_session *row);
+/* A session is being deleted through the API: the supervisor lets go of it first. */
 int sup_session_deleted(struct sup *s, const char *id);
 /* Logs the device out and stops the session. */
 int sup_logout(struct sup *s, const char *id);

@@ -82,6 +82,7 @@ struct sess {
 	int64_t *recov;
 	unsigned nrecov;
 	bool recov_loaded;
+	bool recov_loading; /* the earlier ones are being read (sup_monitor.c) */
 	struct waiter *waiters;
 
 	/*
@@ -204,7 +205,11 @@ struct sup {
 
 	/* Credentials read off the loop (sup_read.c). */
 	struct store_writer *reader;
-	struct read_job *read_inflight;
+	struct sup_call *call_inflight;  /* the call the reader has, read batch or other */
+	struct page_call *monitor_call;  /* the monitor's page being read (sup_monitor.c) */
+	struct page_call *watch_call;    /* the watch's */
+	TAILQ_HEAD(, sup_call) calls;    /* sup_call()s waiting for the reader */
+	bool calls_turn;                 /* the next free turn goes to calls, then to reads */
 	struct sess_list reads; /* sessions in `reading`, not yet handed to the reader */
 	uint64_t read_seq;
 
@@ -295,9 +300,10 @@ size_t sup__order_slice(struct sup *s, struct sup_cursor *at, struct sess **out,
 			int *more);
 
 /* sup_monitor.c */
-void sup__monitor_step(struct sup *s, uint64_t now);
+/* Each returns when it is next due (UINT64_MAX while its read is out: its end wakes the supervisor). */
+uint64_t sup__monitor_step(struct sup *s, uint64_t now);
 /* The watch: reads the rows changed since the last it saw; starts after newest_updated (wall ms). */
-void sup__watch_step(struct sup *s, uint64_t now);
+uint64_t sup__watch_step(struct sup *s, uint64_t now);
 void sup__watch_init(struct sup *s, int64_t newest_updated);
 /* The database says the app wrote session id (NULL: notifications may have been missed). */
 void sup__notified(struct sup *s, const char *id);

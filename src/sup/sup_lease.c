@@ -238,8 +238,17 @@ round_done(struct sup *s, struct lease_job *j)
 	for (size_t i = 0; i < j->r.nheld; i++) {
 		const struct store_lease *l = &j->r.held[i];
 		struct sess *x = sup__find(s, l->session_id);
-		if (x == NULL && sup_learn(s, l->session_id) == 0)
-			x = sup__find(s, l->session_id); /* a row this node had not read yet */
+		if (x == NULL) {
+			/*
+			 * A row this node has not read yet (the watch or a notification
+			 * normally brings it first): read off the loop, as a notification
+			 * would; the next round finds it known and takes it up.
+			 */
+			if (s->reader != NULL)
+				sup__notified(s, l->session_id);
+			else if (sup_learn(s, l->session_id) == 0)
+				x = sup__find(s, l->session_id);
+		}
 		if (x == NULL || x->deleted)
 			continue;
 		x->lease_seen = gen;

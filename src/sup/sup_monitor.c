@@ -42,12 +42,55 @@ sup__recoveries_known(struct sess *x)
 	return count_since(x, (int64_t)wg_wall_ms() - (int64_t)x->sup->cfg.recovery_window_ms);
 }
 
+/*
+ * Memory takes the failed monitor recoveries an earlier process (or another
+ * node) recorded in the window, newest first from the store, beside those it
+ * counted itself: the newest `cap`, oldest first, each once (a recovery
+ * written already is in both, at the same instant).
+ */
+static void
+recov_merge(struct sess *x, const struct store_attempt *a, size_t n)
+{
+	unsigned cap = x->sup->cfg.recovery_max ? x->sup->cfg.recovery_max : 1;
+	int64_t *all = wg_calloc((size_t)cap + x->nrecov, sizeof(*all));
+	size_t k = 0;
+	for (unsigned i = 0; i < x->nrecov; i++)
+		all[k++] = x->recov[i];
+	unsigned taken = 0;
+	for (size_t i = 0; i < n && taken < cap; i++)
+		if (strncmp(a[i].trigger, "monitor:", 8) == 0 && strcmp(a[i].result, "failed") == 0) {
+			all[k++] = a[i].at;
+			taken++;
+		}
+	/* A few values: insertion sort, then the duplicates out. */
+	for (size_t i = 1; i < k; i++)
+		for (size_t j = i; j > 0 && all[j - 1] > all[j]; j--) {
+			int64_t t = all[j];
+			all[j] = all[j - 1];
+			all[j - 1] = t;
+		}
+	size_t u = 0;
+	for (size_t i = 0; i < k; i++)
+		if (u == 0 || all[u - 1] != all[i])
+			all[u++] = all[i];
+	size_t from = u > cap ? u - cap : 0;
+	x->nrecov = (unsigned)(u - from);
+	memcpy(x->recov, all + from, x->nrecov * sizeof(*all));
+	free(all);
+	x->recov_loaded = 1;
+}
+
+static void recov_load(struct sess *x);
+
 unsigned
 sup__recoveries_in_window(struct sess *x)
 {
 	struct sup *s = x->sup;
 	int64_t since = (int64_t)wg_wall_ms() - (int64_t)s->cfg.recovery_window_ms;
-	if (!x->recov_loaded) {
+	if (!x->recov_loaded && s->reader != NULL) {
+		/* Read off the loop; meanwhile memory's own count is all there is. */
+		recov_load(x);
+	} else if (!x->recov_loaded) {
 		x->recov_loaded = 1;
 		struct store_attempt *a = NULL;
 		size_t n = 0;
@@ -55,19 +98,7 @@ sup__recoveries_in_window(struct sess *x)
 			/* Counted from now on, in memory: the limit still holds within this process. */
 			log_warn(x->id, "cannot read earlier recoveries: %s", store_errmsg(s->st));
 		} else {
-			unsigned cap = s->cfg.recovery_max ? s->cfg.recovery_max : 1;
-			/* The store gives newest first; memory keeps the newest `cap`, oldest first. */
-			unsigned k = 0;
-			for (size_t i = 0; i < n && k < cap; i++)
-				if (strncmp(a[i].trigger, "monitor:", 8) == 0 &&
-				    strcmp(a[i].result, "failed") == 0)
-					x->recov[k++] = a[i].at;
-			for (unsigned i = 0; i < k / 2; i++) {
-				int64_t t = x->recov[i];
-				x->recov[i] = x->recov[k - 1 - i];
-				x->recov[k - 1 - i] = t;
-			}
-			x->nrecov = k;
+			recov_merge(x, a, n);
 			store_attempts_free(a, n);
 		}
 	}
@@ -81,6 +112,11 @@ sup__recovery_allowed(struct sess *x, const char *trigger)
 	struct sup *s = x->sup;
 	if (x->manual_needed)
 		return 0;
+	if (!x->recov_loaded && s->reader != NULL) {
+		/* Decided once the earlier recoveries are read: then the rules run again for it. */
+		recov_load(x);
+		return 0;
+	}
 	if (sup__recoveries_in_window(x) < s->cfg.recovery_max)
 		return 1;
 	char err[200];
@@ -176,10 +212,10 @@ check(struct sup *s, struct sess *x, int64_t now_wall)
 
 /* A read that fails goes on failing while the database is away: said at once, then every 30 s. */
 static void
-read_failed(struct sup *s, uint64_t now, const char *what)
+read_failed(struct sup *s, uint64_t now, const char *what, const char *why)
 {
 	if (!s->read_failing || now - s->read_err_logged >= 30000) {
-		log_error("supervisor", "%s: %s", what, store_errmsg(s->st));
+		log_error("supervisor", "%s: %s", what, why);
 		s->read_err_logged = now;
 	}
 	s->read_failing = 1;
@@ -267,6 +303,160 @@ watch_row(struct sup *s, const struct store_session *row, bool notified)
 }
 
 /*
+ * A read for the monitor, the watch or a notification: on the reader's thread
+ * when there is one (sup_call), so a slow or distant database holds the read,
+ * not the loop. Its results are copied in the call: the store's cursor and
+ * messages belong to the reader's connection.
+ */
+enum page_kind { PAGE_MONITOR, PAGE_WATCH, PAGE_ROW, PAGE_RECOV };
+
+struct page_call {
+	struct sup_call call; /* first */
+	struct sup *s;
+	enum page_kind kind;
+	struct store_filter f;
+	char after_id[STORE_ID_LEN + 1];
+	char after_updated[40];
+	char id[STORE_ID_LEN + 1]; /* PAGE_ROW */
+	int rc;
+	char err[256];
+	struct store_session *rows;
+	size_t n, skipped;
+	bool have_cursor;
+	char cur_id[STORE_ID_LEN + 1];
+	char cur_ts[40];
+	struct store_session row; /* PAGE_ROW, when rc is 0 */
+	bool starting; /* inside page_start: done runs there when there is no reader */
+	int64_t since;               /* PAGE_RECOV: the window's start */
+	struct store_attempt *att;   /* PAGE_RECOV: the session's attempts since then */
+	size_t natt;
+};
+
+static void
+page_run(struct store *st, struct sup_call *c)
+{
+	struct page_call *p = (struct page_call *)c;
+	if (p->kind == PAGE_ROW) {
+		p->rc = store_get(st, p->id, &p->row);
+	} else if (p->kind == PAGE_RECOV) {
+		p->rc = store_attempts(st, p->id, p->since, 0, &p->att, &p->natt);
+	} else {
+		p->rc = store_list(st, &p->f, &p->rows, &p->n);
+		if (p->rc == 0) {
+			p->skipped = store_list_skipped(st);
+			const char *cid, *cts;
+			if (store_list_cursor(st, &cid, &cts) == 0) {
+				p->have_cursor = true;
+				snprintf(p->cur_id, sizeof(p->cur_id), "%s", cid);
+				snprintf(p->cur_ts, sizeof(p->cur_ts), "%s", cts ? cts : "");
+			}
+		}
+	}
+	/* A skipped row's reason is the store's message too. */
+	if ((p->rc != 0 && p->rc != WG_ENOTFOUND) || p->skipped)
+		snprintf(p->err, sizeof(p->err), "%s", store_errmsg(st));
+}
+
+static void page_done(struct sup_call *c);
+
+static void
+page_start(struct sup *s, struct page_call *p)
+{
+	p->s = s;
+	p->call.run = page_run;
+	p->call.done = page_done;
+	if (p->f.after_id != NULL) {
+		snprintf(p->after_id, sizeof(p->after_id), "%s", p->f.after_id);
+		p->f.after_id = p->after_id;
+	}
+	if (p->f.after_updated != NULL) {
+		snprintf(p->after_updated, sizeof(p->after_updated), "%s", p->f.after_updated);
+		p->f.after_updated = p->after_updated;
+	}
+	if (p->kind == PAGE_MONITOR)
+		s->monitor_call = p;
+	else if (p->kind == PAGE_WATCH)
+		s->watch_call = p;
+	p->starting = s->reader == NULL; /* then done runs inside sup_call */
+	sup_call(s, &p->call); /* may free p */
+}
+
+static void monitor_page_done(struct sup *s, struct page_call *p);
+static void recov_done(struct sup *s, struct page_call *p);
+static void watch_page_done(struct sup *s, struct page_call *p);
+static void row_done(struct sup *s, struct page_call *p);
+
+static void
+page_done(struct sup_call *c)
+{
+	struct page_call *p = (struct page_call *)c;
+	struct sup *s = p->s;
+	if (p->kind == PAGE_MONITOR)
+		s->monitor_call = NULL;
+	else if (p->kind == PAGE_WATCH)
+		s->watch_call = NULL;
+	if (!c->cancelled && s->started && !s->shutting_down) {
+		if (p->kind == PAGE_MONITOR)
+			monitor_page_done(s, p);
+		else if (p->kind == PAGE_WATCH)
+			watch_page_done(s, p);
+		else if (p->kind == PAGE_RECOV)
+			recov_done(s, p);
+		else
+			row_done(s, p);
+	} else if (p->kind == PAGE_RECOV) {
+		struct sess *x = sup__find(s, p->id);
+		if (x != NULL)
+			x->recov_loading = 0;
+	}
+	bool later = !p->starting;
+	if (p->rows)
+		store_list_free(p->rows, p->n);
+	if (p->kind == PAGE_ROW && p->rc == 0)
+		store_session_free(&p->row);
+	if (p->att)
+		store_attempts_free(p->att, p->natt);
+	free(p);
+	/* Read on the reader's thread: what was due meanwhile is due now. Inline, the caller goes on. */
+	if (later)
+		sup__kick(s);
+}
+
+/* The session's earlier recoveries in the window, read off the loop (once per session and process). */
+static void
+recov_load(struct sess *x)
+{
+	if (x->recov_loading || x->recov_loaded)
+		return;
+	x->recov_loading = 1;
+	struct page_call *p = wg_calloc(1, sizeof(*p));
+	p->kind = PAGE_RECOV;
+	snprintf(p->id, sizeof(p->id), "%s", x->id);
+	p->since = (int64_t)wg_wall_ms() - (int64_t)x->sup->cfg.recovery_window_ms;
+	page_start(x->sup, p);
+}
+
+static void
+recov_done(struct sup *s, struct page_call *p)
+{
+	struct sess *x = sup__find(s, p->id);
+	if (x == NULL || x->deleted)
+		return;
+	x->recov_loading = 0;
+	if (x->recov_loaded)
+		return; /* a person started a fresh window meanwhile (a manual reconnect, a new pairing) */
+	if (p->rc != 0) {
+		/* Counted from now on, in memory: the limit still holds within this process. */
+		log_warn(x->id, "cannot read earlier recoveries: %s", p->err);
+		x->recov_loaded = 1;
+	} else {
+		recov_merge(x, p->att, p->natt);
+	}
+	/* A recovery may have waited for this count: the rules again, now. */
+	check(s, x, (int64_t)wg_wall_ms());
+}
+
+/*
  * The watch: every watch_interval_ms, the rows whose updated_at is past the
  * mark (the newest seen), one page per loop turn, keyset on (updated_at, id)
  * over an index: when nobody wrote, one index probe that finds nothing. So a
@@ -274,36 +464,46 @@ watch_row(struct sup *s, const struct store_session *row, bool notified)
  * interval instead of the monitor's. Our own writes come back too and change
  * nothing. Deletions are left to the monitor's whole passes.
  */
-void
+uint64_t
 sup__watch_step(struct sup *s, uint64_t now)
 {
-	if (s->cfg.watch_interval_ms == 0 || now < s->watch_at)
-		return;
-	struct store_filter f = {.without_auth = true,
-				 .by_updated = true,
-				 .after_updated = s->watch_updated,
-				 .after_id = s->watch_id,
-				 .limit = s->cfg.monitor_slice};
-	struct store_session *rows = NULL;
-	size_t n = 0;
-	if (store_list(s->st, &f, &rows, &n) != 0) {
-		read_failed(s, now, "watch: cannot read changed sessions");
+	if (s->cfg.watch_interval_ms == 0)
+		return UINT64_MAX;
+	if (s->watch_call != NULL)
+		return UINT64_MAX; /* its page is being read: its end wakes the supervisor */
+	if (now < s->watch_at)
+		return s->watch_at;
+	struct page_call *p = wg_calloc(1, sizeof(*p));
+	p->kind = PAGE_WATCH;
+	p->f = (struct store_filter){.without_auth = true,
+				     .by_updated = true,
+				     .after_updated = s->watch_updated,
+				     .after_id = s->watch_id,
+				     .limit = s->cfg.monitor_slice};
+	page_start(s, p);
+	return s->watch_call != NULL ? UINT64_MAX : s->watch_at;
+}
+
+static void
+watch_page_done(struct sup *s, struct page_call *p)
+{
+	uint64_t now = wg_now_ms();
+	if (p->rc != 0) {
+		read_failed(s, now, "watch: cannot read changed sessions", p->err);
 		s->watch_at = now + s->cfg.watch_interval_ms;
 		return;
 	}
 	read_ok(s);
-	for (size_t i = 0; i < n; i++)
-		watch_row(s, &rows[i], false);
-	const char *cid, *cupd;
-	int more = store_list_cursor(s->st, &cid, &cupd) == 0;
-	if (more) {
-		snprintf(s->watch_updated, sizeof(s->watch_updated), "%s", cupd);
-		snprintf(s->watch_id, sizeof(s->watch_id), "%s", cid);
+	for (size_t i = 0; i < p->n; i++)
+		watch_row(s, &p->rows[i], false);
+	if (p->have_cursor) {
+		snprintf(s->watch_updated, sizeof(s->watch_updated), "%s", p->cur_ts);
+		snprintf(s->watch_id, sizeof(s->watch_id), "%s", p->cur_id);
 	}
-	size_t seen = n + store_list_skipped(s->st);
-	store_list_free(rows, n);
-	/* A full page: more changed rows wait, read in the next loop turn. */
-	s->watch_at = more && seen >= s->cfg.monitor_slice ? now : now + s->cfg.watch_interval_ms;
+	/* A full page: more changed rows wait, read next. */
+	s->watch_at = p->have_cursor && p->n + p->skipped >= s->cfg.monitor_slice
+			  ? now
+			  : now + s->cfg.watch_interval_ms;
 }
 
 /*
@@ -317,26 +517,31 @@ sup__notified(struct sup *s, const char *id)
 {
 	if (!s->started || s->shutting_down)
 		return;
-	uint64_t now = wg_now_ms();
 	if (id == NULL || !store__id_valid(id, strlen(id))) {
+		uint64_t now = wg_now_ms();
 		if (s->cfg.watch_interval_ms)
 			s->watch_at = now;
 		sup__kick(s);
 		return;
 	}
-	struct store_session row;
-	int r = store_get(s->st, id, &row);
-	if (r == WG_ENOTFOUND) {
-		sup_session_deleted(s, id);
-	} else if (r != 0) {
+	struct page_call *p = wg_calloc(1, sizeof(*p));
+	p->kind = PAGE_ROW;
+	snprintf(p->id, sizeof(p->id), "%s", id);
+	page_start(s, p);
+}
+
+static void
+row_done(struct sup *s, struct page_call *p)
+{
+	if (p->rc == WG_ENOTFOUND) {
+		sup_session_deleted(s, p->id);
+	} else if (p->rc != 0) {
 		/* Unreadable now: the watch's next poll reads it. */
 		if (s->cfg.watch_interval_ms)
-			s->watch_at = now;
+			s->watch_at = wg_now_ms();
 	} else {
-		watch_row(s, &row, true);
-		store_session_free(&row);
+		watch_row(s, &p->row, true);
 	}
-	sup__kick(s);
 }
 
 void
@@ -398,12 +603,14 @@ memory_slice(struct sup *s)
 		s->pass_running = 0;
 }
 
-void
+uint64_t
 sup__monitor_step(struct sup *s, uint64_t now)
 {
+	if (s->monitor_call != NULL)
+		return UINT64_MAX; /* its page is being read: its end wakes the supervisor */
 	if (!s->pass_running) {
 		if (now < s->next_monitor)
-			return;
+			return s->next_monitor;
 		s->pass_running = 1;
 		s->pass++;
 		free(s->pass_after);
@@ -418,36 +625,42 @@ sup__monitor_step(struct sup *s, uint64_t now)
 	}
 	if (!s->pass_rows) {
 		memory_slice(s);
-		return;
+		return s->pass_running ? now : s->next_monitor;
 	}
-	struct store_filter f = {.without_auth = true,
-				 .after_id = s->pass_after,
-				 .limit = s->cfg.monitor_slice};
-	struct store_session *rows = NULL;
-	size_t n = 0;
-	if (store_list(s->st, &f, &rows, &n) != 0) {
-		read_failed(s, now, "monitor: cannot read sessions");
+	struct page_call *p = wg_calloc(1, sizeof(*p));
+	p->kind = PAGE_MONITOR;
+	p->f = (struct store_filter){.without_auth = true,
+				     .after_id = s->pass_after,
+				     .limit = s->cfg.monitor_slice};
+	page_start(s, p);
+	if (s->monitor_call != NULL)
+		return UINT64_MAX;
+	return s->pass_running ? now : s->next_monitor;
+}
+
+static void
+monitor_page_done(struct sup *s, struct page_call *p)
+{
+	if (p->rc != 0) {
+		read_failed(s, wg_now_ms(), "monitor: cannot read sessions", p->err);
 		s->pass_running = 0; /* the rows not read are not taken for deleted */
 		return;
 	}
 	read_ok(s);
-	size_t skipped = store_list_skipped(s->st);
-	if (skipped) {
+	if (p->skipped) {
 		/* A row with bad data must not stop the others; said once per pass. */
-		log_error("supervisor", "monitor: %s", store_errmsg(s->st));
+		log_error("supervisor", "monitor: %s", p->err);
 		s->pass_skipped = 1;
 	}
 	int64_t now_wall = (int64_t)wg_wall_ms();
-	for (size_t i = 0; i < n; i++)
-		take_row(s, &rows[i], now_wall);
-	const char *cid, *ccreated;
-	if (store_list_cursor(s->st, &cid, &ccreated) == 0) {
+	for (size_t i = 0; i < p->n; i++)
+		take_row(s, &p->rows[i], now_wall);
+	if (p->have_cursor) {
 		/* Past the last row scanned, a skipped one included: a page of bad rows cannot stall it. */
 		free(s->pass_after);
-		s->pass_after = wg_strdup(cid);
+		s->pass_after = wg_strdup(p->cur_id);
 	}
-	store_list_free(rows, n);
-	if (n + skipped < s->cfg.monitor_slice) {
+	if (p->n + p->skipped < s->cfg.monitor_slice) {
 		s->pass_running = 0;
 		/* Rows skipped for bad data were not seen either: no sweep on such a pass. */
 		if (!s->pass_skipped) {

@@ -1,16 +1,22 @@
 /*
- * The credentials a connect needs, read off the loop. A connect that must read
- * the row (memory has no newer credentials) enters `reading` and joins a
- * queue; a job on the reader's thread (a store_writer with a connection of its
- * own) reads up to READ_BATCH of them, and the connects go on when it is back.
- * So the one read by key on an event's path no longer waits on the loop for a
- * disk, a lock or a network database (docs/supervisor.md). Without a reader
- * (tests, sqlite::memory:) connect_as reads inline, as before.
+ * The reader: a thread with a store connection of its own (a store_writer),
+ * for what the loop would otherwise wait for the database to read or write.
+ *
+ * The credentials a connect needs: a connect that must read the row (memory
+ * has no newer credentials) enters `reading` and joins a queue; one job reads
+ * up to READ_BATCH of them, and the connects go on when it is back. So the one
+ * read by key on an event's path no longer waits on the loop for a disk, a
+ * lock or a network database (docs/supervisor.md). Without a reader (tests,
+ * sqlite::memory:) connect_as reads inline, as before.
  *
  * A session that leaves `reading` meanwhile (deleted, logged out, its lease
  * lost, the server stopping) is dropped from the queue; a job already running
  * for it is ignored when it comes back (each read carries a sequence number
  * the session must still have).
+ *
+ * Other calls (sup_call: the API's reads and writes) wait in a queue of their
+ * own; the thread takes one job at a time, turn about from each queue, so
+ * neither a burst of connects nor of API requests starves the other.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,15 +40,17 @@ struct read_entry {
 };
 
 struct read_job {
+	struct sup_call call; /* first: the reader's jobs are calls */
+	struct sup *s;
 	size_t n;
 	struct read_entry e[READ_BATCH];
 };
 
 /* On the reader's thread: touches the job and st only. */
 static void
-run_reads(struct store *st, void *arg)
+run_reads(struct store *st, struct sup_call *c)
 {
-	struct read_job *j = arg;
+	struct read_job *j = (struct read_job *)c;
 	for (size_t i = 0; i < j->n; i++) {
 		struct read_entry *e = &j->e[i];
 		struct store_session row;
@@ -70,10 +78,11 @@ job_free(struct read_job *j)
 }
 
 static void
-reads_done(struct sup *s, struct read_job *j)
+reads_done(struct sup_call *c)
 {
-	s->read_inflight = NULL;
-	for (size_t i = 0; i < j->n; i++) {
+	struct read_job *j = (struct read_job *)c;
+	struct sup *s = j->s;
+	for (size_t i = 0; i < j->n && !c->cancelled; i++) {
 		struct read_entry *e = &j->e[i];
 		struct sess *x = sup__find(s, e->id);
 		if (x == NULL || x->state != SS_READING || x->read_seq != e->seq || x->in_reads)
@@ -85,21 +94,22 @@ reads_done(struct sup *s, struct read_job *j)
 	job_free(j);
 }
 
-static void
-reader_done(void *job, void *arg)
+/* The next job for the reader, or NULL: calls and credentials reads take turns. */
+static struct sup_call *
+next_job(struct sup *s)
 {
-	struct sup *s = arg;
-	reads_done(s, job);
-	sup__read_pump(s);
-	sup__kick(s);
-}
-
-void
-sup__read_pump(struct sup *s)
-{
-	if (s->reader == NULL || s->read_inflight != NULL || TAILQ_EMPTY(&s->reads))
-		return;
+	struct sup_call *c = TAILQ_FIRST(&s->calls);
+	if (c != NULL && (s->calls_turn || TAILQ_EMPTY(&s->reads))) {
+		TAILQ_REMOVE(&s->calls, c, link);
+		s->calls_turn = false;
+		return c;
+	}
+	if (TAILQ_EMPTY(&s->reads))
+		return NULL;
 	struct read_job *j = wg_calloc(1, sizeof(*j));
+	j->call.run = run_reads;
+	j->call.done = reads_done;
+	j->s = s;
 	struct sess *x;
 	while (j->n < READ_BATCH && (x = TAILQ_FIRST(&s->reads)) != NULL) {
 		TAILQ_REMOVE(&s->reads, x, read_link);
@@ -108,13 +118,54 @@ sup__read_pump(struct sup *s)
 		snprintf(e->id, sizeof(e->id), "%s", x->id);
 		e->seq = x->read_seq;
 	}
-	if (store_writer_submit(s->reader, run_reads, j) == 0) {
-		s->read_inflight = j;
+	s->calls_turn = true;
+	return &j->call;
+}
+
+static void
+run_job(struct store *st, void *job)
+{
+	struct sup_call *c = job;
+	c->run(st, c);
+}
+
+static void
+reader_done(void *job, void *arg)
+{
+	struct sup *s = arg;
+	struct sup_call *c = job;
+	s->call_inflight = NULL;
+	c->done(c);
+	sup__read_pump(s);
+	sup__kick(s);
+}
+
+void
+sup__read_pump(struct sup *s)
+{
+	struct sup_call *c;
+	if (s->reader == NULL || s->call_inflight != NULL || (c = next_job(s)) == NULL)
+		return;
+	if (store_writer_submit(s->reader, run_job, c) == 0) {
+		s->call_inflight = c;
 		return;
 	}
-	/* The thread cannot take it (it never refuses while idle): read inline rather than lose them. */
-	run_reads(s->st, j);
-	reads_done(s, j);
+	/* The thread cannot take it (it never refuses while idle): run it here rather than lose it. */
+	c->run(s->st, c);
+	c->done(c);
+}
+
+void
+sup_call(struct sup *s, struct sup_call *c)
+{
+	c->cancelled = false;
+	if (s->reader == NULL) {
+		c->run(s->st, c);
+		c->done(c);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&s->calls, c, link);
+	sup__read_pump(s);
 }
 
 bool
@@ -155,11 +206,19 @@ sup__read_detach(struct sup *s)
 	struct store_writer *w = s->reader;
 	if (w == NULL)
 		return;
-	/* A job in hand is waited for and dropped: nothing connects while the supervisor goes. */
-	struct read_job *j = store_writer_wait(w);
-	if (j != NULL)
-		job_free(j);
-	s->read_inflight = NULL;
+	/* A job in hand is waited for, then done (a read batch connects nothing: the supervisor goes). */
+	struct sup_call *c = store_writer_wait(w);
+	s->call_inflight = NULL;
 	s->reader = NULL;
 	store_writer_free(w);
+	if (c != NULL) {
+		c->cancelled = c->run == run_reads;
+		c->done(c);
+	}
+	/* Calls never run are done as cancelled: their owners answer or free them. */
+	while ((c = TAILQ_FIRST(&s->calls)) != NULL) {
+		TAILQ_REMOVE(&s->calls, c, link);
+		c->cancelled = true;
+		c->done(c);
+	}
 }

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -750,6 +751,96 @@ test_patch(void **state)
 	resp_free(r);
 	r = call(f, EVHTTP_REQ_PATCH, "/sessions/00000000-0000-4000-8000-000000000000", KEY,
 	         "{\"isActive\":true}");
+	assert_error(r, 404, "no such session");
+	resp_free(r);
+}
+
+/*
+ * With the supervisor's reader attached (as serve runs), the API's reads and
+ * writes of the store run on that thread: a request waits for a database
+ * whose write lock another program holds, the loop does not (/health answers
+ * meanwhile), and every endpoint that touches the store still answers.
+ */
+static void
+test_store_off_the_loop(void **state)
+{
+	struct fx *f = *state;
+	const char *id = add_session(f, 1, "disconnected");
+	char url[128], err[256], path[96], db[96];
+	snprintf(url, sizeof(url), "sqlite:%s/db", f->dir);
+	sup_attach(f->sup, f->base);
+	assert_int_equal(sup_use_writer(f->sup, url, err, sizeof(err)), 0);
+
+	/* Another program takes the write lock. */
+	sqlite3 *other = NULL;
+	snprintf(db, sizeof(db), "%s/db", f->dir);
+	assert_int_equal(sqlite3_open(db, &other), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	snprintf(path, sizeof(path), "/sessions/%s", id);
+	struct resp *patch = start(f, EVHTTP_REQ_PATCH, path, KEY, "{\"autoConnect\":false}", NULL, NULL);
+	struct resp *get = start(f, EVHTTP_REQ_GET, path, KEY, NULL, NULL, NULL);
+	struct resp *health = start(f, EVHTTP_REQ_GET, "/health", NULL, NULL, NULL, NULL);
+	wait_for(f, health);
+	assert_int_equal(health->status, 200);
+	/* The loop answered; the change still waits for the lock, and the read behind it. */
+	assert_int_equal(patch->done, 0);
+	assert_int_equal(get->done, 0);
+	assert_int_equal(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	wait_for(f, patch);
+	wait_for(f, get);
+	assert_int_equal(patch->status, 200);
+	assert_true(json_is_false(json_object_get(patch->json, "autoConnect")));
+	assert_int_equal(get->status, 200);
+	assert_true(json_is_false(json_object_get(get->json, "autoConnect")));
+	resp_free(patch);
+	resp_free(get);
+	resp_free(health);
+
+	/* A lock held past the reader's wait: 503, and the next request works again. */
+	assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	struct resp *r = call(f, EVHTTP_REQ_PATCH, path, KEY, "{\"autoConnect\":true}");
+	assert_error(r, 503, "database unavailable");
+	resp_free(r);
+	assert_int_equal(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(other);
+
+	/* Every endpoint that reads or writes the store, through the reader. */
+	r = call(f, EVHTTP_REQ_POST, "/sessions", KEY, "{\"sessionName\":\"second\"}");
+	assert_int_equal(r->status, 201);
+	char id2[64];
+	snprintf(id2, sizeof(id2), "%s", str(r->json, "sessionId"));
+	assert_string_equal(str(r->json, "supervisorState"), "pairing");
+	resp_free(r);
+	r = call(f, EVHTTP_REQ_POST, "/sessions", KEY, "{\"sessionName\":\"second\"}");
+	assert_error(r, 409, "already exists");
+	resp_free(r);
+	snprintf(path, sizeof(path), "/sessions/%s/history", id2);
+	r = call(f, EVHTTP_REQ_GET, path, KEY, NULL);
+	assert_int_equal(r->status, 200);
+	assert_true(json_array_size(r->json) >= 1);
+	resp_free(r);
+	snprintf(path, sizeof(path), "/sessions/%s/logout", id2);
+	r = call(f, EVHTTP_REQ_POST, path, KEY, NULL);
+	assert_int_equal(r->status, 200);
+	resp_free(r);
+	snprintf(path, sizeof(path), "/sessions/%s/pair", id2);
+	r = call(f, EVHTTP_REQ_POST, path, KEY, NULL);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(str(r->json, "supervisorState"), "pairing");
+	resp_free(r);
+	snprintf(path, sizeof(path), "/sessions/%s", id2);
+	r = call(f, EVHTTP_REQ_DELETE, path, KEY, NULL);
+	assert_int_equal(r->status, 204);
+	resp_free(r);
+	r = call(f, EVHTTP_REQ_GET, path, KEY, NULL);
+	assert_error(r, 404, "no such session");
+	resp_free(r);
+	snprintf(path, sizeof(path), "/sessions/%s/reconnect", id2);
+	r = call(f, EVHTTP_REQ_POST, path, KEY, NULL);
+	assert_int_equal(r->status, 404);
+	resp_free(r);
+	snprintf(path, sizeof(path), "/sessions/%s/qr", id2);
+	r = call(f, EVHTTP_REQ_GET, path, KEY, NULL);
 	assert_error(r, 404, "no such session");
 	resp_free(r);
 }
@@ -2097,6 +2188,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_create_get_list, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_patch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_off_the_loop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_foreign_ids, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_qr, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),

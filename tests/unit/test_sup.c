@@ -532,6 +532,16 @@ test_replaced_not_taken_back_after_restart(void **state)
  * and through the monitor). Another session connects when a person asks, and
  * is then kept up like any other while the process runs.
  */
+/* A change through the API: the row read back after the write, handed to the supervisor. */
+static void
+session_changed(struct fx *f, const char *id)
+{
+	struct store_session row;
+	assert_int_equal(store_get(f->st, id, &row), 0);
+	sup_session_changed(f->sup, &row);
+	store_session_free(&row);
+}
+
 static void
 test_only_primary_connects_by_itself(void **state)
 {
@@ -555,7 +565,7 @@ test_only_primary_connects_by_itself(void **state)
 	memset(&v, 0, sizeof(v));
 	v.auto_connect = 1;
 	assert_int_equal(store_update(f->st, shop, &v, STORE_F_AUTO, (int64_t)(WALL0 + now_ms)), 0);
-	assert_int_equal(sup_session_changed(f->sup, shop), 0);
+	session_changed(f, shop);
 	advance(f, 1000);
 	assert_int_equal(opens_of(shop), 0);
 	/* A person connects it; a drop while running is reconnected like any session's. */
@@ -571,7 +581,7 @@ test_only_primary_connects_by_itself(void **state)
 	assert_string_equal(last_error(f, shop), "");
 	/* The switched-off primary counts again once its user turns auto-connect on, and connects. */
 	assert_int_equal(store_update(f->st, off, &v, STORE_F_AUTO, (int64_t)(WALL0 + now_ms)), 0);
-	assert_int_equal(sup_session_changed(f->sup, off), 0);
+	session_changed(f, off);
 	sup_health(f->sup, &h);
 	assert_int_equal(h.total, 1);
 	advance(f, 10);
@@ -1852,6 +1862,75 @@ test_writer_thread(void **state)
 	event_base_free(base);
 }
 
+/*
+ * With the reader (as serve runs), a session's earlier failed recoveries are
+ * read off the loop, and the first recovery decision waits for them: with
+ * `earlier` of them already in the window (an earlier process recorded them),
+ * a dead socket is recovered only while they leave room under the limit.
+ */
+static void
+dead_socket_with_earlier(struct fx *f, int earlier, bool want_recovered)
+{
+	wg_clock_set(NULL, NULL);
+	wg_wall_clock_set(NULL, NULL);
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	for (int i = 0; i < earlier; i++) {
+		struct store_attempt at;
+		memset(&at, 0, sizeof(at));
+		snprintf(at.session_id, sizeof(at.session_id), "%s", a);
+		at.at = (int64_t)wg_wall_ms() - 60000 * (i + 1);
+		snprintf(at.trigger, sizeof(at.trigger), "monitor:down");
+		snprintf(at.action, sizeof(at.action), "reconnect");
+		snprintf(at.result, sizeof(at.result), "failed");
+		assert_int_equal(store_add_attempt(f->app, &at), 0);
+	}
+	f->cfg.start_stagger_ms = 0;
+	f->cfg.recovery_max = 3;
+	f->cfg.recovery_interval_ms = 100;
+	f->cfg.stale_after_ms = 10 * 3600000ull;
+	struct event_base *base = event_base_new();
+	assert_int_equal(sup_new(f->st, &f->cfg, &fake_ops, NULL, &f->sup), 0);
+	sup_attach(f->sup, base);
+	char url[128], err[256];
+	snprintf(url, sizeof(url), "sqlite:%s/db.sqlite", f->dir);
+	assert_int_equal(sup_use_writer(f->sup, url, err, sizeof(err)), 0);
+	assert_int_equal(sup_start(f->sup), 0);
+	struct sup_client *c = run_until_client(base, a, 2000);
+	c_open(c);
+	run_until(base, f, a, "connected", 2000);
+	/* The socket dies silently: the monitor's next pass finds it. */
+	c->alive = 0;
+	struct sup_session_view v;
+	bool decided = false;
+	for (int i = 0; i < 300 && !decided; i++) {
+		struct timeval tv = {0, 10000};
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+		assert_int_equal(sup_view(f->sup, a, &v), 0);
+		decided = c->close_requested || v.manual_needed;
+	}
+	assert_true(decided);
+	assert_int_equal(c->close_requested, want_recovered);
+	assert_int_equal(v.manual_needed, !want_recovered);
+	if (!want_recovered)
+		assert_int_equal(attempts_with(f, a, "limit:dead_socket", "rate_limited"), 1);
+	sup_free(f->sup);
+	f->sup = NULL;
+	event_base_free(base);
+}
+
+static void
+test_reader_reads_earlier_recoveries(void **state)
+{
+	dead_socket_with_earlier(*state, 3, false);
+}
+
+static void
+test_reader_room_under_the_limit(void **state)
+{
+	dead_socket_with_earlier(*state, 2, true);
+}
+
 /* ---- the listing order, from memory ---- */
 
 struct listed {
@@ -2185,6 +2264,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_listing_order_from_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_batch_adapts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_thread, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reader_reads_earlier_recoveries, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reader_room_under_the_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_startup_retries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_startup_logged_out_not_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unusable_credentials_need_reauth, setup, teardown),
