@@ -401,19 +401,58 @@ no_delay(struct evhttp_request *req)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-/*
- * Several nodes: an action on a session runs where its lease is. True when
- * that is here (this node holds it, or took it now: no node did); else the
- * request was forwarded to the holder, or answered.
- */
-static bool
-at_holder(struct api *a, struct evhttp_request *req, enum route r, const char *id)
+/* One of the actions on a session this node holds (or a single node): on to its endpoint. */
+static void
+action(struct api *a, struct evhttp_request *req, enum route r, const char *id)
 {
-	const char *owner = NULL, *url = NULL;
-	/* Showing a QR code takes nothing: it only looks for where pairing runs. */
-	int rc = sup_claim(a->sup, id, r != RT_QR, &owner, &url);
-	if (rc == 0)
-		return true;
+	switch (r) {
+	case RT_QR:
+		api__session_qr(a, req, id);
+		break;
+	case RT_RECONNECT:
+		api__session_reconnect(a, req, id);
+		break;
+	case RT_LOGOUT:
+		api__session_logout(a, req, id);
+		break;
+	case RT_PAIR:
+		api__session_pair(a, req, id);
+		break;
+	default:
+		api__error(req, 500, "not an action");
+		break;
+	}
+}
+
+/*
+ * With several nodes, an action is for the node that holds the session:
+ * sup_claim finds it (its lease is claimed on the supervisor's reader thread
+ * when this node does not hold it), then the action runs here, is forwarded
+ * there, or is answered.
+ */
+struct holder_wait {
+	struct api_pending *p;
+	enum route r;
+	char id[STORE_ID_LEN + 1];
+};
+
+static void
+holder_known(void *arg, int rc, const char *owner, const char *url, const char *why)
+{
+	struct holder_wait *w = arg;
+	struct api *a = w->p->api;
+	struct evhttp_request *req = w->p->req;
+	enum route r = w->r;
+	char id[STORE_ID_LEN + 1];
+	snprintf(id, sizeof(id), "%s", w->id);
+	api__pending_release(w->p);
+	free(w);
+	if (a == NULL || req == NULL)
+		return; /* the client or the API went meanwhile */
+	if (rc == 0) {
+		action(a, req, r, id);
+		return;
+	}
 	char msg[160];
 	int status;
 	if (rc == WG_ESTATE && api__forwarded(req)) {
@@ -422,7 +461,7 @@ at_holder(struct api *a, struct evhttp_request *req, enum route r, const char *i
 		status = 409;
 	} else if (rc == WG_ESTATE && url != NULL && a->have_fwd_key) {
 		api__forward(a, req, owner, url);
-		return false;
+		return;
 	} else if (rc == WG_ESTATE && url != NULL) {
 		snprintf(msg, sizeof(msg), "node %s holds this session; forwarding needs WAGATE_API_KEY set "
 		                           "(the same on every node)", owner ? owner : "?");
@@ -434,8 +473,11 @@ at_holder(struct api *a, struct evhttp_request *req, enum route r, const char *i
 	} else if (rc == WG_ENOTFOUND) {
 		snprintf(msg, sizeof(msg), "no such session");
 		status = 404;
+	} else if (rc == WG_ECLOSED) {
+		snprintf(msg, sizeof(msg), "the server is stopping");
+		status = 503;
 	} else {
-		log_error(id, "cannot find the session's node: %s", store_errmsg(a->st));
+		log_error(id, "cannot find the session's node: %s", why);
 		snprintf(msg, sizeof(msg), "database unavailable");
 		status = 503;
 	}
@@ -444,7 +486,17 @@ at_holder(struct api *a, struct evhttp_request *req, enum route r, const char *i
 		                                  "error", msg));
 	else
 		api__error(req, status, msg);
-	return false;
+}
+
+static void
+at_holder(struct api *a, struct evhttp_request *req, enum route r, const char *id)
+{
+	struct holder_wait *w = wg_calloc(1, sizeof(*w));
+	w->p = api__pending_new(a, req);
+	w->r = r;
+	snprintf(w->id, sizeof(w->id), "%s", id);
+	/* Showing a QR code takes nothing: it only looks for where pairing runs. */
+	sup_claim(a->sup, id, r != RT_QR, holder_known, w);
 }
 
 static void
@@ -505,9 +557,10 @@ on_request(struct evhttp_request *req, void *arg)
 			api__error(req, 404, "no such session");
 		return;
 	}
-	if ((r == RT_QR || r == RT_RECONNECT || r == RT_LOGOUT || r == RT_PAIR) &&
-	    !at_holder(a, req, r, id))
+	if (r == RT_QR || r == RT_RECONNECT || r == RT_LOGOUT || r == RT_PAIR) {
+		at_holder(a, req, r, id);
 		return;
+	}
 	switch (r) {
 	case RT_HEALTH:
 		api__health(a, req);
@@ -536,17 +589,10 @@ on_request(struct evhttp_request *req, void *arg)
 			api__session_delete(a, req, id);
 		break;
 	case RT_QR:
-		api__session_qr(a, req, id);
-		break;
 	case RT_RECONNECT:
-		api__session_reconnect(a, req, id);
-		break;
 	case RT_LOGOUT:
-		api__session_logout(a, req, id);
-		break;
 	case RT_PAIR:
-		api__session_pair(a, req, id);
-		break;
+		break; /* at_holder, above */
 	case RT_HISTORY:
 		api__history(a, req, id);
 		break;

@@ -178,6 +178,22 @@ void api__static(struct api *a, struct evhttp_request *req, const char *path);
 
 /* Reconnect requests still waiting when the API stops: detached, answered never. */
 void api__pending_detach_all(struct api *a);
+/*
+ * A request whose answer waits (for the supervisor, or a call on its reader):
+ * linked in api->pending, so that a client that goes away or an API that
+ * stops leaves it with no request (p->req, p->api NULL). Release it, then
+ * answer p->req if both are still there.
+ */
+struct api_pending {
+	struct api *api;
+	struct evhttp_request *req;
+	struct evhttp_connection *evcon;
+	struct api_pending *prev, *next;
+	bool in_call;  /* inside sup_reconnect: done may run before it returns */
+	bool finished; /* done ran */
+};
+struct api_pending *api__pending_new(struct api *a, struct evhttp_request *req);
+void api__pending_release(struct api_pending *p);
 
 /*
  * The QR code text as an SVG image: one path, a unit square per dark module,

@@ -14,6 +14,7 @@
 #include "api/api_int.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/mem.h"
 #include "net/looplag.h"
 #include "sup/sup.h"
 
@@ -104,48 +105,89 @@ api__health_loop(struct api *a, struct evhttp_request *req)
 /*
  * GET /cluster: this node, and every node with a row (live ones first): its
  * address, heartbeat, capacity and how many leases it holds. One node
- * (SQLite, or WAGATE_NODE_ID=off) says so.
+ * (SQLite, or WAGATE_NODE_ID=off) says so. The nodes are read on the
+ * supervisor's reader thread (sup_call); the request waits, the loop does not.
  */
+struct cluster_call {
+	struct sup_call call; /* first */
+	struct api_pending *p;
+	uint64_t ttl_ms;
+	int rc;
+	char err[256];
+	struct store_node *nodes;
+	size_t n;
+};
+
+static void
+cluster_run(struct store *st, struct sup_call *sc)
+{
+	struct cluster_call *c = (struct cluster_call *)sc;
+	if ((c->rc = store_nodes(st, c->ttl_ms, &c->nodes, &c->n)) != 0)
+		snprintf(c->err, sizeof(c->err), "%s", store_errmsg(st));
+}
+
+static void
+cluster_done(struct sup_call *sc)
+{
+	struct cluster_call *c = (struct cluster_call *)sc;
+	struct api *a = c->p->api;
+	struct evhttp_request *req = c->p->req;
+	api__pending_release(c->p);
+	if (a == NULL || req == NULL) {
+		/* the client or the API went meanwhile */
+	} else if (sc->cancelled || a->sup == NULL) {
+		api__error(req, 503, "the server is stopping");
+	} else if (c->rc != 0) {
+		log_error("api", "cannot list the nodes: %s", c->err);
+		api__error(req, 503, "database unavailable");
+	} else {
+		struct sup_cluster_info ci;
+		sup_cluster_info(a->sup, &ci);
+		json_t *o = json_object();
+		json_object_set_new(o, "enabled", json_boolean(ci.enabled));
+		json_object_set_new(o, "node", json_string(ci.node));
+		json_object_set_new(o, "leaseTtlMs", json_integer((json_int_t)ci.lease_ttl_ms));
+		json_object_set_new(o, "held", json_integer(ci.held));
+		json_object_set_new(o, "share", json_integer(ci.share));
+		json_object_set_new(o, "capacity", ci.capacity ? json_integer(ci.capacity) : json_null());
+		json_object_set_new(o, "leasesSureForMs", json_integer((json_int_t)ci.sure_for_ms));
+		json_object_set_new(o, "leaseRoundsOk", json_boolean(ci.rounds_ok));
+		json_t *arr = json_array();
+		for (size_t i = 0; i < c->n; i++) {
+			const struct store_node *nd = &c->nodes[i];
+			json_array_append_new(
+			    arr,
+			    json_pack("{s:s, s:o, s:b, s:o, s:o, s:I, s:o, s:b}", "node", nd->id, "url",
+			              nd->url[0] ? json_string(nd->url) : json_null(), "live", nd->live,
+			              "startedAt", api__time(nd->started_at), "heartbeatAt",
+			              api__time(nd->heartbeat_at), "leases", (json_int_t)nd->leases,
+			              "capacity", nd->capacity ? json_integer(nd->capacity) : json_null(),
+			              "self", strcmp(nd->id, ci.node) == 0));
+		}
+		json_object_set_new(o, "nodes", arr);
+		api__reply(req, 200, o);
+	}
+	free(c->nodes);
+	free(c);
+}
+
 void
 api__cluster(struct api *a, struct evhttp_request *req)
 {
 	struct sup_cluster_info ci;
 	sup_cluster_info(a->sup, &ci);
-	json_t *o = json_object();
-	json_object_set_new(o, "enabled", json_boolean(ci.enabled));
 	if (!ci.enabled) {
+		json_t *o = json_object();
+		json_object_set_new(o, "enabled", json_false());
 		json_object_set_new(o, "node", json_null());
 		json_object_set_new(o, "nodes", json_array());
 		api__reply(req, 200, o);
 		return;
 	}
-	json_object_set_new(o, "node", json_string(ci.node));
-	json_object_set_new(o, "leaseTtlMs", json_integer((json_int_t)ci.lease_ttl_ms));
-	json_object_set_new(o, "held", json_integer(ci.held));
-	json_object_set_new(o, "share", json_integer(ci.share));
-	json_object_set_new(o, "capacity", ci.capacity ? json_integer(ci.capacity) : json_null());
-	json_object_set_new(o, "leasesSureForMs", json_integer((json_int_t)ci.sure_for_ms));
-	json_object_set_new(o, "leaseRoundsOk", json_boolean(ci.rounds_ok));
-	struct store_node *nodes = NULL;
-	size_t n = 0;
-	if (store_nodes(a->st, ci.lease_ttl_ms, &nodes, &n) != 0) {
-		log_error("api", "cannot list the nodes: %s", store_errmsg(a->st));
-		json_decref(o);
-		api__error(req, 503, "database unavailable");
-		return;
-	}
-	json_t *arr = json_array();
-	for (size_t i = 0; i < n; i++) {
-		const struct store_node *nd = &nodes[i];
-		json_array_append_new(
-		    arr, json_pack("{s:s, s:o, s:b, s:o, s:o, s:I, s:o, s:b}", "node", nd->id, "url",
-		                   nd->url[0] ? json_string(nd->url) : json_null(), "live", nd->live,
-		                   "startedAt", api__time(nd->started_at), "heartbeatAt",
-		                   api__time(nd->heartbeat_at), "leases", (json_int_t)nd->leases,
-		                   "capacity", nd->capacity ? json_integer(nd->capacity) : json_null(),
-		                   "self", strcmp(nd->id, ci.node) == 0));
-	}
-	free(nodes);
-	json_object_set_new(o, "nodes", arr);
-	api__reply(req, 200, o);
+	struct cluster_call *c = wg_calloc(1, sizeof(*c));
+	c->call.run = cluster_run;
+	c->call.done = cluster_done;
+	c->ttl_ms = ci.lease_ttl_ms;
+	c->p = api__pending_new(a, req);
+	sup_call(a->sup, &c->call);
 }

@@ -3,8 +3,9 @@
  * ?limit the answer is every session, oldest first, sent as a chunked JSON
  * array one page at a time: each loop turn takes one page of sessions from
  * the supervisor's memory in creation order (sup_list: no query per row),
- * adds the page's recent recovery attempts (one batched query, /health/deep
- * only), writes the page's text and sends the chunk. One pump serves every
+ * adds the page's recent recovery attempts (/health/deep only: one batched
+ * query on the supervisor's reader thread, sup_call, while the listing waits
+ * out of the pump's queue), writes the page's text and sends the chunk. One pump serves every
  * listing in turn, one page per loop turn (round robin), so however many
  * clients ask at once, no loop turn does more than one page of this work; a
  * listing rejoins the pump only once its last chunk has gone out to the
@@ -51,9 +52,12 @@ struct api_listing {
 	struct sup_cursor cur; /* the last session visited */
 	size_t sent;
 	int queued;      /* in the pump's queue */
+	struct deep_call *call; /* /health/deep: its page's attempts being read */
 	struct api_listing *prev, *nextl;     /* every listing (api.listings) */
 	TAILQ_ENTRY(api_listing) qlink;       /* the pump's queue */
 };
+
+static void detach_call(struct api_listing *l);
 
 /* Listings being answered at once; beyond, 503 (each holds a page of memory). */
 #define LISTINGS_MAX 256
@@ -77,6 +81,8 @@ listing_free(struct api_listing *l)
 	unlink_listing(l);
 	if (l->queued)
 		TAILQ_REMOVE(&l->a->listing_queue, l, qlink);
+	if (l->call)
+		detach_call(l);
 	l->a->nlistings--;
 	free(l);
 }
@@ -137,42 +143,70 @@ shown(json_t *arr, const struct store_attempt *at)
 	return false;
 }
 
-/* The recent attempts of a page's sessions, as id -> JSON array (one query). */
-static json_t *
-page_attempts(struct api *a, const struct sup_session_view *v, size_t n)
+/*
+ * A /health/deep page waiting for its sessions' recent attempts: the ids are
+ * copied when the page is taken from memory, with the attempts memory holds
+ * that the table may not have yet (written behind); the table's are read on
+ * the reader's thread; then the page is written from memory again, by id (a
+ * session deleted meanwhile is left out). l is NULL once the listing is gone.
+ */
+struct deep_call {
+	struct sup_call call; /* first */
+	struct api_listing *l;
+	char (*ids)[STORE_ID_LEN + 1];
+	size_t n;
+	int done;             /* no session follows this page */
+	json_t *by_id;        /* memory's attempts at the page's taking, then the table's */
+	int rc;
+	char err[256];
+	struct store_attempt *at;
+	size_t k;
+};
+
+static void
+deep_call_free(struct deep_call *c)
 {
-	json_t *by_id = json_object();
-	const char **ids = wg_calloc(n ? n : 1, sizeof(*ids));
-	for (size_t i = 0; i < n; i++)
-		ids[i] = v[i].id;
-	struct store_attempt *at = NULL;
-	size_t k = 0;
-	if (n && store_recent_attempts(a->st, ids, n, DEEP_ATTEMPTS, &at, &k) != 0)
-		log_warn("api", "cannot read recovery attempts: %s", store_errmsg(a->st));
+	store_attempts_free(c->at, c->k);
+	json_decref(c->by_id);
+	free(c->ids);
+	free(c);
+}
+
+static void
+detach_call(struct api_listing *l)
+{
+	l->call->l = NULL;
+	l->call = NULL;
+}
+
+/* On the reader's thread. */
+static void
+deep_run(struct store *st, struct sup_call *sc)
+{
+	struct deep_call *c = (struct deep_call *)sc;
+	const char **ids = wg_calloc(c->n ? c->n : 1, sizeof(*ids));
+	for (size_t i = 0; i < c->n; i++)
+		ids[i] = c->ids[i];
+	if (c->n && (c->rc = store_recent_attempts(st, ids, c->n, DEEP_ATTEMPTS, &c->at, &c->k)) != 0)
+		snprintf(c->err, sizeof(c->err), "%s", store_errmsg(st));
 	free(ids);
-	/* Newest first: those still in memory only (written behind), then the table's. */
-	for (size_t i = 0; i < n; i++) {
-		const struct store_attempt *pend[DEEP_ATTEMPTS];
-		size_t np = sup_pending_attempts(a->sup, v[i].id, pend, DEEP_ATTEMPTS);
-		for (size_t j = 0; j < np; j++)
-			add_attempt(by_id, pend[j]);
-	}
-	/*
-	 * While the writer has a batch in hand, its attempts count as pending and
-	 * may also be in the table already (committed, outcome not back yet):
-	 * those rows are shown once. Otherwise nothing pending is in the table.
-	 */
-	bool writing = sup_writing(a->sup);
-	for (size_t i = 0; i < k; i++) {
-		json_t *arr = json_object_get(by_id, at[i].session_id);
+}
+
+/* The table's attempts after memory's, newest first, each once, at most DEEP_ATTEMPTS a session. */
+static void
+add_table_attempts(struct deep_call *c)
+{
+	if (c->rc != 0)
+		log_warn("api", "cannot read recovery attempts: %s", c->err);
+	for (size_t i = 0; i < c->k; i++) {
+		json_t *arr = json_object_get(c->by_id, c->at[i].session_id);
 		if (arr != NULL && json_array_size(arr) >= DEEP_ATTEMPTS)
 			continue;
-		if (writing && arr != NULL && shown(arr, &at[i]))
+		/* Written since memory's were copied: in both, shown once. */
+		if (arr != NULL && shown(arr, &c->at[i]))
 			continue;
-		add_attempt(by_id, &at[i]);
+		add_attempt(c->by_id, &c->at[i]);
 	}
-	store_attempts_free(at, k);
-	return by_id;
 }
 
 /* A whole answer at once (one page, or an error of the first page). */
@@ -205,9 +239,8 @@ collect(void *arg, const struct sup_session_view *v)
 
 /* Appends a page's elements to b, comma-separated (*sent counts those already written). */
 static void
-page_json(struct api *a, struct evbuffer *b, const struct page *p, int deep, size_t *sent)
+page_json(struct evbuffer *b, const struct page *p, int deep, json_t *attempts, size_t *sent)
 {
-	json_t *attempts = deep ? page_attempts(a, p->v, p->n) : NULL;
 	for (size_t i = 0; i < p->n; i++) {
 		if (*sent > 0)
 			evbuffer_add(b, ",", 1);
@@ -222,7 +255,6 @@ page_json(struct api *a, struct evbuffer *b, const struct page *p, int deep, siz
 		}
 		(*sent)++;
 	}
-	json_decref(attempts);
 }
 
 /* /health/deep's object without its sessions, as text ending where the array starts. */
@@ -354,18 +386,44 @@ chunk_sent(struct evhttp_connection *evcon, void *arg)
 	enqueue(arg);
 }
 
-/* One page from memory, as text into b; *done when no session follows. */
+static void deep_done(struct sup_call *sc);
+
+/*
+ * One page from memory: as text into b at once, or for /health/deep its ids
+ * (and memory's attempts) into *call, to be written when the table's attempts
+ * are back. *done when no session follows.
+ */
 static void
-next_page(struct api_listing *l, struct evbuffer *b, int *done)
+next_page(struct api_listing *l, struct evbuffer *b, int *done, struct deep_call **call)
 {
 	struct api *a = l->a;
 	struct page p = {.status = l->status, .want = l->limit ? l->limit : PAGE};
 	p.v = wg_calloc(p.want, sizeof(*p.v));
 	/* ?limit answers at once, looking as far as its page needs; a stream takes turns. */
 	int more = sup_list(a->sup, &l->cur, l->limit ? SIZE_MAX : VISIT_MAX, collect, &p);
-	page_json(a, b, &p, l->deep, &l->sent);
-	free(p.v);
 	*done = !more;
+	if (!l->deep) {
+		page_json(b, &p, 0, NULL, &l->sent);
+		free(p.v);
+		return;
+	}
+	struct deep_call *c = wg_calloc(1, sizeof(*c));
+	c->ids = wg_calloc(p.n ? p.n : 1, sizeof(*c->ids));
+	c->n = p.n;
+	c->done = *done;
+	c->by_id = json_object();
+	for (size_t i = 0; i < p.n; i++) {
+		snprintf(c->ids[i], sizeof(c->ids[i]), "%s", p.v[i].id);
+		/* Newest first: those still in memory only (written behind), then the table's. */
+		const struct store_attempt *pend[DEEP_ATTEMPTS];
+		size_t np = sup_pending_attempts(a->sup, p.v[i].id, pend, DEEP_ATTEMPTS);
+		for (size_t j = 0; j < np; j++)
+			add_attempt(c->by_id, pend[j]);
+	}
+	free(p.v);
+	c->call.run = deep_run;
+	c->call.done = deep_done;
+	*call = c;
 }
 
 /* ?limit: the Link to the next page (the cursor, URL-encoded) when the page was full. */
@@ -386,38 +444,27 @@ add_link(struct api_listing *l)
 	free(est);
 }
 
-/* One page of one listing. */
+/* The supervisor is gone: the server is stopping. */
 static void
-serve_page(struct api_listing *l)
+stopping(struct api_listing *l)
 {
-	struct api *a = l->a;
-	int http_status = 200, done = 0;
-	if (a->sup == NULL) {
-		/* The supervisor is gone: the server is stopping. */
-		if (l->started) {
-			/* The status line is out: the only honest end is to cut the answer short. */
-			struct evhttp_connection *evcon = l->evcon;
-			listing_free(l);
-			if (evcon)
-				evhttp_connection_free(evcon);
-			return;
-		}
-		struct evhttp_request *req = l->req;
+	if (l->started) {
+		/* The status line is out: the only honest end is to cut the answer short. */
+		struct evhttp_connection *evcon = l->evcon;
 		listing_free(l);
-		api__error(req, 503, "the server is stopping");
+		if (evcon)
+			evhttp_connection_free(evcon);
 		return;
 	}
-	struct evbuffer *b = evbuffer_new();
-	if (!l->started) {
-		if (l->deep) {
-			char *head = deep_head(a, &http_status);
-			evbuffer_add(b, head, strlen(head));
-			free(head);
-		} else {
-			evbuffer_add(b, "[", 1);
-		}
-	}
-	next_page(l, b, &done);
+	struct evhttp_request *req = l->req;
+	listing_free(l);
+	api__error(req, 503, "the server is stopping");
+}
+
+/* The page's text is in b (after the head, when first): it goes out, whole or as the next chunk. */
+static void
+send_page(struct api_listing *l, struct evbuffer *b, int http_status, int done)
+{
 	if (l->limit || done) {
 		evbuffer_add_printf(b, "]%s\n", l->deep ? "}" : "");
 		struct evhttp_request *req = l->req;
@@ -432,7 +479,6 @@ serve_page(struct api_listing *l)
 			evhttp_send_reply_chunk(req, b);
 			evhttp_send_reply_end(req);
 		}
-		evbuffer_free(b);
 		return;
 	}
 	if (!l->started) {
@@ -444,6 +490,84 @@ serve_page(struct api_listing *l)
 		l->started = 1;
 	}
 	evhttp_send_reply_chunk_with_cb(l->req, b, chunk_sent, l);
+}
+
+/* Starts b with the answer's head when nothing went out yet. */
+static void
+add_head(struct api_listing *l, struct evbuffer *b, int *http_status)
+{
+	if (l->started)
+		return;
+	if (l->deep) {
+		char *head = deep_head(l->a, http_status);
+		evbuffer_add(b, head, strlen(head));
+		free(head);
+	} else {
+		evbuffer_add(b, "[", 1);
+	}
+}
+
+/* One page of one listing. */
+static void
+serve_page(struct api_listing *l)
+{
+	struct api *a = l->a;
+	int http_status = 200, done = 0;
+	if (a->sup == NULL) {
+		stopping(l);
+		return;
+	}
+	struct deep_call *c = NULL;
+	struct evbuffer *b = evbuffer_new();
+	next_page(l, b, &done, &c);
+	if (c != NULL) {
+		/* Out of the pump's queue until its attempts are read (deep_done). */
+		evbuffer_free(b);
+		c->l = l;
+		l->call = c;
+		sup_call(a->sup, &c->call);
+		return;
+	}
+	/* The head first, when nothing went out yet, then the page's text. */
+	struct evbuffer *out = evbuffer_new();
+	add_head(l, out, &http_status);
+	evbuffer_add_buffer(out, b);
+	evbuffer_free(b);
+	send_page(l, out, http_status, done);
+	evbuffer_free(out);
+}
+
+/* A /health/deep page's attempts are back: the page is written from memory and sent. */
+static void
+deep_done(struct sup_call *sc)
+{
+	struct deep_call *c = (struct deep_call *)sc;
+	struct api_listing *l = c->l;
+	if (l == NULL) {
+		deep_call_free(c); /* the client or the API went meanwhile */
+		return;
+	}
+	l->call = NULL;
+	struct api *a = l->a;
+	if (sc->cancelled || a->sup == NULL) {
+		deep_call_free(c);
+		stopping(l);
+		return;
+	}
+	add_table_attempts(c);
+	int http_status = 200;
+	struct evbuffer *b = evbuffer_new();
+	add_head(l, b, &http_status);
+	struct page p = {.status = "", .want = c->n};
+	p.v = wg_calloc(c->n ? c->n : 1, sizeof(*p.v));
+	for (size_t i = 0; i < c->n; i++)
+		if (sup_view(a->sup, c->ids[i], &p.v[p.n]) == 0)
+			p.n++;
+	page_json(b, &p, 1, c->by_id, &l->sent);
+	free(p.v);
+	int done = c->done;
+	deep_call_free(c);
+	send_page(l, b, http_status, done);
 	evbuffer_free(b);
 }
 

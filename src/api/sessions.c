@@ -49,14 +49,6 @@ db_failed(struct evhttp_request *req, const char *id, const char *what, const ch
  * API was freed (api NULL); so it is its own allocation, freed only by that
  * done (or at once when sup_reconnect fails).
  */
-struct api_pending {
-	struct api *api;
-	struct evhttp_request *req;
-	struct evhttp_connection *evcon;
-	struct api_pending *prev, *next;
-	bool in_call;  /* inside sup_reconnect: done may run before it returns */
-	bool finished; /* done ran */
-};
 
 static void
 pending_unlink(struct api_pending *p)
@@ -96,8 +88,8 @@ pending_forget_conn(struct api_pending *p)
 	p->evcon = NULL;
 }
 
-static struct api_pending *
-pending_new(struct api *a, struct evhttp_request *req)
+struct api_pending *
+api__pending_new(struct api *a, struct evhttp_request *req)
 {
 	struct api_pending *p = wg_calloc(1, sizeof(*p));
 	p->api = a;
@@ -113,8 +105,8 @@ pending_new(struct api *a, struct evhttp_request *req)
 }
 
 /* Done with it: the request (if any) is the caller's to answer now. */
-static void
-pending_release(struct api_pending *p)
+void
+api__pending_release(struct api_pending *p)
 {
 	pending_forget_conn(p);
 	pending_unlink(p);
@@ -180,7 +172,7 @@ call_done(struct sup_call *c)
 	struct api_call *k = (struct api_call *)c;
 	struct api *a = k->p->api;
 	struct evhttp_request *req = k->p->req;
-	pending_release(k->p);
+	api__pending_release(k->p);
 	if (a != NULL && req != NULL) {
 		if (c->cancelled)
 			api__error(req, 503, "the server is stopping");
@@ -207,7 +199,7 @@ call_new(const char *id, api_work_fn work, api_then_fn then)
 static void
 call_start(struct api *a, struct evhttp_request *req, struct api_call *k)
 {
-	k->p = pending_new(a, req);
+	k->p = api__pending_new(a, req);
 	sup_call(a->sup, &k->call);
 }
 
@@ -790,7 +782,7 @@ reconnect_refused(struct evhttp_request *req, int status, const char *msg)
 static void
 reconnect_start(struct api *a, struct evhttp_request *req, const char *id)
 {
-	struct api_pending *p = pending_new(a, req);
+	struct api_pending *p = api__pending_new(a, req);
 	p->in_call = true;
 	int r = sup_reconnect(a->sup, id, reconnect_done, p);
 	p->in_call = false;
@@ -801,7 +793,7 @@ reconnect_start(struct api *a, struct evhttp_request *req, const char *id)
 		return;
 	}
 	/* On failure done never runs: answer here, in the endpoint's own shape. */
-	pending_release(p);
+	api__pending_release(p);
 	if (r == WG_ENOTFOUND) {
 		reconnect_refused(req, 404, "no such session");
 	} else {

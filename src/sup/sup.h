@@ -97,12 +97,17 @@ void sup_cluster_info(struct sup *s, struct sup_cluster_info *out);
 
 /*
  * Before acting on a session a person asked about (reconnect, pair, logout,
- * its QR): 0 when this node holds its lease, or took it now (take, and no
- * node did; without take nothing is taken); WG_ESTATE when another node
- * holds it: *owner names it and *url, when known, is where its API answers.
- * 0 at once with one node.
+ * its QR): done(arg, rc, owner, url, why) with rc 0 when this node holds its
+ * lease, or took it now (take, and no node did; without take nothing is
+ * taken); WG_ESTATE when another node holds it: owner names it and url, when
+ * known, is where its API answers (both valid during done only);
+ * WG_ENOTFOUND; WG_ECLOSED when the server is stopping; another failure of
+ * the store with why. At once (inside this call) with one node, or when this
+ * node holds the lease; else the claim runs on the reader's thread.
  */
-int sup_claim(struct sup *s, const char *id, bool take, const char **owner, const char **url);
+typedef void (*sup_claim_fn)(void *arg, int rc, const char *owner, const char *url,
+			     const char *why);
+void sup_claim(struct sup *s, const char *id, bool take, sup_claim_fn done, void *arg);
 /* A graceful stop's end: this node's leases expire now, so the others take them at once. */
 int sup_leave(struct sup *s);
 

@@ -386,46 +386,96 @@ sup__lease_free(struct sup *s)
 
 /* ---- public ---- */
 
-int
-sup_claim(struct sup *s, const char *id, bool take, const char **owner, const char **url)
-{
-	*owner = NULL;
-	*url = NULL;
-	if (!sup__cluster(s))
-		return 0;
-	struct sess *x = sup__find(s, id);
-	if (x != NULL && x->leased && !x->releasing)
-		return 0;
-	if (x != NULL && x->deleted)
-		return WG_ENOTFOUND;
+/* A claim read and written on the reader's thread (sup_call), applied on the loop. */
+struct claim_call {
+	struct sup_call call; /* first */
+	struct sup *s;
+	char id[STORE_ID_LEN + 1];
+	bool take;
+	sup_claim_fn done;
+	void *arg;
+	uint64_t t0; /* when the claim was sent */
+	int rc;
+	char err[256];
 	struct store_lease l;
-	uint64_t t0 = wg_now_ms();
-	int r = store_lease_claim(s->st, s->cfg.node_id, id, take, s->cfg.lease_ttl_ms, &l);
-	if (r == WG_ESTATE) {
-		*owner = owner_name(s, l.owner);
+	struct store_session row; /* taken: the row, for a session memory has not read */
+	bool have_row;
+};
+
+static void
+claim_run(struct store *st, struct sup_call *sc)
+{
+	struct claim_call *c = (struct claim_call *)sc;
+	struct sup *s = c->s; /* only its configuration, which never changes */
+	c->t0 = wg_now_ms();
+	c->rc = store_lease_claim(st, s->cfg.node_id, c->id, c->take, s->cfg.lease_ttl_ms, &c->l);
+	if (c->rc == 0 && c->take)
+		c->have_row = (c->rc = store_get(st, c->id, &c->row)) == 0;
+	if (c->rc != 0 && c->rc != WG_ESTATE && c->rc != WG_ENOTFOUND)
+		snprintf(c->err, sizeof(c->err), "%s", store_errmsg(st));
+}
+
+static void
+claim_done(struct sup_call *sc)
+{
+	struct claim_call *c = (struct claim_call *)sc;
+	struct sup *s = c->s;
+	const char *owner = NULL, *url = NULL;
+	int r = c->rc;
+	struct sess *x = sup__find(s, c->id);
+	if (sc->cancelled || s->shutting_down) {
+		r = WG_ECLOSED;
+		snprintf(c->err, sizeof(c->err), "the server is stopping");
+	} else if (r == WG_ESTATE) {
+		owner = owner_name(s, c->l.owner);
 		for (size_t i = 0; i < s->nnodes; i++)
-			if (strcmp(s->nodes[i].id, l.owner) == 0 && s->nodes[i].url[0])
-				*url = s->nodes[i].url;
+			if (strcmp(s->nodes[i].id, c->l.owner) == 0 && s->nodes[i].url[0])
+				url = s->nodes[i].url;
 		if (x != NULL)
-			x->owner = *owner;
-		return WG_ESTATE;
+			x->owner = owner;
+	} else if (r == 0 && c->take) {
+		if (x == NULL) {
+			sup_learn_row(s, &c->row);
+			x = sup__find(s, c->id);
+		}
+		if (x == NULL || x->deleted) {
+			r = WG_ENOTFOUND;
+		} else if (!x->leased) {
+			unsigned k = 0;
+			/* Sure until the claim's time plus most of the lease (the claim was sent then). */
+			x->claim_at = c->t0;
+			x->claim_until = c->t0 + s->cfg.lease_ttl_ms - s->cfg.lease_ttl_ms / 10;
+			x->lease_seen = s->lease_gen;
+			lease_gained(x, c->l.token, &k);
+		}
 	}
-	if (r != 0 || !take)
-		return r;
-	if (x == NULL) {
-		if ((r = sup_learn(s, id)) != 0)
-			return r;
-		x = sup__find(s, id);
+	c->done(c->arg, r, owner, url, c->err);
+	if (c->have_row)
+		store_session_free(&c->row);
+	free(c);
+}
+
+void
+sup_claim(struct sup *s, const char *id, bool take, sup_claim_fn done, void *arg)
+{
+	struct sess *x = sup__find(s, id);
+	if (!sup__cluster(s) || (x != NULL && x->leased && !x->releasing)) {
+		done(arg, 0, NULL, NULL, "");
+		return;
 	}
-	if (!x->leased) {
-		unsigned k = 0;
-		/* Sure until the claim's time plus most of the lease (the claim was sent just now). */
-		x->claim_at = t0;
-		x->claim_until = t0 + s->cfg.lease_ttl_ms - s->cfg.lease_ttl_ms / 10;
-		x->lease_seen = s->lease_gen;
-		lease_gained(x, l.token, &k);
+	if (x != NULL && x->deleted) {
+		done(arg, WG_ENOTFOUND, NULL, NULL, "");
+		return;
 	}
-	return 0;
+	struct claim_call *c = wg_calloc(1, sizeof(*c));
+	c->call.run = claim_run;
+	c->call.done = claim_done;
+	c->s = s;
+	snprintf(c->id, sizeof(c->id), "%s", id);
+	c->take = take;
+	c->done = done;
+	c->arg = arg;
+	sup_call(s, &c->call);
 }
 
 void

@@ -804,6 +804,24 @@ test_store_off_the_loop(void **state)
 	assert_int_equal(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(other);
 
+	/* /health/deep's attempts are read on the reader too; the page is written when they are back. */
+	struct store_attempt at;
+	memset(&at, 0, sizeof(at));
+	snprintf(at.session_id, sizeof(at.session_id), "%s", id);
+	at.at = (int64_t)wg_wall_ms() - 1000;
+	snprintf(at.trigger, sizeof(at.trigger), "monitor:down");
+	snprintf(at.action, sizeof(at.action), "reconnect");
+	snprintf(at.result, sizeof(at.result), "failed");
+	assert_int_equal(store_add_attempt(f->st, &at), 0);
+	r = call(f, EVHTTP_REQ_GET, "/health/deep", KEY, NULL);
+	assert_int_equal(r->status, 200);
+	json_t *ss = json_object_get(r->json, "sessions");
+	assert_int_equal(json_array_size(ss), 1);
+	json_t *att = json_object_get(json_array_get(ss, 0), "recentRecoveryAttempts");
+	assert_int_equal(json_array_size(att), 1);
+	assert_string_equal(str(json_array_get(att, 0), "trigger"), "monitor:down");
+	resp_free(r);
+
 	/* Every endpoint that reads or writes the store, through the reader. */
 	r = call(f, EVHTTP_REQ_POST, "/sessions", KEY, "{\"sessionName\":\"second\"}");
 	assert_int_equal(r->status, 201);
