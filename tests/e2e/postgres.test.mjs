@@ -3,7 +3,7 @@
 // inserts and switches, and the database restarted under wagate.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { startMock, waitFor, sleep } from '../interop/lib/mock.mjs';
 import { WAGATE_BIN } from '../interop/lib/wagate.mjs';
 import { startServe, waitSession } from './serve.mjs';
@@ -109,6 +109,35 @@ test('a row the app inserts with credentials connects; is_active switched off cl
   assert.equal(s.isActive, false);
   // Noticed by the watch (WAGATE_WATCH_INTERVAL, 1 s), not at a later pass of the monitor.
   assert.ok(took < 8000, `connected ${took} ms after the insert`);
+});
+
+test('a row the app holds locked delays the API\'s change to it, never the server', async () => {
+  const cuid = 'ckx9pgapptable0001abcdefg';
+  // The app changes the row in a transaction of its own that takes 0.8 s (a row lock, as any UPDATE takes).
+  const locker = spawn('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', pg.url], {
+    stdio: ['pipe', 'ignore', 'inherit'],
+    env: { ...process.env, PGAPPNAME: 'app-locker' },
+  });
+  const exited = new Promise((resolve) => locker.on('exit', resolve));
+  locker.stdin.end(`BEGIN; SELECT 1 FROM whatsapp_sessions WHERE id = '${cuid}' FOR UPDATE; SELECT pg_sleep(0.8); COMMIT;`);
+  await waitFor('the app to hold the lock', () => pg.psql(
+    "SELECT 1 FROM pg_stat_activity WHERE application_name = 'app-locker' AND query LIKE '%pg_sleep%' AND state = 'active'").length > 0);
+  const t0 = Date.now();
+  let patchMs = null;
+  const patch = serve.api('PATCH', `/sessions/${cuid}`, { body: { autoConnect: true } }).then((r) => {
+    patchMs = Date.now() - t0;
+    return r;
+  });
+  // The change waits for the lock on the reader's thread; the loop answers meanwhile.
+  const h = await serve.api('GET', '/health', { key: null });
+  const healthMs = Date.now() - t0;
+  assert.equal(h.status, 200);
+  assert.equal(patchMs, null, `the change answered before /health (${patchMs} ms)`);
+  const p = await patch;
+  assert.equal(p.status, 200, JSON.stringify(p.body));
+  assert.equal(p.body.autoConnect, true);
+  assert.ok(healthMs < patchMs, `/health after ${healthMs} ms, the change after ${patchMs} ms`);
+  assert.equal(await exited, 0);
 });
 
 test('PostgreSQL restarted: sessions stay connected, /health says error meanwhile, nothing is lost', async () => {
