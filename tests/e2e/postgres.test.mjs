@@ -140,22 +140,37 @@ test('a row the app holds locked delays the API\'s change to it, never the serve
   assert.equal(await exited, 0);
 });
 
-test('PostgreSQL restarted: sessions stay connected, /health says error meanwhile, nothing is lost', async () => {
+test('PostgreSQL restarted under load: sessions stay connected, /health says error meanwhile, nothing is lost', async () => {
   const cuid = 'ckx9pgapptable0001abcdefg';
   const jid = '15550007001:1@s.whatsapp.net';
   const other = 'ckx9pgappother0003abcdefg';
   const otherJid = '15550007003:1@s.whatsapp.net';
   appInsert(other, 'u-app-3', '15550007003');
+  // Forty more sessions of the app's, all connected, with messages flowing through the outage.
+  const many = [];
+  for (let i = 0; i < 40; i++) {
+    const id = `ckx9pgappload${String(i).padStart(4, '0')}abcdefgh`;
+    appInsert(id, `u-load-${i}`, String(15550008000 + i));
+    many.push(id);
+  }
+  const total = 2 + many.length;
+  await waitFor('every session to connect', async () => {
+    const h = await serve.api('GET', '/health', { key: null });
+    return h.body.sessions?.connected === total ? h.body : null;
+  }, { timeoutMs: 60000 });
   await waitSession(serve, other, 'the third session to connect', (b) => b.connectionStatus === 'connected');
   const kept = await waitFor('the mock login', () => mockConn(jid));
   const dropped = await waitFor('the mock login', () => mockConn(otherJid));
+  const outageFrom = Date.now();
   pg.stop();
   const down = await waitFor('/health to say error', async () => {
     const h = await serve.api('GET', '/health', { key: null });
     return h.body.status === 'error' ? h.body : null;
   }, { timeoutMs: 20000 });
-  // The database is what is wrong: WhatsApp still counts two connected sessions.
-  assert.equal(down.sessions.connected, 2, JSON.stringify(down));
+  // The database is what is wrong: WhatsApp still counts every session connected.
+  assert.equal(down.sessions.connected, total, JSON.stringify(down));
+  // Messages arrive meanwhile (their last_message_at waits in memory for the database).
+  for (let i = 0; i < 3; i++) assert.equal((await mock.post('/connections/all/message', {})).status, 200);
   // WhatsApp does not notice: the same connection, still logged in.
   await sleep(1500);
   assert.equal((await mockConn(jid))?.id, kept.id);
@@ -177,6 +192,15 @@ test('PostgreSQL restarted: sessions stay connected, /health says error meanwhil
   }, { timeoutMs: 15000 });
   const hist = pg.psql(`SELECT status FROM whatsapp_session_status_history WHERE session_id = '${other}' ORDER BY changed_at, id`);
   assert.ok(hist.map((r) => r[0]).includes('disconnected'), JSON.stringify(hist));
+  // Every other session stayed connected throughout, and the messages of the outage reached the rows.
+  await waitFor('the load\'s rows to converge', () => {
+    const rows = pg.psql(`SELECT count(*) FROM whatsapp_sessions WHERE id LIKE 'ckx9pgappload%'
+      AND connection_status = 'connected' AND last_message_at IS NOT NULL`);
+    return Number(rows[0][0]) === many.length;
+  }, { timeoutMs: 20000 });
+  const flaps = pg.psql(`SELECT count(*) FROM whatsapp_session_status_history
+    WHERE session_id LIKE 'ckx9pgappload%' AND changed_at::timestamptz >= to_timestamp(${outageFrom / 1000})`);
+  assert.equal(Number(flaps[0][0]), 0, 'a loaded session changed its status after the outage began');
 });
 
 test('the trigger tells wagate at once: a row inserted, and a flag flipped without updated_at, with no polling', async () => {
