@@ -30,6 +30,7 @@ static const struct setting settings[] = {
 	{"WAGATE_START_STAGGER", "--start-stagger", K_DUR, "2s", "time between auto-connects at start"},
 	{"WAGATE_START_RETRIES", "--start-retries", K_DURLIST, "5s,15s,45s", "delays of the retries of a first connection"},
 	{"WAGATE_RECONNECT_BACKOFF", "--reconnect-backoff", K_BACKOFF, "1s,5m", "backoff base and cap while running"},
+	{"WAGATE_STABLE_AFTER", "--stable-after", K_DUR, "60s", "a connection up this long counts as working; one that drops sooner is a failure (flapping)"},
 	{"WAGATE_RECOVERY_INTERVAL", "--recovery-interval", K_DUR, "60s", "how often the recovery monitor runs"},
 	{"WAGATE_STALE_AFTER", "--stale-after", K_DUR, "30m", "silence after which a session is probed"},
 	{"WAGATE_RECOVERY_MAX", "--recovery-max", K_UINT, "3", "failed automatic recoveries per session per window"},
@@ -149,6 +150,10 @@ apply(struct serve_config *c, const struct setting *s, const char *v, char *err,
 			if (ms < 100)
 				return bad(err, errlen, s, v, "must be at least 100ms");
 			c->sup.recovery_interval_ms = ms;
+		} else if (strcmp(name, "WAGATE_STABLE_AFTER") == 0) {
+			if (ms > 3600000)
+				return bad(err, errlen, s, v, "must be at most 1h");
+			c->sup.stable_after_ms = ms;
 		} else if (strcmp(name, "WAGATE_STALE_AFTER") == 0) {
 			if (ms < 1000)
 				return bad(err, errlen, s, v, "must be at least 1s");

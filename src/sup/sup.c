@@ -44,6 +44,7 @@ sup_config_defaults(struct sup_config *c)
 	c->n_start_retries = 3;
 	c->backoff_base_ms = 1000;
 	c->backoff_cap_ms = 5 * 60 * 1000;
+	c->stable_after_ms = 60000;
 	c->recovery_interval_ms = 60000;
 	c->stale_after_ms = 30 * 60 * 1000;
 	c->recovery_max = 3;
@@ -576,7 +577,7 @@ cb_open(void *arg, const char *jid, const char *push_name)
 	if (!x->ever_open && x->start_try == 0)
 		log_info(x->id, "start: connected as %s", jid);
 	x->ever_open = 1;
-	x->failures = 0;
+	/* Not failures = 0: a connection that drops again soon is a failure too (flapping, cb_closed). */
 	x->start_try = 0;
 	x->manual_needed = 0;
 	x->connected_mono = wg_now_ms();
@@ -636,6 +637,14 @@ delay_text(char *buf, size_t len, uint64_t ms)
 }
 
 /* Rule 3: one table of close reasons (docs/supervisor.md). */
+/* Said once when a session starts flapping (its second short connection in a row), then in last_error. */
+static void
+flapping(struct sess *x, const char *what)
+{
+	if (x->failures == 2)
+		log_warn(x->id, "flapping: %s", what);
+}
+
 static void
 cb_closed(void *arg, const struct wa_session_close *why)
 {
@@ -643,6 +652,17 @@ cb_closed(void *arg, const struct wa_session_close *why)
 	struct sup *s = x->sup;
 	x->client = NULL;
 	x->probing = 0;
+	/*
+	 * A connection that worked for stable_after_ms wipes the slate; one that
+	 * dropped sooner was no success: it counts as a failure, so a session that
+	 * logs in and is dropped at once backs off like one that cannot connect
+	 * (flapping), instead of reconnecting as fast as it can.
+	 */
+	int was_open = x->state == SS_CONNECTED, pairing = x->state == SS_PAIRING;
+	uint64_t lasted = was_open ? wg_now_ms() - x->connected_mono : 0;
+	int flapped = was_open && lasted < s->cfg.stable_after_ms;
+	if (was_open && !flapped)
+		x->failures = 0;
 	char err[200];
 	snprintf(err, sizeof(err), "%s (%s %d)", why->text, wa_close_reason_name(why->reason),
 		 why->code);
@@ -695,7 +715,6 @@ cb_closed(void *arg, const struct wa_session_close *why)
 		return;
 	}
 
-	int was_open = x->state == SS_CONNECTED, pairing = x->state == SS_PAIRING;
 	switch (why->reason) {
 	case WA_CLOSE_LOGGED_OUT:
 		snprintf(err, sizeof(err), "logged out (%d): re-authentication needed, pair the device again",
@@ -733,8 +752,22 @@ cb_closed(void *arg, const struct wa_session_close *why)
 			sup__enter(x, SS_STOPPED, "breaker open", err, 0);
 			break;
 		}
-		/* The server asks for a new connection: at once, without counting a failure. */
+		/*
+		 * The server asks for a new connection: at once, without counting a
+		 * failure; but one asked for again right after the last login is
+		 * flapping, and backs off.
+		 */
 		snprintf(x->trigger, sizeof(x->trigger), "close:restart_required");
+		if (flapped && ++x->failures > 1) {
+			char next[sizeof(err) + 160], in[24], up[24];
+			uint64_t d = backoff(s, x->failures - 1);
+			snprintf(next, sizeof(next), "%s; asked again %s after the last login (flapping, %u in a "
+				 "row): reconnecting in %s", err, delay_text(up, sizeof(up), lasted),
+				 x->failures, delay_text(in, sizeof(in), d));
+			flapping(x, next);
+			sup__wait_then_connect(x, d, "restart required", next);
+			break;
+		}
 		sup__wait_then_connect(x, 0, "restart required", err);
 		break;
 	default: /* transient, keepalive_timeout, protocol_error */
@@ -773,10 +806,20 @@ cb_closed(void *arg, const struct wa_session_close *why)
 			break;
 		}
 		/* Rule 3: at once after a working connection drops, then backoff. */
+		snprintf(x->trigger, sizeof(x->trigger), "close:%s", wa_close_reason_name(why->reason));
+		char next[sizeof(err) + 160], in[24], up[24];
+		if (flapped) {
+			/* A failed attempt like one that never opened: the same steps. */
+			uint64_t d = backoff(s, x->failures++);
+			snprintf(next, sizeof(next), "%s; it dropped %s after opening (flapping, failure %u in a "
+				 "row): reconnecting %s%s", err, delay_text(up, sizeof(up), lasted),
+				 x->failures, d ? "in " : "now", d ? delay_text(in, sizeof(in), d) : "");
+			flapping(x, next);
+			sup__wait_then_connect(x, d, "connection lost", next);
+			break;
+		}
 		uint64_t d = was_open ? 0 : backoff(s, x->failures);
 		x->failures++;
-		snprintf(x->trigger, sizeof(x->trigger), "close:%s", wa_close_reason_name(why->reason));
-		char next[sizeof(err) + 64], in[24];
 		if (d == 0)
 			snprintf(next, sizeof(next), "%s; reconnecting now", err);
 		else

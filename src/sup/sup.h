@@ -37,6 +37,7 @@ struct sup_config {
 	uint64_t start_retries_ms[SUP_MAX_START_RETRIES]; /* WAGATE_START_RETRIES, 5s,15s,45s */
 	size_t n_start_retries;
 	uint64_t backoff_base_ms, backoff_cap_ms;    /* WAGATE_RECONNECT_BACKOFF, 1s,5m */
+	uint64_t stable_after_ms;                    /* WAGATE_STABLE_AFTER, 60s: shorter connections are failures */
 	uint64_t recovery_interval_ms;               /* WAGATE_RECOVERY_INTERVAL, 60s */
 	uint64_t stale_after_ms;                     /* WAGATE_STALE_AFTER, 30m */
 	unsigned recovery_max;                       /* WAGATE_RECOVERY_MAX, 3 */

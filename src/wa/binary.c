@@ -214,10 +214,13 @@ read_part(struct dec *s, struct wa_str *out, int depth)
 	return 0;
 }
 
+/* The longest JID text read (and so written as a JID: longer text stays a string). */
+#define JID_TEXT_MAX 1023
+
 static int
 jid_text(struct dec *s, struct wa_str *out, const char *fmt, ...)
 {
-	char tmp[1024];
+	char tmp[JID_TEXT_MAX + 1];
 	va_list ap;
 	va_start(ap, fmt);
 	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
@@ -657,7 +660,11 @@ write_jid(struct enc *e, const char *s, size_t n)
 		return 0;
 	const char *server = at + 1;
 	size_t ulen = (size_t)(at - s), slen = n - ulen - 1;
-	if (slen == 0)
+	/*
+	 * A second '@' makes no JID the decoder reads back (it refuses a JID
+	 * inside a JID's part): such text stays a string.
+	 */
+	if (slen == 0 || memchr(server, '@', slen) != NULL || n > JID_TEXT_MAX)
 		return 0;
 	const char *colon = memchr(s, ':', ulen);
 	uint32_t device = 0;

@@ -21,7 +21,8 @@ test_b64_roundtrip_against_openssl(void **state)
 	uint8_t in[80], out[80 + 3];
 	unsigned char ref[4 * 80 / 3 + 8];
 	for (size_t n = 0; n <= sizeof(in); n++) {
-		assert_int_equal(RAND_bytes(in, (int)n + 1), 1);
+		if (n > 0)
+			assert_int_equal(RAND_bytes(in, (int)n), 1);
 		int rn = EVP_EncodeBlock(ref, in, (int)n);
 		char *enc = wg_b64_encode(in, n);
 		assert_string_equal(enc, (char *)ref);

@@ -184,6 +184,8 @@ setup(void **state)
 	wg_wall_clock_set(vwall, NULL);
 	memset(&fake, 0, sizeof(fake));
 	sup_config_defaults(&f->cfg);
+	/* Most tests drop a connection the instant it opens; the flapping rule has tests of its own. */
+	f->cfg.stable_after_ms = 0;
 	*state = f;
 	return 0;
 }
@@ -1931,6 +1933,93 @@ test_reader_room_under_the_limit(void **state)
 	dead_socket_with_earlier(*state, 2, true);
 }
 
+/* The next open of session a: after at least lo ms (none before), and at most hi ms. */
+static void
+expect_reopen_between(struct fx *f, const char *a, uint64_t lo, uint64_t hi)
+{
+	int before = opens_of(a);
+	if (lo > 0) {
+		advance(f, lo - 1);
+		assert_int_equal(opens_of(a), before);
+	}
+	advance(f, hi - (lo > 0 ? lo - 1 : 0));
+	assert_int_equal(opens_of(a), before + 1);
+}
+
+/*
+ * Flapping: a session that logs in and is dropped again at once backs off
+ * like one that cannot connect (1, 2, 4, 8 s... with equal jitter: between
+ * half and all of each), and says so; a connection that lasted
+ * stable_after_ms is a success: its drop reconnects at once and the count
+ * starts over.
+ */
+static void
+test_flapping_backs_off(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	f->cfg.start_stagger_ms = 0;
+	f->cfg.stable_after_ms = 60000;
+	start(f);
+	bring_up(f, a);
+	/* A minute up, then a drop: back at once. */
+	advance(f, 60000);
+	c_close(client_of(a), WA_CLOSE_TRANSIENT, 428, 0);
+	expect_reopen_between(f, a, 0, 1);
+	bring_up(f, a);
+	/* Dropped again right after each login: the waits grow. */
+	uint64_t d = 1000;
+	for (int i = 0; i < 6; i++, d *= 2) {
+		c_close(client_of(a), WA_CLOSE_TRANSIENT, 428, 0);
+		assert_non_null(strstr(last_error(f, a), "flapping"));
+		expect_reopen_between(f, a, d / 2, d);
+		bring_up(f, a);
+	}
+	/* It stays up a minute: a success. The next drop reconnects at once, and says nothing of flapping. */
+	advance(f, 60000);
+	c_close(client_of(a), WA_CLOSE_TRANSIENT, 428, 0);
+	assert_null(strstr(last_error(f, a), "flapping"));
+	expect_reopen_between(f, a, 0, 1);
+	/* Twenty seconds of logins dropped at once: a handful (at most 0.5 + 1 + 2 + 4 + 8 s apart), not hundreds. */
+	int before = opens_of(a);
+	for (int t = 0; t < 20000; t += 10) {
+		struct sup_client *c = client_of(a);
+		if (c != NULL && !c->alive && !c->gone) {
+			c_open(c);
+			c_close(c, WA_CLOSE_TRANSIENT, 428, 0);
+		}
+		advance(f, 10);
+	}
+	assert_true(opens_of(a) - before <= 6);
+	assert_true(opens_of(a) - before >= 4);
+}
+
+/* A restart asked for after every login (515): the first at once, then backing off. */
+static void
+test_restart_required_every_login_backs_off(void **state)
+{
+	struct fx *f = *state;
+	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
+	f->cfg.start_stagger_ms = 0;
+	f->cfg.stable_after_ms = 60000;
+	start(f);
+	bring_up(f, a);
+	c_close(client_of(a), WA_CLOSE_RESTART_REQUIRED, 515, 0);
+	expect_reopen_between(f, a, 0, 1);
+	bring_up(f, a);
+	uint64_t d = 1000;
+	for (int i = 0; i < 5; i++, d *= 2) {
+		c_close(client_of(a), WA_CLOSE_RESTART_REQUIRED, 515, 0);
+		assert_non_null(strstr(last_error(f, a), "flapping"));
+		expect_reopen_between(f, a, d / 2, d);
+		bring_up(f, a);
+	}
+	/* After a minute up, the server's restart is honoured at once again. */
+	advance(f, 60000);
+	c_close(client_of(a), WA_CLOSE_RESTART_REQUIRED, 515, 0);
+	expect_reopen_between(f, a, 0, 1);
+}
+
 /* ---- the listing order, from memory ---- */
 
 struct listed {
@@ -2264,6 +2353,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_listing_order_from_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_batch_adapts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_thread, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flapping_backs_off, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_required_every_login_backs_off, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader_reads_earlier_recoveries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader_room_under_the_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_startup_retries, setup, teardown),
