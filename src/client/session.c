@@ -531,7 +531,8 @@ handle_pair_success(struct wa_session *s, const struct wa_node *iq, const struct
 	evtimer_del(s->t_qr);
 	arm(s->t_step, s->o.login_timeout_ms);
 	s->restart_pending = 1;
-	log_info(s->id, "paired as %s", jid);
+	char masked[WG_MASKED_MAX];
+	log_info(s->id, "paired as %s", wg_mask_phone(masked, jid));
 	if (s->ev.on_creds)
 		s->ev.on_creds(s, &s->creds, s->arg);
 	if (s->ev.on_paired)

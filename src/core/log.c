@@ -208,3 +208,44 @@ wg_log_blocking(void)
 	out.len = out.cap = 0;
 	out.pending = NULL;
 }
+
+/* ITU-T E.164 country codes of two digits; 1 and 7 have one; the rest have three (as web/src/core/format.ts). */
+static size_t
+country_code_len(const char *d)
+{
+	static const char two[][3] = {"20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41",
+				      "43", "44", "45", "46", "47", "48", "49", "51", "52", "53", "54",
+				      "55", "56", "57", "58", "60", "61", "62", "63", "64", "65", "66",
+				      "81", "82", "84", "86", "90", "91", "92", "93", "94", "95", "98"};
+	if (d[0] == '1' || d[0] == '7')
+		return 1;
+	for (size_t i = 0; i < sizeof(two) / sizeof(two[0]); i++)
+		if (d[0] == two[i][0] && d[1] == two[i][1])
+			return 2;
+	return 3;
+}
+
+const char *
+wg_mask_phone(char buf[WG_MASKED_MAX], const char *s)
+{
+	/* The user part of a JID ("user:device@server"), digits only. */
+	char d[24];
+	size_t n = 0;
+	for (; s != NULL && *s && *s != ':' && *s != '@'; s++) {
+		if (*s >= '0' && *s <= '9') {
+			if (n == sizeof(d) - 1) {
+				n = 0; /* no phone number is this long */
+				break;
+			}
+			d[n++] = *s;
+		}
+	}
+	d[n] = '\0';
+	if (n < 7) {
+		snprintf(buf, WG_MASKED_MAX, "****");
+		return buf;
+	}
+	size_t cc = country_code_len(d);
+	snprintf(buf, WG_MASKED_MAX, "+%.*s **** %s", (int)cc, d, d + n - 4);
+	return buf;
+}

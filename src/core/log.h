@@ -23,6 +23,14 @@ void wg_log(enum wg_log_level lvl, const char *who, const char *fmt, ...)
  * is. wg_log_blocking() undoes it and writes what waits (at exit).
  */
 #define WG_LOG_BUFFER (1u << 20)
+
+/*
+ * A phone number or a JID as the log may show it, masked as the dashboard
+ * masks it: "15551234567:2@s.whatsapp.net" -> "+1 **** 4567", anything with
+ * fewer than 7 digits -> "****". Phone numbers never appear whole in the log.
+ */
+#define WG_MASKED_MAX 24
+const char *wg_mask_phone(char buf[WG_MASKED_MAX], const char *phone_or_jid);
 void wg_log_nonblocking(void (*pending)(void *arg), void *arg);
 /* Writes what waits; 1 while some still waits, 0 when nothing does. */
 int wg_log_flush(void);

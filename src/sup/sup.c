@@ -551,7 +551,8 @@ static void
 cb_paired(void *arg, const char *jid)
 {
 	struct sess *x = arg;
-	log_info(x->id, "paired as %s", jid);
+	char masked[WG_MASKED_MAX];
+	log_info(x->id, "paired as %s", wg_mask_phone(masked, jid));
 	sup__enter(x, SS_CONNECTING, "paired; logging in", "", 0);
 	schedule(x->sup);
 }
@@ -572,10 +573,11 @@ cb_open(void *arg, const char *jid, const char *push_name)
 {
 	struct sess *x = arg;
 	struct sup *s = x->sup;
+	char masked[WG_MASKED_MAX];
 	(void)push_name;
 	start_resolved(s, x, 0);
 	if (!x->ever_open && x->start_try == 0)
-		log_info(x->id, "start: connected as %s", jid);
+		log_info(x->id, "start: connected as %s", wg_mask_phone(masked, jid));
 	x->ever_open = 1;
 	/* Not failures = 0: a connection that drops again soon is a failure too (flapping, cb_closed). */
 	x->start_try = 0;

@@ -125,12 +125,32 @@ test_file_left_alone(void **state)
 	unlink(path);
 }
 
+/* Phone numbers and JIDs in the log, masked as the dashboard masks them (web/src/core/format.ts). */
+static void
+test_mask_phone(void **state)
+{
+	(void)state;
+	char b[WG_MASKED_MAX];
+	assert_string_equal(wg_mask_phone(b, "27821231234"), "+27 **** 1234");
+	assert_string_equal(wg_mask_phone(b, "15551234567"), "+1 **** 4567");
+	assert_string_equal(wg_mask_phone(b, "353871234567"), "+353 **** 4567");
+	assert_string_equal(wg_mask_phone(b, "5511900001455:1@s.whatsapp.net"), "+55 **** 1455");
+	assert_string_equal(wg_mask_phone(b, "79161234567@s.whatsapp.net"), "+7 **** 4567");
+	assert_string_equal(wg_mask_phone(b, "123456"), "****");
+	assert_string_equal(wg_mask_phone(b, ""), "****");
+	assert_string_equal(wg_mask_phone(b, NULL), "****");
+	assert_string_equal(wg_mask_phone(b, "12345678901234567890123456789"), "****");
+	/* Whatever it is given, the whole number never comes out. */
+	assert_null(strstr(wg_mask_phone(b, "5511900001455@lid"), "5511900001455"));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_slow_reader_never_blocks),
 	    cmocka_unit_test(test_file_left_alone),
+	    cmocka_unit_test(test_mask_phone),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
