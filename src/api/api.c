@@ -8,6 +8,7 @@
 #include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <netinet/in.h>
 #include <sys/queue.h>
 #include <openssl/crypto.h>
@@ -616,6 +617,54 @@ on_request(struct evhttp_request *req, void *arg)
 	}
 }
 
+/* ---- accepting ---- */
+
+/*
+ * Out of descriptors (EMFILE, ENFILE, ENOBUFS): the listening socket stays
+ * readable, and libevent would call accept() again at once, in a busy loop
+ * that logs a line each time. Accepting pauses instead, for a second, and the
+ * failures are said at most once a minute, with how many there were.
+ */
+#define ACCEPT_PAUSE_MS 1000
+#define ACCEPT_LOG_EVERY_MS 60000
+
+static void
+on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct api *a = arg;
+	(void)fd;
+	(void)what;
+	evconnlistener_enable(a->listener);
+}
+
+/* The listener's own argument is evhttp's: each API is found by its listener (one per process, a few in tests). */
+static struct api *accepting;
+
+static void
+on_accept_error(struct evconnlistener *lis, void *arg)
+{
+	(void)arg;
+	int e = EVUTIL_SOCKET_ERROR();
+	struct api *a = accepting;
+	while (a != NULL && a->listener != lis)
+		a = a->next_api;
+	if (a == NULL)
+		return;
+	evconnlistener_disable(lis);
+	struct timeval tv = {ACCEPT_PAUSE_MS / 1000, (ACCEPT_PAUSE_MS % 1000) * 1000};
+	evtimer_add(a->accept_resume, &tv);
+	a->accept_failures++;
+	uint64_t now = wg_now_ms();
+	if (a->accept_logged_at == 0 || now - a->accept_logged_at >= ACCEPT_LOG_EVERY_MS) {
+		log_warn("api", "cannot accept connections: %s (%llu time(s) since the last line); pausing "
+				"%d ms each time: too many open descriptors (see the descriptor limit at start)",
+			 evutil_socket_error_to_string(e), (unsigned long long)a->accept_failures,
+			 ACCEPT_PAUSE_MS);
+		a->accept_logged_at = now;
+		a->accept_failures = 0;
+	}
+}
+
 /* ---- lifetime ---- */
 
 static size_t
@@ -698,6 +747,11 @@ api_start(struct event_base *base, const struct api_opts *o, struct store *st, s
 		api_free(a);
 		return WG_EIO;
 	}
+	a->listener = evhttp_bound_socket_get_listener(bs);
+	a->accept_resume = evtimer_new(base, on_accept_resume, a);
+	evconnlistener_set_error_cb(a->listener, on_accept_error);
+	a->next_api = accepting;
+	accepting = a;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl) == 0)
@@ -729,6 +783,13 @@ api_free(struct api *a)
 		sup_remove_observer(a->sup, a);
 	api__listings_free(a); /* before evhttp_free: they point at its connections */
 	api__forwards_free(a);
+	for (struct api **p = &accepting; *p != NULL; p = &(*p)->next_api)
+		if (*p == a) {
+			*p = a->next_api;
+			break;
+		}
+	if (a->accept_resume)
+		event_free(a->accept_resume);
 	if (a->http)
 		evhttp_free(a->http);
 	api__pending_detach_all(a);

@@ -57,6 +57,12 @@ struct api {
 	struct wg_map seen_map;
 	struct evdns_base *dns;
 	struct api_forward *forwards; /* actions passed on to the node holding the session */
+	/* Accepting (api.c): paused for a while when out of descriptors, said once a minute. */
+	struct evconnlistener *listener;
+	struct event *accept_resume;
+	uint64_t accept_logged_at;
+	unsigned long long accept_failures;
+	struct api *next_api; /* the APIs of this process, by listener */
 };
 
 /* Answers with body (consumed; NULL for no body) and status; adds the JSON headers. */

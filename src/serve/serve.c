@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -166,10 +167,43 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	sup_shutdown(s->sup, on_stopped, s);
 }
 
+/*
+ * Each WhatsApp session is a socket, and Debian's default soft limit is 1,024
+ * descriptors: raised to the hard limit at start, and said, with how many
+ * sessions that leaves room for (the rest goes to the database, the API's
+ * clients, the log).
+ */
+#define FD_HEADROOM 128
+
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	rlim_t was = rl.rlim_cur;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			rl.rlim_cur = was;
+	}
+	unsigned long long n = (unsigned long long)rl.rlim_cur;
+	unsigned long long fit = n > FD_HEADROOM ? n - FD_HEADROOM : 0;
+	if (rl.rlim_cur == RLIM_INFINITY)
+		log_info("serve", "descriptors: no limit");
+	else if (rl.rlim_cur != was)
+		log_info("serve", "descriptors: %llu (raised from %llu): room for about %llu sessions", n,
+			 (unsigned long long)was, fit);
+	else
+		log_info("serve", "descriptors: %llu: room for about %llu sessions (raise the hard limit, "
+				  "e.g. LimitNOFILE= under systemd, for more)", n, fit);
+}
+
 int
 serve_run(const struct serve_config *c)
 {
 	struct server s = {0};
+	raise_fd_limit();
 	if (open_store(c, &s.st) != 0)
 		return 1;
 	uint8_t hash[32];

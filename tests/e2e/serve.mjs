@@ -40,7 +40,7 @@ export function request(port, method, path, { body, key = API_KEY, headers = {},
 }
 
 /** Starts wagate serve (on sqlite:dbFile, or the database URL given); resolves once /health answers. */
-export async function startServe({ dbFile, database, mock, env = {}, apiKey = API_KEY } = {}) {
+export async function startServe({ dbFile, database, mock, env = {}, apiKey = API_KEY, wrap = null } = {}) {
   const port = await freePort();
   const fullEnv = {
     ...process.env,
@@ -58,7 +58,10 @@ export async function startServe({ dbFile, database, mock, env = {}, apiKey = AP
   };
   if (apiKey) fullEnv.WAGATE_API_KEY = apiKey;
   else delete fullEnv.WAGATE_API_KEY;
-  const child = spawn(WAGATE_BIN, ['serve'], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  // wrap: a command that runs serve in its own process (e.g. prlimit, which execs it: same pid).
+  const child = wrap
+    ? spawn(wrap[0], [...wrap.slice(1), WAGATE_BIN, 'serve'], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(WAGATE_BIN, ['serve'], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   track(child);
   let stdout = '';
   let stderr = '';

@@ -1,0 +1,65 @@
+// Floods of the HTTP API: serve out of descriptors pauses accepting instead of spinning.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { startMock, waitFor, sleep } from '../interop/lib/mock.mjs';
+import { startServe } from './serve.mjs';
+
+let mock;
+let dir;
+
+before(async () => {
+  mock = await startMock({ acceptAnyLogin: true });
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wagate-flood-'));
+});
+
+after(async () => {
+  await mock?.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** utime + stime of a process, in ms (10 ms ticks). */
+function cpuMs(pid) {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[11]) + Number(rest[12])) * 10;
+}
+
+test('out of descriptors, the API pauses accepting and says so once, instead of spinning', async () => {
+  // 64 descriptors in all, hard and soft: serve cannot raise them, and 80 clients take what is left.
+  const serve = await startServe({ dbFile: path.join(dir, 'db'), mock, wrap: ['prlimit', '--nofile=64:64', '--'] });
+  try {
+    assert.match(serve.stderr(), /descriptors: 64/);
+    const socks = [];
+    for (let i = 0; i < 80; i++) {
+      const s = net.connect(serve.port, '127.0.0.1');
+      s.on('error', () => {});
+      socks.push(s);
+    }
+    await waitFor('serve to run out of descriptors', () => /cannot accept connections/.test(serve.stderr()), { timeoutMs: 10000 });
+    const cpu0 = cpuMs(serve.child.pid);
+    await sleep(3000);
+    const cpu = cpuMs(serve.child.pid) - cpu0;
+    // A busy loop would take about the whole 3 s of a core; paused, it waits.
+    assert.ok(cpu < 600, `serve used ${cpu} ms of CPU in 3 s while out of descriptors`);
+    const lines = serve.stderr().split('\n');
+    assert.ok(lines.filter((l) => /cannot accept connections/.test(l)).length <= 2, 'said more than once');
+    assert.equal(lines.filter((l) => /Error from accept/.test(l)).length, 0);
+    // The clients go: the API answers again.
+    for (const s of socks) s.destroy();
+    const h = await waitFor('/health to answer again', async () => {
+      try {
+        const r = await serve.api('GET', '/health', { key: null, timeoutMs: 2000 });
+        return r.status === 200 ? r : null;
+      } catch {
+        return null;
+      }
+    }, { timeoutMs: 10000 });
+    assert.equal(h.body.status, 'ok');
+  } finally {
+    await serve.stop();
+  }
+});
