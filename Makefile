@@ -4,7 +4,7 @@ CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all wagate deps test-deps test unit e2e interop run demo sanitize clean fuzz format bench bench-smoke
+.PHONY: all wagate deps test-deps test unit e2e interop run demo sanitize clean fuzz fuzz-run format bench bench-smoke
 
 all: wagate
 
@@ -73,6 +73,17 @@ demo: wagate
 fuzz:
 	@CC=clang cmake -S . -B build-fuzz -DWAGATE_FUZZ=ON >/dev/null
 	@cmake --build build-fuzz -j $(JOBS)
+
+# Runs every target for FUZZ_SECONDS (600) each, one after another; new inputs go to build-fuzz/corpus/,
+# the committed seeds stay as they are. Stops at the first finding (its input is in the working directory).
+FUZZ_SECONDS ?= 600
+fuzz-run: SHELL := /bin/bash
+fuzz-run: fuzz
+	@for t in build-fuzz/fuzz_*; do n=$${t#build-fuzz/fuzz_}; mkdir -p build-fuzz/corpus/$$n; \
+		echo "fuzz: $$n for $(FUZZ_SECONDS) s"; \
+		$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build-fuzz/corpus/$$n fuzz/corpus/$$n 2>&1 | \
+			grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY)" ; \
+		test $${PIPESTATUS[0]} -eq 0 || exit 1; done
 
 format:
 	@clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c' 'fuzz/*.c')
