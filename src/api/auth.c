@@ -6,9 +6,11 @@
  * reach. Tokens live only in this table, in memory: a restart signs everyone
  * out, and nothing on disk can be stolen to sign in. The table keeps the
  * tokens' SHA-256, not the tokens, and compares digests in constant time,
- * like the key. Failed logins are limited per process (AUTH_FAIL_MAX a
- * minute), a brake on guessing through the one page anyone can reach; the
- * key itself must still be long, since x-api-key requests are not limited.
+ * like the key. Failed logins are limited per source address (AUTH_FAIL_MAX
+ * a minute), a brake on guessing through the one page anyone can reach that
+ * locks out the guesser, not everyone; the key itself must still be long,
+ * since x-api-key requests are not limited. Behind a reverse proxy the proxy
+ * is the source (a forwarded-for header is the client's to forge).
  *
  * CSRF: a cookie rides along with cross-site requests, a header does not.
  * State-changing requests signed in by cookie must carry X-Wagate-Csrf: 1 (a
@@ -31,6 +33,7 @@
 #include "core/clock.h"
 #include "core/enc.h"
 #include "core/log.h"
+#include "core/map.h"
 #include "core/mem.h"
 
 #define AUTH_COOKIE "wagate_session"
@@ -38,9 +41,11 @@
 #define AUTH_TTL_S 43200 /* 12 h: the cookie's Max-Age and the token's life */
 /* Signed-in browsers at once; past this the token closest to expiry is dropped. */
 #define AUTH_MAX_TOKENS 1024
-/* Failed logins per process: at most AUTH_FAIL_MAX in any AUTH_FAIL_WINDOW_MS. */
+/* Failed logins per source address: at most AUTH_FAIL_MAX in any AUTH_FAIL_WINDOW_MS. */
 #define AUTH_FAIL_MAX 10
 #define AUTH_FAIL_WINDOW_MS 60000
+/* Sources remembered; past this the oldest remembered is forgotten. */
+#define AUTH_SOURCES 1024
 #define AUTH_KEY_MAX 1024 /* longest apiKey a login may carry */
 
 struct auth_token {
@@ -48,10 +53,19 @@ struct auth_token {
 	uint64_t expires;   /* monotonic ms; 0: free slot */
 };
 
-struct api_auth {
-	struct auth_token tokens[AUTH_MAX_TOKENS];
+/* A source address's failed logins. */
+struct fail_source {
+	char addr[64];
 	uint64_t fails[AUTH_FAIL_MAX]; /* when the last failed logins were, a ring */
 	size_t fail_next;              /* the oldest of them, overwritten next */
+	bool used;
+};
+
+struct api_auth {
+	struct auth_token tokens[AUTH_MAX_TOKENS];
+	struct fail_source src[AUTH_SOURCES]; /* reused in turn, the oldest first */
+	size_t src_next;
+	struct wg_map by_addr; /* addr -> its fail_source */
 };
 
 static bool
@@ -65,6 +79,7 @@ void
 api__auth_init(struct api *a)
 {
 	a->auth = wg_calloc(1, sizeof(*a->auth));
+	wg_map_init(&a->auth->by_addr);
 }
 
 void
@@ -72,6 +87,7 @@ api__auth_free(struct api *a)
 {
 	if (a->auth == NULL)
 		return;
+	wg_map_free(&a->auth->by_addr);
 	wg_wipe(a->auth, sizeof(*a->auth));
 	free(a->auth);
 	a->auth = NULL;
@@ -196,22 +212,54 @@ set_cookie(struct api *a, struct evhttp_request *req, const char *value, int max
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie", c);
 }
 
-/* Seconds until a failed login is allowed again, 0 when it is now. */
-static unsigned
-fail_wait_s(const struct api_auth *t)
+/* The request's source address, as the socket says ("" when unknown). */
+static const char *
+source_addr(struct evhttp_request *req)
 {
-	uint64_t oldest = t->fails[t->fail_next], now = wg_now_ms();
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+	if (evcon != NULL)
+		evhttp_connection_get_peer(evcon, &addr, &port);
+	return addr ? addr : "";
+}
+
+/* What is remembered of addr's failures: NULL when nothing (and create is false). */
+static struct fail_source *
+source_of(struct api_auth *t, const char *addr, bool create)
+{
+	struct fail_source *f = wg_map_get(&t->by_addr, addr);
+	if (f != NULL || !create)
+		return f;
+	f = &t->src[t->src_next];
+	t->src_next = (t->src_next + 1) % AUTH_SOURCES;
+	if (f->used)
+		wg_map_del(&t->by_addr, f->addr);
+	memset(f, 0, sizeof(*f));
+	snprintf(f->addr, sizeof(f->addr), "%s", addr);
+	f->used = true;
+	wg_map_put(&t->by_addr, f->addr, f);
+	return f;
+}
+
+/* Seconds until a failed login from f is allowed again, 0 when it is now. */
+static unsigned
+fail_wait_s(const struct fail_source *f)
+{
+	if (f == NULL)
+		return 0;
+	uint64_t oldest = f->fails[f->fail_next], now = wg_now_ms();
 	if (oldest == 0 || now - oldest >= AUTH_FAIL_WINDOW_MS)
 		return 0;
 	return (unsigned)((oldest + AUTH_FAIL_WINDOW_MS - now + 999) / 1000);
 }
 
 static void
-fail_note(struct api_auth *t)
+fail_note(struct fail_source *f)
 {
 	uint64_t now = wg_now_ms();
-	t->fails[t->fail_next] = now ? now : 1;
-	t->fail_next = (t->fail_next + 1) % AUTH_FAIL_MAX;
+	f->fails[f->fail_next] = now ? now : 1;
+	f->fail_next = (f->fail_next + 1) % AUTH_FAIL_MAX;
 }
 
 /* A free slot, or the one closest to expiry when all are taken (that browser signs in again). */
@@ -236,10 +284,12 @@ api__auth_login(struct api *a, struct evhttp_request *req)
 	static const char *const fields[] = {"apiKey", NULL};
 	struct api_auth *t = a->auth;
 	/*
-	 * Checked before the key: once the limit is reached nobody, not even the
-	 * right key, gets an answer about a key until the window has passed.
+	 * Checked before the key: once a source reached the limit, it gets no
+	 * answer about a key, not even the right one, until the window has
+	 * passed. Other sources sign in as usual.
 	 */
-	unsigned wait = fail_wait_s(t);
+	const char *addr = source_addr(req);
+	unsigned wait = fail_wait_s(source_of(t, addr, false));
 	if (wait > 0) {
 		char s[16];
 		snprintf(s, sizeof(s), "%u", wait);
@@ -259,8 +309,8 @@ api__auth_login(struct api *a, struct evhttp_request *req)
 		goto out;
 	}
 	if (!key_ok(a, json_string_value(k), klen)) {
-		fail_note(t);
-		log_warn("api", "sign-in with a wrong API key");
+		fail_note(source_of(t, addr, true));
+		log_warn("api", "sign-in with a wrong API key from %s", addr[0] ? addr : "an unknown address");
 		api__error(req, 401, "invalid API key");
 		goto out;
 	}

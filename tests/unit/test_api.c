@@ -1731,6 +1731,18 @@ test_login_rate_limit(void **state)
 	assert_error(r, 429, "too many failed sign-ins");
 	assert_string_equal(r->retry, "50");
 	resp_free(r);
+	/* Another address is not locked out: the guesser is, not everyone. */
+	r = calloc(1, sizeof(*r));
+	r->conn = evhttp_connection_base_new(f->base, NULL, "127.0.0.1", (uint16_t)f->port);
+	evhttp_connection_set_local_address(r->conn, "127.0.0.2");
+	struct evhttp_request *req = evhttp_request_new(on_resp, r);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Host", "127.0.0.1");
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+	evbuffer_add_printf(evhttp_request_get_output_buffer(req), "{\"apiKey\":\"%s\"}", KEY);
+	assert_int_equal(evhttp_make_request(r->conn, req, EVHTTP_REQ_POST, "/auth/login"), 0);
+	wait_for(f, r);
+	assert_int_equal(r->status, 204);
+	resp_free(r);
 	/* x-api-key is not limited. */
 	r = call(f, EVHTTP_REQ_GET, "/sessions", KEY, NULL);
 	assert_int_equal(r->status, 200);
