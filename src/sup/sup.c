@@ -734,7 +734,7 @@ cb_closed(void *arg, const struct wa_session_close *why)
 		s->breaker = 1;
 		log_error("supervisor", "WhatsApp says this client is outdated (405): every automatic "
 					"reconnect is stopped until the server is updated");
-		sup__enter(x, SS_STOPPED, "client outdated", "client version outdated (405): update wagate", 0);
+		sup__enter(x, SS_STOPPED, "client outdated", SUP_BREAKER_ERR, 0);
 		break;
 	case WA_CLOSE_TEMP_BANNED: {
 		int64_t now = (int64_t)wg_wall_ms();
@@ -751,7 +751,9 @@ cb_closed(void *arg, const struct wa_session_close *why)
 		break;
 	case WA_CLOSE_RESTART_REQUIRED:
 		if (s->breaker) {
-			sup__enter(x, SS_STOPPED, "breaker open", err, 0);
+			char stopped[sizeof(err) + sizeof(SUP_BREAKER_ERR) + 4];
+			snprintf(stopped, sizeof(stopped), "%s; %s", err, SUP_BREAKER_ERR);
+			sup__enter(x, SS_STOPPED, "breaker open", stopped, 0);
 			break;
 		}
 		/*
@@ -774,7 +776,9 @@ cb_closed(void *arg, const struct wa_session_close *why)
 		break;
 	default: /* transient, keepalive_timeout, protocol_error */
 		if (s->breaker) {
-			sup__enter(x, SS_STOPPED, "breaker open", err, 0);
+			char stopped[sizeof(err) + sizeof(SUP_BREAKER_ERR) + 4];
+			snprintf(stopped, sizeof(stopped), "%s; %s", err, SUP_BREAKER_ERR);
+			sup__enter(x, SS_STOPPED, "breaker open", stopped, 0);
 			break;
 		}
 		if (pairing) {
@@ -886,7 +890,7 @@ run_due(struct sup *s, uint64_t now)
 			continue;
 		}
 		if (s->breaker) {
-			sup__enter(x, SS_STOPPED, "breaker open", "client version outdated (405): update wagate", 0);
+			sup__enter(x, SS_STOPPED, "breaker open", SUP_BREAKER_ERR, 0);
 			continue;
 		}
 		sup__connect_now(x, x->trigger[0] ? x->trigger : "start");

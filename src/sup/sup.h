@@ -27,6 +27,10 @@
  * restart knows not to take the session back: only a person does that.
  */
 #define SUP_REPLACED_ERR "replaced (440): another client took over this session"
+/* What every session kept from reconnecting by the breaker says in last_error. */
+#define SUP_BREAKER_ERR                                                                            \
+	"automatic reconnects are stopped: WhatsApp said this client is outdated (405); update "   \
+	"wagate and restart it"
 /* last_error of a paired session that is not a primary, after a start: it waits for a person. */
 #define SUP_NOT_PRIMARY_ERR                                                                        \
 	"not connected at start: only a session named \"primary\" connects by itself; "           \

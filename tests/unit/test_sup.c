@@ -703,6 +703,10 @@ test_client_outdated_breaker(void **state)
 	sup_health(f->sup, &h);
 	assert_true(h.breaker_open);
 	assert_string_equal(h.status, "degraded");
+	/* Both say why nothing reconnects, where the app and the dashboard look. */
+	assert_non_null(strstr(last_error(f, a), "automatic reconnects are stopped"));
+	assert_non_null(strstr(last_error(f, b), "automatic reconnects are stopped"));
+	assert_non_null(strstr(last_error(f, b), "428"));
 }
 
 /* ---- Rule 4 ---- */
