@@ -3,6 +3,7 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/resource.h>
@@ -203,6 +204,17 @@ int
 serve_run(const struct serve_config *c)
 {
 	struct server s = {0};
+	/*
+	 * A SIGINT or SIGTERM before the loop's handlers exist would end the
+	 * process with nothing closed: they wait, blocked, until the handlers
+	 * are there (and the threads started meanwhile keep them blocked, so
+	 * they reach the loop's thread); then the shutdown is the usual one.
+	 */
+	sigset_t stop_signals;
+	sigemptyset(&stop_signals);
+	sigaddset(&stop_signals, SIGINT);
+	sigaddset(&stop_signals, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 	raise_fd_limit();
 	if (open_store(c, &s.st) != 0)
 		return 1;
@@ -284,6 +296,7 @@ serve_run(const struct serve_config *c)
 	struct event *sterm = evsignal_new(s.base, SIGTERM, on_signal, &s);
 	evsignal_add(sint, NULL);
 	evsignal_add(sterm, NULL);
+	pthread_sigmask(SIG_UNBLOCK, &stop_signals, NULL); /* one sent meanwhile arrives now */
 	event_base_dispatch(s.base);
 	event_free(sint);
 	event_free(sterm);

@@ -1,4 +1,5 @@
-// Floods of the HTTP API: serve out of descriptors pauses accepting instead of spinning.
+// Hardening: serve out of descriptors pauses accepting instead of spinning; a stop signal sent while it
+// starts is a graceful stop.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -6,6 +7,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startMock, waitFor, sleep } from '../interop/lib/mock.mjs';
+import { spawn } from 'node:child_process';
+import { WAGATE_BIN } from '../interop/lib/wagate.mjs';
 import { startServe } from './serve.mjs';
 
 let mock;
@@ -61,5 +64,30 @@ test('out of descriptors, the API pauses accepting and says so once, instead of 
     assert.equal(h.body.status, 'ok');
   } finally {
     await serve.stop();
+  }
+});
+
+test('SIGTERM in the first moments of start stops serve gracefully, not by the signal', async () => {
+  for (let i = 0; i < 3; i++) {
+    const db = path.join(dir, `sig-${i}.db`);
+    const child = spawn(WAGATE_BIN, ['serve'], {
+      env: { ...process.env, WAGATE_DATABASE: `sqlite:${db}`, WAGATE_LISTEN: '127.0.0.1:0', WAGATE_API_KEY: 'e2e-signal-key-0123456789' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    let sent = false;
+    const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    child.stderr.on('data', (d) => {
+      err += d;
+      // Its first line: the database and the API are not even open yet.
+      if (!sent && /descriptors/.test(err)) {
+        sent = true;
+        child.kill('SIGTERM');
+      }
+    });
+    const e = await exited;
+    assert.ok(sent, err);
+    assert.deepEqual(e, { code: 0, signal: null }, err);
+    assert.match(err, /stopped/);
   }
 });
