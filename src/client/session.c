@@ -27,6 +27,14 @@
 #include "wa/qr.h"
 
 #define WA_DEFAULT_URL "wss://web.whatsapp.com/ws/chat"
+
+/*
+ * What a server may send before the handshake is done: its ServerHello (a few
+ * hundred bytes with the certificate chain). A hostile server could otherwise
+ * make each session buffer 16 MiB before proving anything.
+ */
+#define WA_HANDSHAKE_MAX (64 * 1024)
+
 /* Pre-keys: upload a batch when the server holds fewer than the minimum. */
 #define PREKEY_MIN 5
 #define PREKEY_BATCH 30
@@ -946,6 +954,9 @@ finish_handshake(struct wa_session *s, const uint8_t *p, size_t len)
 		sess_fail(s, WA_CLOSE_PROTOCOL_ERROR, 400, text, 1);
 		return;
 	}
+	/* The server proved who it is: frames from WhatsApp may be as large as the 3-byte length allows. */
+	wa_frame_reader_set_max(&s->rd, WA_FRAME_HARD_MAX);
+	ws_set_max_message(s->ws, WA_FRAME_HARD_MAX + 3);
 	sess_enter(s, paired ? SS_LOGIN : SS_PAIRING, paired ? "login sent" : "registration sent");
 	arm_keepalive(s);
 }
@@ -1102,7 +1113,8 @@ static int
 conn_start(struct wa_session *s)
 {
 	static const struct ws_callbacks cbs = {on_ws_open, on_ws_message, on_ws_close};
-	wa_frame_reader_init(&s->rd, WA_FRAME_CLIENT, 0);
+	/* Until the server has shown its certificate, it may send only what a handshake needs. */
+	wa_frame_reader_init(&s->rd, WA_FRAME_CLIENT, WA_HANDSHAKE_MAX);
 	s->noise = wa_noise_new(WA_NOISE_CLIENT, s->o.dict);
 	struct ws_client_opts wo = {
 		.url = s->url,
@@ -1110,8 +1122,8 @@ conn_start(struct wa_session *s)
 		.ssl_ctx = s->o.ssl_ctx,
 		.dns = s->o.dns,
 		.connect_timeout_ms = s->o.connect_timeout_ms,
-		/* Frames from WhatsApp may be as large as the 3-byte length allows. */
-		.limits = {.max_message = WA_FRAME_HARD_MAX + 3},
+		/* A handshake's worth first; as large as the 3-byte length allows once it is done. */
+		.limits = {.max_message = WA_HANDSHAKE_MAX + 64},
 	};
 	int r = s->noise ? ws_client_connect(s->base, &wo, &cbs, s, &s->ws) : WG_EINVAL;
 	/* A login's steps are bulk cryptography: they wait for a turn with nothing else to do. */

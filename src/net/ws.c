@@ -1109,6 +1109,16 @@ ws_set_background(struct ws_conn *c, bool background)
 }
 
 void
+ws_set_max_message(struct ws_conn *c, size_t max_message)
+{
+	if (c == NULL || max_message == 0)
+		return;
+	c->lim.max_message = max_message;
+	if (c->ws != NULL)
+		wslay_event_config_set_max_recv_msg_length(c->ws, max_message);
+}
+
+void
 ws_pause_reading(struct ws_conn *c, bool paused)
 {
 	if (!c || c->state == WS_CLOSED || c->state == WS_LINGER || c->paused == paused)

@@ -138,6 +138,11 @@ void ws_pause_reading(struct ws_conn *c, bool paused);
  * many log in. Ignored on a base without the priorities.
  */
 void ws_set_background(struct ws_conn *c, bool background);
+/*
+ * Changes the largest incoming message from now on (a client lets a server
+ * send large messages only once it has shown who it is). 0 keeps it.
+ */
+void ws_set_max_message(struct ws_conn *c, size_t max_message);
 
 /*
  * An event base with three priorities (ws_set_background uses the lowest)

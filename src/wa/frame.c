@@ -25,6 +25,14 @@ wa_frame_reader_init(struct wa_frame_reader *r, enum wa_frame_role role, size_t 
 }
 
 void
+wa_frame_reader_set_max(struct wa_frame_reader *r, size_t max_frame)
+{
+	if (max_frame == 0)
+		max_frame = WA_FRAME_DEFAULT_MAX;
+	r->max = max_frame > WA_FRAME_HARD_MAX ? WA_FRAME_HARD_MAX : max_frame;
+}
+
+void
 wa_frame_reader_free(struct wa_frame_reader *r)
 {
 	wg_buf_free(&r->partial);

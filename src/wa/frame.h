@@ -64,6 +64,8 @@ struct wa_frame_reader {
  * WA_FRAME_HARD_MAX is clamped to it.
  */
 void wa_frame_reader_init(struct wa_frame_reader *r, enum wa_frame_role role, size_t max_frame);
+/* Changes the largest accepted payload for the frames still to come (0: the default). */
+void wa_frame_reader_set_max(struct wa_frame_reader *r, size_t max_frame);
 
 /* Frees buffered bytes (wiped: they may be plaintext handshake data). */
 void wa_frame_reader_free(struct wa_frame_reader *r);

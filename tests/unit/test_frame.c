@@ -224,6 +224,28 @@ test_server_routing_prefix(void **state)
 	wg_buf_free(&pre);
 }
 
+/* A client's reader takes a handshake's worth until it is told the peer is known, then full frames. */
+static void
+test_reader_max_raised(void **state)
+{
+	(void)state;
+	struct wa_frame_reader r;
+	const uint8_t *p;
+	size_t plen;
+	const uint8_t big[] = {0x01, 0x00, 0x00}; /* announces 65,536 bytes */
+	wa_frame_reader_init(&r, WA_FRAME_CLIENT, 65535);
+	int rc = wa_frame_feed(&r, big, sizeof(big));
+	if (rc == 0)
+		rc = wa_frame_next(&r, &p, &plen);
+	assert_int_equal(rc, WG_ELIMIT);
+	wa_frame_reader_free(&r);
+	wa_frame_reader_init(&r, WA_FRAME_CLIENT, 65535);
+	wa_frame_reader_set_max(&r, WA_FRAME_HARD_MAX);
+	assert_int_equal(wa_frame_feed(&r, big, sizeof(big)), 0);
+	assert_int_equal(wa_frame_next(&r, &p, &plen), 0); /* waiting for the payload */
+	wa_frame_reader_free(&r);
+}
+
 static int
 server_feed_all(const uint8_t *data, size_t len, size_t max)
 {
@@ -322,6 +344,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_write_header),
+	    cmocka_unit_test(test_reader_max_raised),
 	    cmocka_unit_test(test_split_byte_by_byte),
 	    cmocka_unit_test(test_several_frames_one_message),
 	    cmocka_unit_test(test_server_intro),

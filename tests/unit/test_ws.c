@@ -838,6 +838,27 @@ test_oversized(void **state)
 	srv_stop(&sv);
 }
 
+/* The limit changed on an open connection holds from then on (a client raises it after the handshake). */
+static void
+test_max_message_raised(void **state)
+{
+	struct srv sv;
+	struct peer cl;
+	struct ws_limits lim = {.max_message = 1024};
+	uint8_t msg[2048];
+	srv_start(&sv);
+	ws_server_set_limits(sv.s, &lim);
+	assert_int_equal(client_start(&cl, "ws", sv.port, "/ws/chat", NULL, NULL), 0);
+	RUN_UNTIL(cl.opened && sv.n == 1, 2000);
+	ws_set_max_message(sv.peers[0].c, sizeof(msg));
+	memset(msg, 'z', sizeof(msg));
+	assert_int_equal(ws_send(cl.c, msg, sizeof(msg)), 0);
+	RUN_UNTIL(sv.peers[0].nmsg == 1, 2000);
+	assert_false(sv.peers[0].closed);
+	client_finish(&cl);
+	srv_stop(&sv);
+}
+
 static void
 test_close_inside_callbacks(void **state)
 {
@@ -1285,6 +1306,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pause_reading, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_oversized, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_max_message_raised, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_close_inside_callbacks, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_close_timeout, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_send_limit, setup, teardown),
