@@ -11,8 +11,12 @@ int
 wa_qr_format(const char *ref, const uint8_t noise_pub[32], const uint8_t identity_pub[32],
 	     const uint8_t adv_secret[32], const char *client_type, char *out, size_t outlen)
 {
-	/* A ref is opaque server text; a comma would break the format. */
-	if (ref[0] == '\0' || strchr(ref, ',') != NULL || strlen(ref) >= sizeof(((struct wa_qr *)0)->ref))
+	/*
+	 * A ref is opaque server text; a comma would break the format, and one
+	 * that starts like the prefix would read back without it.
+	 */
+	if (ref[0] == '\0' || strchr(ref, ',') != NULL || strlen(ref) >= sizeof(((struct wa_qr *)0)->ref) ||
+	    strncmp(ref, WA_QR_PREFIX, strlen(WA_QR_PREFIX)) == 0)
 		return WG_EINVAL;
 	char *n = wg_b64_encode(noise_pub, 32), *i = wg_b64_encode(identity_pub, 32),
 	     *a = wg_b64_encode(adv_secret, 32);
@@ -67,7 +71,9 @@ wa_qr_parse(const char *s, struct wa_qr *out)
 	if (nf != 4 && nf != 5)
 		return WG_EINVAL;
 	memset(out, 0, sizeof(*out));
-	if (flen[0] == 0 || flen[0] >= sizeof(out->ref))
+	/* The prefix once, not twice: a ref is a server's token, never the link itself. */
+	if (flen[0] == 0 || flen[0] >= sizeof(out->ref) ||
+	    strncmp(f[0], WA_QR_PREFIX, plen) == 0)
 		return WG_EINVAL;
 	memcpy(out->ref, f[0], flen[0]);
 	if (key_field(f[1], flen[1], out->noise_pub) || key_field(f[2], flen[2], out->identity_pub) ||
