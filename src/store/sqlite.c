@@ -26,6 +26,7 @@
 
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/log.h"
 #include "core/mem.h"
 #include "store/schema.h"
 #include "store/store.h"
@@ -380,6 +381,32 @@ sq_connect(const char *path, sqlite3 **out, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * The database holds credentials: an existing file (and its -wal and -shm)
+ * that others may read is made 0600, with a warning; one we cannot change
+ * stops the start. By path (chmod), never by a descriptor: see below.
+ */
+static int
+sq_private(const char *path, char *err, size_t errlen)
+{
+	static const char *const suffix[] = {"", "-wal", "-shm"};
+	for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+		char p[4096];
+		struct stat sb;
+		snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
+		if (stat(p, &sb) != 0 || !S_ISREG(sb.st_mode) || (sb.st_mode & 0077) == 0)
+			continue;
+		if (chmod(p, 0600) != 0) {
+			snprintf(err, errlen, "%s can be read by others (mode %03o) and cannot be made private: %s",
+				 p, (unsigned)(sb.st_mode & 0777), strerror(errno));
+			return WG_EIO;
+		}
+		log_warn("store", "%s could be read by others (mode %03o): it holds credentials, made 0600", p,
+			 (unsigned)(sb.st_mode & 0777));
+	}
+	return 0;
+}
+
 /* Creates the file with mode 0600 first: SQLite would make it 0644, and its -wal and -shm copy the mode. */
 static int
 sq_create_file(const char *path, char *err, size_t errlen)
@@ -397,7 +424,7 @@ sq_create_file(const char *path, char *err, size_t errlen)
 	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		if (errno == EEXIST)
-			return 0;
+			return sq_private(path, err, errlen);
 		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
 		return WG_EIO;
 	}

@@ -255,6 +255,18 @@ test_open_and_migrate(void **state)
 	                 9);
 	assert_int_equal(raw_int(fx->path, "PRAGMA journal_mode"), 0); /* text "wal" reads as 0 */
 	assert_int_equal(raw(fx->path, "SELECT 1 FROM whatsapp_sessions LIMIT 0"), SQLITE_OK);
+
+	/* A file someone made readable by others (and its WAL) is made private again at the next open. */
+	store_close(fx->st);
+	fx->st = NULL;
+	assert_int_equal(chmod(fx->path, 0644), 0);
+	if (stat(wal, &sb) == 0)
+		assert_int_equal(chmod(wal, 0644), 0);
+	assert_int_equal(store_open(fx->url, &fx->st, err, sizeof(err)), 0);
+	assert_int_equal(stat(fx->path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	if (stat(wal, &sb) == 0)
+		assert_int_equal(sb.st_mode & 077, 0);
 }
 
 static void
