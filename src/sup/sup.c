@@ -1309,9 +1309,13 @@ sup_reconnect(struct sup *s, const char *id, void (*done)(void *arg, int ok, con
 		schedule(s);
 		return 0; /* one attempt serves every request made while it runs */
 	}
-	/* A person asked: the limit and the breaker's hold on this session are lifted, and the window starts afresh. */
+	/*
+	 * A person asked: the limit and the breaker's hold on this session are
+	 * lifted, and the window and the backoff (a flapping one too) start afresh.
+	 */
 	x->manual_needed = 0;
 	x->start_try = 0;
+	x->failures = 0;
 	x->nrecov = 0;
 	x->recov_loaded = 1;
 	sup__record(x, "manual", "reconnect", "started", NULL);

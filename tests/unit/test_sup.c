@@ -1996,6 +1996,18 @@ test_flapping_backs_off(void **state)
 	}
 	assert_true(opens_of(a) - before <= 6);
 	assert_true(opens_of(a) - before >= 4);
+	/* A person reconnects it: the backoff starts over, so its next drop is retried at once. */
+	struct sup_client *c = client_of(a);
+	if (c != NULL && !c->alive && !c->gone) {
+		c_open(c);
+		c_close(c, WA_CLOSE_TRANSIENT, 428, 0);
+	}
+	int done = 0;
+	assert_int_equal(sup_reconnect(f->sup, a, reconnect_done_count, &done), 0);
+	advance(f, 1);
+	bring_up(f, a);
+	c_close(client_of(a), WA_CLOSE_TRANSIENT, 428, 0);
+	expect_reopen_between(f, a, 0, 1);
 }
 
 /* A restart asked for after every login (515): the first at once, then backing off. */
