@@ -20,8 +20,11 @@ concat(uint8_t pfx, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen
 	uint8_t *m = wg_malloc(*len);
 	m[0] = 0x06;
 	m[1] = pfx;
-	memcpy(m + 2, a, alen);
-	memcpy(m + 2 + alen, b, blen);
+	/* An empty protobuf field has no data pointer: memcpy must not see it (found by fuzz_adv). */
+	if (alen)
+		memcpy(m + 2, a, alen);
+	if (blen)
+		memcpy(m + 2 + alen, b, blen);
 	if (clen)
 		memcpy(m + 2 + alen + blen, c, clen);
 	return m;
