@@ -19,9 +19,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <openssl/evp.h>
 
-#include "core/enc.h"
 #include "core/log.h"
 #include "net/ws.h"
 
@@ -77,26 +75,15 @@ placeholder(const uint8_t *p, const uint8_t *end)
 	return NULL;
 }
 
-/* The Sec-WebSocket-Accept for the key in the client's request, or "" (RFC 6455 §4.2.2). */
+/* The Sec-WebSocket-Accept for the key in the client's request (ws_accept_value), or "". */
 static void
-accept_for(const char *req, char out[64])
+accept_for(const char *req, char out[32])
 {
 	out[0] = '\0';
 	const char *k = strstr(req, "Sec-WebSocket-Key: ");
-	if (k == NULL)
-		return;
-	k += 19;
-	const char *e = strstr(k, "\r\n");
-	if (e == NULL || e - k > 40)
-		return;
-	char cat[128];
-	snprintf(cat, sizeof(cat), "%.*s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", (int)(e - k), k);
-	unsigned char d[20];
-	unsigned len = 0;
-	EVP_Digest(cat, strlen(cat), d, &len, EVP_sha1(), NULL);
-	char *b = wg_b64_encode(d, 20);
-	snprintf(out, 64, "%s", b);
-	free(b);
+	const char *e = k ? strstr(k + 19, "\r\n") : NULL;
+	if (e == NULL || ws_accept_value(k + 19, (size_t)(e - k - 19), out) != 0)
+		out[0] = '\0';
 }
 
 int
@@ -131,7 +118,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			req[rlen] = '\0';
 			if (strstr(req, "\r\n\r\n") == NULL && rlen < sizeof(req) - 1)
 				continue;
-			char acc[64];
+			char acc[32];
 			accept_for(req, acc);
 			/* The answer: the input, with each "@ACCEPT@" made the right value. */
 			const uint8_t *p = data, *end = data + size;

@@ -198,8 +198,7 @@ ws_timer_disarm(struct ws_conn *c)
 	evtimer_del(c->timer);
 }
 
-/* base64(SHA-1(key || GUID)), RFC 6455 section 4.2.2. */
-static int
+int
 ws_accept_value(const char *key, size_t keylen, char out[32])
 {
 	uint8_t md[EVP_MAX_MD_SIZE];

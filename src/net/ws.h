@@ -144,6 +144,9 @@ void ws_set_background(struct ws_conn *c, bool background);
  */
 void ws_set_max_message(struct ws_conn *c, size_t max_message);
 
+/* The Sec-WebSocket-Accept for a Sec-WebSocket-Key: base64(SHA-1(key || GUID)), RFC 6455 §4.2.2. 0 or WG_EIO. */
+int ws_accept_value(const char *key, size_t keylen, char out[32]);
+
 /*
  * An event base with three priorities (ws_set_background uses the lowest)
  * and a check for other events after every WS_BACKGROUND_BURST background

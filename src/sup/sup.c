@@ -1218,9 +1218,13 @@ sup_shutdown(struct sup *s, void (*done)(void *arg), void *arg)
 	schedule(s);
 }
 
-/* Memory takes a session's row (a session created or changed through the API, read off the loop). */
-static struct sess *
-take_row(struct sup *s, const struct store_session *row)
+/*
+ * Memory takes a session's row (one created or changed through the API, or
+ * read by the monitor or the watch): a session it did not know is added with
+ * the row's status; credentials memory has not written yet stay newer.
+ */
+struct sess *
+sup__take_row(struct sup *s, const struct store_session *row)
 {
 	struct sess *x = sup__find(s, row->id);
 	if (x == NULL) {
@@ -1248,7 +1252,7 @@ load_row(struct sup *s, const char *id, struct sess **out)
 	int r = store_get(s->st, id, &row);
 	if (r)
 		return r;
-	*out = take_row(s, &row);
+	*out = sup__take_row(s, &row);
 	store_session_free(&row);
 	return 0;
 }
@@ -1266,7 +1270,7 @@ sup_learn_row(struct sup *s, const struct store_session *row)
 	struct sess *x = sup__find(s, row->id);
 	if (x != NULL && x->deleted)
 		return; /* going: a row read before the delete brings nothing back */
-	take_row(s, row);
+	sup__take_row(s, row);
 }
 
 /* The session in memory, or its row read on the loop when memory has not seen it yet. */
@@ -1394,7 +1398,7 @@ sup_session_changed(struct sup *s, const struct store_session *row)
 	struct sess *x = sup__find(s, row->id);
 	if (x != NULL && x->deleted)
 		return;
-	x = take_row(s, row);
+	x = sup__take_row(s, row);
 	sup__user_changed(x);
 	schedule(s);
 }

@@ -299,6 +299,9 @@ void sup__ucols_free(struct sess *x);
 size_t sup__order_slice(struct sup *s, struct sup_cursor *at, struct sess **out, size_t max,
 			int *more);
 
+/* sup.c: memory takes a row read from the store (a session it did not know is added). */
+struct sess *sup__take_row(struct sup *s, const struct store_session *row);
+
 /* sup_monitor.c */
 /* Each returns when it is next due (UINT64_MAX while its read is out: its end wakes the supervisor). */
 uint64_t sup__monitor_step(struct sup *s, uint64_t now);

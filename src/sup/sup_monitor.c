@@ -241,23 +241,8 @@ learn_row(struct sup *s, const struct store_session *row, bool *fresh, bool *for
 	*fresh = x == NULL;
 	*foreign = x != NULL && sup__row_foreign(x, row);
 	bool before[4] = {x && x->is_active, x && x->auto_connect, x && x->has_auth, x && x->primary};
-	if (x == NULL) {
-		/* A row the web app inserted: known from now on, under the same rules. */
-		x = sup__add(s, row->id);
-		snprintf(x->status, sizeof(x->status), "%s", row->connection_status);
-		x->last_error = row->last_error ? wg_strdup(row->last_error) : NULL;
-		x->last_connected_at = row->last_connected_at;
-		x->last_message_at = row->last_message_at;
-	}
-	if (x->auth_newer) {
-		/* Our own credentials are not in the row yet: memory knows better. */
-		int had = x->has_auth;
-		sup__apply_row(x, row);
-		x->has_auth = had;
-		sup__recount(x);
-	} else {
-		sup__apply_row(x, row);
-	}
+	/* A row the web app inserted is known from now on, under the same rules. */
+	x = sup__take_row(s, row);
 	*flags = before[0] != x->is_active || before[1] != x->auto_connect ||
 		 before[2] != x->has_auth || before[3] != x->primary;
 	if (sup__cluster(s) && !x->leased && x->primary && x->is_active && x->auto_connect &&
@@ -268,7 +253,7 @@ learn_row(struct sup *s, const struct store_session *row, bool *fresh, bool *for
 
 /* A monitor page's row: learnt, then the monitor's rules. */
 static void
-take_row(struct sup *s, const struct store_session *row, int64_t now_wall)
+monitor_row(struct sup *s, const struct store_session *row, int64_t now_wall)
 {
 	bool fresh, foreign, flags;
 	struct sess *x = learn_row(s, row, &fresh, &foreign, &flags);
@@ -654,7 +639,7 @@ monitor_page_done(struct sup *s, struct page_call *p)
 	}
 	int64_t now_wall = (int64_t)wg_wall_ms();
 	for (size_t i = 0; i < p->n; i++)
-		take_row(s, &p->rows[i], now_wall);
+		monitor_row(s, &p->rows[i], now_wall);
 	if (p->have_cursor) {
 		/* Past the last row scanned, a skipped one included: a page of bad rows cannot stall it. */
 		free(s->pass_after);
