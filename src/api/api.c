@@ -31,13 +31,7 @@
 
 #define API_DEFAULT_MAX_BODY (64 * 1024)
 #define API_DEFAULT_MAX_HEADERS (8 * 1024)
-/*
- * evhttp's own limits sit at twice ours. Between the two we answer with a JSON
- * 413 or 431; beyond, evhttp refuses the request itself (an HTML 413 for a
- * body, 400 for headers: libevent 2.1 knows no 431), so memory stays bounded.
- */
-#define API_HARD_FACTOR 2
-/* Idle and stalled connections are dropped after this; longer than the reconnect wait (20 s). */
+/* Idle connections and writes that make no progress are dropped after this. */
 #define API_TIMEOUT_S 30
 /* Longest path we route: "/sessions/" + a 36-character id, each character percent-encoded, + "/reconnect". */
 #define API_MAX_PATH 160
@@ -79,67 +73,41 @@ api__reason(int status)
 	}
 }
 
-static const char *
-method_name(enum evhttp_cmd_type m)
-{
-	switch (m) {
-	case EVHTTP_REQ_GET:
-		return "GET";
-	case EVHTTP_REQ_POST:
-		return "POST";
-	case EVHTTP_REQ_HEAD:
-		return "HEAD";
-	case EVHTTP_REQ_PUT:
-		return "PUT";
-	case EVHTTP_REQ_DELETE:
-		return "DELETE";
-	case EVHTTP_REQ_OPTIONS:
-		return "OPTIONS";
-	case EVHTTP_REQ_TRACE:
-		return "TRACE";
-	case EVHTTP_REQ_CONNECT:
-		return "CONNECT";
-	case EVHTTP_REQ_PATCH:
-		return "PATCH";
-	}
-	return "?";
-}
-
 /* One line per answer: method, path and status only (never bodies, queries or headers). */
 void
-api__log_answer(struct evhttp_request *req, int status)
+api__log_answer(struct httpd_req *req, int status)
 {
-	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+	const struct evhttp_uri *u = httpd_uri(req);
 	const char *path = u ? evhttp_uri_get_path(u) : NULL;
 	if (status >= 500)
-		log_warn("api", "%s %.64s -> %d", method_name(evhttp_request_get_command(req)),
+		log_warn("api", "%s %.64s -> %d", httpd_method_name(httpd_method(req)),
 		         path ? path : "?", status);
 	else
-		log_debug("api", "%s %.64s -> %d", method_name(evhttp_request_get_command(req)),
+		log_debug("api", "%s %.64s -> %d", httpd_method_name(httpd_method(req)),
 		          path ? path : "?", status);
 }
 
 void
-api__reply_raw(struct evhttp_request *req, int status, const char *content_type, const void *data,
+api__reply_raw(struct httpd_req *req, int status, const char *content_type, const void *data,
                size_t len)
 {
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	struct evkeyvalq *h = httpd_out_headers(req);
 	/* Answers hold QR codes and session state: nothing here may be cached by a proxy. */
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	api__log_answer(req, status);
 	if (content_type == NULL) {
-		evhttp_send_reply(req, status, api__reason(status), NULL);
+		httpd_reply(req, status, api__reason(status), NULL);
 		return;
 	}
 	evhttp_add_header(h, "Content-Type", content_type);
 	struct evbuffer *out = evbuffer_new();
 	evbuffer_add(out, data, len);
-	evhttp_send_reply(req, status, api__reason(status), out);
+	httpd_reply(req, status, api__reason(status), out);
 	evbuffer_free(out);
 }
 
 void
-api__reply(struct evhttp_request *req, int status, json_t *body)
+api__reply(struct httpd_req *req, int status, json_t *body)
 {
 	if (body == NULL) {
 		api__reply_raw(req, status, NULL, NULL, 0);
@@ -157,13 +125,13 @@ api__reply(struct evhttp_request *req, int status, json_t *body)
 }
 
 void
-api__error(struct evhttp_request *req, int status, const char *msg)
+api__error(struct httpd_req *req, int status, const char *msg)
 {
 	api__reply(req, status, json_pack("{s:s}", "error", msg));
 }
 
 void
-api__errorf(struct evhttp_request *req, int status, const char *fmt, ...)
+api__errorf(struct httpd_req *req, int status, const char *fmt, ...)
 {
 	char msg[256];
 	va_list ap;
@@ -176,9 +144,9 @@ api__errorf(struct evhttp_request *req, int status, const char *fmt, ...)
 /* ---- request bodies ---- */
 
 json_t *
-api__read_body(struct evhttp_request *req)
+api__read_body(struct httpd_req *req)
 {
-	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	struct evbuffer *in = httpd_body(req);
 	size_t len = evbuffer_get_length(in);
 	if (len == 0)
 		return json_object();
@@ -200,7 +168,7 @@ api__read_body(struct evhttp_request *req)
 }
 
 bool
-api__known_fields(struct evhttp_request *req, json_t *body, const char *const *names)
+api__known_fields(struct httpd_req *req, json_t *body, const char *const *names)
 {
 	const char *key;
 	json_t *v;
@@ -267,30 +235,30 @@ enum route {
 
 struct route_info {
 	bool auth;
-	int methods; /* evhttp_cmd_type bits */
+	int methods; /* enum httpd_method bits */
 	const char *allow;
 };
 
 static const struct route_info routes[] = {
-    [RT_HEALTH] = {false, EVHTTP_REQ_GET, "GET"},
-    [RT_HEALTH_DEEP] = {true, EVHTTP_REQ_GET, "GET"},
-    [RT_HEALTH_LOOP] = {true, EVHTTP_REQ_GET, "GET"},
-    [RT_CLUSTER] = {true, EVHTTP_REQ_GET, "GET"},
-    [RT_SESSIONS] = {true, EVHTTP_REQ_GET | EVHTTP_REQ_POST, "GET, POST"},
-    [RT_SESSION] = {true, EVHTTP_REQ_GET | EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE,
+    [RT_HEALTH] = {false, HTTPD_GET, "GET"},
+    [RT_HEALTH_DEEP] = {true, HTTPD_GET, "GET"},
+    [RT_HEALTH_LOOP] = {true, HTTPD_GET, "GET"},
+    [RT_CLUSTER] = {true, HTTPD_GET, "GET"},
+    [RT_SESSIONS] = {true, HTTPD_GET | HTTPD_POST, "GET, POST"},
+    [RT_SESSION] = {true, HTTPD_GET | HTTPD_PATCH | HTTPD_DELETE,
                     "GET, PATCH, DELETE"},
-    [RT_QR] = {true, EVHTTP_REQ_GET, "GET"},
-    [RT_RECONNECT] = {true, EVHTTP_REQ_POST, "POST"},
-    [RT_LOGOUT] = {true, EVHTTP_REQ_POST, "POST"},
-    [RT_PAIR] = {true, EVHTTP_REQ_POST, "POST"},
-    [RT_HISTORY] = {true, EVHTTP_REQ_GET, "GET"},
-    [RT_EVENTS] = {true, EVHTTP_REQ_GET, "GET"},
+    [RT_QR] = {true, HTTPD_GET, "GET"},
+    [RT_RECONNECT] = {true, HTTPD_POST, "POST"},
+    [RT_LOGOUT] = {true, HTTPD_POST, "POST"},
+    [RT_PAIR] = {true, HTTPD_POST, "POST"},
+    [RT_HISTORY] = {true, HTTPD_GET, "GET"},
+    [RT_EVENTS] = {true, HTTPD_GET, "GET"},
     /* The sign-in endpoints check what they need themselves. */
-    [RT_AUTH_LOGIN] = {false, EVHTTP_REQ_POST, "POST"},
-    [RT_AUTH_LOGOUT] = {false, EVHTTP_REQ_POST, "POST"},
-    [RT_AUTH_SESSION] = {false, EVHTTP_REQ_GET, "GET"},
+    [RT_AUTH_LOGIN] = {false, HTTPD_POST, "POST"},
+    [RT_AUTH_LOGOUT] = {false, HTTPD_POST, "POST"},
+    [RT_AUTH_SESSION] = {false, HTTPD_GET, "GET"},
     /* The dashboard's files hold no data: public, like a login page must be. */
-    [RT_STATIC] = {false, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD"},
+    [RT_STATIC] = {false, HTTPD_GET | HTTPD_HEAD, "GET, HEAD"},
 };
 
 /* Whether path is prefix itself or below it ("/sessions", "/sessions/..."). */
@@ -374,37 +342,9 @@ parse_path(const char *path, char id[STORE_ID_LEN + 1], bool *bad_id)
 }
 
 
-/* The request line and headers, counted as they came on the wire (near enough). */
-static size_t
-header_bytes(struct evhttp_request *req)
-{
-	const char *uri = evhttp_request_get_uri(req);
-	size_t n = (uri ? strlen(uri) : 0) + 16;
-	struct evkeyval *kv;
-	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next)
-	n += strlen(kv->key) + strlen(kv->value) + 4;
-	return n;
-}
-
-/*
- * Answers go out as soon as they are written: without TCP_NODELAY, the last
- * segment of an answer larger than one segment waits for the client's
- * delayed ACK (40 ms on Linux), which made every listing take 40 ms more.
- */
-static void
-no_delay(struct evhttp_request *req)
-{
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-	evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-	int one = 1;
-	if (fd >= 0)
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
 /* One of the actions on a session this node holds (or a single node): on to its endpoint. */
 static void
-action(struct api *a, struct evhttp_request *req, enum route r, const char *id)
+action(struct api *a, struct httpd_req *req, enum route r, const char *id)
 {
 	switch (r) {
 	case RT_QR:
@@ -442,7 +382,7 @@ holder_known(void *arg, int rc, const char *owner, const char *url, const char *
 {
 	struct holder_wait *w = arg;
 	struct api *a = w->p->api;
-	struct evhttp_request *req = w->p->req;
+	struct httpd_req *req = w->p->req;
 	enum route r = w->r;
 	char id[STORE_ID_LEN + 1];
 	snprintf(id, sizeof(id), "%s", w->id);
@@ -490,7 +430,7 @@ holder_known(void *arg, int rc, const char *owner, const char *url, const char *
 }
 
 static void
-at_holder(struct api *a, struct evhttp_request *req, enum route r, const char *id)
+at_holder(struct api *a, struct httpd_req *req, enum route r, const char *id)
 {
 	struct holder_wait *w = wg_calloc(1, sizeof(*w));
 	w->p = api__pending_new(a, req);
@@ -501,20 +441,10 @@ at_holder(struct api *a, struct evhttp_request *req, enum route r, const char *i
 }
 
 static void
-on_request(struct evhttp_request *req, void *arg)
+on_request(struct httpd_req *req, void *arg)
 {
 	struct api *a = arg;
-	no_delay(req);
-	if (header_bytes(req) > a->max_headers) {
-		api__errorf(req, 431, "request line and headers larger than %zu bytes",
-		            a->max_headers);
-		return;
-	}
-	if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > a->max_body) {
-		api__errorf(req, 413, "request body larger than %zu bytes", a->max_body);
-		return;
-	}
-	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+	const struct evhttp_uri *u = httpd_uri(req);
 	const char *path = u ? evhttp_uri_get_path(u) : NULL;
 	char id[STORE_ID_LEN + 1];
 	bool bad_id = false;
@@ -524,7 +454,7 @@ on_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	const struct route_info *ri = &routes[r];
-	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	enum httpd_method m = httpd_method(req);
 	/* A request from another node is good for the actions it forwards, and nothing else. */
 	if (a->node[0] != '\0' && api__forwarded(req) && r != RT_QR && r != RT_RECONNECT &&
 	    r != RT_LOGOUT && r != RT_PAIR) {
@@ -539,13 +469,13 @@ on_request(struct evhttp_request *req, void *arg)
 		}
 		/* A cookie rides along with cross-site requests; a change needs more (auth.c). */
 		bool changes =
-		    m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD && m != EVHTTP_REQ_OPTIONS;
+		    m != HTTPD_GET && m != HTTPD_HEAD && m != HTTPD_OPTIONS;
 		if (cred == API_CRED_COOKIE && changes && !api__csrf_ok(req))
 			return;
 	}
 	if ((ri->methods & (int)m) == 0) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", ri->allow);
-		api__errorf(req, 405, "method %s not allowed here (allowed: %s)", method_name(m),
+		evhttp_add_header(httpd_out_headers(req), "Allow", ri->allow);
+		api__errorf(req, 405, "method %s not allowed here (allowed: %s)", httpd_method_name(m),
 		            ri->allow);
 		return;
 	}
@@ -576,15 +506,15 @@ on_request(struct evhttp_request *req, void *arg)
 		api__health_loop(a, req);
 		break;
 	case RT_SESSIONS:
-		if (m == EVHTTP_REQ_GET)
+		if (m == HTTPD_GET)
 			api__list(a, req, 0);
 		else
 			api__sessions_create(a, req);
 		break;
 	case RT_SESSION:
-		if (m == EVHTTP_REQ_GET)
+		if (m == HTTPD_GET)
 			api__session_get(a, req, id);
-		else if (m == EVHTTP_REQ_PATCH)
+		else if (m == HTTPD_PATCH)
 			api__session_patch(a, req, id);
 		else
 			api__session_delete(a, req, id);
@@ -617,61 +547,7 @@ on_request(struct evhttp_request *req, void *arg)
 	}
 }
 
-/* ---- accepting ---- */
-
-/*
- * Out of descriptors (EMFILE, ENFILE, ENOBUFS): the listening socket stays
- * readable, and libevent would call accept() again at once, in a busy loop
- * that logs a line each time. Accepting pauses instead, for a second, and the
- * failures are said at most once a minute, with how many there were.
- */
-#define ACCEPT_PAUSE_MS 1000
-#define ACCEPT_LOG_EVERY_MS 60000
-
-static void
-on_accept_resume(evutil_socket_t fd, short what, void *arg)
-{
-	struct api *a = arg;
-	(void)fd;
-	(void)what;
-	evconnlistener_enable(a->listener);
-}
-
-/* The listener's own argument is evhttp's: each API is found by its listener (one per process, a few in tests). */
-static struct api *accepting;
-
-static void
-on_accept_error(struct evconnlistener *lis, void *arg)
-{
-	(void)arg;
-	int e = EVUTIL_SOCKET_ERROR();
-	struct api *a = accepting;
-	while (a != NULL && a->listener != lis)
-		a = a->next_api;
-	if (a == NULL)
-		return;
-	evconnlistener_disable(lis);
-	struct timeval tv = {ACCEPT_PAUSE_MS / 1000, (ACCEPT_PAUSE_MS % 1000) * 1000};
-	evtimer_add(a->accept_resume, &tv);
-	a->accept_failures++;
-	uint64_t now = wg_now_ms();
-	if (a->accept_logged_at == 0 || now - a->accept_logged_at >= ACCEPT_LOG_EVERY_MS) {
-		log_warn("api", "cannot accept connections: %s (%llu time(s) since the last line); pausing "
-				"%d ms each time: too many open descriptors (see the descriptor limit at start)",
-			 evutil_socket_error_to_string(e), (unsigned long long)a->accept_failures,
-			 ACCEPT_PAUSE_MS);
-		a->accept_logged_at = now;
-		a->accept_failures = 0;
-	}
-}
-
 /* ---- lifetime ---- */
-
-static size_t
-times_hard(size_t n)
-{
-	return n > SIZE_MAX / API_HARD_FACTOR ? SIZE_MAX : n * API_HARD_FACTOR;
-}
 
 int
 api_start(struct event_base *base, const struct api_opts *o, struct store *st, struct sup *sup,
@@ -730,33 +606,21 @@ api_start(struct event_base *base, const struct api_opts *o, struct store *st, s
 		free(a);
 		return WG_EINVAL;
 	}
-	a->http = evhttp_new(base);
-	evhttp_set_max_body_size(a->http, (ev_ssize_t)times_hard(a->max_body));
-	evhttp_set_max_headers_size(a->http, (ev_ssize_t)times_hard(a->max_headers));
-	evhttp_set_timeout(a->http, API_TIMEOUT_S);
-	/* Every method reaches the router, so a wrong one gets our JSON 405 rather than evhttp's
-	 * 501. */
-	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-	                                        EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-	                                        EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-	                                        EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-	evhttp_set_gencb(a->http, on_request, a);
-	struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(a->http, host, port);
-	if (bs == NULL) {
-		snprintf(err, errlen, "cannot listen on %.200s for the HTTP API", o->listen);
+	struct httpd_opts ho = {
+	    .max_headers = a->max_headers,
+	    .max_body = a->max_body,
+	    .max_conns = o->max_conns,
+	    .request_ms = o->request_ms,
+	    .idle_ms = API_TIMEOUT_S * 1000,
+	    .on_request = on_request,
+	    .arg = a,
+	};
+	a->http = httpd_new(base, &ho, host, port, err, errlen);
+	if (a->http == NULL) {
 		api_free(a);
 		return WG_EIO;
 	}
-	a->listener = evhttp_bound_socket_get_listener(bs);
-	a->accept_resume = evtimer_new(base, on_accept_resume, a);
-	evconnlistener_set_error_cb(a->listener, on_accept_error);
-	a->next_api = accepting;
-	accepting = a;
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl) == 0)
-		a->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-		                                         : ((struct sockaddr_in *)&ss)->sin_port);
+	a->port = httpd_port(a->http);
 	log_info("api", "listening on %s:%d", host, a->port);
 	*out = a;
 	return 0;
@@ -769,29 +633,27 @@ api_port(const struct api *a)
 }
 
 void
+api_http_stats(const struct api *a, struct httpd_stats *out)
+{
+	httpd_stats(a->http, out);
+}
+
+void
 api_free(struct api *a)
 {
 	if (a == NULL)
 		return;
 	/*
-	 * Freeing evhttp frees its connections and their requests; the close
-	 * callbacks of waiting reconnects run first and forget their requests.
-	 * What is still waiting on the supervisor is then detached from us.
+	 * Freeing the server closes its connections with their requests; the
+	 * close callbacks of waiting requests run first and forget them. What is
+	 * still waiting on the supervisor is then detached from us.
 	 */
 	/* No more events from the supervisor: what they would go to is going away. */
 	if (a->sup && a->ev)
 		sup_remove_observer(a->sup, a);
-	api__listings_free(a); /* before evhttp_free: they point at its connections */
+	api__listings_free(a); /* before httpd_free: they point at its connections */
 	api__forwards_free(a);
-	for (struct api **p = &accepting; *p != NULL; p = &(*p)->next_api)
-		if (*p == a) {
-			*p = a->next_api;
-			break;
-		}
-	if (a->accept_resume)
-		event_free(a->accept_resume);
-	if (a->http)
-		evhttp_free(a->http);
+	httpd_free(a->http);
 	api__pending_detach_all(a);
 	api__events_free(a);
 	api__auth_free(a);

@@ -31,6 +31,8 @@ struct api_opts {
 	uint8_t api_key_sha256[32]; /* when api_key is NULL: the key's SHA-256 (a stored key) */
 	size_t max_body;            /* request body limit, 0: 64 KiB */
 	size_t max_headers;         /* request line and headers limit, 0: 8 KiB */
+	unsigned max_conns;         /* open HTTP connections, 0: 256 */
+	uint32_t request_ms;        /* deadline of a whole request (head and body), 0: 10 s */
 	uint64_t started_mono_ms;   /* wg_now_ms() when the server started, for uptime; 0: now */
 	const char *web_root;       /* the dashboard's files; NULL: "web" beside the executable */
 	int cookie_secure;          /* add Secure to the session cookie (TLS in front) */
@@ -52,6 +54,10 @@ int api_start(struct event_base *base, const struct api_opts *o, struct store *s
 
 /* The bound TCP port. */
 int api_port(const struct api *a);
+
+/* The HTTP server's counters (tests, metrics). */
+struct httpd_stats;
+void api_http_stats(const struct api *a, struct httpd_stats *out);
 
 /* How many GET /events streams are open (tests, metrics). */
 size_t api_event_streams(const struct api *a);

@@ -14,10 +14,9 @@
 #include <jansson.h>
 
 #include "api/api.h"
+#include "net/httpd.h"
 #include "store/store.h"
 
-struct evhttp;
-struct evhttp_request;
 struct sup;
 struct api_pending;
 struct api_events;
@@ -25,7 +24,7 @@ struct api_auth;
 
 struct api {
 	struct event_base *base;
-	struct evhttp *http;
+	struct httpd *http;
 	struct store *st;
 	struct sup *sup;
 	uint8_t key_digest[32]; /* SHA-256 of the API key; the key itself is not kept */
@@ -57,39 +56,33 @@ struct api {
 	struct wg_map seen_map;
 	struct evdns_base *dns;
 	struct api_forward *forwards; /* actions passed on to the node holding the session */
-	/* Accepting (api.c): paused for a while when out of descriptors, said once a minute. */
-	struct evconnlistener *listener;
-	struct event *accept_resume;
-	uint64_t accept_logged_at;
-	unsigned long long accept_failures;
-	struct api *next_api; /* the APIs of this process, by listener */
 };
 
 /* Answers with body (consumed; NULL for no body) and status; adds the JSON headers. */
-void api__reply(struct evhttp_request *req, int status, json_t *body);
+void api__reply(struct httpd_req *req, int status, json_t *body);
 /* Answers {"error": msg}. */
-void api__error(struct evhttp_request *req, int status, const char *msg);
+void api__error(struct httpd_req *req, int status, const char *msg);
 /* Answers {"error": ...} built from a format. */
-void api__errorf(struct evhttp_request *req, int status, const char *fmt, ...)
+void api__errorf(struct httpd_req *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* The reason phrase of a status we answer with. */
 const char *api__reason(int status);
 /* The one log line per answer (method, path, status). */
-void api__log_answer(struct evhttp_request *req, int status);
+void api__log_answer(struct httpd_req *req, int status);
 /* Answers a non-JSON body (the SVG QR code). */
-void api__reply_raw(struct evhttp_request *req, int status, const char *content_type,
+void api__reply_raw(struct httpd_req *req, int status, const char *content_type,
                     const void *data, size_t len);
 
 /*
  * The request body as a JSON object; an empty body reads as {}. On failure the
  * error (400) has been answered and NULL is returned.
  */
-json_t *api__read_body(struct evhttp_request *req);
+json_t *api__read_body(struct httpd_req *req);
 /*
  * Checks that every member of body is one of the NULL-terminated names;
  * answers 400 naming the first unknown field and returns false otherwise.
  */
-bool api__known_fields(struct evhttp_request *req, json_t *body, const char *const *names);
+bool api__known_fields(struct httpd_req *req, json_t *body, const char *const *names);
 
 /* Which fields a session object carries: GET /sessions or GET /health/deep. */
 enum api_sj { API_SJ_FULL, API_SJ_HEALTH };
@@ -113,35 +106,35 @@ json_t *api__time(int64_t ms);
 json_int_t api__uptime(const struct api *a);
 
 /* Endpoint handlers; the router has checked the method, the key and the id shape. */
-void api__health(struct api *a, struct evhttp_request *req);
+void api__health(struct api *a, struct httpd_req *req);
 /* GET /health/loop?since=<Unix ms>: the event loop's longest lateness in the window. */
-void api__health_loop(struct api *a, struct evhttp_request *req);
+void api__health_loop(struct api *a, struct httpd_req *req);
 /* GET /cluster: the nodes, their heartbeats and leases (health.c). */
-void api__cluster(struct api *a, struct evhttp_request *req);
+void api__cluster(struct api *a, struct httpd_req *req);
 
 /* forward.c: several nodes. */
 struct api_forward;
 /* Passes req on to the node owner, at url, and its answer back. */
-void api__forward(struct api *a, struct evhttp_request *req, const char *owner, const char *url);
+void api__forward(struct api *a, struct httpd_req *req, const char *owner, const char *url);
 /* The request came from another node (valid or not: it is never forwarded again). */
-bool api__forwarded(struct evhttp_request *req);
+bool api__forwarded(struct httpd_req *req);
 /* It came from another node that knows the API key: as good as the key. */
-bool api__forward_ok(struct api *a, struct evhttp_request *req);
+bool api__forward_ok(struct api *a, struct httpd_req *req);
 void api__forwards_free(struct api *a);
 /* GET /sessions (deep 0) and GET /health/deep (deep 1): paged, streamed (listing.c). */
-void api__list(struct api *a, struct evhttp_request *req, int deep);
+void api__list(struct api *a, struct httpd_req *req, int deep);
 void api__listings_free(struct api *a);
 extern const char api__breaker_reason[];
-void api__sessions_create(struct api *a, struct evhttp_request *req);
-void api__session_get(struct api *a, struct evhttp_request *req, const char *id);
-void api__session_patch(struct api *a, struct evhttp_request *req, const char *id);
-void api__session_delete(struct api *a, struct evhttp_request *req, const char *id);
-void api__session_qr(struct api *a, struct evhttp_request *req, const char *id);
-void api__session_logout(struct api *a, struct evhttp_request *req, const char *id);
-void api__session_pair(struct api *a, struct evhttp_request *req, const char *id);
-void api__session_reconnect(struct api *a, struct evhttp_request *req, const char *id);
+void api__sessions_create(struct api *a, struct httpd_req *req);
+void api__session_get(struct api *a, struct httpd_req *req, const char *id);
+void api__session_patch(struct api *a, struct httpd_req *req, const char *id);
+void api__session_delete(struct api *a, struct httpd_req *req, const char *id);
+void api__session_qr(struct api *a, struct httpd_req *req, const char *id);
+void api__session_logout(struct api *a, struct httpd_req *req, const char *id);
+void api__session_pair(struct api *a, struct httpd_req *req, const char *id);
+void api__session_reconnect(struct api *a, struct httpd_req *req, const char *id);
 
-void api__history(struct api *a, struct evhttp_request *req, const char *id);
+void api__history(struct api *a, struct httpd_req *req, const char *id);
 
 /* The /health body; *status is its HTTP status. key (if not NULL) gets what a change is judged by. */
 json_t *api__health_json(struct api *a, int *status, char *key, size_t keylen);
@@ -153,23 +146,23 @@ enum api_cred { API_CRED_NONE, API_CRED_KEY, API_CRED_COOKIE };
 void api__auth_init(struct api *a);
 void api__auth_free(struct api *a);
 /* The credential the request carries, checked in constant time. */
-enum api_cred api__credential(struct api *a, struct evhttp_request *req);
+enum api_cred api__credential(struct api *a, struct httpd_req *req);
 /*
  * The CSRF rule for a cookie-authenticated request that changes state: it
  * carries X-Wagate-Csrf: 1 and, when it has an Origin, the Origin's host is
  * the Host. Answers 403 and returns false otherwise.
  */
-bool api__csrf_ok(struct evhttp_request *req);
-void api__auth_login(struct api *a, struct evhttp_request *req);
-void api__auth_logout(struct api *a, struct evhttp_request *req);
-void api__auth_session(struct api *a, struct evhttp_request *req);
+bool api__csrf_ok(struct httpd_req *req);
+void api__auth_login(struct api *a, struct httpd_req *req);
+void api__auth_logout(struct api *a, struct httpd_req *req);
+void api__auth_session(struct api *a, struct httpd_req *req);
 
 /* ---- events.c ---- */
 
 int api__events_init(struct api *a, const struct api_opts *o);
-/* After evhttp_free: the streams are gone with their connections. */
+/* After httpd_free: the streams are gone with their connections. */
 void api__events_free(struct api *a);
-void api__events(struct api *a, struct evhttp_request *req);
+void api__events(struct api *a, struct httpd_req *req);
 /* A session row changed outside the supervisor (PATCH): push it like a state change. */
 void api__events_session(struct api *a, const char *id);
 /* A session was deleted. */
@@ -180,7 +173,7 @@ void api__events_deleted(struct api *a, const char *id);
 /* Resolves the web root (NULL: beside the executable); warns if it is missing. */
 void api__static_init(struct api *a, const char *web_root);
 /* GET or HEAD of a path outside the API. */
-void api__static(struct api *a, struct evhttp_request *req, const char *path);
+void api__static(struct api *a, struct httpd_req *req, const char *path);
 
 /* Reconnect requests still waiting when the API stops: detached, answered never. */
 void api__pending_detach_all(struct api *a);
@@ -192,13 +185,13 @@ void api__pending_detach_all(struct api *a);
  */
 struct api_pending {
 	struct api *api;
-	struct evhttp_request *req;
-	struct evhttp_connection *evcon;
+	struct httpd_req *req;
+	struct httpd_conn *evcon;
 	struct api_pending *prev, *next;
 	bool in_call;  /* inside sup_reconnect: done may run before it returns */
 	bool finished; /* done ran */
 };
-struct api_pending *api__pending_new(struct api *a, struct evhttp_request *req);
+struct api_pending *api__pending_new(struct api *a, struct httpd_req *req);
 void api__pending_release(struct api_pending *p);
 
 /*

@@ -134,10 +134,10 @@ token_find(struct api_auth *t, const uint8_t d[32])
  * than one for different paths) and returns the first that is in the table.
  */
 static struct auth_token *
-cookie_token(struct api *a, struct evhttp_request *req)
+cookie_token(struct api *a, struct httpd_req *req)
 {
 	struct evkeyval *h;
-	TAILQ_FOREACH(h, evhttp_request_get_input_headers(req), next)
+	TAILQ_FOREACH(h, httpd_in_headers(req), next)
 	{
 		if (strcasecmp(h->key, "Cookie") != 0)
 			continue;
@@ -167,12 +167,12 @@ cookie_token(struct api *a, struct evhttp_request *req)
 }
 
 enum api_cred
-api__credential(struct api *a, struct evhttp_request *req)
+api__credential(struct api *a, struct httpd_req *req)
 {
 	/* Another node passing a person's request on (forward.c): signed with the shared key. */
 	if (a->node[0] != '\0' && api__forwarded(req))
 		return a->have_fwd_key && api__forward_ok(a, req) ? API_CRED_KEY : API_CRED_NONE;
-	const char *key = evhttp_find_header(evhttp_request_get_input_headers(req), "x-api-key");
+	const char *key = evhttp_find_header(httpd_in_headers(req), "x-api-key");
 	/* A wrong key is a wrong credential, whatever else the request carries. */
 	if (key != NULL)
 		return key_ok(a, key, strlen(key)) ? API_CRED_KEY : API_CRED_NONE;
@@ -180,9 +180,9 @@ api__credential(struct api *a, struct evhttp_request *req)
 }
 
 bool
-api__csrf_ok(struct evhttp_request *req)
+api__csrf_ok(struct httpd_req *req)
 {
-	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	struct evkeyvalq *in = httpd_in_headers(req);
 	const char *mark = evhttp_find_header(in, "X-Wagate-Csrf");
 	if (mark == NULL || strcmp(mark, "1") != 0) {
 		api__error(req, 403,
@@ -204,24 +204,19 @@ api__csrf_ok(struct evhttp_request *req)
 }
 
 static void
-set_cookie(struct api *a, struct evhttp_request *req, const char *value, int max_age)
+set_cookie(struct api *a, struct httpd_req *req, const char *value, int max_age)
 {
 	char c[256];
 	snprintf(c, sizeof(c), AUTH_COOKIE "=%s; HttpOnly; SameSite=Strict; Path=/; Max-Age=%d%s",
 	         value, max_age, a->cookie_secure ? "; Secure" : "");
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie", c);
+	evhttp_add_header(httpd_out_headers(req), "Set-Cookie", c);
 }
 
 /* The request's source address, as the socket says ("" when unknown). */
 static const char *
-source_addr(struct evhttp_request *req)
+source_addr(struct httpd_req *req)
 {
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	char *addr = NULL;
-	ev_uint16_t port = 0;
-	if (evcon != NULL)
-		evhttp_connection_get_peer(evcon, &addr, &port);
-	return addr ? addr : "";
+	return httpd_peer(httpd_conn_of(req), NULL);
 }
 
 /* What is remembered of addr's failures: NULL when nothing (and create is false). */
@@ -279,7 +274,7 @@ token_slot(struct api_auth *t)
 }
 
 void
-api__auth_login(struct api *a, struct evhttp_request *req)
+api__auth_login(struct api *a, struct httpd_req *req)
 {
 	static const char *const fields[] = {"apiKey", NULL};
 	struct api_auth *t = a->auth;
@@ -293,7 +288,7 @@ api__auth_login(struct api *a, struct evhttp_request *req)
 	if (wait > 0) {
 		char s[16];
 		snprintf(s, sizeof(s), "%u", wait);
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", s);
+		evhttp_add_header(httpd_out_headers(req), "Retry-After", s);
 		api__errorf(req, 429, "too many failed sign-ins; try again in %u s", wait);
 		return;
 	}
@@ -340,7 +335,7 @@ out:
 }
 
 void
-api__auth_logout(struct api *a, struct evhttp_request *req)
+api__auth_logout(struct api *a, struct httpd_req *req)
 {
 	struct auth_token *k = cookie_token(a, req);
 	/* Signing out is a change too: a valid cookie must pass the CSRF rule. */
@@ -353,7 +348,7 @@ api__auth_logout(struct api *a, struct evhttp_request *req)
 }
 
 void
-api__auth_session(struct api *a, struct evhttp_request *req)
+api__auth_session(struct api *a, struct httpd_req *req)
 {
 	api__reply(req, 200,
 	           json_pack("{s:b}", "authenticated", api__credential(a, req) != API_CRED_NONE));

@@ -15,14 +15,12 @@
  * (EventSource sends back only the id). The epoch in "hello" says the same to
  * clients that look.
  *
- * A stream is an evhttp request whose chunked answer never ends. libevent
- * 2.1 stops reading a connection while its request is answered, so a hang-up
- * would only be noticed at the next write; a read watch of our own on the
- * socket notices it at once (any byte a client sends on an event stream is a
- * protocol error and ends it too). A client that stops reading is dropped
- * when more than EV_MAX_QUEUED bytes wait for it; it reconnects and catches
- * up from the ring. Streams are closed from a deferred event, never from
- * inside evhttp's or the supervisor's callbacks.
+ * A stream is a request whose chunked answer never ends. The HTTP server
+ * keeps reading its connection, so a hang-up closes it at once (the close
+ * callback forgets the stream). A client that stops reading is dropped when
+ * more than EV_MAX_QUEUED bytes wait for it; it reconnects and catches up
+ * from the ring. Streams are closed from a deferred event, never from inside
+ * the server's or the supervisor's callbacks.
  */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -67,9 +65,8 @@ struct ev_rec {
 
 struct ev_stream {
 	struct api_events *ev;
-	struct evhttp_request *req;
-	struct evhttp_connection *evcon;
-	struct event *watch; /* the socket is readable: the client hung up (or misbehaves) */
+	struct httpd_req *req;
+	struct httpd_conn *evcon;
 	size_t allowance;    /* bytes that may be queued: the first answer + EV_MAX_QUEUED */
 	bool dead;           /* to be closed by reap() */
 	/*
@@ -128,8 +125,6 @@ stream_kill(struct ev_stream *s, const char *why)
 	if (s->dead)
 		return;
 	s->dead = true;
-	if (s->watch)
-		event_del(s->watch);
 	log_debug("api", "event stream closed: %s", why);
 	event_active(s->ev->reaper, EV_TIMEOUT, 0);
 }
@@ -149,21 +144,18 @@ stream_write(struct ev_stream *s, const char *text, size_t len)
 		evbuffer_add(s->held, text, len);
 		return;
 	}
-	struct evbuffer *out = bufferevent_get_output(evhttp_connection_get_bufferevent(s->evcon));
-	if (evbuffer_get_length(out) > s->allowance) {
+	if (httpd_pending_output(s->evcon) > s->allowance) {
 		stream_kill(s, "the client does not read");
 		return;
 	}
 	evbuffer_add(ev->tmp, text, len);
-	evhttp_send_reply_chunk(s->req, ev->tmp);
+	httpd_reply_chunk(s->req, ev->tmp, NULL, NULL);
 	evbuffer_drain(ev->tmp, evbuffer_get_length(ev->tmp));
 }
 
 static void
 stream_free(struct ev_stream *s)
 {
-	if (s->watch)
-		event_free(s->watch);
 	if (s->snap_next)
 		event_free(s->snap_next);
 	if (s->held)
@@ -187,17 +179,12 @@ unlink_stream(struct ev_stream *s)
 		event_del(ev->ping);
 }
 
-/*
- * evhttp is freeing the connection: the client hung up, a write failed, it
- * timed out, or evhttp_free. If evhttp detached our request from it first
- * (it does so for a request still being answered), the request is ours to free.
- */
+/* The connection closes (the client hung up, a write failed or timed out, the API stops): the request goes with it. */
 static void
-stream_conn_closed(struct evhttp_connection *evcon, void *arg)
+stream_conn_closed(struct httpd_conn *evcon, void *arg)
 {
 	struct ev_stream *s = arg;
-	if (evhttp_request_get_connection(s->req) != evcon)
-		evhttp_request_free(s->req);
+	(void)evcon;
 	unlink_stream(s);
 }
 
@@ -210,26 +197,13 @@ reap(evutil_socket_t fd, short what, void *arg)
 	while (s) {
 		struct ev_stream *next = s->next;
 		if (s->dead) {
-			struct evhttp_connection *evcon = s->evcon;
-			evhttp_connection_set_closecb(evcon, NULL, NULL);
+			struct httpd_conn *evcon = s->evcon;
+			httpd_set_closecb(evcon, NULL, NULL);
 			unlink_stream(s);
-			evhttp_connection_free(evcon); /* frees the request with it */
+			httpd_conn_close(evcon); /* frees the request with it */
 		}
 		s = next;
 	}
-}
-
-static void
-on_readable(evutil_socket_t fd, short what, void *arg)
-{
-	struct ev_stream *s = arg;
-	char c;
-	ssize_t n = recv(fd, &c, 1, MSG_PEEK);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-		return;
-	stream_kill(s, n == 0  ? "the client hung up"
-	               : n < 0 ? "read error"
-	                       : "the client sent data");
 }
 
 static void
@@ -392,9 +366,9 @@ frame_json(struct evbuffer *b, const char *name, json_t *data)
  * could have given (it then reads as too old), else 1 with *id.
  */
 static int
-last_event_id(struct evhttp_request *req, uint64_t *id)
+last_event_id(struct httpd_req *req, uint64_t *id)
 {
-	const char *v = evhttp_find_header(evhttp_request_get_input_headers(req), "Last-Event-ID");
+	const char *v = evhttp_find_header(httpd_in_headers(req), "Last-Event-ID");
 	if (v == NULL)
 		return -1;
 	uint64_t n = 0;
@@ -433,7 +407,7 @@ snapshot_page(struct api *a, struct evbuffer *b, struct sup_cursor *cur)
 	return sup_list(a->sup, cur, EV_SNAPSHOT_PAGE, snapshot_one, b);
 }
 
-static void snapshot_sent(struct evhttp_connection *evcon, void *arg);
+static void snapshot_sent(struct httpd_conn *evcon, void *arg);
 
 /* The next page of a stream's snapshot, once the one before has gone out. */
 static void
@@ -455,16 +429,16 @@ snapshot_next(evutil_socket_t fd, short what, void *arg)
 		/* The snapshot is complete: what happened meanwhile follows, and the stream is live. */
 		evbuffer_add_buffer(b, s->held);
 		s->snapshotting = false;
-		evhttp_send_reply_chunk(s->req, b);
+		httpd_reply_chunk(s->req, b, NULL, NULL);
 		evbuffer_free(b);
 		return;
 	}
-	evhttp_send_reply_chunk_with_cb(s->req, b, snapshot_sent, s);
+	httpd_reply_chunk(s->req, b, snapshot_sent, s);
 	evbuffer_free(b);
 }
 
 static void
-snapshot_sent(struct evhttp_connection *evcon, void *arg)
+snapshot_sent(struct httpd_conn *evcon, void *arg)
 {
 	struct ev_stream *s = arg;
 	(void)evcon;
@@ -473,14 +447,14 @@ snapshot_sent(struct evhttp_connection *evcon, void *arg)
 }
 
 void
-api__events(struct api *a, struct evhttp_request *req)
+api__events(struct api *a, struct httpd_req *req)
 {
 	struct api_events *ev = a->ev;
 	if (ev->n >= ev->max) {
 		api__errorf(req, 503, "too many event streams (%zu); try again later", ev->max);
 		return;
 	}
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct httpd_conn *evcon = httpd_conn_of(req);
 	if (evcon == NULL) {
 		api__error(req, 500, "no connection");
 		return;
@@ -522,19 +496,19 @@ api__events(struct api *a, struct evhttp_request *req)
 		ok = more >= 0;
 	}
 
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	struct evkeyvalq *h = httpd_out_headers(req);
 	evhttp_add_header(h, "Content-Type", "text/event-stream");
 	evhttp_add_header(h, "Cache-Control", "no-cache");
 	/* nginx buffers answers by default, which would hold events back. */
 	evhttp_add_header(h, "X-Accel-Buffering", "no");
 	api__log_answer(req, 200);
-	evhttp_send_reply_start(req, 200, "OK");
+	httpd_reply_start(req, 200, "OK");
 	size_t first = evbuffer_get_length(b);
 	struct ev_stream *s = wg_calloc(1, sizeof(*s));
 	if (more > 0)
-		evhttp_send_reply_chunk_with_cb(req, b, snapshot_sent, s);
+		httpd_reply_chunk(req, b, snapshot_sent, s);
 	else
-		evhttp_send_reply_chunk(req, b);
+		httpd_reply_chunk(req, b, NULL, NULL);
 	evbuffer_free(b);
 	if (!ok) {
 		free(s);
@@ -542,7 +516,7 @@ api__events(struct api *a, struct evhttp_request *req)
 		 * Without the sessions the snapshot would lie (an empty list). End
 		 * the stream instead: the browser comes back after the retry time.
 		 */
-		evhttp_send_reply_end(req);
+		httpd_reply_end(req);
 		return;
 	}
 
@@ -556,10 +530,7 @@ api__events(struct api *a, struct evhttp_request *req)
 		s->snap_next = evtimer_new(a->base, snapshot_next, s);
 		s->snap = snap;
 	}
-	evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
-	s->watch = event_new(a->base, fd, EV_READ | EV_PERSIST, on_readable, s);
-	event_add(s->watch, NULL);
-	evhttp_connection_set_closecb(evcon, stream_conn_closed, s);
+	httpd_set_closecb(evcon, stream_conn_closed, s);
 	s->next = ev->streams;
 	if (ev->streams)
 		ev->streams->prev = s;
@@ -609,7 +580,7 @@ api__events_free(struct api *a)
 		return;
 	if (a->sup)
 		sup_remove_observer(a->sup, a);
-	/* evhttp_free has closed every connection, and their close callbacks freed the streams. */
+	/* httpd_free has closed every connection, and their close callbacks freed the streams. */
 	while (ev->streams) {
 		struct ev_stream *s = ev->streams;
 		ev->streams = s->next;

@@ -49,8 +49,8 @@ struct fwd_seen {
 
 struct api_forward {
 	struct api *api;
-	struct evhttp_request *req;     /* the client's, NULL once its connection closed */
-	struct evhttp_connection *in;   /* the client's connection */
+	struct httpd_req *req;          /* the client's, NULL once its connection closed */
+	struct httpd_conn *in;          /* the client's connection */
 	struct evhttp_connection *out;  /* to the owner */
 	char owner[STORE_NODE_MAX + 1];
 	struct api_forward *prev, *next;
@@ -79,24 +79,24 @@ mac(struct api *a, const char *node, const char *ms, const char *method, const c
 	return true;
 }
 
-static const char *
-method_text(enum evhttp_cmd_type m)
+/* The client's method for the request passed on (the actions forwarded are GETs and POSTs). */
+static enum evhttp_cmd_type
+evhttp_method(enum httpd_method m)
 {
 	switch (m) {
-	case EVHTTP_REQ_GET: return "GET";
-	case EVHTTP_REQ_POST: return "POST";
-	case EVHTTP_REQ_PATCH: return "PATCH";
-	case EVHTTP_REQ_DELETE: return "DELETE";
-	case EVHTTP_REQ_PUT: return "PUT";
-	case EVHTTP_REQ_HEAD: return "HEAD";
-	default: return "OTHER";
+	case HTTPD_GET: return EVHTTP_REQ_GET;
+	case HTTPD_PATCH: return EVHTTP_REQ_PATCH;
+	case HTTPD_DELETE: return EVHTTP_REQ_DELETE;
+	case HTTPD_PUT: return EVHTTP_REQ_PUT;
+	case HTTPD_HEAD: return EVHTTP_REQ_HEAD;
+	default: return EVHTTP_REQ_POST;
 	}
 }
 
 bool
-api__forwarded(struct evhttp_request *req)
+api__forwarded(struct httpd_req *req)
 {
-	return evhttp_find_header(evhttp_request_get_input_headers(req), FORWARD_HEADER) != NULL;
+	return evhttp_find_header(httpd_in_headers(req), FORWARD_HEADER) != NULL;
 }
 
 /* True the first time a valid signature is seen within its window; a replay is refused. */
@@ -133,9 +133,9 @@ first_use(struct api *a, const char *sig)
 }
 
 bool
-api__forward_ok(struct api *a, struct evhttp_request *req)
+api__forward_ok(struct api *a, struct httpd_req *req)
 {
-	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), FORWARD_HEADER);
+	const char *h = evhttp_find_header(httpd_in_headers(req), FORWARD_HEADER);
 	if (h == NULL || strlen(h) > 200)
 		return false;
 	char node[STORE_NODE_MAX + 1], ms[24], got[65];
@@ -147,8 +147,8 @@ api__forward_ok(struct api *a, struct evhttp_request *req)
 	if (*end != '\0' || t < now - FORWARD_SKEW_MS || t > now + FORWARD_SKEW_MS)
 		return false;
 	char want[65];
-	if (!mac(a, node, ms, method_text(evhttp_request_get_command(req)), evhttp_request_get_uri(req),
-	         evhttp_request_get_input_buffer(req), want))
+	if (!mac(a, node, ms, httpd_method_name(httpd_method(req)), httpd_target(req),
+	         httpd_body(req), want))
 		return false;
 	if (CRYPTO_memcmp(want, got, 64) != 0)
 		return false;
@@ -168,14 +168,13 @@ unlink_fwd(struct api_forward *f)
 	f->prev = f->next = NULL;
 }
 
-/* The client went away: its request is freed by evhttp; the owner's answer will go nowhere. */
+/* The client went away, its request with it: the owner's answer will go nowhere. */
 static void
-client_closed(struct evhttp_connection *evcon, void *arg)
+client_closed(struct httpd_conn *evcon, void *arg)
 {
 	struct api_forward *f = arg;
-	/* Still queued on the connection: evhttp frees it. Detached first (a read error): ours to answer. */
-	if (f->req && evhttp_request_get_connection(f->req) == evcon)
-		f->req = NULL;
+	(void)evcon;
+	f->req = NULL;
 	f->in = NULL;
 }
 
@@ -192,9 +191,9 @@ static void
 answered(struct evhttp_request *resp, void *arg)
 {
 	struct api_forward *f = arg;
-	struct evhttp_request *req = f->req;
+	struct httpd_req *req = f->req;
 	if (f->in != NULL)
-		evhttp_connection_set_closecb(f->in, NULL, NULL);
+		httpd_set_closecb(f->in, NULL, NULL);
 	unlink_fwd(f);
 	if (req != NULL) {
 		int code = resp ? evhttp_request_get_response_code(resp) : 0;
@@ -203,7 +202,7 @@ answered(struct evhttp_request *resp, void *arg)
 			api__errorf(req, 502, "the node that holds this session (%s) did not answer",
 			            f->owner);
 		} else {
-			struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+			struct evkeyvalq *oh = httpd_out_headers(req);
 			const char *ct = evhttp_find_header(evhttp_request_get_input_headers(resp),
 			                                    "Content-Type");
 			if (ct != NULL)
@@ -213,7 +212,7 @@ answered(struct evhttp_request *resp, void *arg)
 			struct evbuffer *body = evbuffer_new();
 			evbuffer_add_buffer(body, evhttp_request_get_input_buffer(resp));
 			api__log_answer(req, code);
-			evhttp_send_reply(req, code, api__reason(code), body);
+			httpd_reply(req, code, api__reason(code), body);
 			evbuffer_free(body);
 		}
 	}
@@ -228,7 +227,7 @@ answered(struct evhttp_request *resp, void *arg)
 }
 
 void
-api__forward(struct api *a, struct evhttp_request *req, const char *owner, const char *url)
+api__forward(struct api *a, struct httpd_req *req, const char *owner, const char *url)
 {
 	struct evhttp_uri *u = evhttp_uri_parse(url);
 	const char *host = u ? evhttp_uri_get_host(u) : NULL;
@@ -240,7 +239,7 @@ api__forward(struct api *a, struct evhttp_request *req, const char *owner, const
 		            owner, url);
 		return;
 	}
-	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	struct evbuffer *in = httpd_body(req);
 	if (evbuffer_get_length(in) > FORWARD_BODY_MAX) {
 		evhttp_uri_free(u);
 		api__error(req, 413, "request body too large to forward");
@@ -260,7 +259,7 @@ api__forward(struct api *a, struct evhttp_request *req, const char *owner, const
 	}
 	evhttp_connection_set_timeout(f->out, FORWARD_TIMEOUT_S);
 	struct evhttp_request *o = evhttp_request_new(answered, f);
-	struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
+	struct evkeyvalq *ih = httpd_in_headers(req);
 	struct evkeyvalq *oh = evhttp_request_get_output_headers(o);
 	static const char *const keep[] = {"Content-Type", "Accept", "User-Agent", NULL};
 	for (size_t i = 0; keep[i]; i++) {
@@ -271,8 +270,8 @@ api__forward(struct api *a, struct evhttp_request *req, const char *owner, const
 	const char *hv = evhttp_find_header(ih, "Host");
 	evhttp_add_header(oh, "Host", hv ? hv : "wagate");
 	char ms[24], hex[65], val[200];
-	const char *method = method_text(evhttp_request_get_command(req));
-	const char *uri = evhttp_request_get_uri(req);
+	const char *method = httpd_method_name(httpd_method(req));
+	const char *uri = httpd_target(req);
 	snprintf(ms, sizeof(ms), "%" PRIu64, wg_wall_ms());
 	if (!mac(a, a->node, ms, method, uri, in, hex)) {
 		evhttp_request_free(o);
@@ -284,18 +283,16 @@ api__forward(struct api *a, struct evhttp_request *req, const char *owner, const
 	snprintf(val, sizeof(val), "%s %s %s", a->node, ms, hex);
 	evhttp_add_header(oh, FORWARD_HEADER, val);
 	evbuffer_add_buffer(evhttp_request_get_output_buffer(o), in);
-	f->in = evhttp_request_get_connection(req);
-	if (f->in != NULL)
-		evhttp_connection_set_closecb(f->in, client_closed, f);
+	f->in = httpd_conn_of(req);
+	httpd_set_closecb(f->in, client_closed, f);
 	f->next = a->forwards;
 	if (a->forwards)
 		a->forwards->prev = f;
 	a->forwards = f;
 	log_info("api", "forwarding %s %s to node %s, which holds the session", method, uri, owner);
-	if (evhttp_make_request(f->out, o, evhttp_request_get_command(req), uri) != 0) {
+	if (evhttp_make_request(f->out, o, evhttp_method(httpd_method(req)), uri) != 0) {
 		/* libevent freed o (evhttp_make_request frees the request it refuses). */
-		if (f->in != NULL)
-			evhttp_connection_set_closecb(f->in, NULL, NULL);
+		httpd_set_closecb(f->in, NULL, NULL);
 		unlink_fwd(f);
 		evhttp_connection_free(f->out);
 		free(f);
@@ -315,7 +312,7 @@ api__forwards_free(struct api *a)
 		struct api_forward *f = a->forwards;
 		unlink_fwd(f);
 		if (f->in != NULL)
-			evhttp_connection_set_closecb(f->in, NULL, NULL);
+			httpd_set_closecb(f->in, NULL, NULL);
 		/* Frees its pending request without calling answered(). */
 		evhttp_connection_free(f->out);
 		free(f);

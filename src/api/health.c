@@ -52,7 +52,7 @@ api__health_json(struct api *a, int *status, char *key, size_t keylen)
 }
 
 void
-api__health(struct api *a, struct evhttp_request *req)
+api__health(struct api *a, struct httpd_req *req)
 {
 	int status;
 	json_t *o = api__health_json(a, &status, NULL, 0);
@@ -60,11 +60,11 @@ api__health(struct api *a, struct evhttp_request *req)
 }
 
 void
-api__health_loop(struct api *a, struct evhttp_request *req)
+api__health_loop(struct api *a, struct httpd_req *req)
 {
 	/* ?since=<Unix ms>: the window's start (default: the last minute). */
 	int64_t since = (int64_t)wg_wall_ms() - 60000;
-	const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	const char *q = evhttp_uri_get_query(httpd_uri(req));
 	if (q != NULL) {
 		struct evkeyvalq params;
 		TAILQ_INIT(&params);
@@ -131,7 +131,7 @@ cluster_done(struct sup_call *sc)
 {
 	struct cluster_call *c = (struct cluster_call *)sc;
 	struct api *a = c->p->api;
-	struct evhttp_request *req = c->p->req;
+	struct httpd_req *req = c->p->req;
 	api__pending_release(c->p);
 	if (a == NULL || req == NULL) {
 		/* the client or the API went meanwhile */
@@ -172,7 +172,7 @@ cluster_done(struct sup_call *sc)
 }
 
 void
-api__cluster(struct api *a, struct evhttp_request *req)
+api__cluster(struct api *a, struct httpd_req *req)
 {
 	struct sup_cluster_info ci;
 	sup_cluster_info(a->sup, &ci);

@@ -9,7 +9,7 @@
  * listing in turn, one page per loop turn (round robin), so however many
  * clients ask at once, no loop turn does more than one page of this work; a
  * listing rejoins the pump only once its last chunk has gone out to the
- * socket (evhttp_send_reply_chunk_with_cb), so a slow client holds one page
+ * socket (httpd_reply_chunk with a sent callback), so a slow client holds one page
  * at most, and memory is bounded by a page per listing whatever N is. With
  * ?limit=N (1..1000) one page is answered at once and a
  * `Link: <…&after_created=…&after_id=…>; rel="next"` header points at the next
@@ -43,8 +43,8 @@
 
 struct api_listing {
 	struct api *a;
-	struct evhttp_request *req;
-	struct evhttp_connection *evcon;
+	struct httpd_req *req;
+	struct httpd_conn *evcon;
 	int deep;
 	size_t limit;    /* ?limit: one page of this size, answered whole; 0: everything, streamed */
 	int started;     /* the status line and the first chunk are out */
@@ -77,7 +77,7 @@ static void
 listing_free(struct api_listing *l)
 {
 	if (l->evcon)
-		evhttp_connection_set_closecb(l->evcon, NULL, NULL);
+		httpd_set_closecb(l->evcon, NULL, NULL);
 	unlink_listing(l);
 	if (l->queued)
 		TAILQ_REMOVE(&l->a->listing_queue, l, qlink);
@@ -87,17 +87,12 @@ listing_free(struct api_listing *l)
 	free(l);
 }
 
-/*
- * The client went away mid-answer (or evhttp is freeing everything). If
- * evhttp detached our unfinished request from the connection first, the
- * request is ours to free.
- */
+/* The client went away mid-answer (or the API stops): the request went with its connection. */
 static void
-listing_conn_closed(struct evhttp_connection *evcon, void *arg)
+listing_conn_closed(struct httpd_conn *evcon, void *arg)
 {
 	struct api_listing *l = arg;
-	if (evhttp_request_get_connection(l->req) != evcon)
-		evhttp_request_free(l->req);
+	(void)evcon;
 	l->evcon = NULL;
 	listing_free(l);
 }
@@ -211,13 +206,13 @@ add_table_attempts(struct deep_call *c)
 
 /* A whole answer at once (one page, or an error of the first page). */
 static void
-send_whole(struct evhttp_request *req, int status, struct evbuffer *b)
+send_whole(struct httpd_req *req, int status, struct evbuffer *b)
 {
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	struct evkeyvalq *h = httpd_out_headers(req);
 	evhttp_add_header(h, "Content-Type", "application/json");
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	api__log_answer(req, status);
-	evhttp_send_reply(req, status, api__reason(status), b);
+	httpd_reply(req, status, api__reason(status), b);
 }
 
 /* One page being gathered: the views of the sessions the filter keeps. */
@@ -290,13 +285,13 @@ deep_head(struct api *a, int *http_status)
 
 /* ?limit, ?after_created and ?after_id, ?status: 0, or an answer was sent. */
 static int
-parse_query(struct evhttp_request *req, size_t *limit, struct sup_cursor *cur, char *status)
+parse_query(struct httpd_req *req, size_t *limit, struct sup_cursor *cur, char *status)
 {
 	*limit = 0;
 	memset(cur, 0, sizeof(*cur));
 	status[0] = '\0';
 	int have_created = 0, have_id = 0;
-	const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	const char *q = evhttp_uri_get_query(httpd_uri(req));
 	if (q == NULL)
 		return 0;
 	struct evkeyvalq params;
@@ -380,7 +375,7 @@ enqueue(struct api_listing *l)
 
 /* The chunk has gone out to the socket: the listing's next page waits its turn. */
 static void
-chunk_sent(struct evhttp_connection *evcon, void *arg)
+chunk_sent(struct httpd_conn *evcon, void *arg)
 {
 	(void)evcon;
 	enqueue(arg);
@@ -437,7 +432,7 @@ add_link(struct api_listing *l)
 	                    l->deep ? "/health/deep" : "/sessions", l->limit, l->cur.created_at, eid,
 	                    l->status[0] ? "&status=" : "", est);
 	evbuffer_add(link, "", 1);
-	evhttp_add_header(evhttp_request_get_output_headers(l->req), "Link",
+	evhttp_add_header(httpd_out_headers(l->req), "Link",
 	                  (const char *)evbuffer_pullup(link, -1));
 	evbuffer_free(link);
 	free(eid);
@@ -450,13 +445,13 @@ stopping(struct api_listing *l)
 {
 	if (l->started) {
 		/* The status line is out: the only honest end is to cut the answer short. */
-		struct evhttp_connection *evcon = l->evcon;
+		struct httpd_conn *evcon = l->evcon;
 		listing_free(l);
 		if (evcon)
-			evhttp_connection_free(evcon);
+			httpd_conn_close(evcon);
 		return;
 	}
-	struct evhttp_request *req = l->req;
+	struct httpd_req *req = l->req;
 	listing_free(l);
 	api__error(req, 503, "the server is stopping");
 }
@@ -467,7 +462,7 @@ send_page(struct api_listing *l, struct evbuffer *b, int http_status, int done)
 {
 	if (l->limit || done) {
 		evbuffer_add_printf(b, "]%s\n", l->deep ? "}" : "");
-		struct evhttp_request *req = l->req;
+		struct httpd_req *req = l->req;
 		if (!l->started) {
 			/* It fits one answer: a plain one with a length. */
 			if (l->limit && !done)
@@ -476,20 +471,20 @@ send_page(struct api_listing *l, struct evbuffer *b, int http_status, int done)
 			send_whole(req, http_status, b);
 		} else {
 			listing_free(l);
-			evhttp_send_reply_chunk(req, b);
-			evhttp_send_reply_end(req);
+			httpd_reply_chunk(req, b, NULL, NULL);
+			httpd_reply_end(req);
 		}
 		return;
 	}
 	if (!l->started) {
-		struct evkeyvalq *h = evhttp_request_get_output_headers(l->req);
+		struct evkeyvalq *h = httpd_out_headers(l->req);
 		evhttp_add_header(h, "Content-Type", "application/json");
 		evhttp_add_header(h, "Cache-Control", "no-store");
 		api__log_answer(l->req, http_status);
-		evhttp_send_reply_start(l->req, http_status, api__reason(http_status));
+		httpd_reply_start(l->req, http_status, api__reason(http_status));
 		l->started = 1;
 	}
-	evhttp_send_reply_chunk_with_cb(l->req, b, chunk_sent, l);
+	httpd_reply_chunk(l->req, b, chunk_sent, l);
 }
 
 /* Starts b with the answer's head when nothing went out yet. */
@@ -591,14 +586,14 @@ pump(evutil_socket_t fd, short what, void *arg)
 }
 
 void
-api__list(struct api *a, struct evhttp_request *req, int deep)
+api__list(struct api *a, struct httpd_req *req, int deep)
 {
 	size_t limit;
 	struct sup_cursor cur;
 	char status[16];
 	if (parse_query(req, &limit, &cur, status) != 0)
 		return;
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct httpd_conn *evcon = httpd_conn_of(req);
 	if (evcon == NULL || a->nlistings >= LISTINGS_MAX) {
 		if (evcon == NULL)
 			api__error(req, 500, "no connection");
@@ -620,7 +615,7 @@ api__list(struct api *a, struct evhttp_request *req, int deep)
 		a->listings->prev = l;
 	a->listings = l;
 	a->nlistings++;
-	evhttp_connection_set_closecb(evcon, listing_conn_closed, l);
+	httpd_set_closecb(evcon, listing_conn_closed, l);
 	/* Even the first page waits its turn: fifty clients at once cost fifty turns, not one long one. */
 	enqueue(l);
 }

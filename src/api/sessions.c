@@ -36,7 +36,7 @@ nullable(const char *s)
 
 /* A store failure the client cannot fix: logged here, answered 503. */
 static void
-db_failed(struct evhttp_request *req, const char *id, const char *what, const char *why)
+db_failed(struct httpd_req *req, const char *id, const char *what, const char *why)
 {
 	log_error(id ? id : "api", "%s: %s", what, why);
 	api__error(req, 503, "database unavailable");
@@ -65,18 +65,13 @@ pending_unlink(struct api_pending *p)
 	p->api = NULL;
 }
 
-/*
- * The client's connection is being freed (it closed, or evhttp_free). If the
- * request is still queued on it, evhttp frees it too and we must forget it.
- * If evhttp detached it first (a read error: request->evcon is NULL), the
- * request is ours and answering it later frees it.
- */
+/* The client's connection closes (it went away, or the API stops): its request goes with it. */
 static void
-pending_conn_closed(struct evhttp_connection *evcon, void *arg)
+pending_conn_closed(struct httpd_conn *evcon, void *arg)
 {
 	struct api_pending *p = arg;
-	if (p->req && evhttp_request_get_connection(p->req) == evcon)
-		p->req = NULL;
+	(void)evcon;
+	p->req = NULL;
 	p->evcon = NULL;
 }
 
@@ -84,23 +79,23 @@ static void
 pending_forget_conn(struct api_pending *p)
 {
 	if (p->evcon)
-		evhttp_connection_set_closecb(p->evcon, NULL, NULL);
+		httpd_set_closecb(p->evcon, NULL, NULL);
 	p->evcon = NULL;
 }
 
 struct api_pending *
-api__pending_new(struct api *a, struct evhttp_request *req)
+api__pending_new(struct api *a, struct httpd_req *req)
 {
 	struct api_pending *p = wg_calloc(1, sizeof(*p));
 	p->api = a;
 	p->req = req;
-	p->evcon = evhttp_request_get_connection(req);
+	p->evcon = httpd_conn_of(req);
 	p->next = a->pending;
 	if (a->pending)
 		a->pending->prev = p;
 	a->pending = p;
 	if (p->evcon)
-		evhttp_connection_set_closecb(p->evcon, pending_conn_closed, p);
+		httpd_set_closecb(p->evcon, pending_conn_closed, p);
 	return p;
 }
 
@@ -122,7 +117,7 @@ api__pending_release(struct api_pending *p)
  */
 struct api_call;
 typedef void (*api_work_fn)(struct store *st, struct api_call *k);
-typedef void (*api_then_fn)(struct api *a, struct evhttp_request *req, struct api_call *k);
+typedef void (*api_then_fn)(struct api *a, struct httpd_req *req, struct api_call *k);
 
 struct api_call {
 	struct sup_call call; /* first: the supervisor's call is the whole of it */
@@ -171,7 +166,7 @@ call_done(struct sup_call *c)
 {
 	struct api_call *k = (struct api_call *)c;
 	struct api *a = k->p->api;
-	struct evhttp_request *req = k->p->req;
+	struct httpd_req *req = k->p->req;
 	api__pending_release(k->p);
 	if (a != NULL && req != NULL) {
 		if (c->cancelled)
@@ -197,7 +192,7 @@ call_new(const char *id, api_work_fn work, api_then_fn then)
 }
 
 static void
-call_start(struct api *a, struct evhttp_request *req, struct api_call *k)
+call_start(struct api *a, struct httpd_req *req, struct api_call *k)
 {
 	k->p = api__pending_new(a, req);
 	sup_call(a->sup, &k->call);
@@ -221,7 +216,7 @@ work_get(struct store *st, struct api_call *k)
 
 /* Answers 404 or 503 unless the call read its row. */
 static bool
-row_read(struct evhttp_request *req, struct api_call *k)
+row_read(struct httpd_req *req, struct api_call *k)
 {
 	if (k->rc == 0 && k->have_row)
 		return true;
@@ -233,7 +228,7 @@ row_read(struct evhttp_request *req, struct api_call *k)
 }
 
 static void
-then_reply_row(struct api *a, struct evhttp_request *req, struct api_call *k)
+then_reply_row(struct api *a, struct httpd_req *req, struct api_call *k)
 {
 	if (row_read(req, k))
 		api__reply(req, k->status, api__session_json(a, &k->row, API_SJ_FULL));
@@ -241,7 +236,7 @@ then_reply_row(struct api *a, struct evhttp_request *req, struct api_call *k)
 
 /* Answers status with the session object as it is now: the row, read off the loop, and memory. */
 static void
-reply_session(struct api *a, struct evhttp_request *req, const char *id, int status)
+reply_session(struct api *a, struct httpd_req *req, const char *id, int status)
 {
 	struct api_call *k = call_new(id, work_get, then_reply_row);
 	k->status = status;
@@ -250,7 +245,7 @@ reply_session(struct api *a, struct evhttp_request *req, const char *id, int sta
 
 /* A body that must be empty or {}: POST actions take no parameters. */
 static bool
-empty_body(struct evhttp_request *req)
+empty_body(struct httpd_req *req)
 {
 	static const char *const none[] = {NULL};
 	json_t *body = api__read_body(req);
@@ -302,7 +297,7 @@ work_create(struct store *st, struct api_call *k)
 }
 
 static void
-then_create(struct api *a, struct evhttp_request *req, struct api_call *k)
+then_create(struct api *a, struct httpd_req *req, struct api_call *k)
 {
 	if (k->status == 409) {
 		char msg[512];
@@ -329,12 +324,12 @@ then_create(struct api *a, struct evhttp_request *req, struct api_call *k)
 		log_warn(k->id, "pairing did not start: %s", wg_strerror(r));
 	char loc[64];
 	snprintf(loc, sizeof(loc), "/sessions/%s", k->id);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Location", loc);
+	evhttp_add_header(httpd_out_headers(req), "Location", loc);
 	api__reply(req, 201, api__session_json(a, &k->row, API_SJ_FULL));
 }
 
 void
-api__sessions_create(struct api *a, struct evhttp_request *req)
+api__sessions_create(struct api *a, struct httpd_req *req)
 {
 	static const char *const fields[] = {"sessionName", "userId", "autoConnect", NULL};
 	json_t *body = api__read_body(req);
@@ -383,7 +378,7 @@ out:
 /* ---- /sessions/{id} ---- */
 
 void
-api__session_get(struct api *a, struct evhttp_request *req, const char *id)
+api__session_get(struct api *a, struct httpd_req *req, const char *id)
 {
 	reply_session(a, req, id, 200);
 }
@@ -397,7 +392,7 @@ work_patch(struct store *st, struct api_call *k)
 }
 
 static void
-then_patch(struct api *a, struct evhttp_request *req, struct api_call *k)
+then_patch(struct api *a, struct httpd_req *req, struct api_call *k)
 {
 	if (k->rc == WG_ENOTFOUND) {
 		api__error(req, 404, "no such session");
@@ -415,7 +410,7 @@ then_patch(struct api *a, struct evhttp_request *req, struct api_call *k)
 }
 
 void
-api__session_patch(struct api *a, struct evhttp_request *req, const char *id)
+api__session_patch(struct api *a, struct httpd_req *req, const char *id)
 {
 	static const char *const fields[] = {"autoConnect", "isActive", NULL};
 	json_t *body = api__read_body(req);
@@ -459,7 +454,7 @@ work_delete(struct store *st, struct api_call *k)
 }
 
 static void
-then_delete(struct api *a, struct evhttp_request *req, struct api_call *k)
+then_delete(struct api *a, struct httpd_req *req, struct api_call *k)
 {
 	if (k->rc == WG_ENOTFOUND) {
 		api__error(req, 404, "no such session");
@@ -475,7 +470,7 @@ then_delete(struct api *a, struct evhttp_request *req, struct api_call *k)
 }
 
 static void
-then_delete_read(struct api *a, struct evhttp_request *req, struct api_call *k)
+then_delete_read(struct api *a, struct httpd_req *req, struct api_call *k)
 {
 	if (!row_read(req, k))
 		return;
@@ -484,7 +479,7 @@ then_delete_read(struct api *a, struct evhttp_request *req, struct api_call *k)
 }
 
 void
-api__session_delete(struct api *a, struct evhttp_request *req, const char *id)
+api__session_delete(struct api *a, struct httpd_req *req, const char *id)
 {
 	call_start(a, req, call_new(id, work_get, then_delete_read));
 }
@@ -493,9 +488,9 @@ api__session_delete(struct api *a, struct evhttp_request *req, const char *id)
 
 /* The format query parameter: 0 JSON, 1 SVG, -1 anything else (answered 400). */
 static int
-qr_format(struct evhttp_request *req)
+qr_format(struct httpd_req *req)
 {
-	const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	const char *q = evhttp_uri_get_query(httpd_uri(req));
 	if (q == NULL || q[0] == '\0')
 		return 0;
 	struct evkeyvalq kv;
@@ -515,7 +510,7 @@ qr_format(struct evhttp_request *req)
 }
 
 static void
-then_qr_unknown(struct api *a, struct evhttp_request *req, struct api_call *k)
+then_qr_unknown(struct api *a, struct httpd_req *req, struct api_call *k)
 {
 	(void)a;
 	if (row_read(req, k))
@@ -523,7 +518,7 @@ then_qr_unknown(struct api *a, struct evhttp_request *req, struct api_call *k)
 }
 
 void
-api__session_qr(struct api *a, struct evhttp_request *req, const char *id)
+api__session_qr(struct api *a, struct httpd_req *req, const char *id)
 {
 	int fmt = qr_format(req);
 	if (fmt < 0)
@@ -566,9 +561,9 @@ api__session_qr(struct api *a, struct evhttp_request *req, const char *id)
 
 /* The since query parameter: 1 with *since, 0 absent, -1 bad (answered 400). */
 static int
-history_since(struct evhttp_request *req, int64_t *since)
+history_since(struct httpd_req *req, int64_t *since)
 {
-	const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	const char *q = evhttp_uri_get_query(httpd_uri(req));
 	if (q == NULL || q[0] == '\0')
 		return 0;
 	struct evkeyvalq kv;
@@ -605,7 +600,7 @@ change_json(const struct store_status_change *c)
 }
 
 static void
-then_history(struct api *a, struct evhttp_request *req, struct api_call *k)
+then_history(struct api *a, struct httpd_req *req, struct api_call *k)
 {
 	(void)a;
 	if (!k->have_row) {
@@ -642,7 +637,7 @@ then_history(struct api *a, struct evhttp_request *req, struct api_call *k)
 }
 
 void
-api__history(struct api *a, struct evhttp_request *req, const char *id)
+api__history(struct api *a, struct httpd_req *req, const char *id)
 {
 	int64_t since = 0;
 	int have = history_since(req, &since);
@@ -676,7 +671,7 @@ api__history(struct api *a, struct evhttp_request *req, const char *id)
  * the last pass); then the action runs on the loop.
  */
 static void
-action_on_row(struct api *a, struct evhttp_request *req, const char *id, api_then_fn then)
+action_on_row(struct api *a, struct httpd_req *req, const char *id, api_then_fn then)
 {
 	if (!empty_body(req))
 		return;
@@ -686,7 +681,7 @@ action_on_row(struct api *a, struct evhttp_request *req, const char *id, api_the
 /* ---- /sessions/{id}/logout ---- */
 
 static void
-then_logout(struct api *a, struct evhttp_request *req, struct api_call *k)
+then_logout(struct api *a, struct httpd_req *req, struct api_call *k)
 {
 	if (!row_read(req, k))
 		return;
@@ -705,7 +700,7 @@ then_logout(struct api *a, struct evhttp_request *req, struct api_call *k)
 }
 
 void
-api__session_logout(struct api *a, struct evhttp_request *req, const char *id)
+api__session_logout(struct api *a, struct httpd_req *req, const char *id)
 {
 	action_on_row(a, req, id, then_logout);
 }
@@ -713,7 +708,7 @@ api__session_logout(struct api *a, struct evhttp_request *req, const char *id)
 /* ---- /sessions/{id}/pair ---- */
 
 static void
-then_pair(struct api *a, struct evhttp_request *req, struct api_call *k)
+then_pair(struct api *a, struct httpd_req *req, struct api_call *k)
 {
 	if (!row_read(req, k))
 		return;
@@ -743,7 +738,7 @@ then_pair(struct api *a, struct evhttp_request *req, struct api_call *k)
  * codes come from /sessions/{id}/qr and the event stream.
  */
 void
-api__session_pair(struct api *a, struct evhttp_request *req, const char *id)
+api__session_pair(struct api *a, struct httpd_req *req, const char *id)
 {
 	action_on_row(a, req, id, then_pair);
 }
@@ -773,14 +768,14 @@ reconnect_done(void *arg, int ok, const char *msg)
  * other refusal of the API.
  */
 static void
-reconnect_refused(struct evhttp_request *req, int status, const char *msg)
+reconnect_refused(struct httpd_req *req, int status, const char *msg)
 {
 	api__reply(req, status,
 	           json_pack("{s:b, s:s, s:s}", "success", 0, "message", msg, "error", msg));
 }
 
 static void
-reconnect_start(struct api *a, struct evhttp_request *req, const char *id)
+reconnect_start(struct api *a, struct httpd_req *req, const char *id)
 {
 	struct api_pending *p = api__pending_new(a, req);
 	p->in_call = true;
@@ -803,7 +798,7 @@ reconnect_start(struct api *a, struct evhttp_request *req, const char *id)
 }
 
 static void
-then_reconnect(struct api *a, struct evhttp_request *req, struct api_call *k)
+then_reconnect(struct api *a, struct httpd_req *req, struct api_call *k)
 {
 	if (k->rc == WG_ENOTFOUND || (k->rc == 0 && !k->have_row)) {
 		reconnect_refused(req, 404, "no such session");
@@ -819,10 +814,10 @@ then_reconnect(struct api *a, struct evhttp_request *req, struct api_call *k)
 }
 
 void
-api__session_reconnect(struct api *a, struct evhttp_request *req, const char *id)
+api__session_reconnect(struct api *a, struct httpd_req *req, const char *id)
 {
 	/* No body, or {} (the router bounded its size). */
-	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	struct evbuffer *in = httpd_body(req);
 	size_t len = evbuffer_get_length(in);
 	if (len > 0) {
 		json_t *body = json_loadb((const char *)evbuffer_pullup(in, (ev_ssize_t)len), len, 0, NULL);
@@ -845,14 +840,9 @@ api__session_reconnect(struct api *a, struct evhttp_request *req, const char *id
 void
 api__pending_detach_all(struct api *a)
 {
+	/* Their requests went with their connections (httpd_free ran first). */
 	while (a->pending) {
 		struct api_pending *p = a->pending;
-		/*
-		 * A request evhttp had already detached from its connection is
-		 * ours to free; the others went with their connections.
-		 */
-		if (p->req)
-			evhttp_request_free(p->req);
 		p->req = NULL;
 		p->evcon = NULL;
 		pending_unlink(p);

@@ -150,20 +150,20 @@ read_file(const char *path, struct evbuffer *out, const char **why)
 }
 
 static void
-reply_file(struct evhttp_request *req, struct evbuffer *body, const char *type, const char *cache)
+reply_file(struct httpd_req *req, struct evbuffer *body, const char *type, const char *cache)
 {
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	struct evkeyvalq *h = httpd_out_headers(req);
 	evhttp_add_header(h, "Content-Type", type);
 	evhttp_add_header(h, "Cache-Control", cache);
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
 	/* The dashboard has buttons that act: never inside someone else's frame. */
 	evhttp_add_header(h, "X-Frame-Options", "DENY");
 	api__log_answer(req, 200);
-	evhttp_send_reply(req, 200, "OK", body);
+	httpd_reply(req, 200, "OK", body);
 }
 
 void
-api__static(struct api *a, struct evhttp_request *req, const char *path)
+api__static(struct api *a, struct httpd_req *req, const char *path)
 {
 	char root[PATH_MAX], want[PATH_MAX + ST_MAX_PATH + 16], real[PATH_MAX];
 	if (a->web_root == NULL || realpath(a->web_root, root) == NULL) {

@@ -193,7 +193,7 @@ static int read_string(struct dec *s, uint8_t tag, struct wa_str *out, int depth
 
 /*
  * Reads a string that is a part of a JID (user or server). A part is plain text:
- * no JID inside a JID and no '@', which no real stanza has. Allowing them would
+ * no JID inside a JID, no '@' and no NUL, which no real stanza has. Allowing them would
  * print text like "a@b@c" that reads back differently when written again.
  */
 static int
@@ -211,6 +211,9 @@ read_part(struct dec *s, struct wa_str *out, int depth)
 		return r;
 	if (memchr(out->p, '@', out->len) != NULL)
 		return fail(s, WG_EINVAL, at, "'@' inside a part of a JID");
+	/* The JID is printed as text: a NUL would cut it short silently. */
+	if (memchr(out->p, '\0', out->len) != NULL)
+		return fail(s, WG_EINVAL, at, "a NUL byte inside a part of a JID");
 	return 0;
 }
 
@@ -661,10 +664,11 @@ write_jid(struct enc *e, const char *s, size_t n)
 	const char *server = at + 1;
 	size_t ulen = (size_t)(at - s), slen = n - ulen - 1;
 	/*
-	 * A second '@' makes no JID the decoder reads back (it refuses a JID
-	 * inside a JID's part): such text stays a string.
+	 * A second '@' or a NUL makes no JID the decoder reads back (it refuses
+	 * a JID inside a JID's part, and a NUL in one): such text stays a string.
 	 */
-	if (slen == 0 || memchr(server, '@', slen) != NULL || n > JID_TEXT_MAX)
+	if (slen == 0 || memchr(server, '@', slen) != NULL || n > JID_TEXT_MAX ||
+	    memchr(s, '\0', n) != NULL)
 		return 0;
 	const char *colon = memchr(s, ':', ulen);
 	uint32_t device = 0;

@@ -378,6 +378,7 @@ test_malformed(void **state)
 		{"f8021ef6ff8112", WG_ETRUNC, 7}, /* FB JID without device */
 		{"f8021efafa000303", WG_EINVAL, 4}, /* a JID inside a JID */
 		{"f8021efafc03614062fc0161", WG_EINVAL, 4}, /* '@' in a JID part */
+		{"f8021efafc03610062fc0161", WG_EINVAL, 4}, /* a NUL in a JID part: its text would stop there */
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct wa_arena a = {0};
