@@ -2,7 +2,7 @@
  * The API's HTTP/1.1 server (see httpd.h for what it promises). Each
  * connection is a small state machine, moved by conn_enter() only:
  *
- *   NEW --> IDLE --first byte--> HEAD --headers--> BODY or CHUNK_* --whole--> HANDLING
+ *   NEW --> FRESH/IDLE --first byte--> HEAD --headers--> BODY or CHUNK_* --whole--> HANDLING
  *   HANDLING --httpd_reply--> IDLE (keep-alive) or CLOSING
  *   HANDLING --httpd_reply_start--> STREAMING --httpd_reply_end--> IDLE or CLOSING
  *   any --refusal--> CLOSING (the error answer goes out, then the close)
@@ -11,11 +11,13 @@
  * The lingering close: closing a socket with unread input makes the kernel
  * send a reset, which can destroy the answer before the client reads it (a
  * 413 sent while the client still writes its body). So our side is shut
- * first and what still comes is read and dropped, for a while.
+ * first (the client reads the answer, then the end) and what still comes is
+ * read and dropped, for a while.
  *
  * One timer per connection; what it means follows the state: IDLE closes a
- * connection that stays quiet, HEAD/BODY/CHUNK_* is the whole request's
- * deadline. A write that makes no progress is the bufferevent's write timeout.
+ * connection that stays quiet, FRESH/HEAD/BODY/CHUNK_* is the whole
+ * request's deadline (for a first request, from the accept: a flood of
+ * connections that send nothing holds no slot longer than a slow request). A write that makes no progress is the bufferevent's write timeout.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -56,13 +58,19 @@
 #define DISCARD_MAX (1024 * 1024)
 /* Out of descriptors: accepting pauses this long; either pause is said at most once a minute. */
 #define ACCEPT_PAUSE_MS 1000
-/* How long a closing connection's input is still read and dropped. */
+/*
+ * Connections the kernel completes while accepting pauses (at the cap): a
+ * short queue would drop clients' SYNs, which retry only after 1, 3, 7 s...
+ */
+#define HTTPD_BACKLOG 1024
+/* How long a closing connection's input is still read and dropped, at most. */
 #define LINGER_MS 2000
 #define LOG_EVERY_MS 60000
 
 enum conn_state {
 	C_NEW,         /* accepted, not set up yet */
-	C_IDLE,        /* between requests (or none yet) */
+	C_FRESH,       /* waiting for its first request: the request deadline runs from the accept */
+	C_IDLE,        /* between requests (keep-alive): closed first at the cap */
 	C_HEAD,        /* reading the request line and headers */
 	C_BODY,        /* reading a body of known length */
 	C_DISCARD,     /* dropping a body too large, to answer 413 after it (see headers_done) */
@@ -128,6 +136,8 @@ struct httpd {
 static void conn_enter(struct httpd_conn *c, enum conn_state st);
 static void conn_process(struct httpd_conn *c);
 static void conn_destroy(struct httpd_conn *c);
+static void cap_check(struct httpd *h);
+static void conn_release(struct httpd_conn *c);
 
 /* ---- methods ---- */
 
@@ -297,7 +307,9 @@ answer_done(struct httpd_conn *c)
 {
 	req_free(c->req);
 	c->req = NULL;
+	c->busy++; /* entering the next state may close it */
 	conn_enter(c, c->keep_alive ? C_IDLE : C_CLOSING);
+	conn_release(c);
 }
 
 void
@@ -422,17 +434,17 @@ conn_enter(struct httpd_conn *c, enum conn_state st)
 		idle_remove(c);
 	c->st = st;
 	switch (st) {
+	case C_FRESH:
+		timer_arm(c, h->o.request_ms);
+		bufferevent_enable(c->bev, EV_READ);
+		break;
 	case C_IDLE:
-		if (was != C_IDLE)
-			TAILQ_INSERT_TAIL(&h->idle, c, idle_link);
+		TAILQ_INSERT_TAIL(&h->idle, c, idle_link);
 		c->head_only = false;
 		c->sentcb = NULL;
-		if (h->paused_cap && was != C_NEW) {
-			/* Someone waits to be accepted: a connection with nothing to do makes room. */
-			h->stats.evicted++;
-			conn_destroy(c);
-			return;
-		}
+		cap_check(h); /* at the cap, this one (or an older idle one) makes room */
+		if (c->st != C_IDLE)
+			return; /* it did: closing */
 		timer_arm(c, h->o.idle_ms);
 		bufferevent_enable(c->bev, EV_READ);
 		kick(c);
@@ -482,7 +494,7 @@ conn_enter(struct httpd_conn *c, enum conn_state st)
 static void
 resume_accepting(struct httpd *h)
 {
-	if (!h->paused_fd && !h->paused_cap)
+	if (!h->paused_fd && !h->paused_cap && h->lis != NULL)
 		evconnlistener_enable(h->lis);
 }
 
@@ -505,10 +517,7 @@ conn_destroy(struct httpd_conn *c)
 	h->stats.conns--;
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	evtimer_del(c->timer);
-	if (h->paused_cap && h->stats.conns < h->o.max_conns) {
-		h->paused_cap = false;
-		resume_accepting(h);
-	}
+	cap_check(h);
 	if (c->busy > 0)
 		return; /* the callback running on it frees it when it returns */
 	req_free(c->req);
@@ -800,6 +809,7 @@ conn_process(struct httpd_conn *c)
 		size_t len;
 		int got;
 		switch (c->st) {
+		case C_FRESH:
 		case C_IDLE:
 			if (evbuffer_get_length(in) == 0)
 				return;
@@ -972,7 +982,7 @@ on_event(struct bufferevent *bev, short what, void *arg)
 		/* The client shut its side only: the answer still goes out, then the close. */
 		c->eof = true;
 		c->keep_alive = false;
-	} else if (eof && c->st == C_IDLE) {
+	} else if (eof && (c->st == C_IDLE || c->st == C_FRESH)) {
 		c->eof = true;
 		conn_enter(c, C_CLOSING); /* after what was answered has gone out */
 	} else {
@@ -1021,18 +1031,30 @@ log_pause(struct httpd *h, uint64_t *logged_at, unsigned long long *missed, cons
 }
 
 /*
- * After an accept: above the cap, the connection idle longest makes room;
- * at the cap with none idle, accepting waits for a close (or for one to go
- * idle, which then makes room: see conn_enter).
+ * The cap. At it, an idle keep-alive connection is closed, the one idle
+ * longest (it was served, and reconnects cheaply), and accepting pauses
+ * until a connection is gone (further connections wait in the kernel's
+ * queue). The pause is said once a minute.
  */
 static void
-at_cap(struct httpd *h)
+cap_check(struct httpd *h)
 {
-	while (h->stats.conns > h->o.max_conns && !TAILQ_EMPTY(&h->idle)) {
+	if (h->stats.conns >= h->o.max_conns && !TAILQ_EMPTY(&h->idle)) {
+		/* Closed like any other: what was answered goes out first. It frees its slot when gone. */
+		struct httpd_conn *c = TAILQ_FIRST(&h->idle);
 		h->stats.evicted++;
-		conn_destroy(TAILQ_FIRST(&h->idle));
+		c->keep_alive = false;
+		conn_enter(c, C_CLOSING);
 	}
-	if (h->stats.conns < h->o.max_conns || !TAILQ_EMPTY(&h->idle))
+	bool full = h->stats.conns >= h->o.max_conns;
+	if (!full) {
+		if (h->paused_cap) {
+			h->paused_cap = false;
+			resume_accepting(h);
+		}
+		return;
+	}
+	if (h->paused_cap || h->lis == NULL)
 		return;
 	h->paused_cap = true;
 	h->stats.cap_pauses++;
@@ -1086,8 +1108,8 @@ on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, i
 	bufferevent_setwatermark(bev, EV_READ, 0, h->o.max_headers + h->o.max_body + 4096);
 	struct timeval wt = {(time_t)(h->o.idle_ms / 1000), (suseconds_t)((h->o.idle_ms % 1000) * 1000)};
 	bufferevent_set_timeouts(bev, NULL, &wt);
-	at_cap(h);
-	conn_enter(c, C_IDLE);
+	conn_enter(c, C_FRESH);
+	cap_check(h);
 }
 
 static void
@@ -1158,7 +1180,7 @@ httpd_new(struct event_base *base, const struct httpd_opts *o, const char *host,
 	h->lis = evconnlistener_new_bind(base, on_accept, h,
 	                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
 	                                     LEV_OPT_CLOSE_ON_EXEC,
-	                                 128, ai->ai_addr, (int)ai->ai_addrlen);
+	                                 HTTPD_BACKLOG, ai->ai_addr, (int)ai->ai_addrlen);
 	evutil_freeaddrinfo(ai);
 	if (h->lis == NULL) {
 		snprintf(err, errlen, "cannot listen on %.200s:%u: %s", host, (unsigned)port,
@@ -1194,6 +1216,7 @@ httpd_free(struct httpd *h)
 	if (h == NULL)
 		return;
 	evconnlistener_free(h->lis);
+	h->lis = NULL;
 	while (!TAILQ_EMPTY(&h->conns))
 		conn_destroy(TAILQ_FIRST(&h->conns));
 	event_free(h->resume);

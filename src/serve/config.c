@@ -26,6 +26,8 @@ static const struct setting settings[] = {
 	{"WAGATE_LISTEN", "--listen", K_ADDR, "127.0.0.1:8080", "HTTP API address"},
 	{"WAGATE_API_KEY", "--api-key", K_STR, "generated", "API key (x-api-key); generated and printed once when unset"},
 	{"WAGATE_WEB_ROOT", "--web-root", K_PATH, "<exe dir>/web", "the dashboard's files (the build puts them beside wagate)"},
+	{"WAGATE_HTTP_MAX_CONNECTIONS", "--http-max-connections", K_UINT, "from the descriptor limit", "open HTTP connections at most (an eighth of the descriptors, 16 to 1024, by default); at the cap idle ones are closed first, then accepting waits"},
+	{"WAGATE_HTTP_REQUEST_TIMEOUT", "--http-request-timeout", K_DUR, "10s", "a whole HTTP request (its head and body) must arrive within this; then 408"},
 	{"WAGATE_COOKIE_SECURE", "--cookie-secure", K_BOOL, "false", "mark the dashboard's session cookie Secure (set when TLS is in front)"},
 	{"WAGATE_START_STAGGER", "--start-stagger", K_DUR, "2s", "time between auto-connects at start"},
 	{"WAGATE_START_RETRIES", "--start-retries", K_DURLIST, "5s,15s,45s", "delays of the retries of a first connection"},
@@ -121,6 +123,11 @@ apply(struct serve_config *c, const struct setting *s, const char *v, char *err,
 			return bad(err, errlen, s, v, "expected a duration like 500ms, 25s, 30m or 1h");
 		if (strcmp(name, "WAGATE_START_STAGGER") == 0)
 			c->sup.start_stagger_ms = ms;
+		else if (strcmp(name, "WAGATE_HTTP_REQUEST_TIMEOUT") == 0) {
+			if (ms < 100 || ms > 600000)
+				return bad(err, errlen, s, v, "must be from 100ms to 10m");
+			c->http_request_ms = ms;
+		}
 		else if (strcmp(name, "WAGATE_LOOP_LAG_INTERVAL") == 0) {
 			if (ms != 0 && (ms < 1 || ms > 60000))
 				return bad(err, errlen, s, v, "must be 0 (off) or from 1ms to 1m");
@@ -211,7 +218,10 @@ apply(struct serve_config *c, const struct setting *s, const char *v, char *err,
 		if (v[0] < '0' || v[0] > '9')
 			return bad(err, errlen, s, v, "expected a whole number");
 		unsigned long n = strtoul(v, &end, 10);
-		unsigned long max = strcmp(name, "WAGATE_MAX_HANDSHAKES") == 0 ? 100000 : 1000;
+		unsigned long max = strcmp(name, "WAGATE_MAX_HANDSHAKES") == 0 ||
+		                            strcmp(name, "WAGATE_HTTP_MAX_CONNECTIONS") == 0
+		                        ? 100000
+		                        : 1000;
 		if (*end != '\0' || n == 0 || n > max) {
 			char why[64];
 			snprintf(why, sizeof(why), "expected a whole number from 1 to %lu", max);
@@ -221,6 +231,8 @@ apply(struct serve_config *c, const struct setting *s, const char *v, char *err,
 			c->sup.start_burst = (unsigned)n;
 		else if (strcmp(name, "WAGATE_MAX_HANDSHAKES") == 0)
 			c->sup.max_handshakes = (unsigned)n;
+		else if (strcmp(name, "WAGATE_HTTP_MAX_CONNECTIONS") == 0)
+			c->http_max_conns = (unsigned)n;
 		else
 			c->sup.recovery_max = (unsigned)n;
 		return 0;
@@ -331,6 +343,7 @@ serve_config_load(struct serve_config *c, int argc, char **argv, char *err, size
 	snprintf(c->database, sizeof(c->database), "sqlite:var/wagate.db");
 	snprintf(c->listen, sizeof(c->listen), "127.0.0.1:8080");
 	c->loop_lag_ms = 100;
+	c->http_request_ms = 10000;
 	sup_config_defaults(&c->sup);
 	wa_session_defaults(&c->wa);
 	snprintf(c->wa_url, sizeof(c->wa_url), "%s", c->wa.url);

@@ -19,6 +19,8 @@ struct serve_config {
 	char web_root[4096]; /* WAGATE_WEB_ROOT; "" = "web" beside the executable */
 	int cookie_secure;   /* WAGATE_COOKIE_SECURE */
 	uint64_t loop_lag_ms; /* WAGATE_LOOP_LAG_INTERVAL; 0 = off */
+	unsigned http_max_conns;  /* WAGATE_HTTP_MAX_CONNECTIONS; 0 = from the descriptor limit */
+	uint64_t http_request_ms; /* WAGATE_HTTP_REQUEST_TIMEOUT */
 	int node_off;         /* WAGATE_NODE_ID=off: one node on PostgreSQL, no leases */
 	struct sup_config sup;
 	struct wa_session_opts wa;

@@ -171,17 +171,20 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 /*
  * Each WhatsApp session is a socket, and Debian's default soft limit is 1,024
  * descriptors: raised to the hard limit at start, and said, with how many
- * sessions that leaves room for (the rest goes to the database, the API's
- * clients, the log).
+ * sessions that leaves room for: the rest goes to the API's clients (an
+ * eighth of the descriptors, 16 to 1024, unless WAGATE_HTTP_MAX_CONNECTIONS
+ * says), the database, the log. Returns the API's connection cap.
  */
 #define FD_HEADROOM 128
+#define HTTP_CONNS_MIN 16
+#define HTTP_CONNS_MAX 1024
 
-static void
-raise_fd_limit(void)
+static unsigned
+raise_fd_limit(unsigned http_conns)
 {
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-		return;
+		return http_conns ? http_conns : HTTP_CONNS_MAX;
 	rlim_t was = rl.rlim_cur;
 	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
@@ -189,15 +192,27 @@ raise_fd_limit(void)
 			rl.rlim_cur = was;
 	}
 	unsigned long long n = (unsigned long long)rl.rlim_cur;
-	unsigned long long fit = n > FD_HEADROOM ? n - FD_HEADROOM : 0;
 	if (rl.rlim_cur == RLIM_INFINITY)
-		log_info("serve", "descriptors: no limit");
+		n = 1ULL << 20;
+	if (http_conns == 0) {
+		unsigned long long eighth = n / 8;
+		http_conns = (unsigned)(eighth < HTTP_CONNS_MIN   ? HTTP_CONNS_MIN
+		                        : eighth > HTTP_CONNS_MAX ? HTTP_CONNS_MAX
+		                                                  : eighth);
+	}
+	unsigned long long keep = FD_HEADROOM + http_conns;
+	unsigned long long fit = n > keep ? n - keep : 0;
+	if (rl.rlim_cur == RLIM_INFINITY)
+		log_info("serve", "descriptors: no limit; HTTP connections: at most %u", http_conns);
 	else if (rl.rlim_cur != was)
-		log_info("serve", "descriptors: %llu (raised from %llu): room for about %llu sessions", n,
-			 (unsigned long long)was, fit);
+		log_info("serve", "descriptors: %llu (raised from %llu): room for about %llu sessions "
+		                  "beside at most %u HTTP connections", n, (unsigned long long)was, fit,
+		         http_conns);
 	else
-		log_info("serve", "descriptors: %llu: room for about %llu sessions (raise the hard limit, "
-				  "e.g. LimitNOFILE= under systemd, for more)", n, fit);
+		log_info("serve", "descriptors: %llu: room for about %llu sessions beside at most %u "
+		                  "HTTP connections (raise the hard limit, e.g. LimitNOFILE= under "
+		                  "systemd, for more)", n, fit, http_conns);
+	return http_conns;
 }
 
 int
@@ -215,7 +230,7 @@ serve_run(const struct serve_config *c)
 	sigaddset(&stop_signals, SIGINT);
 	sigaddset(&stop_signals, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-	raise_fd_limit();
+	unsigned http_conns = raise_fd_limit(c->http_max_conns);
 	if (open_store(c, &s.st) != 0)
 		return 1;
 	uint8_t hash[32];
@@ -266,6 +281,8 @@ serve_run(const struct serve_config *c)
 	                      .started_mono_ms = wg_now_ms(),
 	                      .web_root = c->web_root[0] ? c->web_root : NULL,
 	                      .cookie_secure = c->cookie_secure,
+	                      .max_conns = http_conns,
+	                      .request_ms = (uint32_t)c->http_request_ms,
 	                      .dns = dns};
 	memcpy(ao.api_key_sha256, hash, 32);
 	/* The key itself, when set: several nodes derive the key that signs forwarded requests from it. */

@@ -32,8 +32,12 @@ function cpuMs(pid) {
 }
 
 test('out of descriptors, the API pauses accepting and says so once, instead of spinning', async () => {
-  // 64 descriptors in all, hard and soft: serve cannot raise them, and 80 clients take what is left.
-  const serve = await startServe({ dbFile: path.join(dir, 'db'), mock, wrap: ['prlimit', '--nofile=64:64', '--'] });
+  // 64 descriptors in all, hard and soft: serve cannot raise them, and 80 clients take what is left
+  // (the connection cap, 16 by default here, is set above the descriptors for this test).
+  const serve = await startServe({
+    dbFile: path.join(dir, 'db'), mock, wrap: ['prlimit', '--nofile=64:64', '--'],
+    env: { WAGATE_HTTP_MAX_CONNECTIONS: '1000' },
+  });
   try {
     assert.match(serve.stderr(), /descriptors: 64/);
     const socks = [];
@@ -63,6 +67,57 @@ test('out of descriptors, the API pauses accepting and says so once, instead of 
     }, { timeoutMs: 10000 });
     assert.equal(h.body.status, 'ok');
   } finally {
+    await serve.stop();
+  }
+});
+
+/** Descriptors serve has open (sockets, files). */
+function fdCount(pid) {
+  return fs.readdirSync(`/proc/${pid}/fd`).length;
+}
+
+test('a slow-headers flood is cut at the request deadline and held to the cap; /health still answers', async () => {
+  // The attack: many connections, each sending one header line now and then, never ending its request.
+  const serve = await startServe({
+    dbFile: path.join(dir, 'slow'), mock,
+    env: { WAGATE_HTTP_MAX_CONNECTIONS: '40', WAGATE_HTTP_REQUEST_TIMEOUT: '1s' },
+  });
+  const socks = [];
+  let closedByServer = 0;
+  let answered408 = 0;
+  let most = 0;
+  const trickle = setInterval(() => {
+    for (const s of socks) if (!s.destroyed) s.write('X-Slow: 1\r\n');
+  }, 200);
+  const fd0 = fdCount(serve.child.pid);
+  const sample = setInterval(() => { most = Math.max(most, fdCount(serve.child.pid) - fd0); }, 50);
+  const open = (n) => {
+    for (let i = 0; i < n; i++) {
+      const s = net.connect(serve.port, '127.0.0.1');
+      s.on('error', () => {});
+      s.on('data', (d) => { if (/^HTTP\/1\.1 408 /.test(d.toString())) answered408++; });
+      s.on('end', () => { closedByServer++; });
+      s.write('GET /health HTTP/1.1\r\nHost: x\r\n');
+      socks.push(s);
+    }
+  };
+  try {
+    open(40); // the cap, all busy in their requests
+    await sleep(300);
+    open(160); // wait in the kernel's queue while the cap holds
+    await waitFor('the cap to be reached and said', () => /HTTP connections are open, the most allowed/.test(serve.stderr()), { timeoutMs: 5000 });
+    // A probe waits its turn behind the flood, but is answered: each second the deadline frees the cap.
+    const r = await serve.api('GET', '/health', { key: null, timeoutMs: 15000 });
+    assert.equal(r.status, 200);
+    await waitFor('every slow connection to be closed by serve', () => closedByServer === 200, { timeoutMs: 40000 });
+    assert.ok(answered408 >= 40, `only ${answered408} answers 408`);
+    assert.ok(most <= 40 + 3, `serve held ${most} more descriptors than before the flood (cap 40)`);
+    const again = await serve.api('GET', '/health', { key: null, timeoutMs: 2000 });
+    assert.equal(again.status, 200);
+  } finally {
+    clearInterval(trickle);
+    clearInterval(sample);
+    for (const s of socks) s.destroy();
     await serve.stop();
   }
 });
