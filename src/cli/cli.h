@@ -8,5 +8,6 @@ int cmd_pair(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
+int cmd_rekey(int argc, char **argv);
 
 #endif

@@ -53,3 +53,11 @@ cmd_migrate(int argc, char **argv)
 	int r = load(n, args, &c);
 	return r >= 0 ? r : serve_migrate(&c, dry);
 }
+
+int
+cmd_rekey(int argc, char **argv)
+{
+	static struct serve_config c;
+	int r = load(argc, argv, &c);
+	return r >= 0 ? r : serve_rekey(&c);
+}

@@ -12,6 +12,7 @@ static const struct {
 } commands[] = {
 	{"serve", cmd_serve, "run the gateway: sessions, supervisor, HTTP API"},
 	{"migrate", cmd_migrate, "apply the database migrations and exit"},
+	{"rekey", cmd_rekey, "re-seal the stored credentials under a new key (servers stopped)"},
 	{"wire", cmd_wire, "encode and decode WhatsApp binary nodes (hex <-> JSON)"},
 	{"mock", cmd_mock, "run a WhatsApp-compatible server for tests and demos"},
 	{"pair", cmd_pair, "link a new device: show QR codes, save the credentials"},

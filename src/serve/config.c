@@ -9,6 +9,7 @@
 #include "core/duration.h"
 #include "core/enc.h"
 #include "core/err.h"
+#include "core/mem.h"
 
 enum kind { K_STR, K_ADDR, K_DUR, K_DURLIST, K_BACKOFF, K_UINT, K_HEX32, K_URL, K_DB, K_PATH, K_BOOL,
 	    K_NODE, K_HTTP, K_COUNT };
@@ -25,6 +26,8 @@ static const struct setting settings[] = {
 	{"WAGATE_DATABASE", "--database", K_DB, "sqlite:var/wagate.db", "sqlite:PATH, or postgres://... (libpq's URL, any of its options)"},
 	{"WAGATE_LISTEN", "--listen", K_ADDR, "127.0.0.1:8080", "HTTP API address"},
 	{"WAGATE_API_KEY", "--api-key", K_STR, "generated", "API key (x-api-key); generated and printed once when unset"},
+	{"WAGATE_SECRET_KEY", "--secret-key", K_HEX32, "the key file's", "the key (64 hex digits) that seals the stored credentials; never stored in the database"},
+	{"WAGATE_SECRET_KEY_FILE", "--secret-key-file", K_PATH, "DB.key or var/wagate.key", "where the sealing key is kept when WAGATE_SECRET_KEY is unset (made, mode 0600, on the first start): beside a SQLite file, else var/wagate.key"},
 	{"WAGATE_WEB_ROOT", "--web-root", K_PATH, "<exe dir>/web", "the dashboard's files (the build puts them beside wagate)"},
 	{"WAGATE_HTTP_MAX_CONNECTIONS", "--http-max-connections", K_UINT, "from the descriptor limit", "open HTTP connections at most (an eighth of the descriptors, 16 to 1024, by default); at the cap idle ones are closed first, then accepting waits"},
 	{"WAGATE_HTTP_REQUEST_TIMEOUT", "--http-request-timeout", K_DUR, "10s", "a whole HTTP request (its head and body) must arrive within this; then 408"},
@@ -67,7 +70,7 @@ static int
 bad(char *err, size_t errlen, const struct setting *s, const char *v, const char *why)
 {
 	/* The API key is never echoed. */
-	if (strcmp(s->env, "WAGATE_API_KEY") == 0)
+	if (strcmp(s->env, "WAGATE_API_KEY") == 0 || strcmp(s->env, "WAGATE_SECRET_KEY") == 0)
 		v = "(hidden)";
 	snprintf(err, errlen, "%s (%s) = \"%.200s\": %s", s->env, s->flag, v, why);
 	return WG_EINVAL;
@@ -242,14 +245,22 @@ apply(struct serve_config *c, const struct setting *s, const char *v, char *err,
 		size_t badat;
 		if (strlen(v) != 64 || wg_hex_decode(key, v, 64, &badat) != 32)
 			return bad(err, errlen, s, v, "expected exactly 64 hex digits");
-		memcpy(c->wa.root_pub, key, 32);
+		if (strcmp(name, "WAGATE_SECRET_KEY") == 0) {
+			memcpy(c->secret_key, key, 32);
+			c->have_secret_key = 1;
+		} else {
+			memcpy(c->wa.root_pub, key, 32);
+		}
+		wg_wipe(key, sizeof(key));
 		return 0;
 	}
-	case K_PATH:
+	case K_PATH: {
+		char *dst = strcmp(name, "WAGATE_SECRET_KEY_FILE") == 0 ? c->secret_key_file : c->web_root;
 		if (strlen(v) >= sizeof(c->web_root))
 			return bad(err, errlen, s, v, "too long");
-		snprintf(c->web_root, sizeof(c->web_root), "%s", v);
+		snprintf(dst, sizeof(c->web_root), "%s", v);
 		return 0;
+	}
 	case K_BOOL:
 		if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
 			c->cookie_secure = 1;

@@ -21,6 +21,9 @@ struct serve_config {
 	uint64_t loop_lag_ms; /* WAGATE_LOOP_LAG_INTERVAL; 0 = off */
 	unsigned http_max_conns;  /* WAGATE_HTTP_MAX_CONNECTIONS; 0 = from the descriptor limit */
 	uint64_t http_request_ms; /* WAGATE_HTTP_REQUEST_TIMEOUT */
+	uint8_t secret_key[32];      /* WAGATE_SECRET_KEY: seals credentials at rest */
+	int have_secret_key;
+	char secret_key_file[4096];  /* WAGATE_SECRET_KEY_FILE; "" = beside the SQLite file, or var/wagate.key */
 	int node_off;         /* WAGATE_NODE_ID=off: one node on PostgreSQL, no leases */
 	struct sup_config sup;
 	struct wa_session_opts wa;

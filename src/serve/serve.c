@@ -1,8 +1,12 @@
 #include "serve/serve.h"
 
+#include <errno.h>
 #include <event2/dns.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <libgen.h>
+#include <openssl/rand.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +23,8 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "net/ws.h"
+#include "serve/secret.h"
+#include "store/seal.h"
 #include "store/store.h"
 #include "sup/sup.h"
 #include "wa/crypto.h"
@@ -84,6 +90,42 @@ open_store(const struct serve_config *c, struct store **st)
 	}
 	if (applied)
 		log_info("serve", "applied %d database migration(s)", applied);
+	return 0;
+}
+
+/*
+ * Credentials are sealed at rest (store/seal.h): the key is loaded (or made,
+ * on the first start), and rows still holding plain credentials are sealed
+ * before the supervisor reads any.
+ */
+static int
+seal_start(const struct serve_config *c, struct store *st)
+{
+	struct serve_secret sec;
+	char err[512];
+	if (secret_load(c, true, &sec, err, sizeof(err)) != 0) {
+		log_error("serve", "no key to seal the credentials: %s", err);
+		return 1;
+	}
+	seal_set_keys(sec.key, sec.have_pending ? sec.pending : NULL);
+	if (sec.made)
+		log_warn("serve", "made the key that seals the stored credentials: %s (mode 0600). Back it "
+		                  "up apart from the database: without it the sessions must be paired again",
+		         sec.path);
+	else
+		log_info("serve", "credentials sealed under key %s (%s)", seal_current_id(),
+		         sec.from_env ? "WAGATE_SECRET_KEY" : sec.path[0] ? sec.path : "in memory");
+	if (sec.have_pending)
+		log_warn("serve", "%s.new is left from an interrupted rekey: credentials open with either "
+		                  "key; run wagate rekey again to finish", sec.path);
+	secret_wipe(&sec);
+	size_t n = 0;
+	if (store_seal_plain(st, &n) != 0) {
+		log_error("serve", "cannot seal the stored credentials: %s", store_errmsg(st));
+		return 1;
+	}
+	if (n > 0)
+		log_info("serve", "sealed the credentials of %zu session(s) stored as plain text", n);
 	return 0;
 }
 
@@ -233,6 +275,10 @@ serve_run(const struct serve_config *c)
 	unsigned http_conns = raise_fd_limit(c->http_max_conns);
 	if (open_store(c, &s.st) != 0)
 		return 1;
+	if (seal_start(c, s.st) != 0) {
+		store_close(s.st);
+		return 1;
+	}
 	uint8_t hash[32];
 	if (api_key_hash(c, s.st, hash) != 0) {
 		store_close(s.st);
@@ -358,4 +404,159 @@ serve_migrate(const struct serve_config *c, int dry_run)
 	free(sql);
 	store_close(st);
 	return 0;
+}
+
+/* Re-seals one page of rows under key; *done counts them. */
+static int
+reseal_page(struct store *st, const uint8_t key[32], struct store_session *rows, size_t n,
+            size_t *done, char *err, size_t errlen)
+{
+	struct store_session *full = wg_calloc(n, sizeof(*full));
+	struct store_write *w = wg_calloc(n, sizeof(*w));
+	size_t k = 0;
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (rows[i].auth_state == NULL)
+			continue;
+		struct store_session *f = &full[k];
+		int r = store_get(st, rows[i].id, f);
+		if (r == WG_ENOTFOUND)
+			continue;
+		if (r < 0) {
+			snprintf(err, errlen, "cannot read a session: %s", store_errmsg(st));
+			rc = 1;
+			break;
+		}
+		if (f->auth_state == NULL) {
+			store_session_free(f);
+			continue;
+		}
+		if (seal_is_sealed(f->auth_state)) {
+			/* Neither key opens it: nothing is switched until every row opens. */
+			char kid[SEAL_KID_LEN + 1];
+			seal_id_of(f->auth_state, kid);
+			snprintf(err, errlen, "session %s is sealed under key %s, which is neither the "
+			                      "current key nor the new one: nothing was changed",
+			         f->id, kid[0] ? kid : "?");
+			store_session_free(f);
+			rc = 1;
+			break;
+		}
+		char *sealed = seal_text_with(key, f->id, f->auth_state);
+		wg_wipe(f->auth_state, strlen(f->auth_state));
+		free(f->auth_state);
+		f->auth_state = sealed;
+		w[k] = (struct store_write){.id = f->id, .fields = STORE_F_AUTH, .vals = f};
+		k++;
+	}
+	size_t gone = 0;
+	if (rc == 0 && k > 0 && store_write_batch(st, w, k, (int64_t)wg_wall_ms(), &gone) < 0) {
+		snprintf(err, errlen, "cannot write: %s", store_errmsg(st));
+		rc = 1;
+	}
+	if (rc == 0)
+		*done += k - gone;
+	for (size_t i = 0; i < k; i++)
+		store_session_free(&full[i]);
+	free(full);
+	free(w);
+	return rc;
+}
+
+int
+serve_rekey(const struct serve_config *c)
+{
+	struct store *st;
+	if (open_store(c, &st) != 0)
+		return 1;
+	struct serve_secret sec;
+	char err[600];
+	if (secret_load(c, false, &sec, err, sizeof(err)) != 0) {
+		fprintf(stderr, "wagate rekey: no current key (%s); wagate serve makes one on its first start\n", err);
+		store_close(st);
+		return 1;
+	}
+	uint8_t next[32];
+	const char *given = getenv("WAGATE_NEW_SECRET_KEY");
+	size_t bad;
+	char pend[4200];
+	snprintf(pend, sizeof(pend), "%s.new", sec.path);
+	int rc = 0;
+	if (given != NULL && given[0] != '\0') {
+		if (strlen(given) != 64 || wg_hex_decode(next, given, 64, &bad) != 32) {
+			fprintf(stderr, "wagate rekey: WAGATE_NEW_SECRET_KEY must be 64 hex digits\n");
+			rc = 1;
+		}
+	} else if (sec.from_env) {
+		fprintf(stderr, "wagate rekey: with WAGATE_SECRET_KEY set, give the new key in "
+		                "WAGATE_NEW_SECRET_KEY (64 hex digits, e.g. from openssl rand -hex 32)\n");
+		rc = 1;
+	} else if (sec.have_pending) {
+		memcpy(next, sec.pending, 32); /* an interrupted rekey: finish it with its key */
+	} else if (RAND_bytes(next, 32) != 1) {
+		fprintf(stderr, "wagate rekey: no randomness for a key\n");
+		rc = 1;
+	}
+	/* The new key is on disk before any row needs it. */
+	if (rc == 0 && !sec.from_env && !sec.have_pending &&
+	    secret_write(pend, next, err, sizeof(err)) != 0) {
+		fprintf(stderr, "wagate rekey: %s\n", err);
+		rc = 1;
+	}
+	size_t done = 0;
+	if (rc == 0) {
+		seal_set_keys(sec.key, next); /* both open: rows may be under either */
+		char after[STORE_TEXT_MAX + 1] = "";
+		for (;;) {
+			struct store_filter f = {.without_auth = true, .after_id = after, .limit = 200};
+			struct store_session *rows;
+			size_t n;
+			if (store_list(st, &f, &rows, &n) < 0) {
+				snprintf(err, sizeof(err), "cannot list the sessions: %s", store_errmsg(st));
+				rc = 1;
+				break;
+			}
+			if (n > 0)
+				snprintf(after, sizeof(after), "%s", rows[n - 1].id);
+			if (n > 0)
+				rc = reseal_page(st, next, rows, n, &done, err, sizeof(err));
+			store_list_free(rows, n);
+			if (n == 0 || rc != 0)
+				break;
+		}
+		if (rc != 0)
+			fprintf(stderr, "wagate rekey: %s\n", err);
+	}
+	char old_id[SEAL_KID_LEN + 1], new_id[SEAL_KID_LEN + 1];
+	seal_key_id(sec.key, old_id);
+	seal_key_id(next, new_id);
+	if (rc == 0 && !sec.from_env) {
+		if (rename(pend, sec.path) != 0) {
+			fprintf(stderr, "wagate rekey: cannot put the new key in place (%s -> %s): %s\n",
+			        pend, sec.path, strerror(errno));
+			rc = 1;
+		} else {
+			char dir[4096];
+			snprintf(dir, sizeof(dir), "%s", sec.path);
+			int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (dfd >= 0) {
+				(void)fsync(dfd);
+				close(dfd);
+			}
+		}
+	}
+	if (rc == 0) {
+		printf("re-sealed the credentials of %zu session(s) under key %s (was %s)\n", done, new_id,
+		       old_id);
+		if (sec.from_env)
+			printf("start the servers with WAGATE_SECRET_KEY set to the new key "
+			       "(WAGATE_NEW_SECRET_KEY) from now on\n");
+		else
+			printf("the key file %s holds the new key: back it up\n", sec.path);
+	}
+	wg_wipe(next, sizeof(next));
+	secret_wipe(&sec);
+	seal_set_keys(NULL, NULL);
+	store_close(st);
+	return rc;
 }

@@ -77,7 +77,7 @@ static const struct {
 	"last_connected_at::text, last_message_at::text, created_at::text, updated_at::text"
 #define SESSION_COLS COLS_HEAD "auth_state::text" COLS_TAIL
 #define SESSION_COLS_LIGHT                                                                         \
-	COLS_HEAD "CASE WHEN auth_state IS NULL THEN NULL ELSE '' END" COLS_TAIL
+	COLS_HEAD "CASE WHEN auth_state IS NULL THEN NULL WHEN auth_state LIKE 'wgs1:%' THEN 'wgs1:' ELSE '' END" COLS_TAIL
 /* ::int: the app's flags may be integers 0/1 instead of booleans. */
 #define AUTO_WHERE                                                                                 \
 	" WHERE session_name = 'primary' AND auth_state IS NOT NULL AND is_active::int <> 0"       \

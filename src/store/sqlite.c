@@ -55,10 +55,11 @@
 	"id, user_id, session_name, phone_number, auth_state, is_active, auto_connect, "           \
 	"connection_status, last_error, last_connected_at, last_message_at, created_at, "          \
 	"updated_at"
-/* The same columns with auth_state reduced to a marker: '' when present, NULL when not. */
+/* The same columns with auth_state reduced to a marker: 'wgs1:' sealed, '' plain, NULL none. */
 #define SESSION_COLS_LIGHT                                                                         \
 	"id, user_id, session_name, phone_number, "                                                \
-	"CASE WHEN auth_state IS NULL THEN NULL ELSE '' END, is_active, auto_connect, "            \
+	"CASE WHEN auth_state IS NULL THEN NULL WHEN auth_state LIKE 'wgs1:%' THEN 'wgs1:' ELSE '' END, "  \
+	"is_active, auto_connect, "            \
 	"connection_status, last_error, last_connected_at, last_message_at, created_at, "          \
 	"updated_at"
 #define LIST_AUTO_WHERE                                                                            \
@@ -952,6 +953,21 @@ sq_data_version(struct store *st, uint64_t *version)
 	*version = ((uint64_t)sq->generation << 32) | (uint32_t)sqlite3_column_int64(q, 0);
 	sq_done(q);
 	return 0;
+}
+
+/*
+ * Rewrites the file: the pages that held credentials before they were
+ * sealed (free pages keep their old bytes) are gone, and so is the WAL.
+ */
+static int
+sq_compact(struct store *st)
+{
+	int rc = exec(st, "PRAGMA wal_checkpoint(TRUNCATE)", "checkpoint");
+	if (rc == 0)
+		rc = exec(st, "VACUUM", "vacuum");
+	if (rc == 0)
+		rc = exec(st, "PRAGMA wal_checkpoint(TRUNCATE)", "checkpoint");
+	return rc;
 }
 
 /* Runs a statement that takes no parameters (BEGIN, COMMIT, ROLLBACK). */
@@ -1859,4 +1875,5 @@ const struct store_backend store_sqlite_backend = {
     .write_batch = sq_write_batch,
     .recent_attempts = sq_recent_attempts,
     .data_version = sq_data_version,
+    .compact = sq_compact,
 };

@@ -4,6 +4,7 @@
  * Checking arguments here keeps each backend to its queries, and means a bad
  * argument gets the same answer whichever database is behind the store.
  */
+#include "store/seal.h"
 #include "store/store.h"
 
 #include <stdarg.h>
@@ -481,6 +482,35 @@ store_reconcile(struct store *st, int64_t now, int *changed)
 	return rc;
 }
 
+/*
+ * Credentials are sealed on their way in and opened on their way out
+ * (store/seal.h): backends and callers see plain text only on this side.
+ * A value that does not open stays sealed: the credentials parser refuses
+ * it, and the session says why (client_wa.c).
+ */
+static void
+open_row(struct store_session *s)
+{
+	if (!seal_is_sealed(s->auth_state) || !seal_enabled())
+		return;
+	char *plain, why[256];
+	if (seal_open(NULL, s->id, s->auth_state, &plain, why, sizeof(why)) != 0)
+		return;
+	wg_wipe(s->auth_state, strlen(s->auth_state));
+	free(s->auth_state);
+	s->auth_state = plain;
+}
+
+/* The sealed form of a row's new credentials, or NULL when they go as they are. */
+static char *
+sealed_auth(const char *id, const struct store_session *s, unsigned fields)
+{
+	if (!(fields & STORE_F_AUTH) || s->auth_state == NULL || !seal_enabled() ||
+	    seal_is_sealed(s->auth_state))
+		return NULL;
+	return seal_text(id, s->auth_state);
+}
+
 int
 store_list(struct store *st, const struct store_filter *f, struct store_session **out, size_t *n)
 {
@@ -501,7 +531,11 @@ store_list(struct store *st, const struct store_filter *f, struct store_session 
 	}
 	if (st->be->list == NULL)
 		return store__fail(st, WG_EIO, "the %s store cannot list sessions", st->be->name);
-	return st->be->list(st, f, out, n);
+	int rc = st->be->list(st, f, out, n);
+	if (rc >= 0 && !f->without_auth)
+		for (size_t i = 0; i < *n; i++)
+			open_row(&(*out)[i]);
+	return rc;
 }
 
 int
@@ -509,7 +543,10 @@ store_get(struct store *st, const char *id, struct store_session *out)
 {
 	memset(out, 0, sizeof(*out));
 	int rc = check_id(st, id);
-	return rc < 0 ? rc : st->be->get(st, id, out);
+	if (rc < 0 || (rc = st->be->get(st, id, out)) < 0)
+		return rc;
+	open_row(out);
+	return rc;
 }
 
 int
@@ -534,7 +571,22 @@ store_insert(struct store *st, struct store_session *s)
 		s->created_at = now;
 	if (s->updated_at == 0)
 		s->updated_at = s->created_at;
-	return st->be->insert(st, s);
+	if (s->auth_state == NULL || !seal_enabled() || seal_is_sealed(s->auth_state))
+		return st->be->insert(st, s);
+	char *plain = s->auth_state;
+	if (s->id[0] == '\0') {
+		/* The table may choose the id: the credentials follow, sealed for it. */
+		s->auth_state = NULL;
+		rc = st->be->insert(st, s);
+		s->auth_state = plain;
+		return rc < 0 ? rc : store_update(st, s->id, s, STORE_F_AUTH, s->updated_at);
+	}
+	s->auth_state = seal_text(s->id, plain);
+	rc = st->be->insert(st, s);
+	wg_wipe(s->auth_state, strlen(s->auth_state));
+	free(s->auth_state);
+	s->auth_state = plain;
+	return rc;
 }
 
 int
@@ -548,7 +600,14 @@ store_update(struct store *st, const char *id, const struct store_session *s, un
 		return store__fail(st, WG_EINVAL, "unknown field bits 0x%x", fields);
 	if ((rc = check_session(st, s, fields)) < 0 || (rc = check_ts(st, "now", now)) < 0)
 		return rc;
-	return st->be->update(st, id, s, fields, now);
+	char *sealed = sealed_auth(id, s, fields);
+	if (sealed == NULL)
+		return st->be->update(st, id, s, fields, now);
+	struct store_session copy = *s;
+	copy.auth_state = sealed;
+	rc = st->be->update(st, id, &copy, fields, now);
+	free(sealed);
+	return rc;
 }
 
 int
@@ -660,7 +719,33 @@ store_write_batch(struct store *st, struct store_write *w, size_t n, int64_t now
 		return 0;
 	if (st->be->write_batch == NULL)
 		return store__fail(st, WG_EINVAL, "the %s store cannot write", st->be->name);
-	return st->be->write_batch(st, w, n, now, gone);
+	/* Entries with new credentials write a sealed copy of their values. */
+	struct store_session *copies = NULL;
+	const struct store_session **orig = NULL;
+	for (size_t i = 0; i < n; i++) {
+		char *sealed = w[i].fields ? sealed_auth(w[i].id, w[i].vals, w[i].fields) : NULL;
+		if (sealed == NULL)
+			continue;
+		if (copies == NULL) {
+			copies = wg_calloc(n, sizeof(*copies));
+			orig = wg_calloc(n, sizeof(*orig));
+		}
+		copies[i] = *w[i].vals;
+		copies[i].auth_state = sealed;
+		orig[i] = w[i].vals;
+		w[i].vals = &copies[i];
+	}
+	rc = st->be->write_batch(st, w, n, now, gone);
+	if (copies != NULL) {
+		for (size_t i = 0; i < n; i++)
+			if (orig[i] != NULL) {
+				free(copies[i].auth_state);
+				w[i].vals = orig[i];
+			}
+		free(copies);
+		free(orig);
+	}
+	return rc;
 }
 
 int
@@ -904,4 +989,69 @@ store_set_setting(struct store *st, const char *key, const char *value)
 	if ((rc = check_text(st, "setting value", value, STORE_TEXT_MAX)) < 0)
 		return rc;
 	return st->be->set_setting(st, key, value);
+}
+
+/*
+ * Seals the credentials still stored as plain text (rows from before
+ * sealing, or written by a tool without a key), a page at a time, each page
+ * in one transaction; then, when any were, rewrites the storage (SQLite's
+ * VACUUM), whose freed pages still held them. Run at start, before the
+ * supervisor.
+ */
+#define SEAL_PAGE 200
+
+int
+store_seal_plain(struct store *st, size_t *sealed)
+{
+	*sealed = 0;
+	if (!seal_enabled())
+		return 0;
+	char after[STORE_TEXT_MAX + 1] = "";
+	for (;;) {
+		struct store_filter f = {.without_auth = true, .after_id = after, .limit = SEAL_PAGE};
+		struct store_session *rows;
+		size_t n;
+		int rc = store_list(st, &f, &rows, &n);
+		if (rc < 0)
+			return rc;
+		if (n == 0) {
+			store_list_free(rows, n);
+			/* The plain text stays in freed pages until the file is rewritten. */
+			if (*sealed > 0 && st->be->compact != NULL)
+				return st->be->compact(st);
+			return 0;
+		}
+		snprintf(after, sizeof(after), "%s", rows[n - 1].id);
+		struct store_session *full = wg_calloc(n, sizeof(*full));
+		struct store_write *w = wg_calloc(n, sizeof(*w));
+		size_t k = 0;
+		for (size_t i = 0; i < n && rc >= 0; i++) {
+			/* The listing marks sealed ones "wgs1:" and plain ones "". */
+			if (rows[i].auth_state == NULL || rows[i].auth_state[0] != '\0')
+				continue;
+			rc = store_get(st, rows[i].id, &full[k]);
+			if (rc == WG_ENOTFOUND) {
+				rc = 0;
+				continue;
+			}
+			if (rc >= 0 && full[k].auth_state != NULL && !seal_is_sealed(full[k].auth_state)) {
+				w[k] = (struct store_write){.id = full[k].id, .fields = STORE_F_AUTH, .vals = &full[k]};
+				k++;
+			} else {
+				store_session_free(&full[k]);
+			}
+		}
+		size_t gone = 0;
+		if (rc >= 0 && k > 0)
+			rc = store_write_batch(st, w, k, (int64_t)wg_wall_ms(), &gone);
+		if (rc >= 0)
+			*sealed += k - gone;
+		for (size_t i = 0; i < k; i++)
+			store_session_free(&full[i]);
+		free(full);
+		free(w);
+		store_list_free(rows, n);
+		if (rc < 0)
+			return rc;
+	}
 }

@@ -336,6 +336,12 @@ void store_uuid(char out[STORE_ID_LEN + 1]);
 int store_time_parse(const char *s, size_t len, int64_t *ms);
 /* True for the five connection_status values and "" (NULL). */
 bool store_status_valid(const char *status);
+/*
+ * Seals every auth_state still stored as plain text under the current key
+ * (store/seal.h; nothing without one). *sealed counts the rows sealed.
+ */
+int store_seal_plain(struct store *st, size_t *sealed);
+
 /* The last error's text, for logs ("" when none). Never holds auth_state values. */
 const char *store_errmsg(const struct store *st);
 /*
@@ -366,6 +372,8 @@ struct store_backend {
 	/* target: the URL without its scheme. Sets its state with store__set_state(). */
 	int (*open)(struct store *st, const char *target, char *err, size_t errlen);
 	void (*close)(struct store *st);
+	/* Optional: rewrites the storage so that deleted bytes are gone (store_seal_plain). */
+	int (*compact)(struct store *st);
 	int (*migrate)(struct store *st, int *applied);
 	int (*ping)(struct store *st);
 	int (*reconcile)(struct store *st, int64_t now, int *changed);

@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "store/pg_listen.h"
+#include "store/seal.h"
 #include "sup/sup_int.h"
 #include "wa/crypto.h"
 
@@ -378,10 +379,18 @@ connect_failed(struct sess *x, const char *trigger, int r, const char *what)
  * needing re-authentication.
  */
 static void
-creds_unusable(struct sess *x, const char *trigger)
+creds_unusable(struct sess *x, const char *trigger, const char *kid)
 {
 	const char *err = "the stored credentials cannot be used (not wagate's format, or damaged): "
 			  "re-authentication needed, pair the device again";
+	char sealed[256];
+	if (kid != NULL) {
+		/* Not the device's fault: the key that opens them is elsewhere. */
+		snprintf(sealed, sizeof(sealed),
+		         "the stored credentials are sealed under key %s, which this server does not "
+		         "have: start it with that key (WAGATE_SECRET_KEY or its key file)", kid);
+		err = sealed;
+	}
 	sup__record(x, trigger[0] ? trigger : "start", "connect", "needs_reauth", err);
 	start_resolved(x->sup, x, 2);
 	if (!x->ever_open)
@@ -405,11 +414,18 @@ open_with(struct sess *x, const char *trig, int rc, const char *auth, struct sto
 	int paired = auth != NULL;
 	snprintf(x->trigger, sizeof(x->trigger), "%s", trig);
 	int r = s->ops->open(s->ctx, x->id, auth, &client_cb, x, &x->client);
+	/* Credentials still sealed did not open (store/seal.h): which key they need. */
+	char kid[SEAL_KID_LEN + 1] = "";
+	if (r == WG_EINVAL && seal_is_sealed(auth)) {
+		seal_id_of(auth, kid);
+		if (kid[0] == '\0')
+			snprintf(kid, sizeof(kid), "?");
+	}
 	if (row != NULL)
 		store_session_free(row);
 	if (r == WG_EINVAL && paired) {
 		x->trigger[0] = '\0';
-		creds_unusable(x, trig);
+		creds_unusable(x, trig, kid[0] ? kid : NULL);
 		return r;
 	}
 	if (r) {
