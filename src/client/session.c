@@ -387,7 +387,11 @@ on_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct wa_session *s = arg;
 	/* The peer is gone or deaf: do not wait for a close handshake it will not answer. */
-	sess_fail(s, WA_CLOSE_KEEPALIVE_TIMEOUT, 408, "keepalive ping not answered in time", 1);
+	if (s->rd.in_frame)
+		sess_fail(s, WA_CLOSE_KEEPALIVE_TIMEOUT, 408,
+		          "a frame stopped half-way: nothing more of it came in time", 1);
+	else
+		sess_fail(s, WA_CLOSE_KEEPALIVE_TIMEOUT, 408, "keepalive ping not answered in time", 1);
 }
 
 static void
@@ -978,6 +982,32 @@ on_ws_open(struct ws_conn *ws, void *arg)
 	sess_enter(s, SS_HANDSHAKE, "websocket open");
 }
 
+static bool
+ping_pending(const struct wa_session *s)
+{
+	for (size_t i = 0; i < MAX_PENDING; i++)
+		if (s->pend[i].kind == IQ_PING)
+			return true;
+	return false;
+}
+
+/*
+ * A frame that has begun must keep coming: while one is incomplete nothing
+ * else can be read (a ping's answer included), so a peer that stops sending
+ * mid-frame is as deaf as one that ignores a ping. The keepalive deadline
+ * runs from the last bytes of it; a ping's own deadline is left alone.
+ */
+static void
+watch_partial_frame(struct wa_session *s)
+{
+	if (s->state == SS_CLOSING || s->state == SS_CLOSED)
+		return;
+	if (s->rd.in_frame)
+		arm(s->t_deadline, s->o.keepalive_timeout_ms);
+	else if (evtimer_pending(s->t_deadline, NULL) && !ping_pending(s))
+		evtimer_del(s->t_deadline);
+}
+
 static void
 on_ws_message(struct ws_conn *ws, const uint8_t *data, size_t len, void *arg)
 {
@@ -1017,8 +1047,11 @@ on_ws_message(struct ws_conn *ws, const uint8_t *data, size_t len, void *arg)
 		wa_arena_free(&a);
 		wg_buf_free(&plain);
 	}
-	if (r < 0)
+	if (r < 0) {
 		sess_fail(s, WA_CLOSE_PROTOCOL_ERROR, 400, "bad transport framing", 1);
+		return;
+	}
+	watch_partial_frame(s);
 }
 
 /* Drops what belongs to one connection, keeping the session. */

@@ -292,6 +292,25 @@ act_blackhole(struct mock_conn *c, const struct action_args *a)
 	return true;
 }
 
+/*
+ * A transport frame whose header announces 1 MiB, 16 bytes of it, then
+ * nothing more (the connection is blackholed): the client must give up on
+ * it rather than wait for the rest forever.
+ */
+static bool
+act_partial_frame(struct mock_conn *c, const struct action_args *a)
+{
+	(void)a;
+	if (c->state == MC_CLOSING || c->state == MC_PAIRED || c->state == MC_BLACKHOLE ||
+	    c->ws == NULL)
+		return false;
+	uint8_t part[3 + 16] = {0x10, 0x00, 0x00};
+	if (ws_send(c->ws, part, sizeof(part)) != 0)
+		return false;
+	mc_enter(c, MC_BLACKHOLE, "a partial frame sent by the control API");
+	return true;
+}
+
 static bool
 stanza_state(const struct mock_conn *c)
 {
@@ -356,10 +375,13 @@ post_connection(struct mock *m, struct evhttp_request *req, const struct selecto
 	json_t *extra = NULL;
 	conn_action fn = NULL;
 	if (strcmp(action, "kill") == 0 || strcmp(action, "close") == 0 ||
-	    strcmp(action, "blackhole") == 0) {
+	    strcmp(action, "blackhole") == 0 || strcmp(action, "partial-frame") == 0) {
 		if (!unpack(req, body, "{}"))
 			goto out;
-		fn = action[0] == 'k' ? act_kill : action[0] == 'c' ? act_close : act_blackhole;
+		fn = action[0] == 'k'   ? act_kill
+		     : action[0] == 'c' ? act_close
+		     : action[0] == 'p' ? act_partial_frame
+		                        : act_blackhole;
 	} else if (strcmp(action, "stream-error") == 0) {
 		json_t *code;
 		if (!unpack(req, body, "{s:o}", "code", &code))
@@ -411,8 +433,8 @@ post_connection(struct mock *m, struct evhttp_request *req, const struct selecto
 		fn = act_message;
 		extra = json_pack("{s:s}", "id", id);
 	} else {
-		mock__reply_error(req, 404, "no such action (kill, close, blackhole, stream-error, "
-					    "message)");
+		mock__reply_error(req, 404, "no such action (kill, close, blackhole, partial-frame, "
+					    "stream-error, message)");
 		goto out;
 	}
 	run_action(m, req, sel, fn, &a, extra);

@@ -7,9 +7,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startMock, waitFor, sleep } from '../interop/lib/mock.mjs';
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { WAGATE_BIN } from '../interop/lib/wagate.mjs';
-import { startServe } from './serve.mjs';
+import { startServe, waitSession } from './serve.mjs';
 
 let mock;
 let dir;
@@ -118,6 +118,28 @@ test('a slow-headers flood is cut at the request deadline and held to the cap; /
     clearInterval(trickle);
     clearInterval(sample);
     for (const s of socks) s.destroy();
+    await serve.stop();
+  }
+});
+
+test('a frame that stops half-way ends the connection at the keepalive timeout, not the next ping', async () => {
+  const seed = path.join(path.dirname(WAGATE_BIN), 'bench', 'wagate-bench-seed');
+  const dbFile = path.join(dir, 'partial.db');
+  execFileSync(WAGATE_BIN, ['migrate'], { env: { ...process.env, WAGATE_DATABASE: `sqlite:${dbFile}`, WAGATE_LOG_LEVEL: 'error' } });
+  execFileSync('bash', ['-c', `"${seed}" --count 1 --phone-base 4477000000 | sqlite3 "${dbFile}"`]);
+  const id = '00000000-0000-4000-8000-000000000000';
+  // Pings a minute apart: only the frame's own deadline (1 s) can end it within the test.
+  const serve = await startServe({
+    dbFile, mock,
+    env: { WAGATE_KEEPALIVE_INTERVAL: '60s', WAGATE_KEEPALIVE_TIMEOUT: '1s', WAGATE_START_STAGGER: '10ms', WAGATE_RECONNECT_BACKOFF: '30s,5m' },
+  });
+  try {
+    await waitSession(serve, id, 'connected', (b) => b.connectionStatus === 'connected');
+    const r = await mock.post(`/connections/${encodeURIComponent('4477000000:1@s.whatsapp.net')}/partial-frame`, {});
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const b = await waitSession(serve, id, 'the half frame noticed', (x) => /a frame stopped half-way/.test(x.lastError ?? ''), 10000);
+    assert.notEqual(b.supervisorState, 'connected');
+  } finally {
     await serve.stop();
   }
 });
