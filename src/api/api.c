@@ -73,10 +73,22 @@ api__reason(int status)
 	}
 }
 
+const int api__codes[API_CODES] = {200, 201, 204, 400, 401, 403, 404, 405, 408, 409,
+                                   413, 414, 429, 431, 500, 502, 503, 504, 0, 0};
+
 /* One line per answer: method, path and status only (never bodies, queries or headers). */
 void
 api__log_answer(struct httpd_req *req, int status)
 {
+	struct api *a = httpd_req_arg(req);
+	if (a != NULL) {
+		int r = httpd_req_tag(req), k = 0;
+		while (k < API_CODES - 1 && api__codes[k] != status && api__codes[k] != 0)
+			k++;
+		if (api__codes[k] != status)
+			k = API_CODES - 1;
+		a->answers[r >= 0 && r < API_ROUTES ? r : 0][k]++;
+	}
 	const struct evhttp_uri *u = httpd_uri(req);
 	const char *path = u ? evhttp_uri_get_path(u) : NULL;
 	if (status >= 500)
@@ -216,6 +228,9 @@ digest(const void *p, size_t n, uint8_t out[32])
 enum route {
 	RT_NONE,
 	RT_HEALTH,
+	RT_LIVEZ,
+	RT_READYZ,
+	RT_METRICS,
 	RT_HEALTH_DEEP,
 	RT_HEALTH_LOOP,
 	RT_CLUSTER,
@@ -231,7 +246,39 @@ enum route {
 	RT_AUTH_LOGOUT,
 	RT_AUTH_SESSION,
 	RT_STATIC,
+	RT_COUNT
 };
+
+/* Route names for the metrics' label: the path pattern, never a session id. */
+static const char *const route_names[] = {
+    [RT_NONE] = "other",
+    [RT_HEALTH] = "/health",
+    [RT_LIVEZ] = "/livez",
+    [RT_READYZ] = "/readyz",
+    [RT_METRICS] = "/metrics",
+    [RT_HEALTH_DEEP] = "/health/deep",
+    [RT_HEALTH_LOOP] = "/health/loop",
+    [RT_CLUSTER] = "/cluster",
+    [RT_SESSIONS] = "/sessions",
+    [RT_SESSION] = "/sessions/{id}",
+    [RT_QR] = "/sessions/{id}/qr",
+    [RT_RECONNECT] = "/sessions/{id}/reconnect",
+    [RT_LOGOUT] = "/sessions/{id}/logout",
+    [RT_PAIR] = "/sessions/{id}/pair",
+    [RT_HISTORY] = "/sessions/{id}/history",
+    [RT_EVENTS] = "/events",
+    [RT_AUTH_LOGIN] = "/auth/login",
+    [RT_AUTH_LOGOUT] = "/auth/logout",
+    [RT_AUTH_SESSION] = "/auth/session",
+    [RT_STATIC] = "dashboard",
+};
+_Static_assert(RT_COUNT <= API_ROUTES, "API_ROUTES too small");
+
+const char *
+api__route_name(int route)
+{
+	return route > 0 && route < RT_COUNT ? route_names[route] : "other";
+}
 
 struct route_info {
 	bool auth;
@@ -241,6 +288,11 @@ struct route_info {
 
 static const struct route_info routes[] = {
     [RT_HEALTH] = {false, HTTPD_GET, "GET"},
+    /* The probes: without a key, like /health (a kubelet or load balancer has none). */
+    [RT_LIVEZ] = {false, HTTPD_GET | HTTPD_HEAD, "GET, HEAD"},
+    [RT_READYZ] = {false, HTTPD_GET | HTTPD_HEAD, "GET, HEAD"},
+    /* Behind the key by default; WAGATE_METRICS_LISTEN serves it without one on its own address. */
+    [RT_METRICS] = {true, HTTPD_GET, "GET"},
     [RT_HEALTH_DEEP] = {true, HTTPD_GET, "GET"},
     [RT_HEALTH_LOOP] = {true, HTTPD_GET, "GET"},
     [RT_CLUSTER] = {true, HTTPD_GET, "GET"},
@@ -283,6 +335,12 @@ parse_path(const char *path, char id[STORE_ID_LEN + 1], bool *bad_id)
 	*bad_id = false;
 	static const char pre[] = "/sessions/";
 	id[0] = '\0';
+	if (strcmp(path, "/livez") == 0)
+		return RT_LIVEZ;
+	if (strcmp(path, "/readyz") == 0)
+		return RT_READYZ;
+	if (strcmp(path, "/metrics") == 0)
+		return RT_METRICS;
 	if (!under(path, "/health") && !under(path, "/sessions") && !under(path, "/events") &&
 	    !under(path, "/auth") && !under(path, "/cluster"))
 		return RT_STATIC;
@@ -449,6 +507,7 @@ on_request(struct httpd_req *req, void *arg)
 	char id[STORE_ID_LEN + 1];
 	bool bad_id = false;
 	enum route r = path ? parse_path(path, id, &bad_id) : RT_NONE;
+	httpd_req_set_tag(req, (int)r);
 	if (r == RT_NONE) {
 		api__error(req, 404, "no such endpoint");
 		return;
@@ -495,6 +554,15 @@ on_request(struct httpd_req *req, void *arg)
 	switch (r) {
 	case RT_HEALTH:
 		api__health(a, req);
+		break;
+	case RT_LIVEZ:
+		api__livez(a, req);
+		break;
+	case RT_READYZ:
+		api__readyz(a, req);
+		break;
+	case RT_METRICS:
+		api__metrics(a, req);
 		break;
 	case RT_CLUSTER:
 		api__cluster(a, req);
@@ -543,7 +611,27 @@ on_request(struct httpd_req *req, void *arg)
 		api__static(a, req, path);
 		break;
 	case RT_NONE:
+	case RT_COUNT:
 		break;
+	}
+}
+
+/* WAGATE_METRICS_LISTEN's server: GET /metrics, nothing else, no key (for a scraper on a private network). */
+static void
+on_metrics_request(struct httpd_req *req, void *arg)
+{
+	struct api *a = arg;
+	const struct evhttp_uri *u = httpd_uri(req);
+	const char *path = evhttp_uri_get_path(u);
+	httpd_req_set_tag(req, RT_METRICS);
+	if (path == NULL || strcmp(path, "/metrics") != 0) {
+		httpd_req_set_tag(req, RT_NONE);
+		api__error(req, 404, "only /metrics is served here");
+	} else if (httpd_method(req) != HTTPD_GET) {
+		evhttp_add_header(httpd_out_headers(req), "Allow", "GET");
+		api__error(req, 405, "method not allowed here (allowed: GET)");
+	} else {
+		api__metrics(a, req);
 	}
 }
 
@@ -617,10 +705,32 @@ api_start(struct event_base *base, const struct api_opts *o, struct store *st, s
 	};
 	a->http = httpd_new(base, &ho, host, port, err, errlen);
 	if (a->http == NULL) {
+		size_t n = strlen(err);
+		snprintf(err + n, errlen - n, " (another address: WAGATE_LISTEN or --listen)");
 		api_free(a);
 		return WG_EIO;
 	}
 	a->port = httpd_port(a->http);
+	if (o->metrics_listen != NULL && o->metrics_listen[0] != '\0') {
+		char mhost[256];
+		uint16_t mport;
+		if (wg_addr_split(o->metrics_listen, mhost, sizeof(mhost), &mport)) {
+			snprintf(err, errlen, "metrics address \"%.200s\" is not host:port",
+			         o->metrics_listen);
+			api_free(a);
+			return WG_EINVAL;
+		}
+		struct httpd_opts mo = {.max_conns = 16, .on_request = on_metrics_request, .arg = a};
+		a->metrics_http = httpd_new(base, &mo, mhost, mport, err, errlen);
+		if (a->metrics_http == NULL) {
+			size_t n = strlen(err);
+			snprintf(err + n, errlen - n, " (WAGATE_METRICS_LISTEN)");
+			api_free(a);
+			return WG_EIO;
+		}
+		log_info("api", "metrics on http://%s:%d/metrics (no key)", mhost,
+		         httpd_port(a->metrics_http));
+	}
 	log_info("api", "listening on %s:%d", host, a->port);
 	*out = a;
 	return 0;
@@ -653,6 +763,7 @@ api_free(struct api *a)
 		sup_remove_observer(a->sup, a);
 	api__listings_free(a); /* before httpd_free: they point at its connections */
 	api__forwards_free(a);
+	httpd_free(a->metrics_http);
 	httpd_free(a->http);
 	api__pending_detach_all(a);
 	api__events_free(a);

@@ -22,9 +22,17 @@ struct api_pending;
 struct api_events;
 struct api_auth;
 
+/* Answers counted by route and status, for GET /metrics (api.c counts, metrics.c writes). */
+#define API_ROUTES 24
+#define API_CODES 20
+extern const int api__codes[API_CODES]; /* the statuses counted one by one; the last slot: any other */
+const char *api__route_name(int route);
+
 struct api {
+	uint64_t answers[API_ROUTES][API_CODES];
 	struct event_base *base;
 	struct httpd *http;
+	struct httpd *metrics_http; /* WAGATE_METRICS_LISTEN: /metrics only, without a key */
 	struct store *st;
 	struct sup *sup;
 	uint8_t key_digest[32]; /* SHA-256 of the API key; the key itself is not kept */
@@ -107,6 +115,11 @@ json_int_t api__uptime(const struct api *a);
 
 /* Endpoint handlers; the router has checked the method, the key and the id shape. */
 void api__health(struct api *a, struct httpd_req *req);
+/* GET /metrics: the Prometheus text format (metrics.c). */
+void api__metrics(struct api *a, struct httpd_req *req);
+/* GET /livez and GET /readyz: the probes (health.c). */
+void api__livez(struct api *a, struct httpd_req *req);
+void api__readyz(struct api *a, struct httpd_req *req);
 /* GET /health/loop?since=<Unix ms>: the event loop's longest lateness in the window. */
 void api__health_loop(struct api *a, struct httpd_req *req);
 /* GET /cluster: the nodes, their heartbeats and leases (health.c). */

@@ -51,6 +51,52 @@ api__health_json(struct api *a, int *status, char *key, size_t keylen)
 	return o;
 }
 
+/*
+ * GET /livez: the process and its event loop answer (this answer comes from
+ * the loop). It asks nothing of the database or WhatsApp, so a database blip
+ * never gets the process restarted.
+ */
+void
+api__livez(struct api *a, struct httpd_req *req)
+{
+	api__reply(req, 200, json_pack("{s:s, s:I}", "status", "alive", "uptime",
+	                               (json_int_t)api__uptime(a)));
+}
+
+/*
+ * GET /readyz: this node can do its work: it has started (its sessions are
+ * read), it is not stopping, the database takes its writes and, with several
+ * nodes, its last lease round succeeded (it holds what it serves). 503 with
+ * the reasons otherwise. From counters only: no I/O.
+ */
+void
+api__readyz(struct api *a, struct httpd_req *req)
+{
+	struct sup_health h;
+	sup_health(a->sup, &h);
+	struct sup_cluster_info ci;
+	sup_cluster_info(a->sup, &ci);
+	json_t *why = json_array();
+	if (!h.started)
+		json_array_append_new(why, json_string("starting: the sessions are not read yet"));
+	if (h.stopping)
+		json_array_append_new(why, json_string("stopping"));
+	if (!h.db_ok) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "database: %s", h.db_error ? h.db_error : "unavailable");
+		json_array_append_new(why, json_string(msg));
+	}
+	if (ci.enabled && !ci.rounds_ok)
+		json_array_append_new(why, json_string("leases: the last round failed"));
+	bool ready = json_array_size(why) == 0;
+	json_t *o = json_pack("{s:s}", "status", ready ? "ready" : "not_ready");
+	if (ready)
+		json_decref(why);
+	else
+		json_object_set_new(o, "reasons", why);
+	api__reply(req, ready ? 200 : 503, o);
+}
+
 void
 api__health(struct api *a, struct httpd_req *req)
 {

@@ -6,12 +6,29 @@
 #include "serve/config.h"
 #include "serve/serve.h"
 
+static const char *
+usage_line(const char *cmd)
+{
+	if (strcmp(cmd, "migrate") == 0)
+		return "usage: wagate migrate [--dry-run] [--flag value]...\n"
+		       "applies the database migrations and exits; --dry-run prints their SQL and runs "
+		       "nothing.\nThe database and the other settings are serve's:";
+	if (strcmp(cmd, "rekey") == 0)
+		return "usage: wagate rekey [--flag value]...\n"
+		       "re-seals every stored credential under a new key (WAGATE_NEW_SECRET_KEY, or a new "
+		       "random key in the key file).\nRun it with the servers stopped. The database and "
+		       "the current key are serve's settings:";
+	return "usage: wagate serve [--flag value]...\n"
+	       "runs the gateway. Each variable has a flag; flags win. Bad values stop the start "
+	       "(exit 2).";
+}
+
 static int
 load(int argc, char **argv, struct serve_config *c)
 {
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			serve_config_usage(stdout);
+			serve_config_usage(stdout, usage_line(argv[0]));
 			return 0;
 		}
 	}

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/version.h"
 
 static const struct {
 	const char *name;
@@ -25,6 +26,26 @@ usage(FILE *f)
 	fprintf(f, "usage: wagate <command> [options]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
+	fprintf(f, "  %-8s %s\n", "help", "help COMMAND: that command's options");
+	fprintf(f, "  %-8s %s\n", "version", "print the version (also --version)");
+}
+
+/* wagate help [COMMAND]: the list, or COMMAND --help. */
+static int
+help(int argc, char **argv)
+{
+	if (argc < 3) {
+		usage(stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[2], commands[i].name) == 0) {
+			char *args[] = {argv[2], "--help", NULL};
+			return commands[i].fn(2, args);
+		}
+	fprintf(stderr, "wagate: unknown command \"%s\"\n", argv[2]);
+	usage(stderr);
+	return 2;
 }
 
 int
@@ -40,6 +61,12 @@ main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+		printf("wagate %s\n", WAGATE_VERSION);
+		return 0;
+	}
+	if (strcmp(argv[1], "help") == 0)
+		return help(argc, argv);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(argv[1], commands[i].name) == 0)
 			return commands[i].fn(argc - 1, argv + 1);

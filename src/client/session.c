@@ -16,6 +16,7 @@
 #include "core/enc.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/mem.h"
 #include "net/ws.h"
 #include "wa/adv.h"
@@ -176,6 +177,15 @@ wa_session_opts_from_env(struct wa_session_opts *o, char *why, size_t whylen)
 		return WG_EINVAL;
 	}
 	return 0;
+}
+
+/* Every session's keepalive round trips, for GET /metrics (wa_session_keepalive_rtt). */
+static struct wg_hist keepalive_rtt = {.bounds = wg_hist_latency, .n = WG_HIST_LATENCY_N};
+
+const struct wg_hist *
+wa_session_keepalive_rtt(void)
+{
+	return &keepalive_rtt;
 }
 
 /* ---- timers ---- */
@@ -694,6 +704,7 @@ handle_iq_reply(struct wa_session *s, struct pending_iq *p, const struct wa_node
 	switch (kind) {
 	case IQ_PING:
 		evtimer_del(s->t_deadline);
+		wg_hist_observe_ns(&keepalive_rtt, (wg_now_ms() - sent) * 1000000u);
 		arm_keepalive(s);
 		break;
 	case IQ_PROBE:

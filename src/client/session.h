@@ -37,6 +37,10 @@ enum wa_close_reason {
 	WA_CLOSE_CLOSED_BY_US,      /* wa_session_close() */
 };
 
+/* Every session's keepalive round trips (ms resolution), for GET /metrics. */
+struct wg_hist;
+const struct wg_hist *wa_session_keepalive_rtt(void);
+
 /* "transient", "restart_required", ... as documented. */
 const char *wa_close_reason_name(enum wa_close_reason r);
 

@@ -92,6 +92,7 @@ struct httpd_req {
 	struct evhttp_uri *uri;
 	struct evkeyvalq in, out;
 	struct evbuffer *body;
+	int tag;
 };
 
 struct httpd_conn {
@@ -223,6 +224,24 @@ struct httpd_conn *
 httpd_conn_of(struct httpd_req *req)
 {
 	return req->conn;
+}
+
+void
+httpd_req_set_tag(struct httpd_req *req, int tag)
+{
+	req->tag = tag;
+}
+
+int
+httpd_req_tag(const struct httpd_req *req)
+{
+	return req->tag;
+}
+
+void *
+httpd_req_arg(const struct httpd_req *req)
+{
+	return req->conn->h->o.arg;
 }
 
 /* ---- answers ---- */

@@ -103,6 +103,11 @@ struct evkeyvalq *httpd_out_headers(struct httpd_req *req);
 /* The whole body, at most max_body bytes. */
 struct evbuffer *httpd_body(struct httpd_req *req);
 struct httpd_conn *httpd_conn_of(struct httpd_req *req);
+/* A number the handler keeps with the request (the API's route, for its counters); 0 at first. */
+void httpd_req_set_tag(struct httpd_req *req, int tag);
+int httpd_req_tag(const struct httpd_req *req);
+/* The arg of the server's httpd_opts. */
+void *httpd_req_arg(const struct httpd_req *req);
 
 /*
  * The whole answer: status line, the output headers, Content-Length and the

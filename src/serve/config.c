@@ -9,9 +9,10 @@
 #include "core/duration.h"
 #include "core/enc.h"
 #include "core/err.h"
+#include "core/log.h"
 #include "core/mem.h"
 
-enum kind { K_STR, K_ADDR, K_DUR, K_DURLIST, K_BACKOFF, K_UINT, K_HEX32, K_URL, K_DB, K_PATH, K_BOOL,
+enum kind { K_LOGLEVEL, K_STR, K_ADDR, K_DUR, K_DURLIST, K_BACKOFF, K_UINT, K_HEX32, K_URL, K_DB, K_PATH, K_BOOL,
 	    K_NODE, K_HTTP, K_COUNT };
 
 struct setting {
@@ -25,7 +26,9 @@ struct setting {
 static const struct setting settings[] = {
 	{"WAGATE_DATABASE", "--database", K_DB, "sqlite:var/wagate.db", "sqlite:PATH, or postgres://... (libpq's URL, any of its options)"},
 	{"WAGATE_LISTEN", "--listen", K_ADDR, "127.0.0.1:8080", "HTTP API address"},
+	{"WAGATE_METRICS_LISTEN", "--metrics-listen", K_ADDR, "none", "also serve GET /metrics here, without a key (for a Prometheus on a private network); otherwise /metrics is on the API, behind the key"},
 	{"WAGATE_API_KEY", "--api-key", K_STR, "generated", "API key (x-api-key); generated and printed once when unset"},
+	{"WAGATE_LOG_LEVEL", "--log-level", K_LOGLEVEL, "info", "debug, info, warn or error; logs go to stderr and never hold keys or credentials"},
 	{"WAGATE_SECRET_KEY", "--secret-key", K_HEX32, "the key file's", "the key (64 hex digits) that seals the stored credentials; never stored in the database"},
 	{"WAGATE_SECRET_KEY_FILE", "--secret-key-file", K_PATH, "DB.key or var/wagate.key", "where the sealing key is kept when WAGATE_SECRET_KEY is unset (made, mode 0600, on the first start): beside a SQLite file, else var/wagate.key"},
 	{"WAGATE_WEB_ROOT", "--web-root", K_PATH, "<exe dir>/web", "the dashboard's files (the build puts them beside wagate)"},
@@ -57,10 +60,10 @@ static const struct setting settings[] = {
 };
 
 void
-serve_config_usage(FILE *f)
+serve_config_usage(FILE *f, const char *usage_line)
 {
-	fprintf(f, "usage: wagate serve [--flag value]...\n\n%-28s %-22s %-22s %s\n", "variable", "flag",
-		"default", "meaning");
+	fprintf(f, "%s\n\n%-28s %-22s %-22s %s\n", usage_line, "variable", "flag", "default",
+		"meaning");
 	for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
 		fprintf(f, "%-28s %-22s %-22s %s\n", settings[i].env, settings[i].flag,
 			settings[i].dflt, settings[i].help);
@@ -101,9 +104,24 @@ apply(struct serve_config *c, const struct setting *s, const char *v, char *err,
 		uint16_t port;
 		if (wg_addr_split(v, host, sizeof(host), &port) != 0 || strlen(v) >= sizeof(c->listen))
 			return bad(err, errlen, s, v, "expected HOST:PORT");
-		snprintf(c->listen, sizeof(c->listen), "%s", v);
+		if (strcmp(name, "WAGATE_METRICS_LISTEN") == 0)
+			snprintf(c->metrics_listen, sizeof(c->metrics_listen), "%s", v);
+		else
+			snprintf(c->listen, sizeof(c->listen), "%s", v);
 		return 0;
 	}
+	case K_LOGLEVEL:
+		if (strcmp(v, "debug") == 0)
+			wg_log_set_level(WG_LOG_DEBUG);
+		else if (strcmp(v, "info") == 0)
+			wg_log_set_level(WG_LOG_INFO);
+		else if (strcmp(v, "warn") == 0)
+			wg_log_set_level(WG_LOG_WARN);
+		else if (strcmp(v, "error") == 0)
+			wg_log_set_level(WG_LOG_ERROR);
+		else
+			return bad(err, errlen, s, v, "expected debug, info, warn or error");
+		return 0;
 	case K_STR:
 		if (strlen(v) < 16 || strlen(v) >= sizeof(c->api_key))
 			return bad(err, errlen, s, v, "must be 16 to 255 characters");

@@ -15,6 +15,7 @@
 struct serve_config {
 	char database[1024]; /* WAGATE_DATABASE */
 	char listen[256];    /* WAGATE_LISTEN */
+	char metrics_listen[256]; /* WAGATE_METRICS_LISTEN; "" = /metrics on the API, behind the key */
 	char api_key[256];   /* WAGATE_API_KEY; "" = generated on first start and stored */
 	char web_root[4096]; /* WAGATE_WEB_ROOT; "" = "web" beside the executable */
 	int cookie_secure;   /* WAGATE_COOKIE_SECURE */
@@ -33,7 +34,7 @@ struct serve_config {
 /* Defaults, then the environment, then argv (argv[0] is the command name). */
 int serve_config_load(struct serve_config *c, int argc, char **argv, char *err, size_t errlen);
 
-/* The settings table, for --help. */
-void serve_config_usage(FILE *f);
+/* The settings table under a command's usage line, for --help. */
+void serve_config_usage(FILE *f, const char *usage_line);
 
 #endif

@@ -78,20 +78,29 @@ make_parents(const char *path)
 int
 secret_write(const char *path, const uint8_t key[32], char *err, size_t errlen)
 {
-	make_parents(path);
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot make the key file %.300s: %s", path, strerror(errno));
-		return WG_EIO;
-	}
 	char text[66];
 	wg_hex_encode(text, key, 32);
 	text[64] = '\n';
-	bool ok = write(fd, text, 65) == 65 && fsync(fd) == 0;
+	text[65] = '\0';
+	int rc = secret_write_text(path, text, err, errlen);
 	wg_wipe(text, sizeof(text));
+	return rc;
+}
+
+int
+secret_write_text(const char *path, const char *text, char *err, size_t errlen)
+{
+	make_parents(path);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot make the file %.300s: %s", path, strerror(errno));
+		return WG_EIO;
+	}
+	size_t len = strlen(text);
+	bool ok = write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
 	close(fd);
 	if (!ok) {
-		snprintf(err, errlen, "cannot write the key file %.300s: %s", path, strerror(errno));
+		snprintf(err, errlen, "cannot write %.300s: %s", path, strerror(errno));
 		unlink(path);
 		return WG_EIO;
 	}

@@ -36,6 +36,8 @@ int secret_load(const struct serve_config *c, bool create, struct serve_secret *
                 size_t errlen);
 /* Writes key as 64 hex digits to a new file (O_EXCL, 0600), synced. */
 int secret_write(const char *path, const uint8_t key[32], char *err, size_t errlen);
+/* Writes text to a new file (O_EXCL, 0600), synced, its directory too. */
+int secret_write_text(const char *path, const char *text, char *err, size_t errlen);
 /* Reads a key file (64 hex digits and a newline). */
 int secret_read(const char *path, uint8_t key[32], char *err, size_t errlen);
 void secret_wipe(struct serve_secret *s);

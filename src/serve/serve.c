@@ -170,10 +170,29 @@ api_key_hash(const struct serve_config *c, struct store *st, uint8_t hash[32])
 		log_error("serve", "cannot store the API key: %s", store_errmsg(st));
 		return WG_EIO;
 	}
-	printf("api-key %s\n", key);
-	printf("(generated on first start and shown only this once: keep it; set WAGATE_API_KEY to choose your own)\n");
-	fflush(stdout);
+	/*
+	 * The key goes to a file only its owner reads, never to stdout (the
+	 * journal, under systemd, keeps stdout): its path is said instead.
+	 */
+	char path[4200], err[600];
+	secret_path(c, path, sizeof(path) - 16);
+	if (path[0] == '\0')
+		snprintf(path, sizeof(path), "var/wagate.key");
+	size_t n = strlen(path);
+	if (n > 4 && strcmp(path + n - 4, ".key") == 0)
+		path[n - 4] = '\0';
+	strncat(path, ".api-key", sizeof(path) - strlen(path) - 1);
+	strncat(key, "\n", sizeof(key) - strlen(key) - 1);
+	r = secret_write_text(path, key, err, sizeof(err));
 	wg_wipe(key, sizeof(key));
+	if (r != 0) {
+		log_error("serve", "cannot keep the generated API key: %s; set WAGATE_API_KEY", err);
+		return r;
+	}
+	printf("api-key-file %s\n", path);
+	fflush(stdout);
+	log_warn("serve", "generated an API key, stored as a hash; the key itself is in %s (mode 0600): "
+	                  "read it, keep it, delete the file. WAGATE_API_KEY chooses your own", path);
 	return 0;
 }
 
@@ -328,6 +347,7 @@ serve_run(const struct serve_config *c)
 	                      .web_root = c->web_root[0] ? c->web_root : NULL,
 	                      .cookie_secure = c->cookie_secure,
 	                      .max_conns = http_conns,
+	                      .metrics_listen = c->metrics_listen[0] ? c->metrics_listen : NULL,
 	                      .request_ms = (uint32_t)c->http_request_ms,
 	                      .dns = dns};
 	memcpy(ao.api_key_sha256, hash, 32);

@@ -18,6 +18,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/mem.h"
+#include "core/metrics.h"
 
 /* 9999-12-31T23:59:59.999Z: the last instant the four-digit text form can hold. */
 #define TS_MAX 253402300799999LL
@@ -689,6 +690,16 @@ no_leases(struct store *st)
 	                   st->be->name);
 }
 
+/* Every store's batch writes (any thread), for GET /metrics (store_write_metrics). */
+static struct store_write_metrics write_metrics = {
+    .latency = {.bounds = wg_hist_latency, .n = WG_HIST_LATENCY_N}};
+
+const struct store_write_metrics *
+store_write_metrics(void)
+{
+	return &write_metrics;
+}
+
 int
 store_write_batch(struct store *st, struct store_write *w, size_t n, int64_t now, size_t *gone)
 {
@@ -735,7 +746,11 @@ store_write_batch(struct store *st, struct store_write *w, size_t n, int64_t now
 		orig[i] = w[i].vals;
 		w[i].vals = &copies[i];
 	}
+	uint64_t t0 = wg_mono_ns();
 	rc = st->be->write_batch(st, w, n, now, gone);
+	wg_hist_observe_ns(&write_metrics.latency, wg_mono_ns() - t0);
+	if (rc < 0)
+		wg_count(&write_metrics.failures, 1);
 	if (copies != NULL) {
 		for (size_t i = 0; i < n; i++)
 			if (orig[i] != NULL) {

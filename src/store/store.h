@@ -342,6 +342,14 @@ bool store_status_valid(const char *status);
  */
 int store_seal_plain(struct store *st, size_t *sealed);
 
+/* The batch writes of every store in the process (the supervisor's flushes), for GET /metrics. */
+#include "core/metrics.h"
+struct store_write_metrics {
+	struct wg_hist latency; /* each store_write_batch, failed ones too */
+	uint64_t failures;      /* batches that failed (rolled back) */
+};
+const struct store_write_metrics *store_write_metrics(void);
+
 /* The last error's text, for logs ("" when none). Never holds auth_state values. */
 const char *store_errmsg(const struct store *st);
 /*

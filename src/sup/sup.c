@@ -221,6 +221,32 @@ sup__notify(struct sess *x, enum sup_event ev)
 		s->observer(s->observer_arg, ev, x->id);
 }
 
+/* Counts a row of the recovery table by its kind (a few dozen kinds exist: a scan is fine). */
+static void
+metrics_recovery(struct sup_metrics *m, const char *trigger, const char *action, const char *result)
+{
+	for (size_t i = 0; i < m->nrecov; i++)
+		if (strcmp(m->recov[i].trigger, trigger) == 0 && strcmp(m->recov[i].action, action) == 0 &&
+		    strcmp(m->recov[i].result, result) == 0) {
+			m->recov[i].n++;
+			return;
+		}
+	if (m->nrecov == SUP_RECOVERY_KINDS) {
+		m->recov_other++;
+		return;
+	}
+	snprintf(m->recov[m->nrecov].trigger, sizeof(m->recov[0].trigger), "%s", trigger);
+	snprintf(m->recov[m->nrecov].action, sizeof(m->recov[0].action), "%s", action);
+	snprintf(m->recov[m->nrecov].result, sizeof(m->recov[0].result), "%s", result);
+	m->recov[m->nrecov++].n = 1;
+}
+
+void
+sup_metrics(struct sup *s, const struct sup_metrics **out)
+{
+	*out = &s->metrics;
+}
+
 void
 sup__record(struct sess *x, const char *trigger, const char *action, const char *result,
 	    const char *detail)
@@ -235,6 +261,7 @@ sup__record(struct sess *x, const char *trigger, const char *action, const char 
 	a.detail = (char *)detail;
 	log_info(x->id, "recovery: trigger %s, action %s, result %s%s%s", trigger, action, result,
 		 detail ? ": " : "", detail ? detail : "");
+	metrics_recovery(&x->sup->metrics, trigger, action, result);
 	if (strncmp(trigger, "monitor:", 8) == 0 && strcmp(result, "failed") == 0) {
 		/* The limit counts the monitor's recoveries that failed (sup_monitor.c); a success costs nothing. */
 		sup__recoveries_in_window(x); /* loads the older ones first, so none counts twice */
@@ -413,6 +440,7 @@ open_with(struct sess *x, const char *trig, int rc, const char *auth, struct sto
 	}
 	int paired = auth != NULL;
 	snprintf(x->trigger, sizeof(x->trigger), "%s", trig);
+	x->connected_mono = wg_now_ms(); /* the login's duration starts here (metrics) */
 	int r = s->ops->open(s->ctx, x->id, auth, &client_cb, x, &x->client);
 	/* Credentials still sealed did not open (store/seal.h): which key they need. */
 	char kid[SEAL_KID_LEN + 1] = "";
@@ -598,7 +626,11 @@ cb_open(void *arg, const char *jid, const char *push_name)
 	/* Not failures = 0: a connection that drops again soon is a failure too (flapping, cb_closed). */
 	x->start_try = 0;
 	x->manual_needed = 0;
-	x->connected_mono = wg_now_ms();
+	uint64_t now = wg_now_ms();
+	if (x->state != SS_PAIRING) /* a pairing waits for a person: not a login's time */
+		wg_hist_observe_ns(&s->metrics.connect, (now - x->connected_mono) * 1000000u);
+	s->metrics.opens++;
+	x->connected_mono = now;
 	x->last_activity = (int64_t)wg_wall_ms();
 	sup__enter(x, SS_CONNECTED, "open", "", 0);
 	if (x->trigger[0] && strncmp(x->trigger, "start", 5) != 0 && strcmp(x->trigger, "pair") != 0)
@@ -679,6 +711,7 @@ cb_closed(void *arg, const struct wa_session_close *why)
 	int was_open = x->state == SS_CONNECTED, pairing = x->state == SS_PAIRING;
 	uint64_t lasted = was_open ? wg_now_ms() - x->connected_mono : 0;
 	int flapped = was_open && lasted < s->cfg.stable_after_ms;
+	s->metrics.closes[(unsigned)why->reason < SUP_CLOSE_REASONS ? why->reason : 0]++;
 	if (was_open && !flapped)
 		x->failures = 0;
 	char err[200];
@@ -1058,6 +1091,8 @@ sup_new(struct store *st, const struct sup_config *cfg, const struct sup_client_
 	struct sup *s = wg_calloc(1, sizeof(*s));
 	s->st = st;
 	s->cfg = *cfg;
+	s->metrics.connect.bounds = wg_hist_connect;
+	s->metrics.connect.n = WG_HIST_CONNECT_N;
 	if (s->cfg.start_burst == 0)
 		s->cfg.start_burst = 1;
 	if (s->cfg.max_handshakes == 0)
@@ -1556,6 +1591,8 @@ sup_health(struct sup *s, struct sup_health *out)
 	out->total = out->connected + out->connecting + out->disconnected;
 	out->handshakes = s->connecting;
 	out->db_pending = s->ndirty;
+	out->started = s->started;
+	out->stopping = s->shutting_down;
 	if (!s->db_ok)
 		out->status = "error";
 	else

@@ -116,6 +116,27 @@ void sup_claim(struct sup *s, const char *id, bool take, sup_claim_fn done, void
 /* A graceful stop's end: this node's leases expire now, so the others take them at once. */
 int sup_leave(struct sup *s);
 
+/*
+ * What GET /metrics says about sessions (sup_metrics): opens and closes by
+ * reason, recoveries by trigger and result, how long logins take. Kept on
+ * every transition, read without I/O.
+ */
+#include "core/metrics.h"
+#define SUP_CLOSE_REASONS 16
+#define SUP_RECOVERY_KINDS 48
+struct sup_metrics {
+	uint64_t opens;                        /* connections that logged in */
+	uint64_t closes[SUP_CLOSE_REASONS];    /* by enum wa_close_reason */
+	struct {
+		char trigger[48], action[16], result[24];
+		uint64_t n;
+	} recov[SUP_RECOVERY_KINDS];           /* the recovery table's rows, counted by kind */
+	size_t nrecov;
+	uint64_t recov_other;                  /* kinds beyond the table (none expected) */
+	struct wg_hist connect;                /* from the start of a connect to its login */
+};
+void sup_metrics(struct sup *s, const struct sup_metrics **out);
+
 struct sup_health {
 	int db_ok;
 	uint32_t db_latency_us;
@@ -125,6 +146,8 @@ struct sup_health {
 	const char *db_error;   /* why the database is not ok, else NULL */
 	unsigned db_pending;    /* sessions whose row has not caught up with memory */
 	unsigned handshakes;    /* logins in flight */
+	int started;            /* sup_start has run: the sessions are known and being connected */
+	int stopping;           /* the graceful stop has begun */
 };
 
 int sup_new(struct store *st, const struct sup_config *cfg, const struct sup_client_ops *ops,

@@ -73,7 +73,7 @@ struct sess {
 	unsigned failures;
 	bool manual_needed, reopen, logout, deleted, probing;
 	char trigger[48]; /* what started the attempt in flight, for the recovery table */
-	uint64_t connected_mono;
+	uint64_t connected_mono; /* when the connect in flight began; once open, when it opened */
 	int64_t last_activity; /* wall ms: the last message, or when it connected */
 	char *qr;
 	int64_t qr_expires;
@@ -130,6 +130,7 @@ TAILQ_HEAD(sess_list, sess);
 TAILQ_HEAD(msg_list, sess);
 
 struct sup {
+	struct sup_metrics metrics; /* counters for GET /metrics, kept on every transition */
 	struct store *st;
 	struct sup_config cfg;
 	const struct sup_client_ops *ops;

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startMock, waitFor, sleep } from '../interop/lib/mock.mjs';
-import { startServe, sql, waitSession } from './serve.mjs';
+import { startServe, sql, waitSession, openSealed } from './serve.mjs';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wagate-crash-'));
 const dbFile = path.join(dir, 'db', 'wagate.db');
@@ -46,11 +46,15 @@ async function pairNew(serve, n) {
   return { id, jid: scan.body.jid };
 }
 
-/** Each session's device key as the row holds it: a credential lost or cut would lose it. */
+/**
+ * Each session's device key as the row holds it (sealed: opened with the key file beside the database): a
+ * credential lost or cut would lose it, and a damaged seal would not open.
+ */
 function deviceKeys() {
   const out = new Map();
-  const rows = sql(dbFile, "SELECT id, json_extract(auth_state, '$.noiseKey.public') FROM whatsapp_sessions WHERE auth_state IS NOT NULL");
-  for (const [id, key] of rows) out.set(id, key);
+  const key = fs.readFileSync(`${dbFile}.key`, 'utf8').trim();
+  const rows = sql(dbFile, 'SELECT id, auth_state FROM whatsapp_sessions WHERE auth_state IS NOT NULL');
+  for (const [id, sealed] of rows) out.set(id, JSON.parse(openSealed(key, id, sealed)).noiseKey.public);
   return out;
 }
 

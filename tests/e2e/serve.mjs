@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 // Starts `wagate serve` for the end-to-end tests, on loopback with short timings, and
 // talks to its HTTP API. The database is read with the sqlite3 command-line tool.
 import { spawn, execFileSync } from 'node:child_process';
@@ -118,4 +119,19 @@ export function waitSession(s, id, what, pred, timeoutMs = 15000) {
     const r = await s.api('GET', `/sessions/${id}`);
     return r.status === 200 && pred(r.body) ? r.body : null;
   }, { timeoutMs });
+}
+
+/**
+ * Opens a sealed auth_state ("wgs1:<kid>:<base64 of IV | ciphertext | tag>", AES-256-GCM, associated data
+ * "wgs1:<kid>:<id>") with the key as hex, as docs/store.md describes it: the tests read credentials this way,
+ * independently of wagate's own code.
+ */
+export function openSealed(keyHex, id, text) {
+  const m = /^wgs1:([0-9a-f]{8}):(.*)$/.exec(text);
+  if (!m) throw new Error('not a sealed value');
+  const blob = Buffer.from(m[2], 'base64');
+  const d = crypto.createDecipheriv('aes-256-gcm', Buffer.from(keyHex, 'hex'), blob.subarray(0, 12));
+  d.setAAD(Buffer.from(`wgs1:${m[1]}:${id}`));
+  d.setAuthTag(blob.subarray(blob.length - 16));
+  return Buffer.concat([d.update(blob.subarray(12, blob.length - 16)), d.final()]).toString('utf8');
 }

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
 import { startMock, waitFor, sleep } from '../interop/lib/mock.mjs';
-import { startServe, sql, waitSession, API_KEY, request } from './serve.mjs';
+import { startServe, sql, waitSession, API_KEY, request, openSealed } from './serve.mjs';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wagate-serve-'));
 const dbFile = path.join(dir, 'db', 'wagate.db'); // the directory is created by wagate
@@ -225,10 +225,12 @@ test('a sessions table the web app made first (cuid ids, no auto_connect) is ado
     phone_number TEXT, auth_state TEXT, is_active BOOLEAN NOT NULL DEFAULT 1, tier TEXT,
     created_at TEXT NOT NULL, updated_at TEXT NOT NULL)`);
   const cuid = 'ckx9apptable00001abcdefgh';
-  // The paired device's credentials, copied as the app would hold them.
-  sql(appDb, `ATTACH '${dbFile}' AS w; INSERT INTO whatsapp_sessions (id, user_id, session_name, auth_state, tier,
-    created_at, updated_at) SELECT '${cuid}', 'u-app', 'primary', auth_state, 'gold', '2026-11-01T00:00:00.000Z',
-    '2026-11-01T00:00:00.000Z' FROM w.whatsapp_sessions WHERE id = '${id}'`);
+  // The paired device's credentials, copied as the app would hold them: plain (wagate seals them at start).
+  const sealed = sql(dbFile, `SELECT auth_state FROM whatsapp_sessions WHERE id = '${id}'`)[0][0];
+  const plain = openSealed(fs.readFileSync(`${dbFile}.key`, 'utf8').trim(), id, sealed);
+  sql(appDb, `INSERT INTO whatsapp_sessions (id, user_id, session_name, auth_state, tier, created_at, updated_at)
+    VALUES ('${cuid}', 'u-app', 'primary', '${plain.replace(/'/g, "''")}', 'gold', '2026-11-01T00:00:00.000Z',
+    '2026-11-01T00:00:00.000Z')`);
   const { spawnSync } = await import('node:child_process');
   const { WAGATE_BIN } = await import('../interop/lib/wagate.mjs');
   const plan = spawnSync(WAGATE_BIN, ['migrate', '--dry-run'], { env: { ...process.env, WAGATE_DATABASE: `sqlite:${appDb}` }, encoding: 'utf8' });
@@ -385,19 +387,23 @@ test('invalid configuration stops the start with exit status 2', async () => {
   assert.match(f.stderr, /--stale-after/);
 });
 
-test('without WAGATE_API_KEY a key is generated, printed once, and kept', async () => {
+test('without WAGATE_API_KEY a key is generated into a 0600 file whose path is printed, and kept', async () => {
   const { startServe: start2 } = await import('./serve.mjs');
   const db2 = path.join(dir, 'keygen.db');
   let s = await start2({ dbFile: db2, mock, apiKey: null });
-  const m = s.stdout().match(/^api-key (\S+)$/m);
+  const m = s.stdout().match(/^api-key-file (\S+)$/m);
   assert.ok(m, `printed: ${s.stdout()}`);
-  const key = m[1];
+  assert.equal(m[1], `${db2}.api-key`);
+  assert.equal(fs.statSync(m[1]).mode & 0o777, 0o600);
+  const key = fs.readFileSync(m[1], 'utf8').trim();
+  assert.match(key, /^wg_[0-9a-f]{48}$/);
+  assert.ok(!s.stdout().includes(key), 'the key itself was printed');
   assert.equal((await s.api('GET', '/sessions', { key })).status, 200);
   assert.equal((await s.api('GET', '/sessions', { key: key + 'x' })).status, 401);
   assert.ok(!s.stderr().includes(key), 'not in the log');
   assert.equal((await s.stop()).code, 0);
   s = await start2({ dbFile: db2, mock, apiKey: null });
-  assert.ok(!/api-key/.test(s.stdout()), 'printed only once');
+  assert.ok(!/api-key/.test(s.stdout()), 'said only once');
   assert.equal((await s.api('GET', '/sessions', { key })).status, 200);
   assert.equal((await s.stop()).code, 0);
 });

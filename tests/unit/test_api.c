@@ -448,6 +448,59 @@ test_health_db_down(void **state)
 	assert_true(json_is_number(json_object_get(db, "latencyMs")));
 	assert_int_equal(json_array_size(json_object_get(r->json, "sessions")), 0);
 	resp_free(r);
+
+	/* The probes: alive all the same (no restart for a database blip), not ready, saying why. */
+	r = call(f, EVHTTP_REQ_GET, "/livez", NULL, NULL);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(str(r->json, "status"), "alive");
+	resp_free(r);
+	r = call(f, EVHTTP_REQ_GET, "/readyz", NULL, NULL);
+	assert_int_equal(r->status, 503);
+	assert_string_equal(str(r->json, "status"), "not_ready");
+	json_t *why = json_object_get(r->json, "reasons");
+	assert_true(json_array_size(why) >= 1);
+	bool db_named = false;
+	for (size_t i = 0; i < json_array_size(why); i++)
+		db_named |= strncmp(json_string_value(json_array_get(why, i)), "database: ", 10) == 0;
+	assert_true(db_named);
+	resp_free(r);
+}
+
+/* The probes on a working server: live, and ready once the supervisor has started. */
+static void
+test_probes(void **state)
+{
+	struct fx *f = *state;
+	struct resp *r = call(f, EVHTTP_REQ_GET, "/readyz", NULL, NULL);
+	/* This fixture's supervisor is not started: its sessions are not read yet. */
+	assert_int_equal(r->status, 503);
+	assert_non_null(strstr(json_string_value(json_array_get(json_object_get(r->json, "reasons"), 0)),
+	                       "starting"));
+	resp_free(r);
+	assert_int_equal(sup_start(f->sup), 0);
+	r = call(f, EVHTTP_REQ_GET, "/readyz", NULL, NULL);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(str(r->json, "status"), "ready");
+	assert_null(json_object_get(r->json, "reasons"));
+	resp_free(r);
+	r = call(f, EVHTTP_REQ_GET, "/livez", NULL, NULL);
+	assert_int_equal(r->status, 200);
+	resp_free(r);
+	r = call(f, EVHTTP_REQ_POST, "/livez", NULL, "{}");
+	assert_int_equal(r->status, 405);
+	resp_free(r);
+	/* /metrics is behind the key. */
+	r = call(f, EVHTTP_REQ_GET, "/metrics", NULL, NULL);
+	assert_int_equal(r->status, 401);
+	resp_free(r);
+	r = call(f, EVHTTP_REQ_GET, "/metrics", KEY, NULL);
+	assert_int_equal(r->status, 200);
+	assert_non_null(strstr(r->body, "wagate_build_info{version=\""));
+	/* The answers so far, counted by route and code. */
+	assert_non_null(strstr(r->body, "wagate_http_requests_total{route=\"/readyz\",code=\"503\"} 1\n"));
+	assert_non_null(strstr(r->body, "wagate_http_requests_total{route=\"/readyz\",code=\"200\"} 1\n"));
+	assert_non_null(strstr(r->body, "wagate_http_requests_total{route=\"/metrics\",code=\"401\"} 1\n"));
+	resp_free(r);
 }
 
 static void
@@ -2233,6 +2286,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_reconnect_client_gone, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_logout_delete, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_probes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_events_snapshot_and_live, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_events_qr_and_ping, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_events_replay_and_reset, setup, teardown),
