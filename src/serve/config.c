@@ -1,4 +1,5 @@
 #include "serve/config.h"
+#include "serve/paths.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -24,14 +25,14 @@ struct setting {
 };
 
 static const struct setting settings[] = {
-	{"WAGATE_DATABASE", "--database", K_DB, "sqlite:var/wagate.db", "sqlite:PATH, or postgres://... (libpq's URL, any of its options)"},
+	{"WAGATE_DATABASE", "--database", K_DB, "sqlite:STATE/wagate.db", "sqlite:PATH, or postgres://... (libpq's URL, any of its options)"},
 	{"WAGATE_LISTEN", "--listen", K_ADDR, "127.0.0.1:8080", "HTTP API address"},
 	{"WAGATE_METRICS_LISTEN", "--metrics-listen", K_ADDR, "none", "also serve GET /metrics here, without a key (for a Prometheus on a private network); otherwise /metrics is on the API, behind the key"},
 	{"WAGATE_API_KEY", "--api-key", K_STR, "generated", "API key (x-api-key); generated and printed once when unset"},
 	{"WAGATE_LOG_LEVEL", "--log-level", K_LOGLEVEL, "info", "debug, info, warn or error; logs go to stderr and never hold keys or credentials"},
 	{"WAGATE_SECRET_KEY", "--secret-key", K_HEX32, "the key file's", "the key (64 hex digits) that seals the stored credentials; never stored in the database"},
 	{"WAGATE_SECRET_KEY_FILE", "--secret-key-file", K_PATH, "DB.key or var/wagate.key", "where the sealing key is kept when WAGATE_SECRET_KEY is unset (made, mode 0600, on the first start): beside a SQLite file, else var/wagate.key"},
-	{"WAGATE_WEB_ROOT", "--web-root", K_PATH, "<exe dir>/web", "the dashboard's files (the build puts them beside wagate)"},
+	{"WAGATE_WEB_ROOT", "--web-root", K_PATH, "<exe dir>/web", "the dashboard's files (the build puts them beside wagate; installed: PREFIX/share/wagate/web)"},
 	{"WAGATE_HTTP_MAX_CONNECTIONS", "--http-max-connections", K_UINT, "from the descriptor limit", "open HTTP connections at most (an eighth of the descriptors, 16 to 1024, by default); at the cap idle ones are closed first, then accepting waits"},
 	{"WAGATE_HTTP_REQUEST_TIMEOUT", "--http-request-timeout", K_DUR, "10s", "a whole HTTP request (its head and body) must arrive within this; then 408"},
 	{"WAGATE_COOKIE_SECURE", "--cookie-secure", K_BOOL, "false", "mark the dashboard's session cookie Secure (set when TLS is in front)"},
@@ -67,6 +68,10 @@ serve_config_usage(FILE *f, const char *usage_line)
 	for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
 		fprintf(f, "%-28s %-22s %-22s %s\n", settings[i].env, settings[i].flag,
 			settings[i].dflt, settings[i].help);
+	char state[1000];
+	serve_state_dir(state, sizeof(state));
+	fprintf(f, "\nSTATE is %s here: ./var from the build tree; installed, /var/lib/wagate or systemd's "
+		   "$STATE_DIRECTORY.\n", state);
 }
 
 static int
@@ -369,7 +374,12 @@ int
 serve_config_load(struct serve_config *c, int argc, char **argv, char *err, size_t errlen)
 {
 	memset(c, 0, sizeof(*c));
-	snprintf(c->database, sizeof(c->database), "sqlite:var/wagate.db");
+	/* From the tree: ./var; installed: /var/lib/wagate or $STATE_DIRECTORY (serve/paths.h). */
+	char state[1000], share[4000];
+	serve_state_dir(state, sizeof(state));
+	snprintf(c->database, sizeof(c->database), "sqlite:%s/wagate.db", state);
+	if (serve_installed(share, sizeof(share)))
+		snprintf(c->web_root, sizeof(c->web_root), "%s/web", share);
 	snprintf(c->listen, sizeof(c->listen), "127.0.0.1:8080");
 	c->loop_lag_ms = 100;
 	c->http_request_ms = 10000;

@@ -14,6 +14,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "serve/paths.h"
 #include "serve/secret.h"
 
 void
@@ -34,7 +35,9 @@ secret_path(const struct serve_config *c, char *out, size_t n)
 		snprintf(out, n, "%s.key", p);
 		return;
 	}
-	snprintf(out, n, "var/wagate.key");
+	char state[1000];
+	serve_state_dir(state, sizeof(state));
+	snprintf(out, n, "%s/wagate.key", state);
 }
 
 int

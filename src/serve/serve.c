@@ -11,6 +11,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/resource.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -39,8 +41,36 @@ struct server {
 	struct api *api;
 	struct event *hard;
 	struct event *log_out; /* stderr is writable: the log's waiting lines go out */
+	struct event *watchdog; /* systemd's watchdog, fed from the loop (WatchdogSec=) */
 	int stopping;
 };
+
+/*
+ * systemd (Type=notify): READY=1 once the API listens and the sessions are
+ * read, STOPPING=1 when the graceful stop begins, and WATCHDOG=1 at half the
+ * watchdog's period from a timer on the event loop, so a loop that stalls is
+ * restarted. Without systemd ($NOTIFY_SOCKET unset) these do nothing.
+ */
+static void
+on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	sd_notify(0, "WATCHDOG=1");
+}
+
+static void
+notify_ready(struct server *s, const char *listen)
+{
+	uint64_t usec = 0;
+	if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
+		s->watchdog = event_new(s->base, -1, EV_PERSIST, on_watchdog, s);
+		struct timeval tv = {(time_t)(usec / 2 / 1000000), (suseconds_t)(usec / 2 % 1000000)};
+		event_add(s->watchdog, &tv);
+	}
+	sd_notifyf(0, "READY=1\nSTATUS=serving the API on %s", listen);
+}
 
 /*
  * The log never blocks the loop: when stderr is a pipe or a socket whose
@@ -221,6 +251,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	if (s->stopping)
 		return;
 	s->stopping = 1;
+	sd_notify(0, "STOPPING=1\nSTATUS=closing every session");
 	log_info("serve", "signal %d: closing every session", (int)sig);
 	struct timeval tv = {SHUTDOWN_HARD_MS / 1000, 0};
 	evtimer_add(s->hard, &tv);
@@ -380,7 +411,10 @@ serve_run(const struct serve_config *c)
 	evsignal_add(sint, NULL);
 	evsignal_add(sterm, NULL);
 	pthread_sigmask(SIG_UNBLOCK, &stop_signals, NULL); /* one sent meanwhile arrives now */
+	notify_ready(&s, c->listen);
 	event_base_dispatch(s.base);
+	if (s.watchdog)
+		event_free(s.watchdog);
 	event_free(sint);
 	event_free(sterm);
 	event_free(s.hard);

@@ -41,7 +41,7 @@ export function request(port, method, path, { body, key = API_KEY, headers = {},
 }
 
 /** Starts wagate serve (on sqlite:dbFile, or the database URL given); resolves once /health answers. */
-export async function startServe({ dbFile, database, mock, env = {}, apiKey = API_KEY, wrap = null } = {}) {
+export async function startServe({ dbFile, database, mock, env = {}, apiKey = API_KEY, wrap = null, bin = WAGATE_BIN } = {}) {
   const port = await freePort();
   const fullEnv = {
     ...process.env,
@@ -59,10 +59,12 @@ export async function startServe({ dbFile, database, mock, env = {}, apiKey = AP
   };
   if (apiKey) fullEnv.WAGATE_API_KEY = apiKey;
   else delete fullEnv.WAGATE_API_KEY;
+  // dbFile and database both null: the default database (the state directory's).
+  if (dbFile === null && database == null) delete fullEnv.WAGATE_DATABASE;
   // wrap: a command that runs serve in its own process (e.g. prlimit, which execs it: same pid).
   const child = wrap
-    ? spawn(wrap[0], [...wrap.slice(1), WAGATE_BIN, 'serve'], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn(WAGATE_BIN, ['serve'], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    ? spawn(wrap[0], [...wrap.slice(1), bin, 'serve'], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(bin, ['serve'], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   track(child);
   let stdout = '';
   let stderr = '';
