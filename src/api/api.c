@@ -743,6 +743,12 @@ api_port(const struct api *a)
 }
 
 void
+api_set_hook(struct api *a, const struct hook *h)
+{
+	a->hook = h;
+}
+
+void
 api_http_stats(const struct api *a, struct httpd_stats *out)
 {
 	httpd_stats(a->http, out);

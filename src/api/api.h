@@ -56,6 +56,10 @@ int api_start(struct event_base *base, const struct api_opts *o, struct store *s
 /* The bound TCP port. */
 int api_port(const struct api *a);
 
+/* The webhooks whose counters GET /metrics shows (started after the API); NULL: none. */
+struct hook;
+void api_set_hook(struct api *a, const struct hook *h);
+
 /* The HTTP server's counters (tests, metrics). */
 struct httpd_stats;
 void api_http_stats(const struct api *a, struct httpd_stats *out);

@@ -33,6 +33,7 @@ struct api {
 	struct event_base *base;
 	struct httpd *http;
 	struct httpd *metrics_http; /* WAGATE_METRICS_LISTEN: /metrics only, without a key */
+	const struct hook *hook;    /* webhooks, for /metrics; NULL: none */
 	struct store *st;
 	struct sup *sup;
 	uint8_t key_digest[32]; /* SHA-256 of the API key; the key itself is not kept */

@@ -15,6 +15,7 @@
 #include "core/clock.h"
 #include "core/metrics.h"
 #include "core/version.h"
+#include "hook/hook.h"
 #include "net/looplag.h"
 #include "store/store.h"
 #include "sup/sup.h"
@@ -145,6 +146,21 @@ api__metrics(struct api *a, struct httpd_req *req)
 		sessions(a, b);
 	store(b);
 	http(a, b);
+	if (a->hook != NULL) {
+		struct hook_stats hs;
+		hook_stats(a->hook, &hs);
+		counter(b, "wagate_webhook_delivered_total", "Webhook events the receivers accepted.",
+		        (unsigned long long)hs.delivered);
+		counter(b, "wagate_webhook_failures_total",
+		        "Webhook delivery attempts that failed (each is retried).",
+		        (unsigned long long)hs.failures);
+		counter(b, "wagate_webhook_dropped_total",
+		        "Webhook events dropped at the queue's bound.", (unsigned long long)hs.dropped);
+		counter(b, "wagate_webhook_coalesced_total",
+		        "Session status events replaced by a later one before delivery.",
+		        (unsigned long long)hs.coalesced);
+		gauge(b, "wagate_webhook_queued", "Webhook events not delivered yet.", (double)hs.queued);
+	}
 	evhttp_add_header(httpd_out_headers(req), "Content-Type",
 	                  "text/plain; version=0.0.4; charset=utf-8");
 	evhttp_add_header(httpd_out_headers(req), "Cache-Control", "no-store");

@@ -13,7 +13,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 
-enum kind { K_LOGLEVEL, K_STR, K_ADDR, K_DUR, K_DURLIST, K_BACKOFF, K_UINT, K_HEX32, K_URL, K_DB, K_PATH, K_BOOL,
+enum kind { K_HOOKBACKOFF, K_HOOKURL, K_HOOKSECRET, K_LOGLEVEL, K_STR, K_ADDR, K_DUR, K_DURLIST, K_BACKOFF, K_UINT, K_HEX32, K_URL, K_DB, K_PATH, K_BOOL,
 	    K_NODE, K_HTTP, K_COUNT };
 
 struct setting {
@@ -29,6 +29,9 @@ static const struct setting settings[] = {
 	{"WAGATE_LISTEN", "--listen", K_ADDR, "127.0.0.1:8080", "HTTP API address"},
 	{"WAGATE_METRICS_LISTEN", "--metrics-listen", K_ADDR, "none", "also serve GET /metrics here, without a key (for a Prometheus on a private network); otherwise /metrics is on the API, behind the key"},
 	{"WAGATE_API_KEY", "--api-key", K_STR, "generated", "API key (x-api-key); generated and printed once when unset"},
+	{"WAGATE_WEBHOOK_URL", "--webhook-url", K_HOOKURL, "none", "http(s) URLs, comma-separated, that receive session status changes, recovery-limit and health events as signed JSON (docs/webhooks.md)"},
+	{"WAGATE_WEBHOOK_SECRET", "--webhook-secret", K_HOOKSECRET, "none", "the key of the webhooks' HMAC-SHA256 signature (16 characters or more); required with WAGATE_WEBHOOK_URL"},
+	{"WAGATE_WEBHOOK_BACKOFF", "--webhook-backoff", K_HOOKBACKOFF, "1s,5m", "base and cap of the backoff between attempts to deliver to a failing receiver"},
 	{"WAGATE_LOG_LEVEL", "--log-level", K_LOGLEVEL, "info", "debug, info, warn or error; logs go to stderr and never hold keys or credentials"},
 	{"WAGATE_SECRET_KEY", "--secret-key", K_HEX32, "the key file's", "the key (64 hex digits) that seals the stored credentials; never stored in the database"},
 	{"WAGATE_SECRET_KEY_FILE", "--secret-key-file", K_PATH, "DB.key or var/wagate.key", "where the sealing key is kept when WAGATE_SECRET_KEY is unset (made, mode 0600, on the first start): beside a SQLite file, else var/wagate.key"},
@@ -78,7 +81,8 @@ static int
 bad(char *err, size_t errlen, const struct setting *s, const char *v, const char *why)
 {
 	/* The API key is never echoed. */
-	if (strcmp(s->env, "WAGATE_API_KEY") == 0 || strcmp(s->env, "WAGATE_SECRET_KEY") == 0)
+	if (strcmp(s->env, "WAGATE_API_KEY") == 0 || strcmp(s->env, "WAGATE_SECRET_KEY") == 0 ||
+	    strcmp(s->env, "WAGATE_WEBHOOK_SECRET") == 0)
 		v = "(hidden)";
 	snprintf(err, errlen, "%s (%s) = \"%.200s\": %s", s->env, s->flag, v, why);
 	return WG_EINVAL;
@@ -115,6 +119,31 @@ apply(struct serve_config *c, const struct setting *s, const char *v, char *err,
 			snprintf(c->listen, sizeof(c->listen), "%s", v);
 		return 0;
 	}
+	case K_HOOKBACKOFF: {
+		const char *comma = strchr(v, ',');
+		char a[32];
+		if (comma == NULL || (size_t)(comma - v) >= sizeof(a))
+			return bad(err, errlen, s, v, "expected BASE,CAP like 1s,5m");
+		memcpy(a, v, (size_t)(comma - v));
+		a[comma - v] = '\0';
+		if (dur(a, &ms) != 0 || dur(comma + 1, &ms2) != 0 || ms < 10 || ms2 < ms || ms2 > 86400000)
+			return bad(err, errlen, s, v, "expected BASE,CAP with 10ms <= BASE <= CAP <= 24h");
+		c->webhook_backoff_ms[0] = (uint32_t)ms;
+		c->webhook_backoff_ms[1] = (uint32_t)ms2;
+		return 0;
+	}
+	case K_HOOKURL:
+		if (strlen(v) >= sizeof(c->webhook_urls))
+			return bad(err, errlen, s, v, "too long");
+		if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
+			return bad(err, errlen, s, v, "expected http:// or https:// URLs, comma-separated");
+		snprintf(c->webhook_urls, sizeof(c->webhook_urls), "%s", v);
+		return 0;
+	case K_HOOKSECRET:
+		if (strlen(v) < 16 || strlen(v) >= sizeof(c->webhook_secret))
+			return bad(err, errlen, s, v, "must be 16 to 255 characters");
+		snprintf(c->webhook_secret, sizeof(c->webhook_secret), "%s", v);
+		return 0;
 	case K_LOGLEVEL:
 		if (strcmp(v, "debug") == 0)
 			wg_log_set_level(WG_LOG_DEBUG);
@@ -412,6 +441,11 @@ serve_config_load(struct serve_config *c, int argc, char **argv, char *err, size
 		int r = apply(c, s, argv[++a], err, errlen);
 		if (r)
 			return r;
+	}
+	if (c->webhook_urls[0] != '\0' && c->webhook_secret[0] == '\0') {
+		snprintf(err, errlen, "WAGATE_WEBHOOK_URL needs WAGATE_WEBHOOK_SECRET (16 characters or "
+		                      "more): receivers check the signature with it");
+		return WG_EINVAL;
 	}
 	return cluster_defaults(c, err, errlen);
 }

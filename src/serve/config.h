@@ -25,6 +25,9 @@ struct serve_config {
 	uint8_t secret_key[32];      /* WAGATE_SECRET_KEY: seals credentials at rest */
 	int have_secret_key;
 	char secret_key_file[4096];  /* WAGATE_SECRET_KEY_FILE; "" = beside the SQLite file, or var/wagate.key */
+	char webhook_urls[2048];  /* WAGATE_WEBHOOK_URL: comma-separated; "" = none */
+	char webhook_secret[256]; /* WAGATE_WEBHOOK_SECRET */
+	uint32_t webhook_backoff_ms[2]; /* WAGATE_WEBHOOK_BACKOFF: base, cap */
 	int node_off;         /* WAGATE_NODE_ID=off: one node on PostgreSQL, no leases */
 	struct sup_config sup;
 	struct wa_session_opts wa;

@@ -24,6 +24,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "hook/hook.h"
 #include "net/ws.h"
 #include "serve/secret.h"
 #include "store/seal.h"
@@ -39,6 +40,7 @@ struct server {
 	struct store *st;
 	struct sup *sup;
 	struct api *api;
+	struct hook *hook;
 	struct event *hard;
 	struct event *log_out; /* stderr is writable: the log's waiting lines go out */
 	struct event *watchdog; /* systemd's watchdog, fed from the loop (WatchdogSec=) */
@@ -255,8 +257,10 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	log_info("serve", "signal %d: closing every session", (int)sig);
 	struct timeval tv = {SHUTDOWN_HARD_MS / 1000, 0};
 	evtimer_add(s->hard, &tv);
-	api_free(s->api);
+	api_free(s->api); /* first: /metrics reads the webhooks' counters */
 	s->api = NULL;
+	hook_free(s->hook); /* what it has not delivered stays in the database */
+	s->hook = NULL;
 	sup_shutdown(s->sup, on_stopped, s);
 }
 
@@ -395,7 +399,27 @@ serve_run(const struct serve_config *c)
 		return 1;
 	}
 	log_info("serve", "listening on http://%s", c->listen);
+	if (c->webhook_urls[0] != '\0') {
+		struct hook_opts ho = {.urls = c->webhook_urls,
+		                       .secret = c->webhook_secret,
+		                       .dns = dns,
+		                       .backoff_base_ms = c->webhook_backoff_ms[0],
+		                       .backoff_cap_ms = c->webhook_backoff_ms[1]};
+		if (hook_start(s.base, s.st, s.sup, &ho, &s.hook, err, sizeof(err)) != 0) {
+			log_error("serve", "cannot start the webhooks: %s", err);
+			api_free(s.api);
+			looplag_free(lag);
+			sup_free(s.sup);
+			evdns_base_free(dns, 0);
+			log_release(&s);
+			event_base_free(s.base);
+			store_close(s.st);
+			return 2;
+		}
+		api_set_hook(s.api, s.hook);
+	}
 	if (sup_start(s.sup) != 0) {
+		hook_free(s.hook);
 		api_free(s.api);
 		looplag_free(lag);
 		sup_free(s.sup);
@@ -419,6 +443,7 @@ serve_run(const struct serve_config *c)
 	event_free(sterm);
 	event_free(s.hard);
 	api_free(s.api);
+	hook_free(s.hook);
 	looplag_free(lag);
 	sup_free(s.sup);
 	evdns_base_free(dns, 0);

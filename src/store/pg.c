@@ -1863,6 +1863,73 @@ pg_nodes(struct store *st, uint64_t ttl_ms, struct store_node **out, size_t *n)
 	return 0;
 }
 
+/* ---- the webhook outbox ---- */
+
+static int
+pg_hook_add(struct store *st, const struct store_hook *h)
+{
+	char seq[24], ts[32];
+	const char *p[] = {h->id, int_text(seq, (long long)h->seq), h->url, h->session_id, h->kind,
+	                   h->body, ts_text(ts, h->created_at)};
+	return run_cmd(st, "add webhook delivery",
+	               "INSERT INTO wagate_webhook_outbox (id, seq, url, session_id, kind, body,"
+	               " created_at) VALUES ($1, $2::bigint, $3, $4, $5, $6, $7::timestamptz)",
+	               7, p, NULL);
+}
+
+static int
+pg_hook_delete(struct store *st, const char *id)
+{
+	const char *p[] = {id};
+	return run_cmd(st, "delete webhook delivery",
+	               "DELETE FROM wagate_webhook_outbox WHERE id = $1", 1, p, NULL);
+}
+
+static int
+pg_hook_list(struct store *st, size_t max, struct store_hook **out, size_t *n)
+{
+	char lim[24];
+	const char *p[] = {int_text(lim, (long long)max)};
+	PGresult *r;
+	int rc = run(st, "list webhook deliveries",
+	             "SELECT id, seq::text, url, session_id, kind, body, created_at::text"
+	             " FROM wagate_webhook_outbox ORDER BY seq LIMIT $1::bigint",
+	             1, p, &r);
+	if (rc < 0)
+		return rc;
+	size_t rows = (size_t)PQntuples(r);
+	struct store_hook *v = wg_calloc(rows ? rows : 1, sizeof(*v));
+	size_t len = 0;
+	for (size_t i = 0; i < rows && rc == 0; i++) {
+		struct row row = {.st = st, .r = r, .i = (int)i, .table = "wagate_webhook_outbox"};
+		struct store_hook *h = &v[len++];
+		char *id = NULL, *seq = NULL;
+		if ((rc = col_text(&row, 0, "id", 32, false, &id)) < 0)
+			break;
+		snprintf(h->id, sizeof(h->id), "%s", id);
+		snprintf(row.id, sizeof(row.id), "%s", id);
+		free(id);
+		if ((rc = col_text(&row, 1, "seq", 20, false, &seq)) < 0)
+			break;
+		h->seq = strtoll(seq, NULL, 10);
+		free(seq);
+		if ((rc = col_text(&row, 2, "url", STORE_TEXT_MAX, false, &h->url)) < 0 ||
+		    (rc = col_text(&row, 3, "session_id", STORE_TEXT_MAX, true, &h->session_id)) < 0 ||
+		    (rc = col_word(&row, 4, "kind", h->kind, sizeof(h->kind), false)) < 0 ||
+		    (rc = col_text(&row, 5, "body", STORE_HOOK_BODY_MAX, false, &h->body)) < 0 ||
+		    (rc = col_ts(&row, 6, "created_at", false, &h->created_at)) < 0)
+			break;
+	}
+	PQclear(r);
+	if (rc < 0) {
+		store_hooks_free(v, len);
+		return rc;
+	}
+	*out = v;
+	*n = len;
+	return 0;
+}
+
 const struct store_backend store_pg_backend = {
     .name = "postgres",
     .open = pg_open_url,
@@ -1881,6 +1948,9 @@ const struct store_backend store_pg_backend = {
     .count_attempts = pg_count_attempts,
     .get_setting = pg_get_setting,
     .set_setting = pg_set_setting,
+    .hook_add = pg_hook_add,
+    .hook_delete = pg_hook_delete,
+    .hook_list = pg_hook_list,
     .set_wait = pg_set_wait,
     .migrate_plan = pg_migrate_plan,
     .prune = pg_prune,

@@ -104,6 +104,22 @@ const struct store_migration store_migrations[] = {
      "	expires_at {TS} NOT NULL\n"
      ");\n"
      "CREATE INDEX wagate_leases_owner_idx ON wagate_leases (owner);\n"},
+    /*
+     * Webhook deliveries not yet accepted by their receiver (src/hook/): kept
+     * so that a restart loses none. No reference to the session: an event about
+     * a deleted session is still delivered.
+     */
+    {10, "wagate_webhook_outbox",
+     "CREATE TABLE wagate_webhook_outbox (\n"
+     "	id TEXT PRIMARY KEY,\n"
+     "	seq BIGINT NOT NULL,\n"
+     "	url TEXT NOT NULL,\n"
+     "	session_id TEXT,\n"
+     "	kind TEXT NOT NULL,\n"
+     "	body TEXT NOT NULL,\n"
+     "	created_at {TS} NOT NULL\n"
+     ");\n"
+     "CREATE INDEX wagate_webhook_outbox_seq_idx ON wagate_webhook_outbox (seq);\n"},
 };
 
 const int store_nmigrations = (int)(sizeof(store_migrations) / sizeof(store_migrations[0]));

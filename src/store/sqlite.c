@@ -100,6 +100,9 @@ enum sq_stmt {
 	SQ_MIG_HAS,
 	SQ_MIG_ADD,
 	SQ_MIG_MAX,
+	SQ_HOOK_ADD,
+	SQ_HOOK_DELETE,
+	SQ_HOOK_LIST,
 	SQ_NSTMT
 };
 
@@ -188,6 +191,11 @@ static const char *const stmt_sql[SQ_NSTMT] = {
     [SQ_MIG_HAS] = "SELECT 1 FROM " SQ_MIGRATIONS " WHERE version = ?1",
     [SQ_MIG_ADD] = "INSERT INTO " SQ_MIGRATIONS " (version, name, applied_at) VALUES (?1, ?2, ?3)",
     [SQ_MIG_MAX] = "SELECT max(version) FROM " SQ_MIGRATIONS,
+    [SQ_HOOK_ADD] = "INSERT INTO wagate_webhook_outbox (id, seq, url, session_id, kind, body,"
+                    " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [SQ_HOOK_DELETE] = "DELETE FROM wagate_webhook_outbox WHERE id = ?1",
+    [SQ_HOOK_LIST] = "SELECT id, seq, url, session_id, kind, body, created_at"
+                     " FROM wagate_webhook_outbox ORDER BY seq LIMIT ?1",
 };
 
 /* Columns store_update may set, in STORE_F_* bit order. */
@@ -1849,6 +1857,82 @@ sq_write_batch(struct store *st, struct store_write *w, size_t n, int64_t now, s
 	return rc;
 }
 
+/* ---- the webhook outbox ---- */
+
+static int
+sq_hook_add(struct store *st, const struct store_hook *h)
+{
+	sqlite3_stmt *q;
+	int rc = sq_check_file(st);
+	if (rc < 0 || (rc = sq_stmt(st, SQ_HOOK_ADD, &q)) < 0)
+		return rc;
+	bind_text(q, 1, h->id);
+	sqlite3_bind_int64(q, 2, (sqlite3_int64)h->seq);
+	bind_text(q, 3, h->url);
+	bind_text(q, 4, h->session_id);
+	bind_text(q, 5, h->kind);
+	bind_text(q, 6, h->body);
+	bind_ts(q, 7, h->created_at);
+	return sq_step_done(st, q, "add webhook delivery");
+}
+
+static int
+sq_hook_delete(struct store *st, const char *id)
+{
+	sqlite3_stmt *q;
+	int rc = sq_check_file(st);
+	if (rc < 0 || (rc = sq_stmt(st, SQ_HOOK_DELETE, &q)) < 0)
+		return rc;
+	bind_text(q, 1, id);
+	return sq_step_done(st, q, "delete webhook delivery");
+}
+
+static int
+sq_hook_list(struct store *st, size_t max, struct store_hook **out, size_t *n)
+{
+	sqlite3_stmt *q;
+	int rc = sq_stmt(st, SQ_HOOK_LIST, &q);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(q, 1, (sqlite3_int64)max);
+	struct store_hook *v = NULL;
+	size_t len = 0, cap = 0;
+	int step;
+	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			v = wg_realloc(v, cap * sizeof(*v));
+		}
+		struct store_hook *h = &v[len];
+		memset(h, 0, sizeof(*h));
+		struct row r = {.st = st, .q = q, .table = "wagate_webhook_outbox"};
+		char *id = NULL;
+		if ((rc = col_text(&r, 0, "id", 32, false, &id)) < 0)
+			break;
+		snprintf(h->id, sizeof(h->id), "%s", id);
+		snprintf(r.id, sizeof(r.id), "%s", id);
+		free(id);
+		h->seq = (int64_t)sqlite3_column_int64(q, 1);
+		len++;
+		if ((rc = col_text(&r, 2, "url", STORE_TEXT_MAX, false, &h->url)) < 0 ||
+		    (rc = col_text(&r, 3, "session_id", STORE_TEXT_MAX, true, &h->session_id)) < 0 ||
+		    (rc = col_word(&r, 4, "kind", h->kind, sizeof(h->kind), false)) < 0 ||
+		    (rc = col_text(&r, 5, "body", STORE_HOOK_BODY_MAX, false, &h->body)) < 0 ||
+		    (rc = col_ts(&r, 6, "created_at", false, &h->created_at)) < 0)
+			break;
+	}
+	if (rc == 0 && step != SQLITE_DONE)
+		rc = sq_fail(st, step, "list webhook deliveries");
+	sq_done(q);
+	if (rc < 0) {
+		store_hooks_free(v, len);
+		return rc;
+	}
+	*out = v;
+	*n = len;
+	return 0;
+}
+
 const struct store_backend store_sqlite_backend = {
     .name = "sqlite",
     .open = sq_open,
@@ -1876,4 +1960,7 @@ const struct store_backend store_sqlite_backend = {
     .recent_attempts = sq_recent_attempts,
     .data_version = sq_data_version,
     .compact = sq_compact,
+    .hook_add = sq_hook_add,
+    .hook_delete = sq_hook_delete,
+    .hook_list = sq_hook_list,
 };

@@ -1070,3 +1070,56 @@ store_seal_plain(struct store *st, size_t *sealed)
 			return rc;
 	}
 }
+
+/* ---- the webhook outbox ---- */
+
+int
+store_hook_add(struct store *st, const struct store_hook *h)
+{
+	int rc;
+	if (memchr(h->id, '\0', sizeof(h->id)) == NULL || h->id[0] == '\0')
+		return store__fail(st, WG_EINVAL, "webhook delivery id missing");
+	if ((rc = check_text(st, "url", h->url, STORE_TEXT_MAX)) < 0 ||
+	    (rc = check_text(st, "body", h->body, STORE_HOOK_BODY_MAX)) < 0 ||
+	    (h->session_id && (rc = check_text(st, "session_id", h->session_id, STORE_TEXT_MAX)) < 0) ||
+	    (rc = check_ts(st, "created_at", h->created_at)) < 0)
+		return rc;
+	if (h->url == NULL || h->body == NULL || h->kind[0] == '\0')
+		return store__fail(st, WG_EINVAL, "webhook delivery without url, body or kind");
+	if (st->be->hook_add == NULL)
+		return store__fail(st, WG_ENOTSUP, "the %s store keeps no webhooks", st->be->name);
+	return st->be->hook_add(st, h);
+}
+
+int
+store_hook_delete(struct store *st, const char *id)
+{
+	if (id == NULL || strnlen(id, 33) > 32)
+		return store__fail(st, WG_EINVAL, "bad webhook delivery id");
+	if (st->be->hook_delete == NULL)
+		return store__fail(st, WG_ENOTSUP, "the %s store keeps no webhooks", st->be->name);
+	return st->be->hook_delete(st, id);
+}
+
+int
+store_hook_list(struct store *st, size_t max, struct store_hook **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (max == 0 || max > STORE_LIST_MAX)
+		return store__fail(st, WG_ELIMIT, "webhook list of %zu rows", max);
+	if (st->be->hook_list == NULL)
+		return store__fail(st, WG_ENOTSUP, "the %s store keeps no webhooks", st->be->name);
+	return st->be->hook_list(st, max, out, n);
+}
+
+void
+store_hooks_free(struct store_hook *arr, size_t n)
+{
+	for (size_t i = 0; arr && i < n; i++) {
+		free(arr[i].url);
+		free(arr[i].session_id);
+		free(arr[i].body);
+	}
+	free(arr);
+}

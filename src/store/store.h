@@ -342,6 +342,27 @@ bool store_status_valid(const char *status);
  */
 int store_seal_plain(struct store *st, size_t *sealed);
 
+/*
+ * The webhook outbox (src/hook/): deliveries not yet accepted, oldest first
+ * by seq. The caller makes id and seq, so nothing waits for the database to
+ * name a row.
+ */
+#define STORE_HOOK_BODY_MAX (64u << 10)
+struct store_hook {
+	char id[33];           /* 32 hex digits */
+	int64_t seq;           /* the order of the events */
+	char *url;
+	char *session_id;      /* NULL: not about one session (health) */
+	char kind[40];
+	char *body;
+	int64_t created_at;    /* Unix ms */
+};
+int store_hook_add(struct store *st, const struct store_hook *h);
+int store_hook_delete(struct store *st, const char *id);
+/* At most max rows, by seq. */
+int store_hook_list(struct store *st, size_t max, struct store_hook **out, size_t *n);
+void store_hooks_free(struct store_hook *arr, size_t n);
+
 /* The batch writes of every store in the process (the supervisor's flushes), for GET /metrics. */
 #include "core/metrics.h"
 struct store_write_metrics {
@@ -380,6 +401,9 @@ struct store_backend {
 	/* target: the URL without its scheme. Sets its state with store__set_state(). */
 	int (*open)(struct store *st, const char *target, char *err, size_t errlen);
 	void (*close)(struct store *st);
+	int (*hook_add)(struct store *st, const struct store_hook *h);
+	int (*hook_delete)(struct store *st, const char *id);
+	int (*hook_list)(struct store *st, size_t max, struct store_hook **out, size_t *n);
 	/* Optional: rewrites the storage so that deleted bytes are gone (store_seal_plain). */
 	int (*compact)(struct store *st);
 	int (*migrate)(struct store *st, int *applied);

@@ -217,8 +217,11 @@ void
 sup__notify(struct sess *x, enum sup_event ev)
 {
 	struct sup *s = x->sup;
-	if (s->observer != NULL && !x->deleted)
-		s->observer(s->observer_arg, ev, x->id);
+	if (x->deleted)
+		return;
+	for (size_t i = 0; i < SUP_OBSERVERS_MAX; i++)
+		if (s->observers[i].fn != NULL)
+			s->observers[i].fn(s->observers[i].arg, ev, x->id);
 }
 
 /* Counts a row of the recovery table by its kind (a few dozen kinds exist: a scan is fine). */
@@ -1126,15 +1129,29 @@ sup_new(struct store *st, const struct sup_config *cfg, const struct sup_client_
 void
 sup_set_observer(struct sup *s, sup_observer_fn fn, void *arg)
 {
-	s->observer = fn;
-	s->observer_arg = fn ? arg : NULL;
+	size_t free_slot = SUP_OBSERVERS_MAX;
+	for (size_t i = 0; i < SUP_OBSERVERS_MAX; i++) {
+		if (s->observers[i].fn != NULL && s->observers[i].arg == arg) {
+			s->observers[i].fn = fn;
+			if (fn == NULL)
+				s->observers[i].arg = NULL;
+			return;
+		}
+		if (s->observers[i].fn == NULL && free_slot == SUP_OBSERVERS_MAX)
+			free_slot = i;
+	}
+	if (fn == NULL)
+		return;
+	if (free_slot == SUP_OBSERVERS_MAX)
+		abort(); /* a programming error: more observers than the build allows */
+	s->observers[free_slot].fn = fn;
+	s->observers[free_slot].arg = arg;
 }
 
 void
 sup_remove_observer(struct sup *s, void *arg)
 {
-	if (s->observer_arg == arg)
-		sup_set_observer(s, NULL, NULL);
+	sup_set_observer(s, NULL, arg);
 }
 
 void
@@ -1148,9 +1165,12 @@ sup_free(struct sup *s)
 	sup__read_detach(s);
 	store_listener_free(s->listener);
 	s->listener = NULL;
-	if (s->observer)
-		s->observer(s->observer_arg, SUP_EV_GONE, NULL);
-	s->observer = NULL;
+	for (size_t i = 0; i < SUP_OBSERVERS_MAX; i++) {
+		sup_observer_fn fn = s->observers[i].fn;
+		s->observers[i].fn = NULL;
+		if (fn)
+			fn(s->observers[i].arg, SUP_EV_GONE, NULL);
+	}
 	/* The heaps first: freeing them touches the sessions' nodes. */
 	wg_heap_free(&s->due);
 	wg_heap_free(&s->deadlines);

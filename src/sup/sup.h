@@ -258,9 +258,14 @@ int sup_logout(struct sup *s, const char *id);
 enum sup_event { SUP_EV_SESSION, SUP_EV_QR, SUP_EV_GONE };
 typedef void (*sup_observer_fn)(void *arg, enum sup_event ev, const char *id);
 
-/* Sets the one observer (replacing any other); fn NULL: none. */
+/*
+ * Sets the observer for arg (replacing the one set before with the same arg);
+ * fn NULL removes it. Up to SUP_OBSERVERS_MAX args at once (the API's events,
+ * the webhooks); each is told in the order they were set.
+ */
+#define SUP_OBSERVERS_MAX 4
 void sup_set_observer(struct sup *s, sup_observer_fn fn, void *arg);
-/* Removes the observer if it is still the one set with arg (a later one stays). */
+/* Removes the observer set with arg, if any. */
 void sup_remove_observer(struct sup *s, void *arg);
 
 /*

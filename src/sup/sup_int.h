@@ -157,8 +157,10 @@ struct sup {
 	unsigned start_ok, start_retry, start_reauth;
 	struct event_base *base;
 	struct event *timer;
-	sup_observer_fn observer;
-	void *observer_arg;
+	struct {
+		sup_observer_fn fn;
+		void *arg;
+	} observers[SUP_OBSERVERS_MAX]; /* the API's event stream, the webhooks */
 
 	/* The monitor (sup_monitor.c): a pass runs in slices, one per loop turn. */
 	uint64_t next_monitor;

@@ -236,7 +236,7 @@ test_open_and_migrate(void **state)
 	uint32_t us = 0;
 	assert_int_equal(store_ping(fx->st, &us), 0);
 	assert_int_equal(store_migrate(fx->st, &applied), 0);
-	assert_int_equal(applied, 9);
+	assert_int_equal(applied, 10);
 	char wal[600];
 	snprintf(wal, sizeof(wal), "%s-wal", fx->path);
 	assert_int_equal(stat(wal, &sb), 0);
@@ -249,10 +249,10 @@ test_open_and_migrate(void **state)
 	assert_int_equal(store_open(fx->url, &fx->st, err, sizeof(err)), 0);
 	assert_int_equal(store_migrate(fx->st, &applied), 0);
 	assert_int_equal(applied, 0);
-	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"), 9);
+	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"), 10);
 	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"
 	                                   " WHERE applied_at LIKE '____-__-__T__:__:__.___Z'"),
-	                 9);
+	                 10);
 	assert_int_equal(raw_int(fx->path, "PRAGMA journal_mode"), 0); /* text "wal" reads as 0 */
 	assert_int_equal(raw(fx->path, "SELECT 1 FROM whatsapp_sessions LIMIT 0"), SQLITE_OK);
 
@@ -304,7 +304,7 @@ test_existing_tables(void **state)
 	                     " '2026-11-24T15:45:01.5+02:00')"),
 	                 SQLITE_OK);
 	assert_int_equal(store_migrate(fx->st, &applied), 0);
-	assert_int_equal(applied, 9);
+	assert_int_equal(applied, 10);
 	struct store_session s;
 	assert_int_equal(store_get(fx->st, "web-1", &s), 0);
 	assert_string_equal(s.session_name, "primary");
@@ -344,7 +344,7 @@ test_existing_tables(void **state)
 	/* Planning ran nothing. */
 	assert_int_equal(raw(fx->path, "SELECT auto_connect FROM whatsapp_sessions"), SQLITE_ERROR);
 	assert_int_equal(store_migrate(fx->st, &applied), 0);
-	assert_int_equal(applied, 10); /* the adoption, then every migration */
+	assert_int_equal(applied, 11); /* the adoption, then every migration */
 	assert_int_equal(store_get(fx->st, "ckx1q2w3e0000abcd1234efgh", &s), 0);
 	assert_int_equal(s.auto_connect, 1);
 	assert_int_equal(s.is_active, 1);
@@ -977,6 +977,47 @@ test_settings(void **state)
 	assert_int_equal(store_set_setting(st, "k", NULL), WG_EINVAL);
 }
 
+/* The webhook outbox: rows in seq order (not insertion order), deleted by id, checked on the way in. */
+static void
+test_webhook_outbox(void **state)
+{
+	struct fx *fx = *state;
+	struct store *st = open_store(fx);
+	int64_t seqs[] = {3000, 1000, 2000};
+	for (int i = 0; i < 3; i++) {
+		struct store_hook h = {.seq = seqs[i], .created_at = 1700000000000 + i};
+		snprintf(h.id, sizeof(h.id), "%032d", i);
+		h.url = (char *)"https://example.com/hook";
+		h.session_id = i == 1 ? NULL : (char *)"00000000-0000-4000-8000-000000000001";
+		snprintf(h.kind, sizeof(h.kind), "%s", i == 1 ? "health.changed" : "session.status");
+		h.body = (char *)"{\"type\":\"x\"}";
+		assert_int_equal(store_hook_add(st, &h), 0);
+	}
+	struct store_hook *rows;
+	size_t n;
+	assert_int_equal(store_hook_list(st, 10, &rows, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(rows[0].seq, 1000);
+	assert_null(rows[0].session_id);
+	assert_string_equal(rows[0].kind, "health.changed");
+	assert_int_equal(rows[1].seq, 2000);
+	assert_int_equal(rows[2].seq, 3000);
+	assert_string_equal(rows[2].session_id, "00000000-0000-4000-8000-000000000001");
+	assert_string_equal(rows[2].url, "https://example.com/hook");
+	assert_int_equal(rows[2].created_at, 1700000000000);
+	char first[33];
+	snprintf(first, sizeof(first), "%s", rows[0].id);
+	store_hooks_free(rows, n);
+	assert_int_equal(store_hook_delete(st, first), 0);
+	assert_int_equal(store_hook_list(st, 1, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].seq, 2000);
+	store_hooks_free(rows, n);
+	struct store_hook bad = {.seq = 1, .created_at = 1};
+	snprintf(bad.id, sizeof(bad.id), "x");
+	assert_int_equal(store_hook_add(st, &bad), WG_EINVAL); /* no url, no body */
+}
+
 static void
 test_open_errors(void **state)
 {
@@ -1018,7 +1059,7 @@ test_open_errors(void **state)
 	assert_int_equal(store_open("sqlite::memory:", &st, err, sizeof(err)), 0);
 	int applied;
 	assert_int_equal(store_migrate(st, &applied), 0);
-	assert_int_equal(applied, 9);
+	assert_int_equal(applied, 10);
 	store_close(st);
 	store_close(NULL);
 }
@@ -1479,7 +1520,7 @@ test_file_replaced(void **state)
 	assert_non_null(strstr(store_errmsg(st), "was replaced"));
 	assert_int_equal(store_ping(st, &us), 0);
 	/* The new file got our tables (migrated), and the old rows are not in it. */
-	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"), 9);
+	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM wagate_schema_migrations"), 10);
 	struct store_session back;
 	assert_int_equal(store_get(st, id, &back), WG_ENOTFOUND);
 	assert_int_equal(raw(fx->path, "SELECT x FROM unrelated"), SQLITE_OK);
@@ -1587,7 +1628,7 @@ pg_empty(struct fx *fx)
 	store_close(fx->st);
 	fx->st = NULL;
 	assert_int_equal(db_exec(fx, "SET client_min_messages TO warning; DROP TABLE IF EXISTS whatsapp_session_recovery_attempts,"
-	                             " whatsapp_session_status_history, wagate_settings, wagate_leases, wagate_nodes,"
+	                             " whatsapp_session_status_history, wagate_settings, wagate_leases, wagate_nodes, wagate_webhook_outbox,"
 	                             " wagate_schema_migrations, whatsapp_sessions CASCADE"),
 	                 SQLITE_OK);
 }
@@ -1605,7 +1646,7 @@ test_open_and_migrate_pg(void **state)
 	assert_non_null(strstr(plan, "session_id TEXT NOT NULL REFERENCES"));
 	free(plan);
 	assert_int_equal(store_migrate(fx->st, &applied), 0);
-	assert_int_equal(applied, 9);
+	assert_int_equal(applied, 10);
 	assert_int_equal(store_migrate(fx->st, &applied), 0);
 	assert_int_equal(applied, 0);
 	assert_int_equal(store_migrate_plan(fx->st, &plan), 0);
@@ -1613,7 +1654,7 @@ test_open_and_migrate_pg(void **state)
 	assert_null(strstr(plan, "-- migration"));
 	assert_non_null(strstr(plan, "CREATE TRIGGER wagate_sessions_notify"));
 	free(plan);
-	assert_int_equal(db_int(fx, "SELECT count(*) FROM wagate_schema_migrations"), 9);
+	assert_int_equal(db_int(fx, "SELECT count(*) FROM wagate_schema_migrations"), 10);
 	assert_int_equal(db_int(fx, "SELECT count(*) FROM pg_trigger WHERE tgname ="
 	                            " 'wagate_sessions_notify'"),
 	                 1);
@@ -1664,7 +1705,7 @@ test_adopt_app_table_pg(void **state)
 	/* Planning ran nothing. */
 	assert_int_equal(db_exec(fx, "SELECT auto_connect FROM whatsapp_sessions"), SQLITE_ERROR);
 	assert_int_equal(store_migrate(fx->st, &applied), 0);
-	assert_int_equal(applied, 10); /* the adoption, then every migration */
+	assert_int_equal(applied, 11); /* the adoption, then every migration */
 	struct store_session s;
 	assert_int_equal(store_get(fx->st, "ckx1q2w3e0000abcd1234efgh", &s), 0);
 	assert_int_equal(s.auto_connect, 1);
@@ -2098,6 +2139,7 @@ main(void)
 	    T(test_attempts),
 	    T(test_status_history),
 	    T(test_settings),
+	    T(test_webhook_outbox),
 	    T(test_open_errors),
 	    T(test_corrupt_file),
 	    T(test_check_constraint),
@@ -2124,6 +2166,7 @@ main(void)
 	    P(test_attempts),
 	    P(test_status_history),
 	    P(test_settings),
+	    P(test_webhook_outbox),
 	    P(test_paging_past_bad_rows),
 	    P(test_adopt_app_table_pg),
 	    P(test_ids_of_every_kind_pg),
