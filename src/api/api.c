@@ -58,16 +58,26 @@ api__reason(int status)
 		return "Not Found";
 	case 405:
 		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 409:
+		return "Conflict";
 	case 413:
 		return "Content Too Large";
+	case 414:
+		return "URI Too Long";
 	case 429:
 		return "Too Many Requests";
 	case 431:
 		return "Request Header Fields Too Large";
 	case 500:
 		return "Internal Server Error";
+	case 502:
+		return "Bad Gateway";
 	case 503:
 		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
 	default:
 		return NULL;
 	}
@@ -231,6 +241,7 @@ enum route {
 	RT_LIVEZ,
 	RT_READYZ,
 	RT_METRICS,
+	RT_OPENAPI,
 	RT_HEALTH_DEEP,
 	RT_HEALTH_LOOP,
 	RT_CLUSTER,
@@ -256,6 +267,7 @@ static const char *const route_names[] = {
     [RT_LIVEZ] = "/livez",
     [RT_READYZ] = "/readyz",
     [RT_METRICS] = "/metrics",
+    [RT_OPENAPI] = "/openapi.json",
     [RT_HEALTH_DEEP] = "/health/deep",
     [RT_HEALTH_LOOP] = "/health/loop",
     [RT_CLUSTER] = "/cluster",
@@ -293,6 +305,8 @@ static const struct route_info routes[] = {
     [RT_READYZ] = {false, HTTPD_GET | HTTPD_HEAD, "GET, HEAD"},
     /* Behind the key by default; WAGATE_METRICS_LISTEN serves it without one on its own address. */
     [RT_METRICS] = {true, HTTPD_GET, "GET"},
+    /* The API's description holds no data: public, like the dashboard's files. */
+    [RT_OPENAPI] = {false, HTTPD_GET, "GET"},
     [RT_HEALTH_DEEP] = {true, HTTPD_GET, "GET"},
     [RT_HEALTH_LOOP] = {true, HTTPD_GET, "GET"},
     [RT_CLUSTER] = {true, HTTPD_GET, "GET"},
@@ -341,6 +355,8 @@ parse_path(const char *path, char id[STORE_ID_LEN + 1], bool *bad_id)
 		return RT_READYZ;
 	if (strcmp(path, "/metrics") == 0)
 		return RT_METRICS;
+	if (strcmp(path, "/openapi.json") == 0)
+		return RT_OPENAPI;
 	if (!under(path, "/health") && !under(path, "/sessions") && !under(path, "/events") &&
 	    !under(path, "/auth") && !under(path, "/cluster"))
 		return RT_STATIC;
@@ -563,6 +579,9 @@ on_request(struct httpd_req *req, void *arg)
 		break;
 	case RT_METRICS:
 		api__metrics(a, req);
+		break;
+	case RT_OPENAPI:
+		api__reply_raw(req, 200, "application/json", api__openapi, api__openapi_len);
 		break;
 	case RT_CLUSTER:
 		api__cluster(a, req);

@@ -116,6 +116,10 @@ json_int_t api__uptime(const struct api *a);
 
 /* Endpoint handlers; the router has checked the method, the key and the id shape. */
 void api__health(struct api *a, struct httpd_req *req);
+/* docs/openapi.json, embedded at build time (cmake/embed.cmake), served at GET /openapi.json. */
+extern const char api__openapi[];
+extern const size_t api__openapi_len;
+
 /* GET /metrics: the Prometheus text format (metrics.c). */
 void api__metrics(struct api *a, struct httpd_req *req);
 /* GET /livez and GET /readyz: the probes (health.c). */
