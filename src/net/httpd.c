@@ -335,6 +335,8 @@ void
 httpd_reply(struct httpd_req *req, int status, const char *reason, struct evbuffer *body)
 {
 	struct httpd_conn *c = req->conn;
+	if (c->doomed)
+		return; /* closed (a close callback answering): the request goes with it */
 	size_t len = body ? evbuffer_get_length(body) : 0;
 	write_head(c, status, reason, (long long)len);
 	if (body) {
@@ -350,6 +352,8 @@ void
 httpd_reply_start(struct httpd_req *req, int status, const char *reason)
 {
 	struct httpd_conn *c = req->conn;
+	if (c->doomed)
+		return; /* closed (a close callback answering): the request goes with it */
 	write_head(c, status, reason, -1);
 	conn_enter(c, C_STREAMING);
 }
@@ -359,6 +363,10 @@ httpd_reply_chunk(struct httpd_req *req, struct evbuffer *b,
                   void (*sent)(struct httpd_conn *c, void *arg), void *arg)
 {
 	struct httpd_conn *c = req->conn;
+	if (c->doomed) {
+		evbuffer_drain(b, evbuffer_get_length(b));
+		return;
+	}
 	size_t len = evbuffer_get_length(b);
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	if (len > 0 && !c->head_only) {
@@ -381,6 +389,8 @@ void
 httpd_reply_end(struct httpd_req *req)
 {
 	struct httpd_conn *c = req->conn;
+	if (c->doomed)
+		return; /* closed (a close callback answering): the request goes with it */
 	if (c->chunked_out && !c->head_only)
 		evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
 	c->sentcb = NULL;
@@ -464,7 +474,13 @@ conn_enter(struct httpd_conn *c, enum conn_state st)
 		cap_check(h); /* at the cap, this one (or an older idle one) makes room */
 		if (c->st != C_IDLE)
 			return; /* it did: closing */
-		timer_arm(c, h->o.idle_ms);
+		/*
+		 * Idle from when the answer has gone out (on_write): while it goes,
+		 * the write timeout watches it, so a slow reader is not cut off.
+		 */
+		evtimer_del(c->timer);
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			timer_arm(c, h->o.idle_ms);
 		bufferevent_enable(c->bev, EV_READ);
 		kick(c);
 		break;
@@ -805,7 +821,8 @@ parse_chunk_size(const char *line, uint64_t *out)
 			return false;
 		v = v * 16 + (uint64_t)d;
 	}
-	if (n == 0 || (line[n] != '\0' && line[n] != ';' && line[n] != ' ' && line[n] != '\t'))
+	/* Extensions follow a ';' (RFC 9112 7.1.1); nothing else may. */
+	if (n == 0 || (line[n] != '\0' && line[n] != ';'))
 		return false;
 	*out = v;
 	return true;
@@ -832,6 +849,13 @@ conn_process(struct httpd_conn *c)
 		case C_IDLE:
 			if (evbuffer_get_length(in) == 0)
 				return;
+			/*
+			 * The next request waits until the last answer has gone out: a
+			 * client that pipelines and never reads must not make us queue
+			 * answers without end (on_write looks again once it has drained).
+			 */
+			if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+				return;
 			c->req = wg_calloc(1, sizeof(*c->req));
 			c->req->conn = c;
 			TAILQ_INIT(&c->req->in);
@@ -842,10 +866,9 @@ conn_process(struct httpd_conn *c)
 			if ((got = take_line(c, &line, &len)) <= 0)
 				return;
 			if (c->req->target == NULL) { /* the request line */
-				if (len == 0 && c->head_bytes <= 4) {
-					/* An empty line before a request is tolerated (RFC 9112 2.2). */
+				if (len == 0) {
+					/* Empty lines before a request are tolerated (RFC 9112 2.2); they count toward the head's limit. */
 					free(line);
-					c->head_bytes = 0;
 					break;
 				}
 				bool ok = parse_request_line(c, line);
@@ -890,7 +913,7 @@ conn_process(struct httpd_conn *c)
 			break;
 		}
 		case C_CHUNK_SIZE: {
-			line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
+			line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF_STRICT);
 			if (line == NULL) {
 				if (evbuffer_get_length(in) > CHUNK_LINE_MAX) {
 					refuse(c, 400, "Bad Request", "malformed chunked body");
@@ -899,7 +922,7 @@ conn_process(struct httpd_conn *c)
 				return;
 			}
 			uint64_t size;
-			bool ok = len <= CHUNK_LINE_MAX && parse_chunk_size(line, &size);
+			bool ok = len <= CHUNK_LINE_MAX && strlen(line) == len && parse_chunk_size(line, &size);
 			free(line);
 			if (!ok) {
 				refuse(c, 400, "Bad Request", "malformed chunked body");
@@ -928,7 +951,7 @@ conn_process(struct httpd_conn *c)
 			break;
 		}
 		case C_CHUNK_CRLF:
-			line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
+			line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF_STRICT);
 			if (line == NULL) {
 				if (evbuffer_get_length(in) >= 2) {
 					refuse(c, 400, "Bad Request", "malformed chunked body");
@@ -982,6 +1005,10 @@ on_write(struct bufferevent *bev, void *arg)
 	c->busy++;
 	if (c->st == C_CLOSING) {
 		conn_enter(c, C_LINGER);
+	} else if (c->st == C_IDLE) {
+		/* The last answer is out: idle from now, and a pipelined request may start. */
+		timer_arm(c, c->h->o.idle_ms);
+		kick(c);
 	} else if (c->sentcb) {
 		void (*cb)(struct httpd_conn *, void *) = c->sentcb;
 		c->sentcb = NULL;
@@ -1125,7 +1152,7 @@ on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, i
 	bufferevent_setcb(bev, on_read, on_write, on_event, c);
 	/* Reading stops when this much waits unread (pipelined requests behind one being answered). */
 	bufferevent_setwatermark(bev, EV_READ, 0, h->o.max_headers + h->o.max_body + 4096);
-	struct timeval wt = {(time_t)(h->o.idle_ms / 1000), (suseconds_t)((h->o.idle_ms % 1000) * 1000)};
+	struct timeval wt = {(time_t)(h->o.write_ms / 1000), (suseconds_t)((h->o.write_ms % 1000) * 1000)};
 	bufferevent_set_timeouts(bev, NULL, &wt);
 	conn_enter(c, C_FRESH);
 	cap_check(h);
@@ -1183,6 +1210,8 @@ httpd_new(struct event_base *base, const struct httpd_opts *o, const char *host,
 		h->o.request_ms = DEFAULT_REQUEST_MS;
 	if (h->o.idle_ms == 0)
 		h->o.idle_ms = DEFAULT_IDLE_MS;
+	if (h->o.write_ms == 0)
+		h->o.write_ms = DEFAULT_IDLE_MS;
 	TAILQ_INIT(&h->conns);
 	TAILQ_INIT(&h->idle);
 	struct evutil_addrinfo hints = {0}, *ai = NULL;

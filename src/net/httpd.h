@@ -13,8 +13,10 @@
  *     too large, 501 an unknown transfer coding, 505 a version other than 1.x;
  *   - pause accepting on EMFILE/ENFILE instead of spinning.
  *
- * One request at a time per connection; pipelined requests wait in the input
- * buffer (bounded: reading stops beyond the limits). Request bodies may come
+ * One request at a time per connection; a pipelined request waits in the
+ * input buffer (bounded: reading stops beyond the limits) until the answer
+ * before it has gone out, so a client that never reads cannot make answers
+ * pile up. Request bodies may come
  * with Content-Length or chunked. Answers carry Content-Length, or are
  * streamed (chunked for HTTP/1.1, until close for HTTP/1.0). HEAD answers
  * carry the headers of the GET only.
@@ -22,10 +24,13 @@
  * Life cycle. A request is handed to on_request once whole; it stays valid
  * until its answer is complete (httpd_reply, or httpd_reply_end) or its
  * connection closes. A connection's close callback (httpd_set_closecb) runs
- * once when the connection closes for any reason: the client went away, a
- * write failed or timed out, httpd_conn_close, httpd_free. The request (if
- * any) goes with it. Connections are never freed from inside a callback of
- * this module that is still running on them.
+ * once when the connection closes for any reason: the client went away (a
+ * reset, or an end of input while no request is being answered: an end after
+ * a whole request is a client that shut only its sending side, and still gets
+ * its answer), a write failed or timed out, httpd_conn_close, httpd_free. The
+ * request (if any) goes with it; answering it from the close callback does
+ * nothing. Connections are never freed from inside a callback of this module
+ * that is still running on them.
  */
 #ifndef WG_NET_HTTPD_H
 #define WG_NET_HTTPD_H
@@ -62,7 +67,8 @@ struct httpd_opts {
 	size_t max_body;       /* request body, 64 KiB */
 	unsigned max_conns;    /* open connections, 256 */
 	uint32_t request_ms;   /* a whole request, first byte to last, 10000 */
-	uint32_t idle_ms;      /* between requests, and a write that makes no progress, 30000 */
+	uint32_t idle_ms;      /* between requests (from when the last answer has gone out), 30000 */
+	uint32_t write_ms;     /* a write that makes no progress, 30000 */
 	void (*on_request)(struct httpd_req *req, void *arg);
 	void *arg;
 };

@@ -32,6 +32,7 @@ struct fx {
 	struct httpd_req *held;  /* a request answered later (target "/wait") */
 	int closed;              /* close callbacks seen */
 	int timed_out;
+	size_t most_pending;     /* output waiting when a request started, at most */
 };
 
 static void
@@ -63,6 +64,20 @@ on_request(struct httpd_req *req, void *arg)
 		evbuffer_add_printf(b, "two;");
 		httpd_reply_chunk(req, b, NULL, NULL);
 		httpd_reply_end(req);
+		evbuffer_free(b);
+		return;
+	}
+	size_t pending = httpd_pending_output(httpd_conn_of(req));
+	if (pending > f->most_pending)
+		f->most_pending = pending;
+	if (strncmp(t, "/big", 4) == 0) {
+		/* /big?N: N KiB of 'x'. */
+		size_t kib = strlen(t) > 5 ? strtoul(t + 5, NULL, 10) : 256;
+		char chunk[1024];
+		memset(chunk, 'x', sizeof(chunk));
+		for (size_t i = 0; i < kib; i++)
+			evbuffer_add(b, chunk, sizeof(chunk));
+		httpd_reply(req, 200, "OK", b);
 		evbuffer_free(b);
 		return;
 	}
@@ -278,6 +293,10 @@ test_refusals(void **state)
 	               "HTTP/1.1 417", "100-continue");
 	assert_refused(f, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
 	               "HTTP/1.1 400", "chunked");
+	assert_refused(f, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5 junk\r\n",
+	               "HTTP/1.1 400", "chunked");
+	assert_refused(f, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\nx\r\n",
+	               "HTTP/1.1 400", "chunked"); /* a bare LF ends no chunk line */
 	/* Headers over the limit, whole lines or one endless line. */
 	char big[1024];
 	snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nX: %0600d\r\n\r\n", 0);
@@ -302,7 +321,7 @@ test_refusals(void **state)
 	struct httpd_stats st;
 	httpd_stats(f->h, &st);
 	assert_int_equal(st.requests, 0);
-	assert_int_equal(st.refused, 18);
+	assert_int_equal(st.refused, 20);
 	/* Still serving. */
 	char buf[512];
 	exchange(f, "GET /ok HTTP/1.1\r\nConnection: close\r\n\r\n", buf, sizeof(buf));
@@ -480,6 +499,64 @@ test_close_callback(void **state)
 	close(fd);
 }
 
+/* A client that pipelines many requests and never reads: the next waits for the last answer to go out. */
+static void
+test_pipelining_never_reading(void **state)
+{
+	struct fx *f = *state;
+	start(f);
+	int fd = cli(f);
+	char req[64 * 40];
+	size_t n = 0;
+	for (int i = 0; i < 40; i++)
+		n += (size_t)snprintf(req + n, sizeof(req) - n, "GET /big?256 HTTP/1.1\r\n\r\n");
+	assert_int_equal(write(fd, req, n), (ssize_t)n);
+	pump(f, 300);
+	struct httpd_stats st;
+	httpd_stats(f->h, &st);
+	/* 40 answers of 256 KiB would be 10 MiB queued; a few fit the socket, the rest wait their turn. */
+	assert_true(st.requests >= 1 && st.requests < 40);
+	assert_int_equal(f->most_pending, 0);
+	close(fd);
+}
+
+/*
+ * A reader that pauses in the middle of a long answer is not cut off by the
+ * idle timeout: that starts once the answer is out, not when it is queued.
+ */
+static void
+test_slow_reader_keeps_its_answer(void **state)
+{
+	struct fx *f = *state;
+	f->o.idle_ms = 200;
+	start(f);
+	int fd = cli(f);
+	put(fd, "GET /big?24576 HTTP/1.1\r\n\r\n"); /* 24 MiB: more than the kernel's buffers hold */
+	/* Half a second without reading: the answer waits in the server's memory, far past 200 ms. */
+	for (int i = 0; i < 50; i++) {
+		pump(f, 2);
+		usleep(10000);
+	}
+	size_t got = 0;
+	static char buf[1 << 16];
+	for (int i = 0; i < 200000 && got < (size_t)24576 * 1024; i++) {
+		pump(f, 1);
+		ssize_t r = read(fd, buf, sizeof(buf));
+		if (r > 0)
+			got += (size_t)r;
+		else if (r == 0)
+			break;
+		else
+			usleep(200);
+	}
+	struct httpd_stats st;
+	httpd_stats(f->h, &st);
+	if (got <= (size_t)24576 * 1024)
+		fail_msg("got %zu bytes; timeouts %llu", got, (unsigned long long)st.timed_out);
+	assert_int_equal(st.timed_out, 0);
+	close(fd);
+}
+
 int
 main(void)
 {
@@ -490,6 +567,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_close_callback, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pipelining_never_reading, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_slow_reader_keeps_its_answer, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
