@@ -28,6 +28,7 @@
 #include <sys/queue.h>
 
 #include "api/api_int.h"
+#include "core/version.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -264,6 +265,7 @@ deep_head(struct api *a, int *http_status)
 	json_object_set_new(o, "status", json_string(h.status));
 	json_object_set_new(o, "timestamp", json_string(now));
 	json_object_set_new(o, "uptime", json_integer(api__uptime(a)));
+	json_object_set_new(o, "version", json_string(WAGATE_VERSION));
 	json_t *db = json_pack("{s:b, s:f, s:I}", "connected", h.db_ok, "latencyMs",
 	                       (double)h.db_latency_us / 1000.0, "pendingWrites",
 	                       (json_int_t)h.db_pending);

@@ -33,6 +33,7 @@
 #include <openssl/evp.h>
 
 #include "api/api.h"
+#include "core/version.h"
 #include "api/api_int.h"
 #include "net/looplag.h"
 #include "core/clock.h"
@@ -525,9 +526,10 @@ test_health_deep(void **state)
 	}
 	r = call(f, EVHTTP_REQ_GET, "/health/deep", KEY, NULL);
 	assert_int_equal(r->status, 200);
-	static const char *const top[] = {"status",   "timestamp", "uptime",
+	static const char *const top[] = {"status",   "timestamp", "uptime", "version",
 	                                  "database", "sessions",  NULL};
 	assert_keys(r->json, top);
+	assert_string_equal(str(r->json, "version"), WAGATE_VERSION);
 	static const char *const db[] = {"connected", "latencyMs", "pendingWrites", "error", NULL};
 	assert_keys(json_object_get(r->json, "database"), db);
 	assert_true(
