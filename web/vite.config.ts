@@ -17,13 +17,21 @@ export default defineConfig(({ mode }) => {
         sourcemap: true,
         cssCodeSplit: false,
         lib: {
-          entry: "src/lib.ts",
+          // Two entries: the components (a client boundary for React Server Components) and the
+          // server-safe core (types, the HTTP client, formatting), which imports no React.
+          entry: { "wagate-status": "src/lib.ts", server: "src/server.ts" },
           formats: ["es"],
-          fileName: () => "wagate-status.js",
+          fileName: (_format: string, name: string) => `${name}.js`,
           cssFileName: "style",
         },
         rollupOptions: {
           external: ["react", "react-dom", "react/jsx-runtime", "react-dom/client"],
+          output: {
+            // Next.js (app router) needs the directive first in the file that holds the components;
+            // Rollup drops directives found in the sources, so it is added to the built entry.
+            banner: (chunk: { name: string; isEntry: boolean }) =>
+              chunk.isEntry && chunk.name === "wagate-status" ? '"use client";' : "",
+          },
         },
       },
     };
