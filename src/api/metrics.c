@@ -62,6 +62,8 @@ sessions(struct api *a, struct evbuffer *b)
 
 	const struct sup_metrics *m;
 	sup_metrics(a->sup, &m);
+	counter(b, "wagate_session_connects_total", "Connects started (logins and pairings).",
+	        (unsigned long long)m->connects);
 	counter(b, "wagate_session_opens_total", "Connections that logged in.",
 	        (unsigned long long)m->opens);
 	head(b, "wagate_session_closes_total", "counter", "Connections that ended, by reason.");

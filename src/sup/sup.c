@@ -444,6 +444,7 @@ open_with(struct sess *x, const char *trig, int rc, const char *auth, struct sto
 	int paired = auth != NULL;
 	snprintf(x->trigger, sizeof(x->trigger), "%s", trig);
 	x->connected_mono = wg_now_ms(); /* the login's duration starts here (metrics) */
+	s->metrics.connects++;
 	int r = s->ops->open(s->ctx, x->id, auth, &client_cb, x, &x->client);
 	/* Credentials still sealed did not open (store/seal.h): which key they need. */
 	char kid[SEAL_KID_LEN + 1] = "";

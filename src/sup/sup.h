@@ -125,6 +125,7 @@ int sup_leave(struct sup *s);
 #define SUP_CLOSE_REASONS 16
 #define SUP_RECOVERY_KINDS 48
 struct sup_metrics {
+	uint64_t connects;                     /* connects started (logins and pairings) */
 	uint64_t opens;                        /* connections that logged in */
 	uint64_t closes[SUP_CLOSE_REASONS];    /* by enum wa_close_reason */
 	struct {

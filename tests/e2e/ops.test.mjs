@@ -79,6 +79,7 @@ test('probes and metrics: promtool accepts them; they count logins, closes, ping
     assert.equal(sample(text, `wagate_build_info{version="${version.split(' ')[1]}"}`), 1);
     assert.equal(sample(text, 'wagate_sessions{status="connected"}'), 2);
     assert.ok(sample(text, 'wagate_session_opens_total') >= 3);
+    assert.ok(sample(text, 'wagate_session_connects_total') >= sample(text, 'wagate_session_opens_total'));
     assert.ok(sample(text, 'wagate_session_closes_total{reason="transient"}') >= 1);
     assert.ok(sample(text, 'wagate_login_duration_seconds_count') >= 3);
     assert.ok(sample(text, 'wagate_keepalive_rtt_seconds_count') >= 2);
