@@ -704,7 +704,7 @@ api_start(struct event_base *base, const struct api_opts *o, struct store *st, s
 		if (ci.enabled)
 			snprintf(a->node, sizeof(a->node), "%s", ci.node);
 	}
-	api__auth_init(a);
+	api__auth_init(a, o->signin_key);
 	api__static_init(a, o->web_root);
 	if (api__events_init(a, o) != 0) {
 		snprintf(err, errlen, "no randomness for the event stream's epoch");

@@ -33,6 +33,8 @@ struct api_opts {
 	size_t max_headers;         /* request line and headers limit, 0: 8 KiB */
 	unsigned max_conns;         /* open HTTP connections, 0: 256 */
 	const char *metrics_listen; /* "host:port": GET /metrics there without a key; NULL: none */
+	const uint8_t *signin_key;  /* 32 bytes that sign the dashboard's sign-in tokens, the same
+	                               across restarts; NULL: a key for this process only */
 	uint32_t request_ms;        /* deadline of a whole request (head and body), 0: 10 s */
 	uint64_t started_mono_ms;   /* wg_now_ms() when the server started, for uptime; 0: now */
 	const char *web_root;       /* the dashboard's files; NULL: "web" beside the executable */

@@ -161,7 +161,8 @@ json_t *api__health_json(struct api *a, int *status, char *key, size_t keylen);
 
 /* Which credential a request carries. */
 enum api_cred { API_CRED_NONE, API_CRED_KEY, API_CRED_COOKIE };
-void api__auth_init(struct api *a);
+/* key: signs the sign-in tokens (32 bytes; NULL: one for this process only). */
+void api__auth_init(struct api *a, const uint8_t *key);
 void api__auth_free(struct api *a);
 /* The credential the request carries, checked in constant time. */
 enum api_cred api__credential(struct api *a, struct httpd_req *req);

@@ -1,12 +1,14 @@
 /*
  * Credentials: the x-api-key header and the dashboard's session cookie.
  *
- * POST /auth/login trades the API key for a random token in an HttpOnly,
+ * POST /auth/login trades the API key for a signed token in an HttpOnly,
  * SameSite=Strict cookie, so the dashboard never keeps the key in script
- * reach. Tokens live only in this table, in memory: a restart signs everyone
- * out, and nothing on disk can be stolen to sign in. The table keeps the
- * tokens' SHA-256, not the tokens, and compares digests in constant time,
- * like the key. Failed logins are limited per source address (AUTH_FAIL_MAX
+ * reach. A token carries its expiry and an HMAC under a key the server is
+ * given (derived from the key that seals the credentials, which the database
+ * never holds): it stays good across a restart, and nothing in the database
+ * can be used to make one. The table remembers the tokens seen (their
+ * SHA-256, compared in constant time, like the key) and those signed out,
+ * which are refused until they expire. Failed logins are limited per source address (AUTH_FAIL_MAX
  * a minute), a brake on guessing through the one page anyone can reach that
  * locks out the guesser, not everyone; the key itself must still be long,
  * since x-api-key requests are not limited. Behind a reverse proxy the proxy
@@ -30,6 +32,7 @@
 #include <sys/queue.h>
 
 #include "api/api_int.h"
+#include "wa/crypto.h"
 #include "core/clock.h"
 #include "core/enc.h"
 #include "core/log.h"
@@ -39,7 +42,7 @@
 #define AUTH_COOKIE "wagate_session"
 #define AUTH_TOKEN_BYTES 32
 #define AUTH_TTL_S 43200 /* 12 h: the cookie's Max-Age and the token's life */
-/* Signed-in browsers at once; past this the token closest to expiry is dropped. */
+/* Tokens remembered at once (seen, or signed out); past this the one closest to expiry is forgotten. */
 #define AUTH_MAX_TOKENS 1024
 /* Failed logins per source address: at most AUTH_FAIL_MAX in any AUTH_FAIL_WINDOW_MS. */
 #define AUTH_FAIL_MAX 10
@@ -51,7 +54,22 @@
 struct auth_token {
 	uint8_t digest[32]; /* SHA-256 of the token */
 	uint64_t expires;   /* monotonic ms; 0: free slot */
+	bool revoked;       /* signed out: refused until it expires, though its signature is good */
 };
+
+/*
+ * A token is 32 bytes: its expiry (Unix seconds, 6 bytes big-endian), 10
+ * random bytes, and the first 16 bytes of an HMAC-SHA256 of those 16 under
+ * the sign-in key. The key comes from the server (derived from the key that
+ * seals the credentials, which the database never holds), so a token stays
+ * good across a restart: the table below only remembers the tokens seen and
+ * those signed out in this process.
+ */
+#define TOKEN_EXP_BYTES 6
+#define TOKEN_NONCE_BYTES 10
+#define TOKEN_MAC_BYTES 16
+_Static_assert(TOKEN_EXP_BYTES + TOKEN_NONCE_BYTES + TOKEN_MAC_BYTES == AUTH_TOKEN_BYTES,
+               "token layout");
 
 /* A source address's failed logins. */
 struct fail_source {
@@ -62,6 +80,7 @@ struct fail_source {
 };
 
 struct api_auth {
+	uint8_t key[32]; /* signs the tokens */
 	struct auth_token tokens[AUTH_MAX_TOKENS];
 	struct fail_source src[AUTH_SOURCES]; /* reused in turn, the oldest first */
 	size_t src_next;
@@ -76,10 +95,41 @@ sha256(const void *p, size_t n, uint8_t out[32])
 }
 
 void
-api__auth_init(struct api *a)
+api__auth_init(struct api *a, const uint8_t *key)
 {
 	a->auth = wg_calloc(1, sizeof(*a->auth));
 	wg_map_init(&a->auth->by_addr);
+	/* Without a key from the server (tests), one for this process: sign-ins end with it. */
+	if (key != NULL)
+		memcpy(a->auth->key, key, sizeof(a->auth->key));
+	else if (RAND_bytes(a->auth->key, sizeof(a->auth->key)) != 1)
+		abort(); /* randomness is always there: out of memory */
+}
+
+/* The MAC of a token's first 16 bytes. */
+static void
+token_mac(const struct api_auth *t, const uint8_t head[TOKEN_EXP_BYTES + TOKEN_NONCE_BYTES],
+          uint8_t out[32])
+{
+	wa_crypto_hmac_sha256(out, t->key, sizeof(t->key), head, TOKEN_EXP_BYTES + TOKEN_NONCE_BYTES);
+}
+
+/* Whether raw is a token this server signed that has not expired (wall clock: it outlives restarts). */
+static bool
+token_signed(const struct api_auth *t, const uint8_t raw[AUTH_TOKEN_BYTES], uint64_t *left_ms)
+{
+	uint8_t mac[32];
+	token_mac(t, raw, mac);
+	bool ok = CRYPTO_memcmp(mac, raw + TOKEN_EXP_BYTES + TOKEN_NONCE_BYTES, TOKEN_MAC_BYTES) == 0;
+	wg_wipe(mac, sizeof(mac));
+	uint64_t exp = 0;
+	for (int i = 0; i < TOKEN_EXP_BYTES; i++)
+		exp = exp << 8 | raw[i];
+	uint64_t now = wg_wall_ms() / 1000;
+	if (!ok || exp <= now || exp - now > AUTH_TTL_S)
+		return false;
+	*left_ms = (exp - now) * 1000;
+	return true;
 }
 
 void
@@ -109,6 +159,8 @@ key_ok(struct api *a, const char *key, size_t len)
  * The slot holding the token whose digest is d, or NULL. Every live slot is
  * compared in constant time; expired ones are freed on the way.
  */
+static struct auth_token *token_slot(struct api_auth *t);
+
 static struct auth_token *
 token_find(struct api_auth *t, const uint8_t d[32])
 {
@@ -154,10 +206,19 @@ cookie_token(struct api *a, struct httpd_req *req)
 				size_t bad;
 				long n = wg_hex_decode(raw, p + sizeof(name) - 1,
 				                       2 * AUTH_TOKEN_BYTES, &bad);
-				bool ok = n == AUTH_TOKEN_BYTES && sha256(raw, sizeof(raw), d);
+				uint64_t left = 0;
+				bool ok = n == AUTH_TOKEN_BYTES && sha256(raw, sizeof(raw), d) &&
+				          token_signed(a->auth, raw, &left);
 				wg_wipe(raw, sizeof(raw));
 				struct auth_token *k = ok ? token_find(a->auth, d) : NULL;
-				if (k)
+				if (ok && k == NULL) {
+					/* Signed by this server before a restart: remembered from now on. */
+					k = token_slot(a->auth);
+					memcpy(k->digest, d, sizeof(d));
+					k->expires = wg_now_ms() + left;
+					k->revoked = false;
+				}
+				if (k && !k->revoked)
 					return k;
 			}
 			p += len;
@@ -311,12 +372,20 @@ api__auth_login(struct api *a, struct httpd_req *req)
 	}
 	uint8_t raw[AUTH_TOKEN_BYTES];
 	char hex[2 * AUTH_TOKEN_BYTES + 1];
-	if (RAND_bytes(raw, sizeof(raw)) != 1) {
+	uint64_t exp = wg_wall_ms() / 1000 + AUTH_TTL_S;
+	for (int i = TOKEN_EXP_BYTES - 1; i >= 0; i--, exp >>= 8)
+		raw[i] = (uint8_t)exp;
+	if (RAND_bytes(raw + TOKEN_EXP_BYTES, TOKEN_NONCE_BYTES) != 1) {
 		log_error("api", "sign-in: no randomness for a token");
 		api__error(req, 500, "cannot create a session");
 		goto out;
 	}
+	uint8_t mac[32];
+	token_mac(t, raw, mac);
+	memcpy(raw + TOKEN_EXP_BYTES + TOKEN_NONCE_BYTES, mac, TOKEN_MAC_BYTES);
+	wg_wipe(mac, sizeof(mac));
 	struct auth_token *slot = token_slot(t);
+	slot->revoked = false;
 	if (!sha256(raw, sizeof(raw), slot->digest)) {
 		memset(slot, 0, sizeof(*slot));
 		wg_wipe(raw, sizeof(raw));
@@ -341,8 +410,9 @@ api__auth_logout(struct api *a, struct httpd_req *req)
 	/* Signing out is a change too: a valid cookie must pass the CSRF rule. */
 	if (k != NULL && !api__csrf_ok(req))
 		return;
+	/* Kept, revoked, until it expires: its signature alone would let it back in. */
 	if (k != NULL)
-		memset(k, 0, sizeof(*k));
+		k->revoked = true;
 	set_cookie(a, req, "", 0);
 	api__reply(req, 204, NULL);
 }

@@ -131,7 +131,7 @@ open_store(const struct serve_config *c, struct store **st)
  * before the supervisor reads any.
  */
 static int
-seal_start(const struct serve_config *c, struct store *st)
+seal_start(const struct serve_config *c, struct store *st, uint8_t signin_key[32])
 {
 	struct serve_secret sec;
 	char err[512];
@@ -140,6 +140,10 @@ seal_start(const struct serve_config *c, struct store *st)
 		return 1;
 	}
 	seal_set_keys(sec.key, sec.have_pending ? sec.pending : NULL);
+	/* The dashboard's sign-ins are signed with a key derived from it: they outlive a restart. */
+	static const char label[] = "wagate: dashboard sign-in tokens";
+	wa_crypto_hmac_sha256(signin_key, sec.key, sizeof(sec.key), (const uint8_t *)label,
+	                      sizeof(label) - 1);
 	if (sec.made)
 		log_warn("serve", "made the key that seals the stored credentials: %s (mode 0600). Back it "
 		                  "up apart from the database: without it the sessions must be paired again",
@@ -329,7 +333,8 @@ serve_run(const struct serve_config *c)
 	unsigned http_conns = raise_fd_limit(c->http_max_conns);
 	if (open_store(c, &s.st) != 0)
 		return 1;
-	if (seal_start(c, s.st) != 0) {
+	static uint8_t signin_key[32];
+	if (seal_start(c, s.st, signin_key) != 0) {
 		store_close(s.st);
 		return 1;
 	}
@@ -383,6 +388,7 @@ serve_run(const struct serve_config *c)
 	                      .cookie_secure = c->cookie_secure,
 	                      .max_conns = http_conns,
 	                      .metrics_listen = c->metrics_listen[0] ? c->metrics_listen : NULL,
+	                      .signin_key = signin_key,
 	                      .request_ms = (uint32_t)c->http_request_ms,
 	                      .dns = dns};
 	memcpy(ao.api_key_sha256, hash, 32);

@@ -136,3 +136,24 @@ test('a busy port names the setting that changes it', async () => {
     blocker.close();
   }
 });
+
+test('a dashboard sign-in outlives a restart of the server', async () => {
+  const dbFile = path.join(dir, 'signin.db');
+  let s = await startServe({ dbFile, mock });
+  let cookie;
+  try {
+    const r = await s.api('POST', '/auth/login', { key: null, body: { apiKey: (await import('./serve.mjs')).API_KEY } });
+    assert.equal(r.status, 204);
+    cookie = r.headers['set-cookie'][0].split(';')[0];
+  } finally {
+    await s.stop();
+  }
+  s = await startServe({ dbFile, mock });
+  try {
+    const r = await s.api('GET', '/auth/session', { key: null, headers: { cookie } });
+    assert.equal(r.body.authenticated, true);
+    assert.equal((await s.api('GET', '/sessions', { key: null, headers: { cookie } })).status, 200);
+  } finally {
+    await s.stop();
+  }
+});

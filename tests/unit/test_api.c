@@ -177,6 +177,7 @@ teardown(void **state)
 	store_close(f->st);
 	event_base_free(f->base);
 	wg_clock_set(NULL, NULL);
+	wg_wall_clock_set(NULL, NULL);
 	for (int i = 0; i < fake.n; i++)
 		free(fake.c[i]);
 	char cmd[128];
@@ -1636,6 +1637,13 @@ vmono(void *arg)
 	return vnow;
 }
 
+/* The wall clock moving with the virtual one (sign-in tokens carry their expiry as Unix time). */
+static uint64_t
+vwall(void *arg)
+{
+	return 1796000000000ull + vnow;
+}
+
 /* "wagate_session=<64 hex>; ..." -> "wagate_session=<64 hex>" as a Cookie header value. */
 static void
 cookie_of(const struct resp *r, char out[128])
@@ -1653,6 +1661,7 @@ test_login_cookie_csrf(void **state)
 	struct fx *f = *state;
 	vnow = 5000000;
 	wg_clock_set(vmono, NULL);
+	wg_wall_clock_set(vwall, NULL);
 	struct resp *r = call(f, EVHTTP_REQ_GET, "/auth/session", NULL, NULL);
 	assert_int_equal(r->status, 200);
 	assert_true(json_is_false(json_object_get(r->json, "authenticated")));
@@ -1771,6 +1780,66 @@ test_login_cookie_csrf(void **state)
 	resp_free(r);
 	for (int i = 0; i < fake.n; i++)
 		c_close(fake.c[i], WA_CLOSE_CLOSED_BY_US, 0);
+}
+
+/*
+ * A sign-in outlives a restart of the server (its token is signed with the
+ * key the server is given), not a change of that key; a token altered in
+ * any byte, or expired, is refused.
+ */
+static void
+test_login_survives_restart(void **state)
+{
+	struct fx *f = *state;
+	vnow = 5000000;
+	wg_clock_set(vmono, NULL);
+	wg_wall_clock_set(vwall, NULL);
+	static const uint8_t key1[32] = {1, 2, 3}, key2[32] = {4, 5, 6};
+	api_free(f->api);
+	f->opts.signin_key = key1;
+	start_api(f);
+	struct resp *r = call(f, EVHTTP_REQ_POST, "/auth/login", NULL, "{\"apiKey\":\"" KEY "\"}");
+	assert_int_equal(r->status, 204);
+	char cookie[128];
+	cookie_of(r, cookie);
+	resp_free(r);
+	const char *ck[] = {"Cookie", cookie, NULL};
+	/* Another process, the same key: still signed in. */
+	api_free(f->api);
+	start_api(f);
+	r = start_h(f, EVHTTP_REQ_GET, "/auth/session", NULL, NULL, ck);
+	wait_for(f, r);
+	assert_true(json_is_true(json_object_get(r->json, "authenticated")));
+	resp_free(r);
+	/* Any byte of it changed: refused. */
+	for (size_t i = 15; i < strlen(cookie); i += 9) {
+		char bad[128];
+		snprintf(bad, sizeof(bad), "%s", cookie);
+		bad[i] = bad[i] == 'a' ? 'b' : 'a';
+		const char *bk[] = {"Cookie", bad, NULL};
+		r = start_h(f, EVHTTP_REQ_GET, "/auth/session", NULL, NULL, bk);
+		wait_for(f, r);
+		assert_true(json_is_false(json_object_get(r->json, "authenticated")));
+		resp_free(r);
+	}
+	/* Another key (a new sealing key): refused. */
+	api_free(f->api);
+	f->opts.signin_key = key2;
+	start_api(f);
+	r = start_h(f, EVHTTP_REQ_GET, "/auth/session", NULL, NULL, ck);
+	wait_for(f, r);
+	assert_true(json_is_false(json_object_get(r->json, "authenticated")));
+	resp_free(r);
+	/* The first key again, 12 hours later: expired. */
+	api_free(f->api);
+	f->opts.signin_key = key1;
+	start_api(f);
+	vnow += 43200 * 1000ull;
+	r = start_h(f, EVHTTP_REQ_GET, "/auth/session", NULL, NULL, ck);
+	wait_for(f, r);
+	assert_true(json_is_false(json_object_get(r->json, "authenticated")));
+	resp_free(r);
+	f->opts.signin_key = NULL;
 }
 
 static void
@@ -2295,6 +2364,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_events_limit_and_cleanup, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_login_cookie_csrf, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_login_rate_limit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_login_survives_restart, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_history, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_static, setup, teardown),
 	};
