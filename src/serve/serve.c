@@ -151,6 +151,10 @@ seal_start(const struct serve_config *c, struct store *st, uint8_t signin_key[32
 	else
 		log_info("serve", "credentials sealed under key %s (%s)", seal_current_id(),
 		         sec.from_env ? "WAGATE_SECRET_KEY" : sec.path[0] ? sec.path : "in memory");
+	if (c->sup.node_id[0] && !sec.from_env)
+		log_warn("serve", "several nodes share this database: each needs the same sealing key. "
+		                  "Set WAGATE_SECRET_KEY on every node (this one uses %s)",
+		         sec.path[0] ? sec.path : "a key of its own");
 	if (sec.have_pending)
 		log_warn("serve", "%s.new is left from an interrupted rekey: credentials open with either "
 		                  "key; run wagate rekey again to finish", sec.path);
