@@ -80,10 +80,17 @@ export function makeCert(dir) {
 }
 
 /** Seeds a SQLite database with n logged-in sessions (phones base..base+n-1); returns their ids and jids. */
+/*
+ * The key the seeded credentials are sealed under, given to wagate serve too: its first start then finds them
+ * sealed, as a running deployment has them, instead of sealing them all (a one-time migration) inside the
+ * figures.
+ */
+export const SECRET_KEY = 'b3'.repeat(32);
+
 export function seedDb(file, n, phoneBase) {
-  for (const f of [file, `${file}-wal`, `${file}-shm`]) fs.rmSync(f, { force: true });
+  for (const f of [file, `${file}-wal`, `${file}-shm`, `${file}.key`]) fs.rmSync(f, { force: true });
   execFileSync(SERVE_BIN, ['migrate'], { env: { ...process.env, WAGATE_DATABASE: `sqlite:${file}`, WAGATE_LOG_LEVEL: 'error' } });
-  execFileSync('bash', ['-c', `"${SEED}" --count ${n} --phone-base ${phoneBase} | sqlite3 "${file}"`]);
+  execFileSync('bash', ['-c', `"${SEED}" --count ${n} --phone-base ${phoneBase} | sqlite3 "${file}"`], { env: { ...process.env, WAGATE_SECRET_KEY: SECRET_KEY } });
   return sessionNames(n, phoneBase);
 }
 
@@ -138,6 +145,7 @@ export async function startWagate({ db, mock, env = {}, nofile = NOFILE }) {
       WAGATE_DATABASE: `sqlite:${db}`,
       WAGATE_LISTEN: `127.0.0.1:${port}`,
       WAGATE_API_KEY: API_KEY,
+      WAGATE_SECRET_KEY: SECRET_KEY,
       WAGATE_WA_URL: mock.url,
       WAGATE_WA_ROOT_PUBKEY: mock.rootPubKey,
       WAGATE_LOG_LEVEL: 'info',
