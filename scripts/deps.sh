@@ -51,4 +51,5 @@ npm_ci web
 if [ "$what" = test ]; then
 	npm_ci tests/interop
 	npm_ci tests/browser
+	npm_ci examples/nextjs
 fi

@@ -1,0 +1,5 @@
+import { SignInForm } from "./form";
+
+export default function SignInPage() {
+  return <SignInForm />;
+}
