@@ -18,7 +18,7 @@ $(BUILD)/CMakeCache.txt:
 	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
 
 # The dashboard, built by Vite into web/dist and served by wagate from $(BUILD)/web.
-WEB_SRC := $(shell find web/src web/index.html web/package.json web/package-lock.json web/vite.config.ts web/tsconfig.json web/tsconfig.lib.json -type f 2>/dev/null)
+WEB_SRC := $(shell find web/src web/public web/index.html web/package.json web/package-lock.json web/vite.config.ts web/tsconfig.json web/tsconfig.lib.json -type f 2>/dev/null)
 
 wagate: deps $(BUILD)/CMakeCache.txt
 	@cmake --build $(BUILD) -j $(JOBS)

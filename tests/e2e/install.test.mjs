@@ -56,6 +56,9 @@ test('the installed binary: state in $STATE_DIRECTORY, the dashboard from share/
     const page = await s.api('GET', '/', { key: null });
     assert.equal(page.status, 200);
     assert.match(page.text, /<html/i);
+    const icon = await s.api('GET', '/favicon.ico', { key: null });
+    assert.equal(icon.status, 200);
+    assert.equal(icon.headers['content-type'], 'image/x-icon');
     assert.equal((await s.api('GET', '/readyz', { key: null })).status, 200);
   } finally {
     assert.equal((await s.stop()).code, 0);

@@ -91,7 +91,8 @@ describe("the dashboard", () => {
     const row = await screen.findByTestId("session-row");
     expect(row.getAttribute("data-session-id")).toBe("6f1c2b0e-3f0b-4e55-9d5a-0c3f1f6d2a11");
     expect(row.textContent).toContain("primary");
-    expect(row.textContent).toContain("+27821231234");
+    expect(row.textContent).toContain("+27 **** 1234"); // masked in the table
+    expect(row.textContent).not.toContain("27821231234");
     expect(row.textContent).toMatch(/reconnect \(monitor\) — failed/);
     await waitFor(() => expect(screen.getByTestId("wa-status-dot").getAttribute("aria-label")).toBe("WhatsApp: Connected"));
     expect(screen.getByTestId("wa-status-badge").textContent).toContain("WhatsApp Connected");

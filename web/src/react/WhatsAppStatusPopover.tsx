@@ -1,5 +1,5 @@
 import { useEffect, useId, useRef, type RefObject } from "react";
-import { formatDateTime, formatPhone, formatRelative } from "../core/format";
+import { formatDateTime, formatRelative, maskPhone } from "../core/format";
 import { useWhatsAppStatus } from "./context";
 import { NavLink, ReconnectButton, StatusIcon } from "./parts";
 
@@ -81,7 +81,7 @@ export function WhatsAppStatusPopover(props: WhatsAppStatusPopoverProps) {
       ) : null}
       {connected && s.phoneNumber ? (
         <p className="wa-popover__row">
-          <span className="wa-muted">Phone:</span> {formatPhone(s.phoneNumber)}
+          <span className="wa-muted">Phone:</span> {maskPhone(s.phoneNumber)}
         </p>
       ) : null}
       <p className="wa-popover__row">

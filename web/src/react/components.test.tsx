@@ -102,7 +102,8 @@ describe("WhatsAppStatusPopover", () => {
     setup(new FakeClient(), <WhatsAppStatusPopover />);
     const pop = await screen.findByTestId("wa-status-popover");
     await waitFor(() => expect(pop.textContent).toContain("WhatsApp: Connected"));
-    expect(pop.textContent).toContain("+27821231234");
+    expect(pop.textContent).toContain("+27 **** 1234"); // masked, as in the badge
+    expect(pop.textContent).not.toContain("27821231234");
     expect(pop.textContent).toContain("Last connected:");
     expect(within(pop).queryByRole("button", { name: "Try Reconnect" })).toBeNull();
     expect(within(pop).getByRole("link").getAttribute("href")).toBe("/settings");

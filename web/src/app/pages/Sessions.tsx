@@ -1,5 +1,5 @@
 import { useEffect, useState } from "react";
-import { formatDateTime, formatPhone, formatRelative, attemptOutcome } from "../../core/format";
+import { formatDateTime, formatRelative, attemptOutcome, maskPhone } from "../../core/format";
 import type { DeepHealth, DeepSession } from "../../core/types";
 import { useWhatsAppStatus } from "../../react/context";
 import { useDashboard } from "../context";
@@ -84,7 +84,7 @@ export function SessionsPage() {
                   <td>
                     <StatusLabel session={s} />
                   </td>
-                  <td>{formatPhone(s.phoneNumber) ?? "—"}</td>
+                  <td>{maskPhone(s.phoneNumber) ?? "—"}</td>
                   <td title={formatDateTime(s.lastConnectedAt)}>{formatRelative(s.lastConnectedAt)}</td>
                   <td title={formatDateTime(s.lastMessageAt)}>{formatRelative(s.lastMessageAt)}</td>
                   <td className="wrap">{s.lastError ?? "—"}</td>
