@@ -20,8 +20,6 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -36,6 +34,7 @@
 #include "hook/hook.h"
 #include "store/store.h"
 #include "sup/sup.h"
+#include "wa/crypto.h"
 
 #define HOOK_MAX_URLS 8
 #define HOOK_DEFAULT_MAX 10000
@@ -264,23 +263,15 @@ enqueue(struct hook *h, const char *kind, const char *session_id, json_t *payloa
 void
 hook_sign(const char *secret, int64_t ts, const char *body, size_t len, char out[72])
 {
-	char prefix[32];
+	/* HMAC-SHA256 of "<ts>.<body>": the message made whole, then wa/crypto's HMAC. */
+	char prefix[24];
 	int n = snprintf(prefix, sizeof(prefix), "%lld.", (long long)ts);
+	uint8_t *msg = wg_malloc((size_t)n + len);
+	memcpy(msg, prefix, (size_t)n);
+	memcpy(msg + n, body, len);
 	uint8_t mac[32];
-	EVP_MAC *alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	EVP_MAC_CTX *ctx = alg ? EVP_MAC_CTX_new(alg) : NULL;
-	OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0),
-	                       OSSL_PARAM_construct_end()};
-	size_t outl = 0;
-	bool ok = ctx != NULL &&
-	          EVP_MAC_init(ctx, (const unsigned char *)secret, strlen(secret), params) == 1 &&
-	          EVP_MAC_update(ctx, (const unsigned char *)prefix, (size_t)n) == 1 &&
-	          EVP_MAC_update(ctx, (const unsigned char *)body, len) == 1 &&
-	          EVP_MAC_final(ctx, mac, &outl, sizeof(mac)) == 1 && outl == 32;
-	EVP_MAC_CTX_free(ctx);
-	EVP_MAC_free(alg);
-	if (!ok)
-		abort(); /* HMAC-SHA256 is always there: out of memory */
+	wa_crypto_hmac_sha256(mac, (const uint8_t *)secret, strlen(secret), msg, (size_t)n + len);
+	free(msg);
 	memcpy(out, "sha256=", 7);
 	wg_hex_encode(out + 7, mac, sizeof(mac));
 }

@@ -427,6 +427,15 @@ refuse(struct httpd_conn *c, int status, const char *reason, const char *msg)
 	evbuffer_free(b);
 }
 
+/* The 413 of a body over the limit, however it was found out. */
+static void
+refuse_too_large(struct httpd_conn *c)
+{
+	char msg[96];
+	snprintf(msg, sizeof(msg), "request body larger than %zu bytes", c->h->o.max_body);
+	refuse(c, 413, "Content Too Large", msg);
+}
+
 /* ---- connections: life cycle ---- */
 
 static void
@@ -777,9 +786,7 @@ headers_done(struct httpd_conn *c)
 			conn_enter(c, C_DISCARD);
 			return;
 		}
-		char msg[96];
-		snprintf(msg, sizeof(msg), "request body larger than %zu bytes", h->o.max_body);
-		refuse(c, 413, "Content Too Large", msg);
+		refuse_too_large(c);
 		return;
 	}
 	bool body = te != NULL || length > 0;
@@ -825,6 +832,26 @@ parse_chunk_size(const char *line, uint64_t *out)
 	if (n == 0 || (line[n] != '\0' && line[n] != ';'))
 		return false;
 	*out = v;
+	return true;
+}
+
+/*
+ * Moves up to body_left buffered bytes into the request's body (keep) or
+ * drops them; false when none are buffered.
+ */
+static bool
+take_body(struct httpd_conn *c, bool keep)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t have = evbuffer_get_length(in);
+	if (have == 0)
+		return false;
+	size_t take = have < c->body_left ? have : (size_t)c->body_left;
+	if (keep)
+		evbuffer_remove_buffer(in, c->req->body, take);
+	else
+		evbuffer_drain(in, take);
+	c->body_left -= take;
 	return true;
 }
 
@@ -885,40 +912,25 @@ conn_process(struct httpd_conn *c)
 					return;
 			}
 			break;
-		case C_BODY: {
-			size_t have = evbuffer_get_length(in);
-			if (have == 0)
+		case C_BODY:
+			if (!take_body(c, true))
 				return;
-			size_t take = have < c->body_left ? have : (size_t)c->body_left;
-			evbuffer_remove_buffer(in, c->req->body, take);
-			c->body_left -= take;
 			if (c->body_left == 0)
 				conn_enter(c, C_HANDLING);
 			break;
-		}
-		case C_DISCARD: {
-			size_t have = evbuffer_get_length(in);
-			if (have == 0)
+		case C_DISCARD:
+			if (!take_body(c, false))
 				return;
-			size_t take = have < c->body_left ? have : (size_t)c->body_left;
-			evbuffer_drain(in, take);
-			c->body_left -= take;
 			if (c->body_left == 0) {
-				char msg[96];
-				snprintf(msg, sizeof(msg), "request body larger than %zu bytes",
-				         h->o.max_body);
-				refuse(c, 413, "Content Too Large", msg);
+				refuse_too_large(c);
 				return;
 			}
 			break;
-		}
 		case C_CHUNK_SIZE: {
 			line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF_STRICT);
 			if (line == NULL) {
-				if (evbuffer_get_length(in) > CHUNK_LINE_MAX) {
+				if (evbuffer_get_length(in) > CHUNK_LINE_MAX)
 					refuse(c, 400, "Bad Request", "malformed chunked body");
-					return;
-				}
 				return;
 			}
 			uint64_t size;
@@ -929,34 +941,24 @@ conn_process(struct httpd_conn *c)
 				return;
 			}
 			if (size > h->o.max_body - evbuffer_get_length(c->req->body)) {
-				char msg[96];
-				snprintf(msg, sizeof(msg), "request body larger than %zu bytes",
-				         h->o.max_body);
-				refuse(c, 413, "Content Too Large", msg);
+				refuse_too_large(c);
 				return;
 			}
 			c->body_left = size;
 			conn_enter(c, size == 0 ? C_TRAILER : C_CHUNK_DATA);
 			break;
 		}
-		case C_CHUNK_DATA: {
-			size_t have = evbuffer_get_length(in);
-			if (have == 0)
+		case C_CHUNK_DATA:
+			if (!take_body(c, true))
 				return;
-			size_t take = have < c->body_left ? have : (size_t)c->body_left;
-			evbuffer_remove_buffer(in, c->req->body, take);
-			c->body_left -= take;
 			if (c->body_left == 0)
 				conn_enter(c, C_CHUNK_CRLF);
 			break;
-		}
 		case C_CHUNK_CRLF:
 			line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF_STRICT);
 			if (line == NULL) {
-				if (evbuffer_get_length(in) >= 2) {
+				if (evbuffer_get_length(in) >= 2)
 					refuse(c, 400, "Bad Request", "malformed chunked body");
-					return;
-				}
 				return;
 			}
 			free(line);

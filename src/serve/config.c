@@ -13,7 +13,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 
-enum kind { K_HOOKBACKOFF, K_HOOKURL, K_HOOKSECRET, K_LOGLEVEL, K_STR, K_ADDR, K_DUR, K_DURLIST, K_BACKOFF, K_UINT, K_HEX32, K_URL, K_DB, K_PATH, K_BOOL,
+enum kind { K_HOOKURL, K_HOOKSECRET, K_LOGLEVEL, K_STR, K_ADDR, K_DUR, K_DURLIST, K_BACKOFF, K_UINT, K_HEX32, K_URL, K_DB, K_PATH, K_BOOL,
 	    K_NODE, K_HTTP, K_COUNT };
 
 struct setting {
@@ -31,7 +31,7 @@ static const struct setting settings[] = {
 	{"WAGATE_API_KEY", "--api-key", K_STR, "generated", "API key (x-api-key); generated and printed once when unset"},
 	{"WAGATE_WEBHOOK_URL", "--webhook-url", K_HOOKURL, "none", "http(s) URLs, comma-separated, that receive session status changes, recovery-limit and health events as signed JSON (docs/webhooks.md)"},
 	{"WAGATE_WEBHOOK_SECRET", "--webhook-secret", K_HOOKSECRET, "none", "the key of the webhooks' HMAC-SHA256 signature (16 characters or more); required with WAGATE_WEBHOOK_URL"},
-	{"WAGATE_WEBHOOK_BACKOFF", "--webhook-backoff", K_HOOKBACKOFF, "1s,5m", "base and cap of the backoff between attempts to deliver to a failing receiver"},
+	{"WAGATE_WEBHOOK_BACKOFF", "--webhook-backoff", K_BACKOFF, "1s,5m", "base and cap of the backoff between attempts to deliver to a failing receiver"},
 	{"WAGATE_LOG_LEVEL", "--log-level", K_LOGLEVEL, "info", "debug, info, warn or error; logs go to stderr and never hold keys or credentials"},
 	{"WAGATE_SECRET_KEY", "--secret-key", K_HEX32, "the key file's", "the key (64 hex digits) that seals the stored credentials; never stored in the database"},
 	{"WAGATE_SECRET_KEY_FILE", "--secret-key-file", K_PATH, "DB.key or var/wagate.key", "where the sealing key is kept when WAGATE_SECRET_KEY is unset (made, mode 0600, on the first start): beside a SQLite file, else var/wagate.key"},
@@ -117,19 +117,6 @@ apply(struct serve_config *c, const struct setting *s, const char *v, char *err,
 			snprintf(c->metrics_listen, sizeof(c->metrics_listen), "%s", v);
 		else
 			snprintf(c->listen, sizeof(c->listen), "%s", v);
-		return 0;
-	}
-	case K_HOOKBACKOFF: {
-		const char *comma = strchr(v, ',');
-		char a[32];
-		if (comma == NULL || (size_t)(comma - v) >= sizeof(a))
-			return bad(err, errlen, s, v, "expected BASE,CAP like 1s,5m");
-		memcpy(a, v, (size_t)(comma - v));
-		a[comma - v] = '\0';
-		if (dur(a, &ms) != 0 || dur(comma + 1, &ms2) != 0 || ms < 10 || ms2 < ms || ms2 > 86400000)
-			return bad(err, errlen, s, v, "expected BASE,CAP with 10ms <= BASE <= CAP <= 24h");
-		c->webhook_backoff_ms[0] = (uint32_t)ms;
-		c->webhook_backoff_ms[1] = (uint32_t)ms2;
 		return 0;
 	}
 	case K_HOOKURL:
@@ -262,7 +249,15 @@ apply(struct serve_config *c, const struct setting *s, const char *v, char *err,
 			return bad(err, errlen, s, v, "expected BASE,CAP like 1s,5m");
 		memcpy(a, v, (size_t)(comma - v));
 		a[comma - v] = '\0';
-		if (dur(a, &ms) != 0 || dur(comma + 1, &ms2) != 0 || ms == 0 || ms2 < ms)
+		bool parsed = dur(a, &ms) == 0 && dur(comma + 1, &ms2) == 0;
+		if (strcmp(name, "WAGATE_WEBHOOK_BACKOFF") == 0) {
+			if (!parsed || ms < 10 || ms2 < ms || ms2 > 86400000)
+				return bad(err, errlen, s, v, "expected BASE,CAP with 10ms <= BASE <= CAP <= 24h");
+			c->webhook_backoff_ms[0] = (uint32_t)ms;
+			c->webhook_backoff_ms[1] = (uint32_t)ms2;
+			return 0;
+		}
+		if (!parsed || ms == 0 || ms2 < ms)
 			return bad(err, errlen, s, v, "expected BASE,CAP with 0 < BASE <= CAP, like 1s,5m");
 		c->sup.backoff_base_ms = ms;
 		c->sup.backoff_cap_ms = ms2;

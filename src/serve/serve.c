@@ -398,15 +398,12 @@ serve_run(const struct serve_config *c)
 	memcpy(ao.api_key_sha256, hash, 32);
 	/* The key itself, when set: several nodes derive the key that signs forwarded requests from it. */
 	ao.api_key = c->api_key[0] ? c->api_key : NULL;
+	/* One way out, whatever failed: everything below is NULL-safe. */
+	int rc = 0;
 	if (api_start(s.base, &ao, s.st, s.sup, &s.api, err, sizeof(err)) != 0) {
 		log_error("serve", "cannot start the HTTP API: %s", err);
-		looplag_free(lag);
-		sup_free(s.sup);
-		evdns_base_free(dns, 0);
-		log_release(&s);
-		event_base_free(s.base);
-		store_close(s.st);
-		return 1;
+		rc = 1;
+		goto out;
 	}
 	log_info("serve", "listening on http://%s", c->listen);
 	if (c->webhook_urls[0] != '\0') {
@@ -417,27 +414,14 @@ serve_run(const struct serve_config *c)
 		                       .backoff_cap_ms = c->webhook_backoff_ms[1]};
 		if (hook_start(s.base, s.st, s.sup, &ho, &s.hook, err, sizeof(err)) != 0) {
 			log_error("serve", "cannot start the webhooks: %s", err);
-			api_free(s.api);
-			looplag_free(lag);
-			sup_free(s.sup);
-			evdns_base_free(dns, 0);
-			log_release(&s);
-			event_base_free(s.base);
-			store_close(s.st);
-			return 2;
+			rc = 2;
+			goto out;
 		}
 		api_set_hook(s.api, s.hook);
 	}
 	if (sup_start(s.sup) != 0) {
-		hook_free(s.hook);
-		api_free(s.api);
-		looplag_free(lag);
-		sup_free(s.sup);
-		evdns_base_free(dns, 0);
-		log_release(&s);
-		event_base_free(s.base);
-		store_close(s.st);
-		return 1;
+		rc = 1;
+		goto out;
 	}
 	s.hard = evtimer_new(s.base, on_hard, &s);
 	struct event *sint = evsignal_new(s.base, SIGINT, on_signal, &s);
@@ -452,15 +436,17 @@ serve_run(const struct serve_config *c)
 	event_free(sint);
 	event_free(sterm);
 	event_free(s.hard);
-	api_free(s.api);
+out:
+	api_free(s.api); /* first: /metrics reads the webhooks' counters */
 	hook_free(s.hook);
 	looplag_free(lag);
 	sup_free(s.sup);
-	evdns_base_free(dns, 0);
+	if (dns)
+		evdns_base_free(dns, 0);
 	log_release(&s);
 	event_base_free(s.base);
 	store_close(s.st);
-	return 0;
+	return rc;
 }
 
 int

@@ -6,14 +6,12 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { startMock, waitFor } from '../interop/lib/mock.mjs';
-import { WAGATE_BIN } from '../interop/lib/wagate.mjs';
-import { startServe, API_KEY } from '../e2e/serve.mjs';
+import { startMock, waitFor, freePort } from '../interop/lib/mock.mjs';
+import { startServe, seedSessions, API_KEY } from '../e2e/serve.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(here, '..', '..');
@@ -30,15 +28,6 @@ let base;
 let appLog = '';
 let jid;
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 before(async () => {
   // The package as `make` built it, copied in as npm would from a registry (examples/nextjs/.npmrc).
   const pkg = path.join(EX, 'node_modules', '@wagate', 'web');
@@ -49,10 +38,7 @@ before(async () => {
 
   mock = await startMock({ acceptAnyLogin: true, extraArgs: ['--prekeys-known', '30'] });
   const dbFile = path.join(dir, 'wagate.db');
-  execFileSync(WAGATE_BIN, ['migrate'], { env: { ...process.env, WAGATE_DATABASE: `sqlite:${dbFile}`, WAGATE_LOG_LEVEL: 'error' } });
-  const seed = path.join(path.dirname(WAGATE_BIN), 'bench', 'wagate-bench-seed');
-  execFileSync('bash', ['-c', `"${seed}" --count 1 --phone-base 4469000000 | sqlite3 "${dbFile}"`]);
-  jid = '4469000000:1@s.whatsapp.net';
+  [{ jid }] = seedSessions(dbFile, 1, 4469000000);
   // Slow automatic recovery, so only "Try Reconnect" brings the session back after the kill.
   serve = await startServe({ dbFile, mock, env: { WAGATE_START_STAGGER: '10ms', WAGATE_RECONNECT_BACKOFF: '60s,5m', WAGATE_RECOVERY_INTERVAL: '10m' } });
 

@@ -7,9 +7,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startMock, waitFor, sleep } from '../interop/lib/mock.mjs';
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { WAGATE_BIN } from '../interop/lib/wagate.mjs';
-import { startServe, waitSession } from './serve.mjs';
+import { startServe, waitSession, seedSessions } from './serve.mjs';
 
 let mock;
 let dir;
@@ -123,10 +123,8 @@ test('a slow-headers flood is cut at the request deadline and held to the cap; /
 });
 
 test('a frame that stops half-way ends the connection at the keepalive timeout, not the next ping', async () => {
-  const seed = path.join(path.dirname(WAGATE_BIN), 'bench', 'wagate-bench-seed');
   const dbFile = path.join(dir, 'partial.db');
-  execFileSync(WAGATE_BIN, ['migrate'], { env: { ...process.env, WAGATE_DATABASE: `sqlite:${dbFile}`, WAGATE_LOG_LEVEL: 'error' } });
-  execFileSync('bash', ['-c', `"${seed}" --count 1 --phone-base 4477000000 | sqlite3 "${dbFile}"`]);
+  seedSessions(dbFile, 1, 4477000000);
   const id = '00000000-0000-4000-8000-000000000000';
   // Pings a minute apart: only the frame's own deadline (1 s) can end it within the test.
   const serve = await startServe({

@@ -3,15 +3,13 @@
 // API (happy paths and refusals) validates against the schema the document gives for its path, method and status.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { startMock, waitFor } from '../interop/lib/mock.mjs';
-import { WAGATE_BIN } from '../interop/lib/wagate.mjs';
-import { startServe, request, waitSession, API_KEY } from './serve.mjs';
+import { startServe, request, waitSession, seedSessions, API_KEY } from './serve.mjs';
 
 const require = createRequire(new URL('../interop/package.json', import.meta.url));
 const Ajv2020 = require('ajv/dist/2020').default;
@@ -19,7 +17,6 @@ const addFormats = require('ajv-formats').default;
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 const SPEC = JSON.parse(fs.readFileSync(path.join(ROOT, 'docs', 'openapi.json'), 'utf8'));
-const SEED = path.join(path.dirname(WAGATE_BIN), 'bench', 'wagate-bench-seed');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wagate-openapi-'));
 let mock;
 
@@ -60,8 +57,7 @@ test('a walk through the whole API: every answer validates against the document'
   const problems = [];
 
   const dbFile = path.join(dir, 'w.db');
-  execFileSync(WAGATE_BIN, ['migrate'], { env: { ...process.env, WAGATE_DATABASE: `sqlite:${dbFile}`, WAGATE_LOG_LEVEL: 'error' } });
-  execFileSync('bash', ['-c', `"${SEED}" --count 1 --phone-base 4472000000 | sqlite3 "${dbFile}"`]);
+  seedSessions(dbFile, 1, 4472000000);
   const paired = '00000000-0000-4000-8000-000000000000';
   const serve = await startServe({ dbFile, mock, env: { WAGATE_START_STAGGER: '10ms' } });
 

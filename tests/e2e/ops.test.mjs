@@ -2,16 +2,15 @@
 // a close, keepalive round trips, database writes), the metrics listener without a key, the version.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { startMock, waitFor } from '../interop/lib/mock.mjs';
+import { startMock, waitFor, freePort } from '../interop/lib/mock.mjs';
 import { WAGATE_BIN } from '../interop/lib/wagate.mjs';
-import { startServe, request, waitSession } from './serve.mjs';
+import { startServe, request, waitSession, seedSessions } from './serve.mjs';
 
-const SEED = path.join(path.dirname(WAGATE_BIN), 'bench', 'wagate-bench-seed');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wagate-ops-'));
 let mock;
 
@@ -24,15 +23,6 @@ after(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 /** The value of one sample line ("name{labels} value"), or undefined. */
 function sample(text, line) {
   const m = text.split('\n').find((l) => l.startsWith(`${line} `));
@@ -41,9 +31,7 @@ function sample(text, line) {
 
 test('probes and metrics: promtool accepts them; they count logins, closes, pings, writes and answers', async () => {
   const dbFile = path.join(dir, 'm.db');
-  execFileSync(WAGATE_BIN, ['migrate'], { env: { ...process.env, WAGATE_DATABASE: `sqlite:${dbFile}`, WAGATE_LOG_LEVEL: 'error' } });
-  execFileSync('bash', ['-c', `"${SEED}" --count 2 --phone-base 4476000000 | sqlite3 "${dbFile}"`]);
-  const ids = ['00000000-0000-4000-8000-000000000000', '00000000-0000-4000-8000-000000000001'];
+  const ids = seedSessions(dbFile, 2, 4476000000).map((x) => x.id);
   const mport = await freePort();
   const serve = await startServe({
     dbFile, mock,

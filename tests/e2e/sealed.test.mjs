@@ -9,9 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { startMock, waitFor } from '../interop/lib/mock.mjs';
 import { WAGATE_BIN } from '../interop/lib/wagate.mjs';
-import { startServe, sql, waitSession } from './serve.mjs';
+import { startServe, sql, waitSession, seedSessions } from './serve.mjs';
 
-const SEED = path.join(path.dirname(WAGATE_BIN), 'bench', 'wagate-bench-seed');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wagate-seal-'));
 let mock;
 
@@ -38,8 +37,7 @@ async function serveOn(dbFile, env = {}) {
 test('plain credentials are sealed at start, under a key file made 0600; rekey re-seals them', async () => {
   const dbFile = path.join(dir, 'a', 'wagate.db');
   fs.mkdirSync(path.dirname(dbFile), { recursive: true });
-  execFileSync(WAGATE_BIN, ['migrate'], { env: { ...process.env, WAGATE_DATABASE: `sqlite:${dbFile}`, WAGATE_LOG_LEVEL: 'error' } });
-  execFileSync('bash', ['-c', `"${SEED}" --count ${N} --phone-base 4478000000 | sqlite3 "${dbFile}"`]);
+  seedSessions(dbFile, N, 4478000000);
   assert.match(fileText(dbFile), /noiseKey/, 'the seeded rows are plain');
   const keyFile = `${dbFile}.key`;
 

@@ -3,6 +3,7 @@ import crypto from 'node:crypto';
 // talks to its HTTP API. The database is read with the sqlite3 command-line tool.
 import { spawn, execFileSync } from 'node:child_process';
 import http from 'node:http';
+import path from 'node:path';
 import { WAGATE_BIN } from '../interop/lib/wagate.mjs';
 import { track } from '../interop/lib/children.mjs';
 import { freePort, waitFor } from '../interop/lib/mock.mjs';
@@ -136,4 +137,19 @@ export function openSealed(keyHex, id, text) {
   d.setAAD(Buffer.from(`wgs1:${m[1]}:${id}`));
   d.setAuthTag(blob.subarray(blob.length - 16));
   return Buffer.concat([d.update(blob.subarray(12, blob.length - 16)), d.final()]).toString('utf8');
+}
+
+/**
+ * A database with n logged-in sessions: `wagate migrate`, then the benchmark's seed tool (the mock run with
+ * --accept-any-login logs them in; their credentials are plain, as an older wagate wrote them). Returns each
+ * session's id and the JID it logs in as.
+ */
+export function seedSessions(dbFile, n, phoneBase) {
+  const seed = path.join(path.dirname(WAGATE_BIN), 'bench', 'wagate-bench-seed');
+  execFileSync(WAGATE_BIN, ['migrate'], { env: { ...process.env, WAGATE_DATABASE: `sqlite:${dbFile}`, WAGATE_LOG_LEVEL: 'error' } });
+  execFileSync('bash', ['-c', `"${seed}" --count ${n} --phone-base ${phoneBase} | sqlite3 "${dbFile}"`]);
+  return Array.from({ length: n }, (_, i) => ({
+    id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+    jid: `${phoneBase + i}:1@s.whatsapp.net`,
+  }));
 }

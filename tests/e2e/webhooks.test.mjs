@@ -11,9 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { startMock, waitFor } from '../interop/lib/mock.mjs';
 import { WAGATE_BIN } from '../interop/lib/wagate.mjs';
-import { startServe, sql, waitSession } from './serve.mjs';
+import { startServe, sql, waitSession, seedSessions } from './serve.mjs';
 
-const SEED = path.join(path.dirname(WAGATE_BIN), 'bench', 'wagate-bench-seed');
 const SECRET = 'webhook-secret-0123456789';
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wagate-hooks-'));
 let mock;
@@ -50,17 +49,11 @@ async function receiver(status) {
   return { url: `http://127.0.0.1:${server.address().port}/hook?src=wagate`, accepted, attempts: () => attempts, close: () => new Promise((r) => server.close(r)) };
 }
 
-function seed(dbFile, n, phoneBase) {
-  execFileSync(WAGATE_BIN, ['migrate'], { env: { ...process.env, WAGATE_DATABASE: `sqlite:${dbFile}`, WAGATE_LOG_LEVEL: 'error' } });
-  execFileSync('bash', ['-c', `"${SEED}" --count ${n} --phone-base ${phoneBase} | sqlite3 "${dbFile}"`]);
-  return Array.from({ length: n }, (_, i) => ({ id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, jid: `${phoneBase + i}:1@s.whatsapp.net` }));
-}
-
 const env = (url) => ({ WAGATE_WEBHOOK_URL: url, WAGATE_WEBHOOK_SECRET: SECRET, WAGATE_WEBHOOK_BACKOFF: '100ms,400ms', WAGATE_START_STAGGER: '10ms' });
 
 test('a receiver that fails, then accepts: every event arrives signed, in order per session, once accepted', async () => {
   const dbFile = path.join(dir, 'a.db');
-  const sessions = seed(dbFile, 2, 4474000000);
+  const sessions = seedSessions(dbFile, 2, 4474000000);
   let failFirst = 4;
   const rx = await receiver(() => (failFirst-- > 0 ? 500 : 200));
   const serve = await startServe({ dbFile, mock, env: env(rx.url) });
@@ -104,7 +97,7 @@ test('a receiver that fails, then accepts: every event arrives signed, in order 
 
 test('undelivered events survive a restart; a flapping session\'s changes are coalesced', async () => {
   const dbFile = path.join(dir, 'b.db');
-  const [s0] = seed(dbFile, 1, 4473000000);
+  const [s0] = seedSessions(dbFile, 1, 4473000000);
   let accept = false;
   const rx = await receiver(() => (accept ? 200 : 503));
   let serve = await startServe({ dbFile, mock, env: env(rx.url) });
