@@ -82,6 +82,23 @@ test('sign in with the API key; it is never kept in browser storage', async () =
   await shot('01-signed-in');
 });
 
+test('with no session: an empty state that leads to "Add session", never "Reconnecting…"', async () => {
+  const empty = page.getByTestId('sessions-empty');
+  await empty.waitFor();
+  await waitFor('the badge to say there is no session', async () =>
+    /No WhatsApp session/.test(await page.getByTestId('wa-status-badge').innerText()));
+  await dot().click();
+  await page.getByTestId('wa-status-empty').waitFor();
+  assert.equal(await page.getByTestId('wa-popover-reconnect').count(), 0, 'no "Try Reconnect" without a session');
+  assert.equal(await page.getByTestId('wa-popover-add-session').getAttribute('href'), '/new-session');
+  assert.ok(!/Reconnecting/.test(await page.locator('body').innerText()), 'not "Reconnecting…"');
+  await shot('01b-empty-state');
+  await page.getByTestId('wa-popover-add-session').click();
+  await page.getByTestId('add-session-form').waitFor();
+  await page.goto(`${base}/${QUERY}`);
+  await page.getByTestId('add-session').waitFor();
+});
+
 test('pair a session through the QR page and the mock\'s /scan: the dot turns green', async () => {
   await page.getByTestId('add-session').click();
   await page.getByTestId('add-session-submit').click();
@@ -215,4 +232,110 @@ test('"Pair again" after a logout pairs a new device under the same session id',
   const list = await serve.api('GET', '/sessions');
   assert.equal(list.body.filter((s) => s.sessionId === sessionId).length, 1, 'the same id, no new session');
   await shot('10-paired-again');
+});
+
+/** The page is no wider than the window: nothing to scroll sideways. */
+async function overflowX() {
+  return page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+}
+
+test('a phone-width layout (390 px): no sideways scrolling, the sessions as cards, the badge on one line', async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  try {
+    await page.goto(`${base}/${QUERY}`);
+    const row = page.getByTestId('session-row').first();
+    await row.waitFor();
+    await waitFor('the session connected', async () => (await row.getAttribute('data-status')) === 'connected', { timeoutMs: 15000 });
+    assert.ok((await overflowX()) <= 0, `the page scrolls sideways by ${await overflowX()} px`);
+    // A card: the row as wide as the content, each fact with its label.
+    const box = await row.boundingBox();
+    assert.ok(box.width <= 390 && box.width > 300, `row width ${box.width}`);
+    const labels = await row.locator('td').evaluateAll((tds) => tds.map((td) => getComputedStyle(td, '::before').content));
+    assert.ok(labels.includes('"Last connected"'), `labels: ${labels}`);
+    assert.equal(await row.evaluate((tr) => getComputedStyle(tr).display), 'block');
+    // The badge's label stays on one line.
+    const label = page.locator('.wa-badge__label');
+    const lh = await label.evaluate((el) => [el.getBoundingClientRect().height, parseFloat(getComputedStyle(el).lineHeight)]);
+    assert.ok(lh[0] <= lh[1] * 1.2, `badge label height ${lh[0]} for a line of ${lh[1]}`);
+    await shot('11-phone-390-sessions');
+    await page.goto(`${base}/session/${sessionId}${QUERY}`);
+    await page.getByTestId('history-timeline').waitFor();
+    assert.ok((await overflowX()) <= 0, 'the session page fits');
+    await shot('12-phone-390-session');
+    await page.setViewportSize({ width: 360, height: 740 });
+    await page.goto(`${base}/${QUERY}`);
+    await page.getByTestId('session-row').first().waitFor();
+    assert.ok((await overflowX()) <= 0, 'fits at 360 px too');
+  } finally {
+    await page.setViewportSize({ width: 1200, height: 800 });
+  }
+});
+
+test('a dark theme when the system asks for one', async () => {
+  await page.emulateMedia({ colorScheme: 'dark' });
+  try {
+    await page.goto(`${base}/${QUERY}`);
+    await page.getByTestId('session-row').first().waitFor();
+    const luminance = (css) => {
+      const [r, g, b] = css.match(/\d+/g).map(Number);
+      return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    };
+    const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    const fg = await page.evaluate(() => getComputedStyle(document.body).color);
+    assert.ok(luminance(bg) < 60, `dark background: ${bg}`);
+    assert.ok(luminance(fg) > 180, `light text: ${fg}`);
+    await page.getByTestId('wa-status-badge').locator('button').first().click();
+    await shot('13-dark-theme');
+    await page.emulateMedia({ colorScheme: 'light' });
+    assert.ok(luminance(await page.evaluate(() => getComputedStyle(document.body).backgroundColor)) > 200, 'light again');
+  } finally {
+    await page.emulateMedia({ colorScheme: null });
+  }
+});
+
+test('follow one session: the dot and the badge say which, and the choice holds', async () => {
+  // A second session (not paired): following it turns the dot red; following "primary" again turns it green.
+  const other = await serve.api('POST', '/sessions', { body: { sessionName: 'shop', autoConnect: false } });
+  assert.equal(other.status, 201, JSON.stringify(other.body));
+  const otherId = other.body.sessionId;
+  await page.goto(`${base}/session/${otherId}${QUERY}`);
+  await page.getByTestId('session-follow').click();
+  await waitFor('the dot to follow "shop"', async () => (await dot().getAttribute('data-session-id')) === otherId);
+  assert.equal(await dot().getAttribute('data-status'), 'disconnected');
+  await page.goto(`${base}/${QUERY}`);
+  await page.getByTestId('session-followed').waitFor();
+  assert.equal(await page.locator(`[data-session-id="${otherId}"] [data-testid="session-followed"]`).count(), 1);
+  await page.getByTestId('wa-status-badge').locator('button').first().click();
+  assert.equal(await page.getByTestId('wa-badge-session').innerText(), 'shop');
+  await page.goto(`${base}/session/${otherId}${QUERY}`);
+  await page.getByTestId('session-unfollow').click();
+  await waitFor('the dot back on primary', async () => (await dot().getAttribute('data-session-id')) === sessionId);
+  await waitFor('green again', async () => (await dot().getAttribute('data-status')) === 'connected', { timeoutMs: 10000 });
+  assert.equal((await serve.api('DELETE', `/sessions/${otherId}`)).status, 204);
+});
+
+test('the sign-in survives a server restart; one the server no longer accepts returns to the sign-in page', async () => {
+  await page.goto(`${base}/${QUERY}`);
+  await waitFor('green', async () => (await dotLabel()) === 'WhatsApp: Connected', { timeoutMs: 15000 });
+  const port = serve.port;
+  const restart = async () => {
+    await serve.stop();
+    serve = await startServe({
+      dbFile: path.join(dir, 'wagate.db'),
+      mock,
+      port,
+      env: { WAGATE_RECONNECT_BACKOFF: '60s,5m', WAGATE_RECOVERY_INTERVAL: '10m' },
+    });
+  };
+  await restart();
+  // The same page, no reload: the stream comes back and the session reconnects; still signed in.
+  await waitFor('green after the restart', async () => (await dotLabel()) === 'WhatsApp: Connected', { timeoutMs: 20000 });
+  assert.equal(await page.getByTestId('login-form').count(), 0, 'still signed in');
+  await shot('14-after-restart');
+  // Now a sign-in the server does not accept (expired or revoked: here the cookie is gone), and a restart.
+  await page.context().clearCookies();
+  await restart();
+  await page.getByTestId('login-form').waitFor({ timeout: 10000 });
+  assert.equal(await dot().count(), 0, 'no status shown while signed out');
+  await shot('15-signed-out-after-restart');
 });

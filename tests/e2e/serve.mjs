@@ -42,8 +42,9 @@ export function request(port, method, path, { body, key = API_KEY, headers = {},
 }
 
 /** Starts wagate serve (on sqlite:dbFile, or the database URL given); resolves once /health answers. */
-export async function startServe({ dbFile, database, mock, env = {}, apiKey = API_KEY, wrap = null, bin = WAGATE_BIN } = {}) {
-  const port = await freePort();
+export async function startServe({ dbFile, database, mock, env = {}, apiKey = API_KEY, wrap = null, bin = WAGATE_BIN, port: givenPort } = {}) {
+  // port: a restart on the same address (a browser page keeps its origin and its cookie).
+  const port = givenPort ?? (await freePort());
   const fullEnv = {
     ...process.env,
     WAGATE_DATABASE: database ?? `sqlite:${dbFile}`,

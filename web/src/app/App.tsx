@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useMemo, useState } from "react";
 import { WhatsAppStatusBadge, WhatsAppStatusDot, WhatsAppStatusProvider, useWhatsAppStatus } from "../react";
+import { ErrorText } from "../react/parts";
 import { DashboardApi } from "./api";
 import { readConfig, type DashboardConfig } from "./config";
 import { DashboardCtx, useDashboard } from "./context";
@@ -25,8 +26,12 @@ function Routes() {
       return (
         <section>
           <h1>WhatsApp settings</h1>
-          <p>No session yet.</p>
-          <Link to="/new-session">Add session</Link>
+          <div className="card empty" data-testid="settings-empty">
+            <p>No WhatsApp session yet.</p>
+            <Link to="/new-session" className="wa-button primary">
+              Add session
+            </Link>
+          </div>
         </section>
       );
     return <p role="status">Loading…</p>;
@@ -44,6 +49,12 @@ function Routes() {
 function Shell() {
   const { signOut } = useDashboard();
   const { path } = useRouter();
+  const { unauthorized } = useWhatsAppStatus();
+  // A 401 on the status polls (the sign-in expired, was revoked, or the server's key changed) ends the
+  // signed-in view at once: the header must not keep showing a status the user may no longer see.
+  useEffect(() => {
+    if (unauthorized) signOut();
+  }, [unauthorized, signOut]);
   return (
     <div className="shell">
       <a className="skip" href="#main">
@@ -89,12 +100,37 @@ function Shell() {
   );
 }
 
+const FOLLOW_KEY = "wagate.follow";
+
+/** The followed session id, kept in this browser (it is a view setting, not a secret). */
+function useFollowId(): [string | null, (id: string | null) => void] {
+  const [id, setId] = useState<string | null>(() => {
+    try {
+      return window.localStorage.getItem(FOLLOW_KEY);
+    } catch {
+      return null;
+    }
+  });
+  const set = useCallback((v: string | null) => {
+    try {
+      if (v) window.localStorage.setItem(FOLLOW_KEY, v);
+      else window.localStorage.removeItem(FOLLOW_KEY);
+    } catch {
+      /* storage refused (private mode): the choice lasts for this page only */
+    }
+    setId(v);
+  }, []);
+  return [id, set];
+}
+
 function Authed({ api, config, onSignedOut }: { api: DashboardApi; config: DashboardConfig; onSignedOut(): void }) {
   const { navigate } = useRouter();
+  const [followId, setFollowId] = useFollowId();
   const signOut = useCallback(() => {
-    api.logout().finally(onSignedOut);
+    // Signed out either way: a logout the server refuses (already signed out) must not stop it.
+    api.logout().then(onSignedOut, onSignedOut);
   }, [api, onSignedOut]);
-  const dash = useMemo(() => ({ api, config, signOut }), [api, config, signOut]);
+  const dash = useMemo(() => ({ api, config, signOut, followId, setFollowId }), [api, config, signOut, followId, setFollowId]);
   return (
     <DashboardCtx.Provider value={dash}>
       <WhatsAppStatusProvider
@@ -102,6 +138,8 @@ function Authed({ api, config, onSignedOut }: { api: DashboardApi; config: Dashb
         eventsUrl={config.events ? api.url("/events") : undefined}
         intervals={config.intervals}
         settingsHref="/settings"
+        addSessionHref="/new-session"
+        primarySessionId={followId}
         onNavigate={navigate}
       >
         <Shell />
@@ -141,7 +179,9 @@ export function App({ search = window.location.search, api: givenApi }: { search
         <Authed api={api} config={config} onSignedOut={() => setAuth("out")} />
       ) : (
         <main className="center">
-          <p role="alert">The server cannot be reached: {auth.error}</p>
+          <div role="alert">
+            <ErrorText error={auth.error} />
+          </div>
           <button type="button" className="wa-button" onClick={check}>
             Try again
           </button>

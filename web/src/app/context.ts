@@ -6,6 +6,9 @@ export interface Dashboard {
   api: DashboardApi;
   config: DashboardConfig;
   signOut(): void;
+  /** The session the dot and the badge follow by choice (null: the one named "primary", else the oldest). */
+  followId: string | null;
+  setFollowId(id: string | null): void;
 }
 
 export const DashboardCtx = createContext<Dashboard | null>(null);

@@ -1,6 +1,6 @@
 import type { HistoryEntry } from "../core/types";
 
-export type Band = "ok" | "pending" | "down" | "unknown";
+export type Band = "ok" | "pending" | "down" | "unknown" | "none";
 
 export interface Segment {
   start: number;
@@ -12,6 +12,8 @@ export interface Segment {
 
 export function band(status: string | null | undefined): Band {
   switch (status) {
+    case BEFORE_CREATED:
+      return "none";
     case "connected":
       return "ok";
     case "connecting":
@@ -30,13 +32,26 @@ export const BAND_LABEL: Record<Band, string> = {
   pending: "Connecting / pairing",
   down: "Disconnected",
   unknown: "No data",
+  none: "Before the session existed",
 };
+
+/** The status "none": the time before the session was created (drawn empty, not counted). */
+export const BEFORE_CREATED = "none";
 
 /**
  * The periods between `from` and `to`: each entry's status lasts until the next entry. Before the first entry
- * the status is unknown (unless an entry before `from` says otherwise).
+ * the status is unknown (unless an entry before `from` says otherwise); before `createdAt` (when given and
+ * inside the window) there was no session at all: a period of its own, so that a young session's 24 h and
+ * 7 day pictures show its true age instead of the same picture stretched.
  */
-export function buildSegments(entries: HistoryEntry[], from: number, to: number): Segment[] {
+export function buildSegments(entries: HistoryEntry[], from: number, to: number, createdAt?: number | null): Segment[] {
+  const born = createdAt != null && Number.isFinite(createdAt) && createdAt > from ? Math.min(createdAt, to) : null;
+  if (born !== null) {
+    const before: Segment = { start: from, end: born, status: BEFORE_CREATED, band: "none", reason: null };
+    // History written before the row's creation time (clocks of two nodes) counts from the creation.
+    const after = born < to ? buildSegments(entries, born, to) : [];
+    return [before, ...after];
+  }
   const sorted = entries
     .map((e) => ({ ...e, t: new Date(e.at).getTime() }))
     .filter((e) => !Number.isNaN(e.t))
@@ -63,7 +78,9 @@ export function buildSegments(entries: HistoryEntry[], from: number, to: number)
   return merged;
 }
 
+/** Share of the session's lifetime in the window (the time before it existed does not count) and its drops. */
 export function summarize(segs: Segment[]): { connectedPct: number; disconnections: number } {
+  segs = segs.filter((s) => s.band !== "none");
   const total = segs.reduce((a, s) => a + (s.end - s.start), 0) || 1;
   const ok = segs.filter((s) => s.band === "ok").reduce((a, s) => a + (s.end - s.start), 0);
   let disconnections = 0;

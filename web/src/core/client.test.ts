@@ -1,6 +1,6 @@
-import { attemptOutcome } from "./format";
+import { attemptOutcome, explainError } from "./format";
 import { describe, expect, it, vi } from "vitest";
-import { ApiError, HttpStatusClient, ServerUnreachableError } from "./client";
+import { ApiError, HttpStatusClient, pickPrimary, ServerUnreachableError } from "./client";
 import { deriveStatus } from "./status";
 import { StatusPoller } from "./poller";
 import { deep, health, session } from "../test/fakes";
@@ -74,6 +74,51 @@ describe("deriveStatus", () => {
     const s = deriveStatus(snap({ reachable: true, sessions: [session({ connectionStatus: "disconnected" })], deep: deep([], { breaker: { open: true, reason: "outdated" } }) }));
     expect(s.lastError).toBe("outdated");
     expect(deriveStatus(snap({ reachable: false, error: "server unreachable: x" })).lastError).toBe("server unreachable: x");
+  });
+});
+
+describe("deriveStatus: no session, and a followed session", () => {
+  const snap = (p = {}) => ({ ...new StatusPoller({ client: {} as never, visibility: null }).getSnapshot(), ...p });
+  it("says No session (not Reconnecting…) when the server has none, even just after a start", () => {
+    const s = deriveStatus(snap({ reachable: true, health: health({ total: 0, connected: 0, uptime: 2 }), healthAt: Date.now() }));
+    expect(s).toMatchObject({ noSession: true, reconnecting: false, statusText: "No session", status: "disconnected" });
+    expect(s.lastError).toBe("no WhatsApp session has been added yet");
+  });
+  it("is not 'no session' while one is known from the details or the server is not reachable", () => {
+    expect(deriveStatus(snap({ reachable: true, sessions: [session()], health: health({ total: 0, connected: 0 }), healthAt: 1 })).noSession).toBe(false);
+    expect(deriveStatus(snap({ reachable: false })).noSession).toBe(false);
+  });
+  it("follows the chosen session by id, and falls back to the name when it is gone", () => {
+    const a = session({ sessionId: "a", sessionName: "primary", connectionStatus: "connected" });
+    const b = session({ sessionId: "b", sessionName: "shop", connectionStatus: "disconnected", socketAlive: false });
+    const base = { reachable: true, sessions: [a, b], source: "stream" as const };
+    const s = deriveStatus(snap(base), { primarySessionId: "b" });
+    expect(s).toMatchObject({ sessionId: "b", sessionName: "shop", status: "disconnected" });
+    expect(deriveStatus(snap(base), { primarySessionId: "gone" })).toMatchObject({ sessionId: "a", status: "connected" });
+    expect(pickPrimary([a, b], "shop")?.sessionId).toBe("b");
+  });
+});
+
+describe("explainError", () => {
+  it("turns the server's texts into sentences and keeps the text as the detail", () => {
+    const e = explainError("protocol violation: HTTP/1.1 503 Service Unavailable (transient 503)")!;
+    expect(e.summary).toBe("WhatsApp's servers had a temporary problem. wagate tries again by itself.");
+    expect(e.detail).toBe("protocol violation: HTTP/1.1 503 Service Unavailable (transient 503)");
+    const cases: [string, RegExp][] = [
+      ["logged out (401): re-authentication needed, pair the device again", /logged this device out/],
+      ["replaced (440): another client took over this session", /Another WhatsApp Web client/],
+      ["keepalive ping not answered in time", /stopped answering/],
+      ["automatic recovery limit reached (5 in 1h)", /paused after too many failures/],
+      ["session 1 is sealed under key ab12, which is neither the current key", /saved login .* cannot be read/],
+      ["connect: Connection refused", /connection to WhatsApp was lost/],
+      ["server unreachable: Failed to fetch", /wagate server cannot be reached/],
+      ["missing or invalid API key", /signed out/],
+      ["there is no session to reconnect", /No WhatsApp session/],
+    ];
+    for (const [raw, re] of cases) expect(explainError(raw)!.summary, raw).toMatch(re);
+    expect(explainError("zz top")).toEqual({ summary: "Something went wrong.", detail: "zz top" });
+    expect(explainError(null)).toBeNull();
+    expect(explainError("")).toBeNull();
   });
 });
 

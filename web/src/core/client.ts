@@ -44,6 +44,8 @@ export interface HttpStatusClientOptions {
   mutationHeaders?: Record<string, string>;
   /** Session name that counts as primary (default `"primary"`). */
   primarySessionName?: string;
+  /** The session id that counts as primary; wins over the name while that session exists. */
+  primarySessionId?: string | null;
   /** A fetch implementation (default: the global one). */
   fetch?: typeof fetch;
 }
@@ -59,8 +61,21 @@ function mergeHeaders(...sets: (HeadersInit | undefined)[]): Headers {
 }
 
 /** Picks the session that drives the status: the one named `primary`, else the first. */
-export function pickPrimary<T extends { sessionName: string }>(sessions: readonly T[], name = "primary"): T | null {
-  return sessions.find((s) => s.sessionName === name) ?? sessions[0] ?? null;
+/**
+ * The session the status follows: the one with `id` when given and present, else the one named `name`, else
+ * the oldest. A followed id that is gone (deleted) falls back to the name, so the dot never goes grey for good.
+ */
+export function pickPrimary<T extends { sessionName: string; sessionId: string }>(
+  sessions: readonly T[],
+  name = "primary",
+  id?: string | null,
+): T | null {
+  return (
+    (id ? sessions.find((s) => s.sessionId === id) : undefined) ??
+    sessions.find((s) => s.sessionName === name) ??
+    sessions[0] ??
+    null
+  );
 }
 
 export class HttpStatusClient implements StatusClient {
@@ -131,7 +146,7 @@ export class HttpStatusClient implements StatusClient {
     let id = sessionId;
     if (!id) {
       const deep = await this.getDeepHealth();
-      id = pickPrimary(deep.sessions, this.opts.primarySessionName)?.sessionId;
+      id = pickPrimary(deep.sessions, this.opts.primarySessionName, this.opts.primarySessionId)?.sessionId;
       if (!id) return { success: false, message: "there is no session to reconnect" };
     }
     return this.request<ReconnectResult>("POST", `/sessions/${encodeURIComponent(id)}/reconnect`);

@@ -91,3 +91,45 @@ export function attemptOutcome(result: string): "good" | "bad" | "neutral" {
   if (result === "started" || result === "unreachable") return "neutral";
   return "bad";
 }
+
+/** An error as a sentence for people, with the server's own text kept for whoever needs it. */
+export interface ExplainedError {
+  /** One plain sentence: what happened and, where there is one, what to do. */
+  summary: string;
+  /** The technical text as the server gave it (null when the summary already is that text). */
+  detail: string | null;
+}
+
+// The first rule that matches wins: the specific causes before the general ones ("logged out (401)" before
+// anything that merely mentions a status code). The patterns follow the texts wagate and browsers produce.
+const ERROR_RULES: [RegExp, string][] = [
+  // wagate itself, as the browser sees it.
+  [/^server unreachable|failed to fetch|networkerror|load failed/i, "The wagate server cannot be reached."],
+  [/missing or invalid api key|^unauthori[sz]ed/i, "You are signed out, or the API key is wrong."],
+  [/^no (whatsapp )?session|there is no session/i, "No WhatsApp session has been added yet."],
+  // A session's connection to WhatsApp.
+  [/logged out|re-?authentication needed|pair the device again/i, "WhatsApp logged this device out. Pair it again to reconnect."],
+  [/replaced \(440\)|another client took (this session )?over|conflict/i, "Another WhatsApp Web client took over this session."],
+  [/temporary ban|banned/i, "WhatsApp has temporarily blocked this number."],
+  [/client outdated|restart required|until the server is updated|downgrade/i, "WhatsApp asks for a newer version of wagate."],
+  [/no credentials|not paired|pair it first/i, "This session is not paired yet. Show its QR code and scan it with WhatsApp on the phone."],
+  [/sealed under key|credentials (are )?unusable|stored credentials|credentials hold no|credentials: /i, "The saved login for this session cannot be read. Check the server's secret key, or pair the device again."],
+  [/recovery limit|breaker|reconnects are stopped/i, "Automatic reconnects are paused after too many failures. Reconnect by hand once the cause is fixed."],
+  [/keepalive|no answer to presence|stopped half-way|not answered in time/i, "WhatsApp stopped answering, so the connection was dropped. wagate reconnects by itself."],
+  [/login did not complete|handshake failed|login failure|cannot send the client hello/i, "The sign-in to WhatsApp did not complete. wagate tries again by itself."],
+  [/\b5\d\d\b|service unavailable|transient|stream error|server ended the stream|stream:error/i, "WhatsApp's servers had a temporary problem. wagate tries again by itself."],
+  [/refused|unreachable|timed? ?out|\bresolve|\bdns\b|network|\beconn|\behost|\benet|connection (lost|closed)|cannot start a connection/i, "The connection to WhatsApp was lost. wagate reconnects by itself."],
+  [/pairing (failed|rejected)|pair-|unusable pairing/i, "Pairing did not complete. Show the QR code again and scan it with the phone."],
+  [/database/i, "wagate cannot use its database right now."],
+  [/switched off|auto-connect is off/i, "This session is switched off, so it does not connect by itself."],
+];
+
+/** The summary of a text no rule knows. */
+export const UNKNOWN_ERROR = "Something went wrong.";
+
+/** `"protocol violation: HTTP/1.1 503 Service Unavailable (transient 503)"` → a sentence, with the text as detail. */
+export function explainError(raw: string | null | undefined): ExplainedError | null {
+  if (!raw) return null;
+  for (const [re, summary] of ERROR_RULES) if (re.test(raw)) return { summary, detail: raw };
+  return { summary: UNKNOWN_ERROR, detail: raw };
+}

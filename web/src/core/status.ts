@@ -23,6 +23,8 @@ export interface WhatsAppStatusState {
   manualInterventionNeeded: boolean;
   /** 401 from the server: signed out or a wrong key. */
   unauthorized: boolean;
+  /** The server answers and has no session at all: the way forward is to add one, not to reconnect. */
+  noSession: boolean;
 }
 
 export const STATUS_TEXT = {
@@ -31,6 +33,7 @@ export const STATUS_TEXT = {
   reconnecting: "Reconnecting…",
   unreachable: "Server unreachable",
   checking: "Checking…",
+  noSession: "No session",
 } as const;
 
 function date(s: string | null | undefined): Date | null {
@@ -41,6 +44,8 @@ function date(s: string | null | undefined): Date | null {
 
 export interface DeriveOptions {
   primarySessionName?: string;
+  /** Follow this session (by id) while it exists; wins over the name. */
+  primarySessionId?: string | null;
   stableUptimeSec?: number;
   now?: number;
 }
@@ -53,7 +58,7 @@ export interface DeriveOptions {
 export function deriveStatus(snap: StatusSnapshot, opts: DeriveOptions = {}): WhatsAppStatusState {
   const now = opts.now ?? Date.now();
   const stable = opts.stableUptimeSec ?? 60;
-  const primary: Session | null = pickPrimary(snap.sessions, opts.primarySessionName ?? "primary");
+  const primary: Session | null = pickPrimary(snap.sessions, opts.primarySessionName ?? "primary", opts.primarySessionId);
   const h = snap.health;
   const reachable = snap.reachable === true;
   const unknown = snap.reachable === null && !h && snap.sessions.length === 0;
@@ -73,8 +78,10 @@ export function deriveStatus(snap: StatusSnapshot, opts: DeriveOptions = {}): Wh
     else connected = sessionSaysConnected;
   }
 
+  // No session anywhere (the counts say none, and no detail or event names one): nothing to reconnect.
+  const noSession = reachable && !snap.unauthorized && !!h && h.sessions.total === 0 && snap.sessions.length === 0;
   const uptimeNow = h && snap.healthAt !== null ? h.uptime + Math.max(0, now - snap.healthAt) / 1000 : null;
-  const reconnecting = reachable && uptimeNow !== null && uptimeNow < stable;
+  const reconnecting = reachable && !noSession && uptimeNow !== null && uptimeNow < stable;
 
   let lastError: string | null = null;
   if (snap.reachable === false) lastError = snap.error ?? "server unreachable";
@@ -87,7 +94,7 @@ export function deriveStatus(snap: StatusSnapshot, opts: DeriveOptions = {}): Wh
       (primary && primary.connectionStatus !== "connected"
         ? `session is ${String(primary.connectionStatus ?? "unknown").replace("_", " ")}`
         : null) ??
-      (h && h.sessions.total === 0 ? "no session is paired" : null) ??
+      (noSession ? "no WhatsApp session has been added yet" : null) ??
       snap.error;
   }
 
@@ -95,6 +102,7 @@ export function deriveStatus(snap: StatusSnapshot, opts: DeriveOptions = {}): Wh
   if (unknown) statusText = STATUS_TEXT.checking;
   else if (snap.reachable === false) statusText = STATUS_TEXT.unreachable;
   else if (connected) statusText = STATUS_TEXT.connected;
+  else if (noSession) statusText = STATUS_TEXT.noSession;
   else if (reconnecting) statusText = STATUS_TEXT.reconnecting;
   else statusText = STATUS_TEXT.disconnected;
 
@@ -114,5 +122,6 @@ export function deriveStatus(snap: StatusSnapshot, opts: DeriveOptions = {}): Wh
     sessionName: primary?.sessionName ?? null,
     manualInterventionNeeded: !!primary?.manualInterventionNeeded,
     unauthorized: snap.unauthorized,
+    noSession,
   };
 }

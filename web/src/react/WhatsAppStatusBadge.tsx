@@ -1,7 +1,7 @@
 import { useId, useState, type KeyboardEvent } from "react";
 import { describeConnectionStatus, formatDateTime, formatRelative, maskPhone } from "../core/format";
 import { useWhatsAppStatus } from "./context";
-import { Dot, dotVariant, NavLink, ReconnectButton, useAnnouncement, usePulse } from "./parts";
+import { Dot, dotVariant, ErrorText, NavLink, ReconnectButton, useAnnouncement, usePulse } from "./parts";
 
 export interface WhatsAppStatusBadgeProps {
   className?: string;
@@ -11,14 +11,14 @@ export interface WhatsAppStatusBadgeProps {
   settingsHref?: string;
 }
 
-/** For a sidebar footer: "WhatsApp Connected" / "WhatsApp Offline"; a click shows the details. */
+/** For a sidebar footer: "WhatsApp Connected" / "WhatsApp Offline" (or "No WhatsApp session"); a click shows the details. */
 export function WhatsAppStatusBadge({ className, defaultExpanded = false, settingsHref }: WhatsAppStatusBadgeProps) {
   const s = useWhatsAppStatus();
   const connected = s.status === "connected";
   const [expanded, setExpanded] = useState(defaultExpanded);
   const panelId = useId();
   const pulse = usePulse(s.unknown ? null : s.status);
-  const label = connected ? "WhatsApp Connected" : "WhatsApp Offline";
+  const label = connected ? "WhatsApp Connected" : s.noSession ? "No WhatsApp session" : "WhatsApp Offline";
   const announcement = useAnnouncement(s.unknown ? null : label);
   const onKey = (e: KeyboardEvent<HTMLDivElement>) => {
     if (e.key === "Escape" && expanded) {
@@ -27,9 +27,9 @@ export function WhatsAppStatusBadge({ className, defaultExpanded = false, settin
       (e.currentTarget.querySelector(".wa-badge__toggle") as HTMLElement | null)?.focus();
     }
   };
-  const detail = s.unknown
-    ? s.statusText
-    : `${s.statusText}${s.connectionStatus ? ` (session ${describeConnectionStatus(s.connectionStatus)})` : ""}`;
+  // The session's own status only when it says more than the summary ("Disconnected (session logged out)").
+  const own = s.connectionStatus ? describeConnectionStatus(s.connectionStatus) : null;
+  const detail = s.unknown || !own || own === s.statusText.toLowerCase() ? s.statusText : `${s.statusText} (session ${own})`;
 
   return (
     <div
@@ -46,7 +46,9 @@ export function WhatsAppStatusBadge({ className, defaultExpanded = false, settin
         onClick={() => setExpanded((x) => !x)}
       >
         <Dot variant={dotVariant(s)} pulse={pulse} />
-        <span className="wa-badge__label">{label}</span>
+        <span className="wa-badge__label" title={label}>
+          {label}
+        </span>
         <span className="wa-badge__chevron" aria-hidden="true">
           {expanded ? "▴" : "▾"}
         </span>
@@ -58,6 +60,12 @@ export function WhatsAppStatusBadge({ className, defaultExpanded = false, settin
         {expanded ? (
           <>
             <dl className="wa-badge__facts">
+              {s.sessionName ? (
+                <>
+                  <dt>Session</dt>
+                  <dd data-testid="wa-badge-session">{s.sessionName}</dd>
+                </>
+              ) : null}
               <dt>Phone</dt>
               <dd data-testid="wa-badge-phone">{maskPhone(s.phoneNumber) ?? "none"}</dd>
               <dt>Status</dt>
@@ -75,11 +83,19 @@ export function WhatsAppStatusBadge({ className, defaultExpanded = false, settin
               {!connected && s.lastError ? (
                 <>
                   <dt>Error</dt>
-                  <dd>{s.lastError}</dd>
+                  <dd data-testid="wa-badge-error">
+                    <ErrorText error={s.lastError} />
+                  </dd>
                 </>
               ) : null}
             </dl>
-            {!connected ? <ReconnectButton label="Reconnect" testId="wa-badge-reconnect" /> : null}
+            {s.noSession ? (
+              <NavLink href={s.addSessionHref} className="wa-button" testId="wa-badge-add-session">
+                Add session
+              </NavLink>
+            ) : !connected ? (
+              <ReconnectButton label="Reconnect" testId="wa-badge-reconnect" />
+            ) : null}
             <NavLink href={settingsHref ?? s.settingsHref} className="wa-badge__settings" testId="wa-badge-settings">
               Settings
             </NavLink>

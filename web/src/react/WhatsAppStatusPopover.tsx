@@ -1,7 +1,7 @@
 import { useEffect, useId, useRef, type RefObject } from "react";
 import { formatDateTime, formatRelative, maskPhone } from "../core/format";
 import { useWhatsAppStatus } from "./context";
-import { NavLink, ReconnectButton, StatusIcon } from "./parts";
+import { ErrorText, NavLink, ReconnectButton, StatusIcon } from "./parts";
 
 export interface WhatsAppStatusPopoverProps {
   /** Called with the reason: Escape and the close button should give focus back to the opener. */
@@ -94,13 +94,22 @@ export function WhatsAppStatusPopover(props: WhatsAppStatusPopoverProps) {
           "never"
         )}
       </p>
-      {!connected ? (
+      {s.noSession ? (
+        <>
+          <p className="wa-popover__row" data-testid="wa-status-empty">
+            No WhatsApp session has been added yet.
+          </p>
+          <NavLink href={s.addSessionHref} className="wa-button" testId="wa-popover-add-session">
+            Add session
+          </NavLink>
+        </>
+      ) : !connected ? (
         <>
           {s.lastError ? (
-            <p className="wa-popover__error" data-testid="wa-status-error">
+            <div className="wa-popover__error" data-testid="wa-status-error">
               <span aria-hidden="true">⚠ </span>
-              <span className="wa-muted">Error:</span> {s.lastError}
-            </p>
+              <ErrorText error={s.lastError} />
+            </div>
           ) : null}
           <ReconnectButton label="Try Reconnect" testId="wa-popover-reconnect" />
         </>

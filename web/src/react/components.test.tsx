@@ -127,12 +127,25 @@ describe("WhatsAppStatusPopover", () => {
       await waitFor(() => expect(btn.textContent).toBe("Try Reconnect"));
       expect(btn.querySelector(".wa-spinner")).toBeNull();
       expect(screen.getByTestId("wa-popover-reconnect-outcome").textContent).toBe(
-        "Reconnect failed: the session has no credentials: pair it first",
+        "Reconnect failed. This session is not paired yet. Show its QR code and scan it with WhatsApp on the phone.Detailsthe session has no credentials: pair it first",
       );
       expect(c.reconnect).toHaveBeenCalledWith("6f1c2b0e-3f0b-4e55-9d5a-0c3f1f6d2a11");
     } finally {
       vi.useRealTimers();
     }
+  });
+});
+
+describe("WhatsAppStatusPopover without a session", () => {
+  it("offers Add session, not Try Reconnect", async () => {
+    const c = new FakeClient();
+    c.healthAnswer = health({ total: 0, connected: 0 });
+    c.deepAnswer = deep([]);
+    setup(c, <WhatsAppStatusPopover />);
+    await screen.findByTestId("wa-status-empty");
+    expect(screen.getByTestId("wa-popover-add-session").getAttribute("href")).toBe("/settings");
+    expect(screen.queryByTestId("wa-popover-reconnect")).toBeNull();
+    expect(screen.getByTestId("wa-status-popover").textContent).toContain("No session");
   });
 });
 
@@ -164,9 +177,35 @@ describe("WhatsAppStatusBadge", () => {
     await user.click(toggle);
     const btn = screen.getByTestId("wa-badge-reconnect");
     expect(btn.textContent).toBe("Reconnect");
-    expect(screen.getByTestId("wa-status-badge").textContent).toContain("session disconnected");
+    expect(screen.getByTestId("wa-status-badge").textContent).toContain("StatusDisconnected");
     await user.click(btn);
     await waitFor(() => expect(screen.getByTestId("wa-badge-reconnect-outcome").textContent).toBe("Reconnected: connected"));
+  });
+
+  it("with no session: says so, and leads to Add session instead of a reconnect that cannot work", async () => {
+    const user = userEvent.setup();
+    const c = new FakeClient();
+    c.healthAnswer = health({ total: 0, connected: 0, uptime: 3 });
+    c.deepAnswer = deep([]);
+    setup(c, <WhatsAppStatusBadge />, { addSessionHref: "/new-session" });
+    const toggle = await screen.findByRole("button", { name: /No WhatsApp session/ });
+    await user.click(toggle);
+    expect(screen.getByTestId("wa-badge-add-session").getAttribute("href")).toBe("/new-session");
+    expect(screen.queryByTestId("wa-badge-reconnect")).toBeNull();
+    expect(screen.getByTestId("wa-status-badge").textContent).not.toContain("Reconnecting");
+  });
+
+  it("names the session it follows, and explains an error in a sentence with the detail on request", async () => {
+    const user = userEvent.setup();
+    setup(downClient(), <WhatsAppStatusBadge defaultExpanded />);
+    await waitFor(() => expect(screen.getByTestId("wa-badge-session").textContent).toBe("primary"));
+    const err = await screen.findByTestId("wa-badge-error");
+    expect(err.textContent).toMatch(/^WhatsApp logged this device out\. Pair it again to reconnect\./);
+    const details = err.querySelector("details")!;
+    expect(details.open).toBe(false);
+    await user.click(within(err).getByText("Details"));
+    expect(details.open).toBe(true);
+    expect(details.textContent).toContain("logged out (401): pair again");
   });
 
   it("a settings link uses onNavigate when given", async () => {

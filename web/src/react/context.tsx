@@ -24,8 +24,12 @@ export interface WhatsAppStatusContextValue extends WhatsAppStatusState {
   lastReconnect: ReconnectResult | null;
   /** Polls now (light and deep). */
   refresh(): void;
+  /** Runs the deep poll now (the one deep poll: pages that need fresher details ask it, rather than poll). */
+  refreshDeep(): void;
   /** Where the "Settings" links point. */
   settingsHref: string;
+  /** Where "Add session" points when there is no session. */
+  addSessionHref: string;
   /** Called by the links instead of a page load, when given. */
   onNavigate?: (href: string) => void;
   /** The event stream is up. */
@@ -52,8 +56,12 @@ export interface WhatsAppStatusProviderProps {
   intervals?: Partial<PollIntervals>;
   /** The session name that counts as primary (default `"primary"`). */
   primarySessionName?: string;
+  /** Follow this session (by id) instead; while it exists it wins over the name. */
+  primarySessionId?: string | null;
   /** Target of the "Settings" links (default `"/settings"`). */
   settingsHref?: string;
+  /** Target of "Add session" when the server has none (default: `settingsHref`). */
+  addSessionHref?: string;
   /** Client-side navigation for the links (e.g. Next.js `router.push`). */
   onNavigate?: (href: string) => void;
   /** For tests: the EventSource to use. */
@@ -74,17 +82,19 @@ export function WhatsAppStatusProvider(props: WhatsAppStatusProviderProps) {
     eventsUrl,
     intervals,
     primarySessionName = "primary",
+    primarySessionId = null,
     settingsHref = "/settings",
+    addSessionHref = settingsHref,
     onNavigate,
     eventSourceFactory,
     visibility,
   } = props;
 
   const client = useMemo(
-    () => givenClient ?? new HttpStatusClient({ baseUrl, fetchOptions, primarySessionName }),
+    () => givenClient ?? new HttpStatusClient({ baseUrl, fetchOptions, primarySessionName, primarySessionId }),
     // fetchOptions is usually an inline object: compare by content.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-    [givenClient, baseUrl, JSON.stringify(fetchOptions ?? null), primarySessionName],
+    [givenClient, baseUrl, JSON.stringify(fetchOptions ?? null), primarySessionName, primarySessionId],
   );
   const intervalsKey = JSON.stringify(intervals ?? {});
   const poller = useMemo(
@@ -152,9 +162,10 @@ export function WhatsAppStatusProvider(props: WhatsAppStatusProviderProps) {
   // "Reconnecting…" ends when the uptime passes the threshold, even without a new answer (stream mode).
   const [tick, setTick] = useState(0);
   const state = useMemo(
-    () => deriveStatus(snapshot, { primarySessionName, stableUptimeSec: poller.intervals.stableUptimeSec }),
+    () =>
+      deriveStatus(snapshot, { primarySessionName, primarySessionId, stableUptimeSec: poller.intervals.stableUptimeSec }),
     // eslint-disable-next-line react-hooks/exhaustive-deps
-    [snapshot, primarySessionName, poller, tick],
+    [snapshot, primarySessionName, primarySessionId, poller, tick],
   );
   useEffect(() => {
     if (!state.reconnecting) return;
@@ -192,6 +203,10 @@ export function WhatsAppStatusProvider(props: WhatsAppStatusProviderProps) {
     void poller.refreshDeep();
   }, [poller]);
 
+  const refreshDeep = useCallback(() => {
+    void poller.refreshDeep();
+  }, [poller]);
+
   const subscribeQr = useCallback((fn: (qr: QrCode) => void) => {
     qrListeners.current.add(fn);
     return () => {
@@ -206,13 +221,28 @@ export function WhatsAppStatusProvider(props: WhatsAppStatusProviderProps) {
       isReconnecting,
       lastReconnect,
       refresh,
+      refreshDeep,
       settingsHref,
+      addSessionHref,
       onNavigate,
       streaming,
       snapshot,
       subscribeQr,
     }),
-    [state, reconnect, isReconnecting, lastReconnect, refresh, settingsHref, onNavigate, streaming, snapshot, subscribeQr],
+    [
+      state,
+      reconnect,
+      isReconnecting,
+      lastReconnect,
+      refresh,
+      refreshDeep,
+      settingsHref,
+      addSessionHref,
+      onNavigate,
+      streaming,
+      snapshot,
+      subscribeQr,
+    ],
   );
   return <Ctx.Provider value={value}>{children}</Ctx.Provider>;
 }

@@ -6,4 +6,4 @@ export { WhatsAppStatusBadge } from "./WhatsAppStatusBadge";
 export type { WhatsAppStatusBadgeProps } from "./WhatsAppStatusBadge";
 export { WhatsAppStatusPopover } from "./WhatsAppStatusPopover";
 export type { WhatsAppStatusPopoverProps } from "./WhatsAppStatusPopover";
-export { dotTooltip } from "./parts";
+export { dotTooltip, ErrorText } from "./parts";

@@ -1,4 +1,5 @@
 import { useEffect, useRef, useState, type MouseEvent, type ReactNode } from "react";
+import { explainError, UNKNOWN_ERROR } from "../core/format";
 import type { ReconnectResult } from "../core/types";
 import { useWhatsAppStatus } from "./context";
 
@@ -120,12 +121,47 @@ export function ReconnectButton({ label, testId }: { label: string; testId: stri
         {running ? "Reconnecting…" : label}
       </button>
       <span role="status" aria-live="polite" className="wa-reconnect__outcome" data-testid={`${testId}-outcome`}>
-        {outcome
-          ? outcome.success
-            ? `Reconnected: ${outcome.message}`
-            : `Reconnect failed: ${outcome.message}`
-          : ""}
+        {outcome ? (
+          outcome.success ? (
+            `Reconnected: ${outcome.message}`
+          ) : (
+            <>
+              Reconnect failed. <ErrorText error={outcome.message} />
+            </>
+          )
+        ) : (
+          ""
+        )}
       </span>
     </div>
+  );
+}
+
+/** An error in a plain sentence; the server's own text one click away (a native disclosure, keyboard-ready). */
+export function ErrorText({
+  error,
+  testId,
+  className,
+  rawIfUnknown = false,
+}: {
+  error: string | null | undefined;
+  testId?: string;
+  className?: string;
+  /** A text no rule knows is shown as it is (for answers to a form, which are sentences already). */
+  rawIfUnknown?: boolean;
+}) {
+  let e = explainError(error);
+  if (!e) return null;
+  if (rawIfUnknown && e.summary === UNKNOWN_ERROR) e = { summary: e.detail ?? e.summary, detail: null };
+  return (
+    <span className={`wa-error${className ? ` ${className}` : ""}`} data-testid={testId}>
+      <span className="wa-error__summary">{e.summary}</span>
+      {e.detail ? (
+        <details className="wa-error__details">
+          <summary>Details</summary>
+          <code>{e.detail}</code>
+        </details>
+      ) : null}
+    </span>
   );
 }

@@ -2,6 +2,7 @@ import { useState, type FormEvent } from "react";
 import { useDashboard } from "../context";
 import { useRouter } from "../router";
 import { useWhatsAppStatus } from "../../react/context";
+import { ErrorText } from "../../react/parts";
 
 /** "Add session": `POST /sessions`, then the pairing view. */
 export function AddSessionPage() {
@@ -45,9 +46,9 @@ export function AddSessionPage() {
         <button type="submit" className="wa-button primary" disabled={busy} data-testid="add-session-submit">
           {busy ? "Creating…" : "Create and pair"}
         </button>
-        <p role="alert" className="error">
-          {error ?? ""}
-        </p>
+        <div role="alert" className="error">
+          <ErrorText error={error} rawIfUnknown />
+        </div>
       </form>
     </section>
   );

@@ -30,24 +30,43 @@ function Patterns({ id }: { id: string }) {
       <pattern id={`${id}-ok`} width="8" height="8" patternUnits="userSpaceOnUse">
         <rect width="8" height="8" className="tl-ok" />
       </pattern>
+      <pattern id={`${id}-none`} width="8" height="8" patternUnits="userSpaceOnUse">
+        <rect width="8" height="8" className="tl-none" />
+      </pattern>
     </defs>
   );
 }
 
-/** The status history as a picture: a bar of periods over time, colour plus pattern, labels and a legend. */
-export function HistoryTimeline({ entries, from: windowFrom, to }: { entries: HistoryEntry[]; from: number; to: number }) {
+/**
+ * The status history as a picture: a bar of periods over the whole window, colour plus pattern, labels and a
+ * legend. The window is always the one asked for; a session younger than it starts part-way along, after a
+ * period marked as before its creation, so "24 hours" and "7 days" differ as they should.
+ */
+export function HistoryTimeline({
+  entries,
+  from,
+  to,
+  createdAt,
+}: {
+  entries: HistoryEntry[];
+  from: number;
+  to: number;
+  /** When the session was created (ISO text), if known. */
+  createdAt?: string | null;
+}) {
   const id = useId().replace(/:/g, "");
-  // The picture starts where the session's history starts: the time before it existed is not "no data",
-  // and a young session would otherwise be a sliver at the right edge.
-  const first = Math.min(...entries.map((e) => Date.parse(e.at)).filter((t) => Number.isFinite(t)));
-  const from = first > windowFrom && first < to ? first : windowFrom;
-  const segs = buildSegments(entries, from, to);
+  const born = createdAt ? Date.parse(createdAt) : NaN;
+  const segs = buildSegments(entries, from, to, Number.isFinite(born) ? born : null);
   const span = Math.max(1, to - from);
   const x = (t: number) => ((t - from) / span) * W;
   const { connectedPct, disconnections } = summarize(segs);
-  const summary = `Connected ${connectedPct}% of the time from ${new Date(from).toLocaleString()} to ${new Date(to).toLocaleString()}; ${disconnections} disconnection${disconnections === 1 ? "" : "s"}.`;
+  const young = Number.isFinite(born) && born > from;
+  const since = young
+    ? `since the session was created (${new Date(born).toLocaleString()})`
+    : `from ${new Date(from).toLocaleString()}`;
+  const summary = `Connected ${connectedPct}% of the time ${since} to ${new Date(to).toLocaleString()}; ${disconnections} disconnection${disconnections === 1 ? "" : "s"}.`;
   const ticks = Array.from({ length: 5 }, (_, i) => from + (span * i) / 4);
-  const bands: Band[] = ["ok", "pending", "down", "unknown"];
+  const bands: Band[] = ["ok", "pending", "down", "unknown", ...(young ? (["none"] as Band[]) : [])];
   return (
     <figure className="timeline" data-testid="history-timeline">
       <svg viewBox={`0 0 ${W} 70`} width="100%" role="img" aria-label={summary} preserveAspectRatio="none">

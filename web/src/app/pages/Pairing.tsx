@@ -1,8 +1,9 @@
 import { useCallback, useEffect, useState } from "react";
 import { ApiError } from "../../core/client";
-import { formatPhone } from "../../core/format";
+import { describeConnectionStatus, explainError, formatPhone } from "../../core/format";
 import type { Session } from "../../core/types";
 import { useWhatsAppStatus } from "../../react/context";
+import { ErrorText } from "../../react/parts";
 import { useDashboard } from "../context";
 import { Link } from "../router";
 
@@ -40,7 +41,11 @@ export function PairingPage({ id }: { id: string }) {
     } catch (e) {
       setSvg(null);
       setExpiresAt(null);
-      setNote(e instanceof ApiError && e.status === 404 ? e.message : `Could not load the QR code: ${(e as Error).message}`);
+      setNote(
+        e instanceof ApiError && e.status === 404
+          ? "There is no QR code to show: this session is not waiting for a scan."
+          : `Could not load the QR code. ${explainError((e as Error).message)?.summary ?? ""}`,
+      );
     }
     api.session(id).then(setPolled, () => {});
   }, [api, id]);
@@ -93,7 +98,13 @@ export function PairingPage({ id }: { id: string }) {
           <p role="status" aria-live="polite" data-testid="qr-countdown">
             {left !== null ? (left > 0 ? `This code expires in ${left} s.` : "This code has expired; a new one is on its way.") : ""}
           </p>
-          <p className="muted small">Status: {session?.connectionStatus ?? "unknown"}{session?.lastError ? ` — ${session.lastError}` : ""}</p>
+          <div className="muted small" data-testid="pairing-status">
+            Status: {describeConnectionStatus(session?.connectionStatus)}.{" "}
+            {session?.lastError ? <ErrorText error={session.lastError} /> : null}
+          </div>
+          {session && session.connectionStatus !== "qr_pending" && session.paired !== false ? (
+            <Link to={`/session/${id}`}>Open the session</Link>
+          ) : null}
         </div>
       )}
     </section>

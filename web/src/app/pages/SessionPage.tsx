@@ -2,6 +2,7 @@ import { useCallback, useEffect, useState } from "react";
 import { describeConnectionStatus, formatDateTime, formatPhone, formatRelative } from "../../core/format";
 import type { HistoryEntry, ReconnectResult, Session } from "../../core/types";
 import { useWhatsAppStatus } from "../../react/context";
+import { ErrorText } from "../../react/parts";
 import { useDashboard } from "../context";
 import { Link, useRouter } from "../router";
 import { HistoryTimeline } from "./HistoryTimeline";
@@ -15,9 +16,9 @@ const RANGES = [
 
 /** One session: details, Reconnect, Logout, auto-connect, and its status history. */
 export function SessionPage({ id }: { id: string }) {
-  const { api, config } = useDashboard();
+  const { api, config, followId, setFollowId } = useDashboard();
   const { navigate } = useRouter();
-  const { snapshot, refresh } = useWhatsAppStatus();
+  const { snapshot, refresh, sessionId: followed } = useWhatsAppStatus();
   const [polled, setPolled] = useState<Session | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState<"reconnect" | "logout" | "toggle" | "delete" | "pair" | null>(null);
@@ -59,7 +60,13 @@ export function SessionPage({ id }: { id: string }) {
     return (
       <section>
         <h1>Session</h1>
-        <p role={error ? "alert" : "status"}>{error ?? "Loading…"}</p>
+        {error ? (
+          <div role="alert">
+            <ErrorText error={error} />
+          </div>
+        ) : (
+          <p role="status">Loading…</p>
+        )}
       </section>
     );
 
@@ -117,9 +124,9 @@ export function SessionPage({ id }: { id: string }) {
         <StatusLabel session={session} />
       </div>
       {error ? (
-        <p role="alert" className="error">
-          {error}
-        </p>
+        <div role="alert" className="error">
+          <ErrorText error={error} />
+        </div>
       ) : null}
       <dl className="facts card" data-testid="session-details">
         <dt>Status</dt>
@@ -134,13 +141,33 @@ export function SessionPage({ id }: { id: string }) {
         <dt>Last message</dt>
         <dd title={formatDateTime(session.lastMessageAt)}>{formatRelative(session.lastMessageAt)}</dd>
         <dt>Last error</dt>
-        <dd>{session.lastError ?? "—"}</dd>
+        <dd data-testid="session-last-error">{session.lastError ? <ErrorText error={session.lastError} /> : "—"}</dd>
         {session.nextRetryAt ? (
           <>
             <dt>Next retry</dt>
             <dd>{formatRelative(session.nextRetryAt)}</dd>
           </>
         ) : null}
+        <dt>In the header</dt>
+        <dd>
+          {followed === id ? (
+            <span data-testid="session-follow-state">
+              The status dot and badge follow this session
+              {followId === id ? " (your choice)" : ""}.{" "}
+            </span>
+          ) : (
+            <span data-testid="session-follow-state">The status dot and badge follow another session. </span>
+          )}
+          {followId === id ? (
+            <button type="button" className="wa-button small" onClick={() => setFollowId(null)} data-testid="session-unfollow">
+              Follow “primary” again
+            </button>
+          ) : followed !== id ? (
+            <button type="button" className="wa-button small" onClick={() => setFollowId(id)} data-testid="session-follow">
+              Show this session in the header
+            </button>
+          ) : null}
+        </dd>
         <dt>Session id</dt>
         <dd>
           <code>{session.sessionId}</code>
@@ -211,9 +238,19 @@ export function SessionPage({ id }: { id: string }) {
           Delete
         </button>
       </div>
-      <p role="status" aria-live="polite" data-testid="session-action-outcome" className={outcome && !outcome.success ? "error" : ""}>
-        {outcome ? `${outcome.success ? "Done" : "Failed"}: ${outcome.message}` : ""}
-      </p>
+      <div role="status" aria-live="polite" data-testid="session-action-outcome" className={outcome && !outcome.success ? "error" : ""}>
+        {outcome ? (
+          outcome.success ? (
+            `Done: ${outcome.message}`
+          ) : (
+            <>
+              Failed. <ErrorText error={outcome.message} />
+            </>
+          )
+        ) : (
+          ""
+        )}
+      </div>
       <h2 id="history-title">Status history</h2>
       <div className="range" role="group" aria-labelledby="history-title">
         {RANGES.map((r) => (
@@ -228,8 +265,16 @@ export function SessionPage({ id }: { id: string }) {
           </button>
         ))}
       </div>
-      {historyError ? <p className="error">{historyError}</p> : null}
-      {history ? <HistoryTimeline entries={history} from={now - range} to={now} /> : historyError ? null : <p>Loading…</p>}
+      {historyError ? (
+        <div className="error">
+          <ErrorText error={historyError} />
+        </div>
+      ) : null}
+      {history ? (
+        <HistoryTimeline entries={history} from={now - range} to={now} createdAt={session.createdAt} />
+      ) : historyError ? null : (
+        <p>Loading…</p>
+      )}
     </section>
   );
 }

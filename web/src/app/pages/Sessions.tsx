@@ -1,39 +1,30 @@
-import { useEffect, useState } from "react";
-import { formatDateTime, formatRelative, attemptOutcome, maskPhone } from "../../core/format";
-import type { DeepHealth, DeepSession } from "../../core/types";
+import { useEffect } from "react";
+import { attemptOutcome, formatDateTime, formatRelative, maskPhone } from "../../core/format";
+import type { DeepSession } from "../../core/types";
 import { useWhatsAppStatus } from "../../react/context";
-import { useDashboard } from "../context";
+import { ErrorText } from "../../react/parts";
 import { Link } from "../router";
 import { StatusLabel } from "./StatusLabel";
 
-/** `/health/deep` for the page: at once, after every change the stream reports, and every `pollMs`. */
-export function useDeepHealth(): { deep: DeepHealth | null; error: string | null } {
-  const { api, config } = useDashboard();
-  const { snapshot, streaming } = useWhatsAppStatus();
-  const [deep, setDeep] = useState<DeepHealth | null>(null);
-  const [error, setError] = useState<string | null>(null);
+const ATTEMPT_MARK = { good: "✓ ", bad: "✕ ", neutral: "… " } as const;
+
+/**
+ * The provider's one deep poll feeds the page; with the stream up, its session events say when the details
+ * (recovery attempts) changed, and the page asks for one deep poll a moment later. No poll of its own.
+ */
+function useFreshDetails(): void {
+  const { snapshot, streaming, refreshDeep } = useWhatsAppStatus();
   const sessionsKey = streaming ? snapshot.sessions : null;
   useEffect(() => {
-    let live = true;
-    const load = () =>
-      api.deepHealth().then(
-        (d) => live && (setDeep(d), setError(null)),
-        (e: Error) => live && setError(e.message),
-      );
-    const t0 = setTimeout(load, sessionsKey ? 250 : 0);
-    const t = setInterval(load, config.intervals.lightMs ?? 30_000);
-    return () => {
-      live = false;
-      clearTimeout(t0);
-      clearInterval(t);
-    };
-  }, [api, config, sessionsKey]);
-  return { deep, error };
+    const t = setTimeout(refreshDeep, sessionsKey ? 250 : 0);
+    return () => clearTimeout(t);
+  }, [refreshDeep, sessionsKey]);
 }
 
 export function SessionsPage() {
-  const { snapshot, streaming } = useWhatsAppStatus();
-  const { deep, error } = useDeepHealth();
+  const { snapshot, streaming, sessionId: followed, noSession, addSessionHref } = useWhatsAppStatus();
+  useFreshDetails();
+  const deep = snapshot.deep;
   // Live rows from the stream when it is up; the details (recovery attempts) from /health/deep.
   const byId = new Map<string, DeepSession>((deep?.sessions ?? []).map((s) => [s.sessionId, s]));
   const rows: DeepSession[] = streaming
@@ -41,26 +32,39 @@ export function SessionsPage() {
     : deep
       ? deep.sessions
       : snapshot.sessions;
+  const known = deep !== null || streaming || noSession;
   return (
     <section aria-labelledby="sessions-title">
       <div className="page-head">
         <h1 id="sessions-title">Sessions</h1>
-        <Link to="/new-session" className="wa-button primary" testId="add-session">
+        <Link to={addSessionHref} className="wa-button primary" testId="add-session">
           Add session
         </Link>
       </div>
-      {error ? (
-        <p role="alert" className="error">
-          {error}
-        </p>
+      {snapshot.error && !snapshot.unauthorized ? (
+        <div role="alert" className="error">
+          <ErrorText error={snapshot.error} />
+        </div>
       ) : null}
       {deep?.breaker?.open ? (
-        <p role="alert" className="banner">
-          Automatic reconnects are stopped: {deep.breaker.reason}
-        </p>
+        <div role="alert" className="banner">
+          Automatic reconnects are stopped. <ErrorText error={deep.breaker.reason} />
+        </div>
       ) : null}
       {rows.length === 0 ? (
-        <p className="muted">No sessions yet. Add one and scan its QR code with WhatsApp.</p>
+        known ? (
+          <div className="card empty" data-testid="sessions-empty">
+            <p>
+              <strong>No WhatsApp session yet.</strong>
+            </p>
+            <p className="muted">Add one, then scan its QR code with WhatsApp on the phone (Linked devices).</p>
+            <Link to={addSessionHref} className="wa-button primary" testId="sessions-empty-add">
+              Add session
+            </Link>
+          </div>
+        ) : (
+          <p role="status">Loading…</p>
+        )
       ) : (
         <div className="table-wrap">
           <table className="sessions">
@@ -80,21 +84,32 @@ export function SessionsPage() {
                 <tr key={s.sessionId} data-testid="session-row" data-session-id={s.sessionId} data-status={s.connectionStatus ?? ""}>
                   <th scope="row">
                     <Link to={`/session/${s.sessionId}`}>{s.sessionName}</Link>
+                    {s.sessionId === followed ? (
+                      <span className="follow-mark" data-testid="session-followed" title="The status dot and badge follow this session">
+                        (in the header)
+                      </span>
+                    ) : null}
                   </th>
-                  <td>
+                  <td data-label="Status">
                     <StatusLabel session={s} />
                   </td>
-                  <td>{maskPhone(s.phoneNumber) ?? "—"}</td>
-                  <td title={formatDateTime(s.lastConnectedAt)}>{formatRelative(s.lastConnectedAt)}</td>
-                  <td title={formatDateTime(s.lastMessageAt)}>{formatRelative(s.lastMessageAt)}</td>
-                  <td className="wrap">{s.lastError ?? "—"}</td>
-                  <td>
+                  <td data-label="Phone">{maskPhone(s.phoneNumber) ?? "—"}</td>
+                  <td data-label="Last connected" title={formatDateTime(s.lastConnectedAt)}>
+                    {formatRelative(s.lastConnectedAt)}
+                  </td>
+                  <td data-label="Last message" title={formatDateTime(s.lastMessageAt)}>
+                    {formatRelative(s.lastMessageAt)}
+                  </td>
+                  <td data-label="Last error" className="wrap">
+                    {s.lastError ? <ErrorText error={s.lastError} /> : "—"}
+                  </td>
+                  <td data-label="Recovery attempts">
                     {s.recentRecoveryAttempts?.length ? (
                       <ul className="attempts">
                         {s.recentRecoveryAttempts.map((a, i) => (
                           <li key={i} title={a.detail ?? undefined}>
                             <span aria-hidden="true" data-outcome={attemptOutcome(a.result)}>
-                              {{ good: "✓ ", bad: "✕ ", neutral: "… " }[attemptOutcome(a.result)]}
+                              {ATTEMPT_MARK[attemptOutcome(a.result)]}
                             </span>
                             {formatRelative(a.at)}: {a.action} ({a.trigger}) — {a.result}
                           </li>
@@ -110,9 +125,7 @@ export function SessionsPage() {
           </table>
         </div>
       )}
-      <p className="muted small">
-        {streaming ? "Live updates on." : "Live updates off: refreshed by polling."}
-      </p>
+      <p className="muted small">{streaming ? "Live updates on." : "Live updates off: refreshed by polling."}</p>
     </section>
   );
 }
