@@ -261,6 +261,11 @@ test('a phone-width layout (390 px): no sideways scrolling, the sessions as card
     await page.goto(`${base}/session/${sessionId}${QUERY}`);
     await page.getByTestId('history-timeline').waitFor();
     assert.ok((await overflowX()) <= 0, 'the session page fits');
+    // The phone masked here too, until asked for.
+    assert.ok(!(await page.locator('body').innerText()).includes('27821231234'), 'the phone is masked');
+    assert.match(await page.getByTestId('session-phone').innerText(), /\+27 \*\*\*\* 1234/);
+    await page.getByTestId('session-phone-toggle').click();
+    assert.match(await page.getByTestId('session-phone').innerText(), /\+27821231234/);
     await shot('12-phone-390-session');
     await page.setViewportSize({ width: 360, height: 740 });
     await page.goto(`${base}/${QUERY}`);

@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useState } from "react";
 import { ApiError } from "../../core/client";
-import { describeConnectionStatus, explainError, formatPhone } from "../../core/format";
+import { describeConnectionStatus, explainError, maskPhone } from "../../core/format";
 import type { Session } from "../../core/types";
 import { useWhatsAppStatus } from "../../react/context";
 import { ErrorText } from "../../react/parts";
@@ -70,7 +70,7 @@ export function PairingPage({ id }: { id: string }) {
       {connected ? (
         <div className="card" role="status" data-testid="pairing-done">
           <p>
-            <span aria-hidden="true">✓ </span>Paired and connected{session?.phoneNumber ? ` as ${formatPhone(session.phoneNumber)}` : ""}.
+            <span aria-hidden="true">✓ </span>Paired and connected{session?.phoneNumber ? ` as ${maskPhone(session.phoneNumber)}` : ""}.
           </p>
           <Link to={`/session/${id}`}>Open the session</Link>
         </div>

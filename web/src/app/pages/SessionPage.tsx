@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState } from "react";
-import { describeConnectionStatus, formatDateTime, formatPhone, formatRelative } from "../../core/format";
+import { describeConnectionStatus, formatDateTime, formatPhone, formatRelative, maskPhone } from "../../core/format";
 import type { HistoryEntry, ReconnectResult, Session } from "../../core/types";
 import { useWhatsAppStatus } from "../../react/context";
 import { ErrorText } from "../../react/parts";
@@ -27,6 +27,8 @@ export function SessionPage({ id }: { id: string }) {
   const [history, setHistory] = useState<HistoryEntry[] | null>(null);
   const [historyError, setHistoryError] = useState<string | null>(null);
   const [now, setNow] = useState(() => Date.now());
+  // Masked unless asked for: a screen shared or looked over should not give the number away.
+  const [showPhone, setShowPhone] = useState(false);
   const live = snapshot.sessions.find((s) => s.sessionId === id) ?? null;
   const session = live && (!polled || (live.updatedAt ?? "") >= (polled.updatedAt ?? "")) ? live : polled;
 
@@ -135,7 +137,24 @@ export function SessionPage({ id }: { id: string }) {
           {session.socketAlive ? ", socket up" : ", socket down"})
         </dd>
         <dt>Phone</dt>
-        <dd>{formatPhone(session.phoneNumber) ?? "—"}</dd>
+        <dd data-testid="session-phone">
+          {session.phoneNumber ? (
+            <>
+              {showPhone ? formatPhone(session.phoneNumber) : maskPhone(session.phoneNumber)}{" "}
+              <button
+                type="button"
+                className="wa-button small"
+                aria-pressed={showPhone}
+                onClick={() => setShowPhone((v) => !v)}
+                data-testid="session-phone-toggle"
+              >
+                {showPhone ? "Hide" : "Show"}
+              </button>
+            </>
+          ) : (
+            "—"
+          )}
+        </dd>
         <dt>Last connected</dt>
         <dd title={formatDateTime(session.lastConnectedAt)}>{formatRelative(session.lastConnectedAt)}</dd>
         <dt>Last message</dt>
