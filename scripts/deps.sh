@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 what=${1:-build}
-build_pkgs=(gcc make cmake pkg-config libevent-dev libssl-dev libwslay-dev libprotobuf-c-dev
+build_pkgs=(gcc make cmake pkg-config libevent-dev libssl-dev libprotobuf-c-dev
 	protobuf-c-compiler libsignal-protocol-c-dev libjansson-dev libqrencode-dev zlib1g-dev
 	libsqlite3-dev libpq-dev libsodium-dev libsystemd-dev ca-certificates curl)
 test_pkgs=(libcmocka-dev sqlite3 postgresql chromium fonts-dejavu-core wrk openssl util-linux strace e2fsprogs prometheus man-db systemd python3)

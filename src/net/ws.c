@@ -1,5 +1,5 @@
 /*
- * WebSocket client and server on libevent bufferevents, framing by wslay.
+ * WebSocket client and server on libevent bufferevents; frames by ws_frame.c.
  *
  * Every connection is a small state machine (enum ws_state) changed only by
  * ws_set_state(), which also arms or disarms the one timer the state needs.
@@ -9,9 +9,12 @@
  * code may call any ws_* function from any callback.
  *
  * Memory: an idle open connection is this struct, a bufferevent with two empty
- * evbuffers, two events and a wslay context (about 4.5 KiB, most of it wslay's
- * frame input buffer). The HTTP upgrade is parsed straight out of the
- * bufferevent's input buffer, so nothing of it survives the upgrade.
+ * evbuffers and two events, about 1 KiB. Frames are read in place from the
+ * bufferevent's input and written into its output (or straight to the
+ * socket), so a connection keeps no frame buffer of its own; only a message
+ * that arrives in fragments is put together in one, freed when it is whole.
+ * The HTTP upgrade is parsed straight out of the input buffer too, so nothing
+ * of it survives the upgrade.
  */
 #include "net/ws.h"
 
@@ -23,6 +26,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -37,7 +41,8 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
-#include <wslay/wslay.h>
+
+#include "net/ws_frame.h"
 
 #include "core/buf.h"
 #include "core/err.h"
@@ -55,10 +60,6 @@
 #define WS_MAX_HOST 255u
 #define WS_MAX_EXTRA_HEADERS 32
 #define WS_MAX_HEADER_BYTES 4096u
-/* Output kept in the bufferevent; beyond it messages wait in wslay's queue,
- * refilled when the socket drained below the low mark. */
-#define WS_OUT_HIGH (64u << 10)
-#define WS_OUT_LOW (16u << 10)
 /* Upgrades in progress per server: each costs a socket and a timer until
  * handshake_timeout_ms, so a flood of idle TCP connections must stop somewhere. */
 #define WS_MAX_PENDING 16384
@@ -84,14 +85,21 @@ struct ws_conn {
 	bool background;      /* its events at the lowest priority (ws_set_background) */
 	bool prio_applied;    /* the bufferevent's priority matches `background` */
 	bool in_pump;
-	bool close_pending; /* ws_close() waits for queued messages to go out first */
 	bool shut_wr;
 	uint16_t close_code; /* what ws_close() asked for */
 	int err, code;       /* outcome, reported by on_close */
 
 	struct event_base *base;
 	struct bufferevent *bev;
-	wslay_event_context_ptr ws;
+	/* Receiving, once open: a fragmented message being put together (NULL
+	 * between messages), the closing handshake, and a protocol failure. */
+	uint8_t *msg;
+	size_t msg_len, msg_cap;
+	uint8_t msg_op;       /* text or binary while msg is being filled, else 0 */
+	bool read_off;        /* the peer's close came, or it broke the protocol: input is dropped */
+	bool close_sent, close_received;
+	uint16_t code_received;
+	uint16_t fail_code;   /* the close code we failed the connection with (1002, 1007, 1009) */
 	struct event *timer; /* the deadline of the current state */
 	struct event *defer; /* on_close + free, or resuming after a pause */
 	struct ws_callbacks cb;
@@ -267,7 +275,7 @@ ws_server_unlink(struct ws_conn *c)
 }
 
 /* Frees everything; copes with half-built connections. Never called from a
- * callback of c's own bufferevent or wslay context. */
+ * callback of c's own bufferevent. */
 static void
 ws_conn_destroy(struct ws_conn *c)
 {
@@ -289,8 +297,7 @@ ws_conn_destroy(struct ws_conn *c)
 	}
 	if (c->bev)
 		bufferevent_free(c->bev); /* closes the socket and frees the SSL object */
-	if (c->ws)
-		wslay_event_context_free(c->ws);
+	free(c->msg);
 	if (c->timer)
 		event_free(c->timer);
 	if (c->defer)
@@ -388,70 +395,7 @@ ws_conn_new(struct event_base *base, const struct ws_limits *lim)
 	return c;
 }
 
-/* ---- wslay glue ---- */
-
-static ssize_t
-ws_wslay_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *arg)
-{
-	struct ws_conn *c = arg;
-	int n = 0;
-	/* A pause (possibly from inside on_message) or a teardown stops the
-	 * parser at the next read; the bytes stay in the input buffer. */
-	if (!c->paused && c->state != WS_CLOSED && c->state != WS_LINGER)
-		n = evbuffer_remove(bufferevent_get_input(c->bev), buf, len);
-	if (n <= 0) {
-		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-		return -1;
-	}
-	return n;
-}
-
-static ssize_t
-ws_wslay_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *arg)
-{
-	struct ws_conn *c = arg;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	size_t have = evbuffer_get_length(out);
-	/* Keep at most WS_OUT_HIGH in the bufferevent; the rest waits in wslay's
-	 * queue, where ws_send() can see it and the write callback resumes it. */
-	if (have >= WS_OUT_HIGH || c->state == WS_CLOSED || c->state == WS_LINGER) {
-		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-		return -1;
-	}
-	if (have == 0 && !c->is_tls) {
-		/*
-		 * Nothing queued: write straight to the socket, as most frames are
-		 * small and the socket has room. Through the bufferevent each frame
-		 * cost an epoll_ctl to watch for writability, the write, and another
-		 * epoll_ctl to stop watching: most of an idle session's system calls.
-		 * MSG_MORE when wslay says more of the frame follows, so a header
-		 * and its payload still leave in one segment. What does not fit is
-		 * queued as before; an error is left for the bufferevent to meet.
-		 */
-		ssize_t n = send(bufferevent_getfd(c->bev), data, len,
-		                 MSG_DONTWAIT | MSG_NOSIGNAL | ((flags & WSLAY_MSG_MORE) ? MSG_MORE : 0));
-		if (n == (ssize_t)len)
-			return n;
-		if (n > 0) {
-			data += n;
-			len -= (size_t)n;
-			if (len > WS_OUT_HIGH)
-				len = WS_OUT_HIGH;
-			if (evbuffer_add(out, data, len) != 0) {
-				wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-				return -1;
-			}
-			return n + (ssize_t)len;
-		}
-	}
-	if (len > WS_OUT_HIGH - have)
-		len = WS_OUT_HIGH - have;
-	if (evbuffer_add(out, data, len) != 0) {
-		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-		return -1;
-	}
-	return (ssize_t)len;
-}
+/* ---- frames ---- */
 
 /*
  * Masking keys (RFC 6455 5.3: unpredictable to the page's scripts) come from
@@ -460,163 +404,292 @@ ws_wslay_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int 
  * pool needs no lock.
  */
 static int
-ws_wslay_genmask(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *arg)
+ws_mask_key(uint8_t key[4])
 {
 	static uint8_t pool[1024];
 	static size_t left;
-	(void)arg;
-	if (len > sizeof(pool)) {
-		if (RAND_bytes(buf, (int)len) == 1)
-			return 0;
-		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-		return -1;
-	}
-	if (left < len) {
-		if (RAND_bytes(pool, (int)sizeof(pool)) != 1) {
-			wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-			return -1;
-		}
+	if (left < 4) {
+		if (RAND_bytes(pool, (int)sizeof(pool)) != 1)
+			return WG_EIO;
 		left = sizeof(pool);
 	}
-	memcpy(buf, pool + sizeof(pool) - left, len);
+	memcpy(key, pool + sizeof(pool) - left, 4);
 	/* Handed out once: wiped from the pool. */
-	memset(pool + sizeof(pool) - left, 0, len);
-	left -= len;
+	memset(pool + sizeof(pool) - left, 0, 4);
+	left -= 4;
 	return 0;
+}
+
+/*
+ * Writes one whole frame (a client's masked). Straight to the socket when
+ * nothing is waiting in the output, as most frames are small and the socket
+ * has room: through the bufferevent each frame cost an epoll_ctl to watch for
+ * writability, the write, and another epoll_ctl to stop watching, most of an
+ * idle session's system calls. What does not fit goes to the bufferevent's
+ * output, which keeps the order of everything sent; an error is left for the
+ * bufferevent to meet.
+ */
+static int
+ws_write_frame(struct ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len)
+{
+	uint8_t hdr[WS_FRAME_HEADER_MAX], key[4], small[512];
+	uint8_t *masked = NULL;
+	const uint8_t *payload = data;
+	if (c->state == WS_LINGER || c->state == WS_CLOSED || c->bev == NULL)
+		return WG_ESTATE;
+	if (!c->is_server) {
+		if (ws_mask_key(key) != 0)
+			return WG_EIO;
+		masked = len <= sizeof(small) ? small : malloc(len);
+		if (masked == NULL)
+			return WG_EIO;
+		if (len > 0)
+			memcpy(masked, data, len);
+		ws_frame_mask(masked, len, key, 0);
+		payload = masked;
+	}
+	size_t hl = ws_frame_header_write(hdr, opcode, true, len, c->is_server ? NULL : key);
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t sent = 0;
+	if (evbuffer_get_length(out) == 0 && !c->is_tls) {
+		struct iovec iov[2] = {{hdr, hl}, {(void *)payload, len}};
+		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = len > 0 ? 2 : 1};
+		ssize_t n = sendmsg(bufferevent_getfd(c->bev), &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n > 0)
+			sent = (size_t)n;
+	}
+	int rc = 0;
+	if (sent < hl && evbuffer_add(out, hdr + sent, hl - sent) != 0)
+		rc = WG_EIO;
+	size_t done = sent > hl ? sent - hl : 0;
+	if (rc == 0 && done < len && evbuffer_add(out, payload + done, len - done) != 0)
+		rc = WG_EIO;
+	if (masked != NULL && masked != small)
+		free(masked);
+	return rc;
 }
 
 static void
-ws_wslay_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *m, void *arg)
+ws_send_close(struct ws_conn *c, int code, const char *reason)
 {
-	struct ws_conn *c = arg;
-	if (c->state != WS_OPEN && c->state != WS_CLOSING)
+	uint8_t p[2 + 123];
+	size_t rl = reason ? strnlen(reason, 123) : 0;
+	p[0] = (uint8_t)(code >> 8);
+	p[1] = (uint8_t)code;
+	if (rl > 0)
+		memcpy(p + 2, reason, rl);
+	c->close_sent = true;
+	(void)ws_write_frame(c, WS_OP_CLOSE, p, 2 + rl);
+}
+
+static void
+ws_msg_drop(struct ws_conn *c)
+{
+	free(c->msg);
+	c->msg = NULL;
+	c->msg_len = c->msg_cap = 0;
+	c->msg_op = 0;
+}
+
+/* The peer broke the protocol: say so with code, then stop reading (ws_check_close ends it). */
+static void
+ws_fail(struct ws_conn *c, int code)
+{
+	c->read_off = true;
+	c->fail_code = (uint16_t)code;
+	ws_msg_drop(c);
+	if (!c->close_sent)
+		ws_send_close(c, code, NULL);
+}
+
+static void
+ws_deliver(struct ws_conn *c, uint8_t op, const uint8_t *data, size_t len)
+{
+	if (op == WS_OP_TEXT && !ws_utf8_valid(data, len)) {
+		ws_fail(c, WS_CODE_INVALID_DATA);
 		return;
-	switch (m->opcode) {
-	case WSLAY_BINARY_FRAME:
-	case WSLAY_TEXT_FRAME:
-		if (c->cb.on_message)
-			c->cb.on_message(c, m->msg, m->msg_length, c->arg);
-		break;
-	case WSLAY_CONNECTION_CLOSE:
-		/* wslay hands us the whole payload: 2 bytes of code, then the reason. */
-		if (m->msg_length > 2)
-			ws_set_reason(c->reason, sizeof(c->reason), (const char *)m->msg + 2,
-			              m->msg_length - 2);
+	}
+	if (c->cb.on_message)
+		c->cb.on_message(c, data, len, c->arg);
+}
+
+/* One whole frame, its payload unmasked. May call on_message. */
+static void
+ws_on_frame(struct ws_conn *c, const struct ws_frame_header *h, const uint8_t *p)
+{
+	size_t len = (size_t)h->len;
+	switch (h->opcode) {
+	case WS_OP_TEXT:
+	case WS_OP_BINARY:
+	case WS_OP_CONT:
+		if (h->fin && c->msg_op == 0) {
+			ws_deliver(c, h->opcode, p, len); /* the usual case: no copy */
+			return;
+		}
+		if (h->opcode != WS_OP_CONT)
+			c->msg_op = h->opcode;
+		if (c->msg_len + len > c->msg_cap) {
+			size_t cap = c->msg_cap ? c->msg_cap : 256;
+			while (cap < c->msg_len + len)
+				cap *= 2;
+			if (cap > c->lim.max_message)
+				cap = c->lim.max_message;
+			c->msg = wg_realloc(c->msg, cap);
+			c->msg_cap = cap;
+		}
+		if (len > 0)
+			memcpy(c->msg + c->msg_len, p, len);
+		c->msg_len += len;
+		if (h->fin) {
+			uint8_t *m = c->msg, op = c->msg_op;
+			size_t n = c->msg_len;
+			c->msg = NULL;
+			c->msg_len = c->msg_cap = 0;
+			c->msg_op = 0;
+			ws_deliver(c, op, m, n);
+			free(m);
+		}
+		return;
+	case WS_OP_PING:
+		if (!c->close_sent)
+			(void)ws_write_frame(c, WS_OP_PONG, p, len);
+		return;
+	case WS_OP_PONG:
+		return;
+	case WS_OP_CLOSE: {
+		int code = len >= 2 ? (p[0] << 8 | p[1]) : WS_CODE_NO_STATUS;
+		if (len == 1 || (len >= 2 && !ws_close_code_valid(code))) {
+			ws_fail(c, WS_CODE_PROTOCOL);
+			return;
+		}
+		if (len > 2 && !ws_utf8_valid(p + 2, len - 2)) {
+			ws_fail(c, WS_CODE_INVALID_DATA);
+			return;
+		}
+		c->close_received = true;
+		c->code_received = (uint16_t)code;
+		c->read_off = true;
+		ws_msg_drop(c);
+		if (len > 2)
+			ws_set_reason(c->reason, sizeof(c->reason), (const char *)p + 2, len - 2);
 		else
 			c->reason[0] = '\0';
-		break;
+		/* The answer echoes the peer's code and reason, as is usual. */
+		if (!c->close_sent) {
+			c->close_sent = true;
+			(void)ws_write_frame(c, WS_OP_CLOSE, p, len);
+		}
+		return;
+	}
 	default:
-		break;
+		return; /* ws_frame_parse lets no other opcode through */
 	}
 }
 
-static const struct wslay_event_callbacks ws_wslay_cbs = {
-    .recv_callback = ws_wslay_recv,
-    .send_callback = ws_wslay_send,
-    .genmask_callback = ws_wslay_genmask,
-    .on_msg_recv_callback = ws_wslay_on_msg,
-};
-
-static int
-ws_wslay_init(struct ws_conn *c)
+/*
+ * Reads every whole frame waiting in the input, in place: the header is
+ * copied out (14 bytes at most), the payload pulled up contiguous in the
+ * evbuffer and unmasked there, then drained. A frame waits in the input until
+ * all of it has arrived; its length is checked against max_message first.
+ */
+static void
+ws_read_frames(struct ws_conn *c)
 {
-	int r = c->is_server ? wslay_event_context_server_init(&c->ws, &ws_wslay_cbs, c)
-	                     : wslay_event_context_client_init(&c->ws, &ws_wslay_cbs, c);
-	if (r != 0) {
-		c->ws = NULL;
-		return WG_EIO;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	while (!c->paused && (c->state == WS_OPEN || c->state == WS_CLOSING)) {
+		size_t have = evbuffer_get_length(in);
+		if (c->read_off) {
+			/* After a close was received or the peer broke the protocol, input is
+			 * ignored, but it must not pile up. */
+			evbuffer_drain(in, have);
+			return;
+		}
+		uint8_t hb[WS_FRAME_HEADER_MAX];
+		size_t hn = have < sizeof(hb) ? have : sizeof(hb);
+		if (hn < 2)
+			return;
+		if (evbuffer_copyout(in, hb, hn) != (ev_ssize_t)hn) {
+			ws_teardown(c, WG_EIO, WS_CODE_ABNORMAL, "websocket receive failed");
+			return;
+		}
+		struct ws_frame_header h;
+		int code = 0;
+		int r = ws_frame_parse(hb, hn, c->is_server, &h, &code);
+		if (r == 0)
+			return;
+		if (r < 0) {
+			ws_fail(c, code);
+			continue;
+		}
+		if (h.opcode < WS_OP_CLOSE) {
+			/* A continuation needs a message begun; a new message needs none. */
+			if ((h.opcode == WS_OP_CONT) != (c->msg_op != 0)) {
+				ws_fail(c, WS_CODE_PROTOCOL);
+				continue;
+			}
+			if (h.len > c->lim.max_message - c->msg_len) {
+				ws_fail(c, WS_CODE_TOO_BIG);
+				continue;
+			}
+		}
+		if (have - h.hdr_len < h.len)
+			return;
+		evbuffer_drain(in, h.hdr_len);
+		uint8_t *p = NULL;
+		if (h.len > 0) {
+			p = evbuffer_pullup(in, (ev_ssize_t)h.len);
+			if (p == NULL) {
+				ws_teardown(c, WG_EIO, WS_CODE_ABNORMAL, "websocket receive failed");
+				return;
+			}
+			if (h.masked)
+				ws_frame_mask(p, (size_t)h.len, h.mask, 0);
+		}
+		ws_on_frame(c, &h, p);
+		evbuffer_drain(in, (size_t)h.len);
 	}
-	wslay_event_config_set_max_recv_msg_length(c->ws, c->lim.max_message);
-	return 0;
 }
 
 /* ---- open connections ---- */
 
-static bool
-ws_output_empty(struct ws_conn *c)
-{
-	return !wslay_event_want_write(c->ws) &&
-	       evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
-}
-
-/* Decides, after wslay read or wrote, whether the connection is finished. */
+/* Decides, after reading or writing, whether the connection is finished. */
 static void
 ws_check_close(struct ws_conn *c)
 {
-	bool sent = wslay_event_get_close_sent(c->ws);
-	if (wslay_event_get_close_received(c->ws)) {
-		/* wslay queued the answer itself; done once it is on the wire. */
-		if (sent && ws_output_empty(c))
-			ws_teardown(c, 0, wslay_event_get_status_code_received(c->ws), c->reason);
+	bool drained = evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
+	if (c->close_received) {
+		/* Our answer is queued; done once it is on the wire. */
+		if (c->close_sent && drained)
+			ws_teardown(c, 0, c->code_received, c->reason);
 		return;
 	}
-	if (!wslay_event_get_read_enabled(c->ws)) {
-		/* wslay found an oversized message or a protocol error and queued
-		 * a close frame (1009, 1002 or 1007); we cannot read its answer. */
-		if (sent && ws_output_empty(c)) {
-			int code = wslay_event_get_status_code_sent(c->ws);
-			ws_linger(c, code == WSLAY_CODE_MESSAGE_TOO_BIG ? WG_ELIMIT : WG_EPROTO,
-			          code,
-			          code == WSLAY_CODE_MESSAGE_TOO_BIG ? "message too big"
-			                                             : "protocol error from peer");
+	if (c->fail_code) {
+		/* The peer sent an oversized message or broke the protocol; our close
+		 * frame says so (1009, 1002 or 1007); we cannot read its answer. */
+		if (c->close_sent && drained) {
+			bool big = c->fail_code == WS_CODE_TOO_BIG;
+			ws_linger(c, big ? WG_ELIMIT : WG_EPROTO, c->fail_code,
+			          big ? "message too big" : "protocol error from peer");
 		}
 		return;
 	}
-	if (sent && c->state == WS_OPEN)
+	if (c->close_sent && c->state == WS_OPEN)
 		ws_set_state(c, WS_CLOSING, "close frame sent");
 }
 
-static void
-ws_queue_pending_close(struct ws_conn *c)
-{
-	if (!c->close_pending || wslay_event_get_queued_msg_count(c->ws) != 0)
-		return;
-	c->close_pending = false;
-	/* WSLAY_ERR_NO_MORE_MSG means a close is already queued: fine. */
-	wslay_event_queue_close(c->ws, c->close_code, (const uint8_t *)c->reason,
-	                        strlen(c->reason));
-}
-
-/* Moves bytes: socket input through wslay to callbacks, queued messages out. */
+/* Moves bytes: whole frames from the input to the callbacks; then sees whether it is over. */
 static void
 ws_pump(struct ws_conn *c)
 {
-	struct evbuffer *in;
-	int r;
 	if (c->state != WS_OPEN && c->state != WS_CLOSING)
 		return;
 	/* Re-entered from a user callback: the outer call finishes the job. */
 	if (c->in_pump)
 		return;
 	c->in_pump = true;
-	in = bufferevent_get_input(c->bev);
-	if (!wslay_event_get_read_enabled(c->ws)) {
-		/* After a close was received or wslay gave up, input is ignored,
-		 * but it must not pile up. */
-		evbuffer_drain(in, evbuffer_get_length(in));
-	} else if (!c->paused) {
-		r = wslay_event_recv(c->ws);
-		if (r != 0) {
-			ws_teardown(c, WG_EIO, WSLAY_CODE_ABNORMAL_CLOSURE,
-			            "websocket receive failed");
-			goto out;
-		}
-	}
-	for (int round = 0; round < 2; round++) {
-		if (c->state != WS_OPEN && c->state != WS_CLOSING)
-			goto out;
-		ws_queue_pending_close(c);
-		if (!wslay_event_want_write(c->ws))
-			break;
-		r = wslay_event_send(c->ws);
-		if (r != 0) {
-			ws_teardown(c, WG_EIO, WSLAY_CODE_ABNORMAL_CLOSURE,
-			            "websocket send failed");
-			goto out;
-		}
-	}
-	ws_check_close(c);
-out:
+	ws_read_frames(c);
+	if (c->state == WS_OPEN || c->state == WS_CLOSING)
+		ws_check_close(c);
 	c->in_pump = false;
 }
 
@@ -766,10 +839,6 @@ ws_client_on_head(struct ws_conn *c)
 		return;
 	}
 	evbuffer_drain(bufferevent_get_input(c->bev), len);
-	if (ws_wslay_init(c) != 0) {
-		ws_teardown(c, WG_EIO, 0, "out of memory");
-		return;
-	}
 	ws_open(c);
 }
 
@@ -828,7 +897,7 @@ ws_server_on_head(struct ws_conn *c)
 		ws_server_reject(c, "426 Upgrade Required", "Sec-WebSocket-Version: 13\r\n");
 		return;
 	}
-	if (ws_accept_value(key, keylen, c->accept) != 0 || ws_wslay_init(c) != 0) {
+	if (ws_accept_value(key, keylen, c->accept) != 0) {
 		ws_server_reject(c, "500 Internal Server Error", NULL);
 		return;
 	}
@@ -961,10 +1030,10 @@ ws_on_event(struct bufferevent *bev, short what, void *arg)
 		break;
 	case WS_OPEN:
 	case WS_CLOSING:
-		if (wslay_event_get_close_received(c->ws))
-			ws_teardown(c, 0, wslay_event_get_status_code_received(c->ws), c->reason);
+		if (c->close_received)
+			ws_teardown(c, 0, c->code_received, c->reason);
 		else
-			ws_teardown(c, err, WSLAY_CODE_ABNORMAL_CLOSURE, why);
+			ws_teardown(c, err, WS_CODE_ABNORMAL, why);
 		break;
 	case WS_LINGER:
 		ws_teardown(c, c->err, c->code, c->reason);
@@ -987,7 +1056,7 @@ ws_on_timer(evutil_socket_t fd, short what, void *arg)
 		break;
 	case WS_CLOSING:
 		ws_teardown(c, WG_ETIMEDOUT,
-		            c->close_code ? c->close_code : WSLAY_CODE_ABNORMAL_CLOSURE,
+		            c->close_code ? c->close_code : WS_CODE_ABNORMAL,
 		            "peer did not finish the closing handshake");
 		break;
 	case WS_LINGER:
@@ -1003,29 +1072,12 @@ ws_on_timer(evutil_socket_t fd, short what, void *arg)
 int
 ws_send(struct ws_conn *c, const uint8_t *data, size_t len)
 {
-	struct wslay_event_msg m = {.opcode = WSLAY_BINARY_FRAME, .msg = data, .msg_length = len};
-	size_t pending;
-	int r;
-	if (!c || c->state != WS_OPEN || c->close_pending)
+	if (!c || c->state != WS_OPEN || c->close_sent)
 		return WG_ESTATE;
-	pending = wslay_event_get_queued_msg_length(c->ws) +
-	          evbuffer_get_length(bufferevent_get_output(c->bev));
+	size_t pending = evbuffer_get_length(bufferevent_get_output(c->bev));
 	if (len > c->lim.max_queued || pending > c->lim.max_queued - len)
 		return WG_ELIMIT;
-	r = wslay_event_queue_msg(c->ws, &m);
-	if (r == WSLAY_ERR_NO_MORE_MSG)
-		return WG_ESTATE;
-	if (r != 0)
-		return WG_EIO;
-	ws_pump(c);
-	return 0;
-}
-
-static bool
-ws_valid_close_code(int code)
-{
-	return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
-	       (code >= 3000 && code <= 4999);
+	return ws_write_frame(c, WS_OP_BINARY, data, len);
 }
 
 void
@@ -1036,21 +1088,21 @@ ws_close(struct ws_conn *c, int code, const char *reason)
 	switch (c->state) {
 	case WS_CONNECTING:
 	case WS_HANDSHAKE:
-		ws_teardown(c, 0, WSLAY_CODE_ABNORMAL_CLOSURE,
-		            "closed before the upgrade completed");
+		ws_teardown(c, 0, WS_CODE_ABNORMAL, "closed before the upgrade completed");
 		return;
 	case WS_OPEN:
 		break;
 	default:
 		return; /* already closing */
 	}
-	if (code == 0 || !ws_valid_close_code(code))
-		code = WSLAY_CODE_NORMAL_CLOSURE;
+	if (code == 0 || !ws_close_code_valid(code))
+		code = WS_CODE_NORMAL;
 	c->close_code = (uint16_t)code;
 	reason = reason ? reason : "";
 	/* 123 bytes is the most a control frame leaves for the reason. */
 	ws_set_reason(c->reason, 124, reason, strnlen(reason, 124));
-	c->close_pending = true;
+	/* After every message already sent: the output keeps their order. */
+	ws_send_close(c, code, c->reason);
 	ws_set_state(c, WS_CLOSING, "local close");
 	ws_pump(c);
 }
@@ -1072,7 +1124,7 @@ ws_abort(struct ws_conn *c, bool reset)
 		if (fd >= 0)
 			setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	}
-	ws_teardown(c, 0, WSLAY_CODE_ABNORMAL_CLOSURE, reset ? "aborted with reset" : "aborted");
+	ws_teardown(c, 0, WS_CODE_ABNORMAL, reset ? "aborted with reset" : "aborted");
 }
 
 /* Three priorities: 0 unused, 1 every event by default (libevent gives new events n/2), 2 background. */
@@ -1113,8 +1165,6 @@ ws_set_max_message(struct ws_conn *c, size_t max_message)
 	if (c == NULL || max_message == 0)
 		return;
 	c->lim.max_message = max_message;
-	if (c->ws != NULL)
-		wslay_event_config_set_max_recv_msg_length(c->ws, max_message);
 }
 
 void
@@ -1168,7 +1218,7 @@ ws_conn_user(const struct ws_conn *c)
 bool
 ws_is_open(const struct ws_conn *c)
 {
-	return c && c->state == WS_OPEN && !c->close_pending;
+	return c && c->state == WS_OPEN && !c->close_sent;
 }
 
 /* ---- client ---- */
@@ -1430,7 +1480,6 @@ ws_start_tcp(struct ws_conn *c, const struct sockaddr *sa, socklen_t salen)
 		}
 	}
 	bufferevent_setcb(c->bev, ws_on_read, ws_on_write, ws_on_event, c);
-	bufferevent_setwatermark(c->bev, EV_WRITE, WS_OUT_LOW, 0);
 	ws_apply_priority(c);
 	bufferevent_enable(c->bev, c->paused ? EV_WRITE : EV_READ | EV_WRITE);
 	/* Non-blocking; even a refusal on loopback is reported through the event callback. */
@@ -1609,7 +1658,6 @@ ws_server_on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct socka
 	s->npending++;
 	ws_set_nodelay(c->bev);
 	bufferevent_setcb(c->bev, ws_on_read, ws_on_write, ws_on_event, c);
-	bufferevent_setwatermark(c->bev, EV_WRITE, WS_OUT_LOW, 0);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	ws_set_state(c, WS_HANDSHAKE, "accepted");
 }

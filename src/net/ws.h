@@ -1,6 +1,6 @@
 /*
- * WebSocket connections (RFC 6455), client and server, on libevent bufferevents
- * with wslay doing the framing, fragmentation, ping/pong and close handshake.
+ * WebSocket connections (RFC 6455), client and server, on libevent bufferevents:
+ * framing (ws_frame.c), fragmentation, ping/pong and the close handshake.
  *
  * Life cycle. A connection reports exactly one on_close, also when it never
  * opened (DNS failure, refused TCP connect, TLS failure, non-101 answer,
@@ -24,7 +24,7 @@
  * WG_EPROTO and code is that HTTP status; other failed connects give 0.
  *
  * Messages. Binary and text messages are both delivered to on_message as
- * bytes (text is UTF-8 checked by wslay); the data pointer is valid only for
+ * bytes (text is UTF-8 checked); the data pointer is valid only for
  * the duration of the callback. ws_send() always sends binary messages.
  */
 #ifndef WG_NET_WS_H
