@@ -143,6 +143,9 @@ api__metrics(struct api *a, struct httpd_req *req)
 		gauge(b, "wagate_event_loop_lag_max_seconds",
 		      "The event loop's largest lateness in the last minute.",
 		      (double)ls.max_lag_us / 1e6);
+		gauge(b, "wagate_event_loop_own_lag_max_seconds",
+		      "The same less the time the loop's thread waited for a CPU: its own work.",
+		      (double)ls.max_own_us / 1e6);
 	}
 	if (a->sup != NULL)
 		sessions(a, b);

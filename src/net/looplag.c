@@ -6,9 +6,11 @@
  * keepalive: its lateness is what a keepalive would see.
  */
 #include <event2/event.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "net/looplag.h"
@@ -20,11 +22,14 @@ struct looplag {
 	struct event *timer;
 	uint64_t interval_ms;
 	uint64_t due_us; /* monotonic µs the timer is due at */
+	int schedstat_fd;
+	uint64_t wait_us; /* the loop thread's run-queue wait at the last run */
 	uint64_t runs;
 	int64_t started_wall_ms;
 	struct {
 		int64_t wall_ms;
 		uint32_t lag_us;
+		uint32_t own_us;
 	} ring[LAG_RING];
 	size_t head, count;
 };
@@ -35,6 +40,33 @@ mono_us(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/*
+ * How long the loop's thread has waited on a run queue, runnable but without a
+ * CPU, in µs: the second field of /proc/thread-self/schedstat (ns). A thread
+ * blocked in a system call (an fsync, a read) is not on a run queue, so that
+ * time stays the loop's own. Opened on the loop's thread; -1 if the kernel
+ * has no such file: then nothing is subtracted.
+ */
+static int
+schedstat_open(void)
+{
+	return open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+}
+
+static uint64_t
+runq_wait_us(int fd)
+{
+	char buf[96];
+	if (fd < 0)
+		return 0;
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	char *p = strchr(buf, ' ');
+	return p ? strtoull(p + 1, NULL, 10) / 1000u : 0;
 }
 
 static void
@@ -53,6 +85,9 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	uint64_t now = mono_us();
 	uint64_t lag = now > l->due_us ? now - l->due_us : 0;
+	uint64_t wait = runq_wait_us(l->schedstat_fd);
+	uint64_t waited = wait > l->wait_us ? wait - l->wait_us : 0;
+	l->wait_us = wait;
 	l->runs++;
 	if (lag >= LAG_KEEP_US) {
 		size_t i = (l->head + l->count) % LAG_RING;
@@ -62,6 +97,8 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 			l->count++;
 		l->ring[i].wall_ms = (int64_t)wg_wall_ms();
 		l->ring[i].lag_us = lag > UINT32_MAX ? UINT32_MAX : (uint32_t)lag;
+		uint64_t own = lag > waited ? lag - waited : 0;
+		l->ring[i].own_us = own > UINT32_MAX ? UINT32_MAX : (uint32_t)own;
 	}
 	arm(l, now);
 }
@@ -81,6 +118,8 @@ looplag_new(struct event_base *base, uint64_t interval_ms)
 		free(l);
 		return NULL;
 	}
+	l->schedstat_fd = schedstat_open();
+	l->wait_us = runq_wait_us(l->schedstat_fd);
 	arm(l, mono_us());
 	return l;
 }
@@ -91,6 +130,8 @@ looplag_free(struct looplag *l)
 	if (l == NULL)
 		return;
 	event_free(l->timer);
+	if (l->schedstat_fd >= 0)
+		close(l->schedstat_fd);
 	free(l);
 }
 
@@ -116,5 +157,9 @@ looplag_since(const struct looplag *l, int64_t since_wall_ms, struct looplag_sta
 			out->max_lag_us = l->ring[i].lag_us;
 		if (l->ring[i].lag_us > 10000)
 			out->over_10ms++;
+		if (l->ring[i].own_us > out->max_own_us)
+			out->max_own_us = l->ring[i].own_us;
+		if (l->ring[i].own_us > 10000)
+			out->own_over_10ms++;
 	}
 }

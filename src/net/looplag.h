@@ -3,8 +3,17 @@
  * records how long after its due instant it ran. That lateness is the time
  * the loop spent on something else, so its maximum over a window is the
  * longest loop turn in that window (within one interval). Measured inside
- * the process, so a busy client or another process on the same CPU does not
- * count as a stall of ours, as it would for a probe from outside.
+ * the process, so a busy client does not count as a stall of ours, as it
+ * would for a probe from outside.
+ *
+ * The lateness still counts the time the loop's thread waited for a CPU
+ * (another process on the same cores, the hypervisor): on a machine whose
+ * cores are shared with the load, most of it. So each late run also records
+ * the loop's own share: the lateness less the time the thread spent on a run
+ * queue since the run before (the kernel's schedstat). A turn that computes
+ * or blocks in a system call for 12 ms shows as 12 ms in both; a turn that
+ * waited 40 ms for a core while computing 1 ms shows 40 ms late and 1 ms of
+ * its own.
  */
 #ifndef WG_NET_LOOPLAG_H
 #define WG_NET_LOOPLAG_H
@@ -19,6 +28,8 @@ struct looplag_stat {
 	uint64_t samples;     /* timer runs in the window (estimated from the interval) */
 	uint32_t max_lag_us;  /* the longest lateness in the window */
 	uint32_t over_10ms;   /* runs that were more than 10 ms late */
+	uint32_t max_own_us;  /* the longest lateness of the loop's own making (above) */
+	uint32_t own_over_10ms;
 	int64_t oldest_ms;    /* the window actually covered starts here (older samples are gone) */
 };
 

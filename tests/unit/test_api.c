@@ -2281,7 +2281,7 @@ on_block(evutil_socket_t fd, short what, void *arg)
 		;
 }
 
-/* GET /health/loop: a 40 ms block shows as a lag of at least 30 ms; a window after it shows none. */
+/* GET /health/loop: a 40 ms block shows as a lag of at least 30 ms, all of it the loop's own; a window after it shows none. */
 static void
 test_health_loop(void **state)
 {
@@ -2310,6 +2310,9 @@ test_health_loop(void **state)
 	assert_int_equal(json_integer_value(json_object_get(r->json, "intervalMs")), 5);
 	assert_true(json_real_value(json_object_get(r->json, "maxLagMs")) >= 30.0);
 	assert_true(json_integer_value(json_object_get(r->json, "over10ms")) >= 1);
+	/* The block sleeps in a system call, off any run queue: all of it is the loop's own. */
+	assert_true(json_real_value(json_object_get(r->json, "maxOwnMs")) >= 30.0);
+	assert_true(json_integer_value(json_object_get(r->json, "ownOver10ms")) >= 1);
 	assert_true(json_integer_value(json_object_get(r->json, "samples")) >= 10);
 	resp_free(r);
 	/* A window that starts after the block: nothing of it. */
