@@ -319,6 +319,32 @@ raise_fd_limit(unsigned http_conns)
 	return http_conns;
 }
 
+/*
+ * The kernel grows a process's descriptor table by doubling it, and in a
+ * process with more than one thread each growth waits out an RCU grace period
+ * (expand_fdtable), several milliseconds on a virtual machine: eight or nine
+ * times while thousands of sessions connect, each one a loop stall inside
+ * socket(). Grown once here, before any thread exists, to the limit (at most
+ * 65,536 slots: 512 KiB of kernel memory), it never grows under load.
+ */
+static void
+presize_fd_table(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	rlim_t n = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 65536 ? 65536 : rl.rlim_cur;
+	if (n < 64)
+		return;
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	int high = dup2(fd, (int)n - 1);
+	if (high >= 0)
+		close(high);
+	close(fd);
+}
+
 int
 serve_run(const struct serve_config *c)
 {
@@ -335,6 +361,7 @@ serve_run(const struct serve_config *c)
 	sigaddset(&stop_signals, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 	unsigned http_conns = raise_fd_limit(c->http_max_conns);
+	presize_fd_table();
 	if (open_store(c, &s.st) != 0)
 		return 1;
 	static uint8_t signin_key[32];

@@ -215,6 +215,8 @@ struct sup {
 	bool calls_turn;                 /* the next free turn goes to calls, then to reads */
 	struct sess_list reads; /* sessions in `reading`, not yet handed to the reader */
 	uint64_t read_seq;
+	struct sup_call *read_rest;  /* a read batch back whose connects go on in the next turns */
+	struct event *read_resume;   /* its next turn */
 
 	/* Leases (sup_lease.c), when cfg.node_id is set. */
 	struct store_writer *leaser; /* the rounds' thread and connection */

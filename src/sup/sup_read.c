@@ -14,6 +14,13 @@
  * for it is ignored when it comes back (each read carries a sequence number
  * the session must still have).
  *
+ * A batch that comes back connects at most start_burst of its sessions per
+ * loop turn, like the starts themselves: each connect parses and checks the
+ * credentials and opens a socket (up to a millisecond), and sixteen of them
+ * in one turn held the loop for 16 ms. The rest go on in the next turns (a
+ * zero timer, so the I/O that is ready runs in between), and the reader takes
+ * no other read batch meanwhile.
+ *
  * Other calls (sup_call: the API's reads and writes) wait in a queue of their
  * own; the thread takes one job at a time, turn about from each queue, so
  * neither a burst of connects nor of API requests starves the other.
@@ -21,6 +28,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <event2/event.h>
 
 #include "core/err.h"
 #include "core/log.h"
@@ -43,6 +52,7 @@ struct read_job {
 	struct sup_call call; /* first: the reader's jobs are calls */
 	struct sup *s;
 	size_t n;
+	size_t next; /* the first entry not yet handled */
 	struct read_entry e[READ_BATCH];
 };
 
@@ -77,21 +87,57 @@ job_free(struct read_job *j)
 	free(j);
 }
 
-static void
-reads_done(struct sup_call *c)
+/* Connects up to start_burst of the batch's sessions; true once the batch is done. */
+static bool
+reads_step(struct read_job *j)
 {
-	struct read_job *j = (struct read_job *)c;
 	struct sup *s = j->s;
-	for (size_t i = 0; i < j->n && !c->cancelled; i++) {
-		struct read_entry *e = &j->e[i];
+	unsigned budget = s->cfg.start_burst;
+	while (j->next < j->n && budget > 0 && !j->call.cancelled) {
+		struct read_entry *e = &j->e[j->next++];
 		struct sess *x = sup__find(s, e->id);
 		if (x == NULL || x->state != SS_READING || x->read_seq != e->seq || x->in_reads)
 			continue; /* it moved on meanwhile: this read is nobody's */
 		if (e->rc != 0)
 			log_error(x->id, "cannot read the session: %s", e->err);
 		sup__connect_with(x, e->rc, e->auth);
+		budget--;
 	}
+	return j->next >= j->n || j->call.cancelled;
+}
+
+static void
+reads_done(struct sup_call *c)
+{
+	struct read_job *j = (struct read_job *)c;
+	struct sup *s = j->s;
+	if (reads_step(j)) {
+		job_free(j);
+		return;
+	}
+	s->read_rest = c;
+	static const struct timeval now = {0, 0};
+	evtimer_add(s->read_resume, &now);
+}
+
+static void
+on_read_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct sup *s = arg;
+	struct read_job *j = (struct read_job *)s->read_rest;
+	(void)fd;
+	(void)what;
+	if (j == NULL)
+		return;
+	if (!reads_step(j)) {
+		static const struct timeval now = {0, 0};
+		evtimer_add(s->read_resume, &now);
+		return;
+	}
+	s->read_rest = NULL;
 	job_free(j);
+	sup__read_pump(s);
+	sup__kick(s);
 }
 
 /* The next job for the reader, or NULL: calls and credentials reads take turns. */
@@ -104,7 +150,8 @@ next_job(struct sup *s)
 		s->calls_turn = false;
 		return c;
 	}
-	if (TAILQ_EMPTY(&s->reads))
+	/* A batch still connecting its sessions comes first (reads_done). */
+	if (TAILQ_EMPTY(&s->reads) || s->read_rest != NULL)
 		return NULL;
 	struct read_job *j = wg_calloc(1, sizeof(*j));
 	j->call.run = run_reads;
@@ -197,6 +244,10 @@ sup__read_attach(struct sup *s, struct event_base *base, const char *url, char *
 {
 	if (s->reader != NULL)
 		return 0;
+	if (s->read_resume == NULL && (s->read_resume = evtimer_new(base, on_read_resume, s)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return WG_EIO;
+	}
 	return store_writer_new(base, url, reader_done, s, &s->reader, err, errlen);
 }
 
@@ -211,6 +262,15 @@ sup__read_detach(struct sup *s)
 	s->call_inflight = NULL;
 	s->reader = NULL;
 	store_writer_free(w);
+	if (s->read_rest != NULL) {
+		/* A batch part connected: the rest connects nothing, the supervisor goes. */
+		job_free((struct read_job *)s->read_rest);
+		s->read_rest = NULL;
+	}
+	if (s->read_resume != NULL) {
+		event_free(s->read_resume);
+		s->read_resume = NULL;
+	}
 	if (c != NULL) {
 		c->cancelled = c->run == run_reads;
 		c->done(c);

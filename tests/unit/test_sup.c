@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <semaphore.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1931,6 +1932,74 @@ test_reader_reads_earlier_recoveries(void **state)
 	dead_socket_with_earlier(*state, 3, false);
 }
 
+
+/* A call that holds the reader's thread until the test lets it go. */
+static sem_t reader_gate;
+static void
+gate_run(struct store *st, struct sup_call *c)
+{
+	(void)st;
+	(void)c;
+	sem_wait(&reader_gate);
+}
+static void
+gate_done(struct sup_call *c)
+{
+	(void)c;
+}
+
+/*
+ * A read batch that comes back connects at most start_burst of its sessions
+ * per loop turn: each connect parses the credentials and opens a socket, and
+ * sixteen in one turn held the loop for 16 ms.
+ */
+static void
+test_reader_paced_connects(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 16 };
+	wg_clock_set(NULL, NULL);
+	wg_wall_clock_set(NULL, NULL);
+	for (int i = 0; i < N; i++)
+		add_session(f, "primary", 1, 1, 1, NULL);
+	f->cfg.start_stagger_ms = 0;
+	f->cfg.start_burst = 4;
+	f->cfg.max_handshakes = 100;
+	f->cfg.recovery_interval_ms = 3600000;
+	struct event_base *base = event_base_new();
+	assert_int_equal(sup_new(f->st, &f->cfg, &fake_ops, NULL, &f->sup), 0);
+	sup_attach(f->sup, base);
+	char url[128], err[256];
+	snprintf(url, sizeof(url), "sqlite:%s/db.sqlite", f->dir);
+	assert_int_equal(sup_use_writer(f->sup, url, err, sizeof(err)), 0);
+	/* The reader is busy: every start's read waits, and they come back as one batch. */
+	assert_int_equal(sem_init(&reader_gate, 0, 0), 0);
+	struct sup_call gate = {.run = gate_run, .done = gate_done};
+	sup_call(f->sup, &gate);
+	assert_int_equal(sup_start(f->sup), 0);
+	for (int i = 0; i < 20; i++) {
+		struct timeval tv = {0, 5000};
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+	}
+	assert_int_equal(fake.n, 0);
+	sem_post(&reader_gate);
+	/* One loop turn at a time: never more than the burst connected in one. */
+	int turns = 0, before = 0;
+	while (fake.n < N && turns < 1000) {
+		event_base_loop(base, EVLOOP_ONCE);
+		assert_true(fake.n - before <= 4);
+		before = fake.n;
+		turns++;
+	}
+	assert_int_equal(fake.n, N);
+	assert_true(turns >= N / 4);
+	sup_free(f->sup);
+	f->sup = NULL;
+	event_base_free(base);
+	sem_destroy(&reader_gate);
+}
+
 static void
 test_reader_room_under_the_limit(void **state)
 {
@@ -2373,6 +2442,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_restart_required_every_login_backs_off, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader_reads_earlier_recoveries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader_room_under_the_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reader_paced_connects, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_startup_retries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_startup_logged_out_not_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unusable_credentials_need_reauth, setup, teardown),
