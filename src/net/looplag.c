@@ -4,11 +4,23 @@
  * pass over that ring. The timer uses the real monotonic clock (tests may
  * freeze wg_now_ms()), and runs at the loop's default priority, like a
  * keepalive: its lateness is what a keepalive would see.
+ *
+ * The loop's own share of a lateness leaves out two kinds of waiting that are
+ * not its work: time in epoll_wait after the due instant (the loop had nothing
+ * to do and was woken late: the kernel, or the hypervisor that had stopped the
+ * virtual CPU), and time on a run queue (runnable, no CPU free: schedstat).
+ * For the first, this file defines epoll_wait itself: libevent calls it
+ * through the dynamic linker, which binds the executable's definition first,
+ * and it notes when each wait began and ended (per thread) before and after
+ * making the system call as libc's does.
  */
+#include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,6 +29,49 @@
 
 #define LAG_RING 4096
 #define LAG_KEEP_US 1000
+
+static uint64_t mono_us(void);
+
+/* The last waits of this thread in epoll_wait, newest at waits_head - 1. */
+#define WAITS 8
+static __thread struct {
+	uint64_t start_us, end_us;
+} waits[WAITS];
+static __thread unsigned waits_head;
+static __thread uint64_t wait_started_us; /* nonzero while inside epoll_wait */
+
+int
+epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
+{
+	uint64_t t0 = mono_us();
+	wait_started_us = t0;
+	long r = syscall(SYS_epoll_pwait, epfd, events, maxevents, timeout, NULL, (size_t)8);
+	int saved = errno;
+	uint64_t t1 = mono_us();
+	wait_started_us = 0;
+	waits[waits_head % WAITS].start_us = t0;
+	waits[waits_head % WAITS].end_us = t1;
+	waits_head++;
+	errno = saved;
+	return (int)r;
+}
+
+/* How much of [from, to] this thread spent in epoll_wait (of its last WAITS waits). */
+static uint64_t
+idle_between(uint64_t from, uint64_t to)
+{
+	uint64_t sum = 0;
+	for (unsigned k = 0; k < WAITS && k < waits_head; k++) {
+		unsigned i = (waits_head - 1 - k) % WAITS;
+		uint64_t a = waits[i].start_us > from ? waits[i].start_us : from;
+		uint64_t b = waits[i].end_us < to ? waits[i].end_us : to;
+		if (b > a)
+			sum += b - a;
+		if (waits[i].end_us <= from)
+			break;
+	}
+	return sum;
+}
 
 struct looplag {
 	struct event *timer;
@@ -97,7 +152,10 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 			l->count++;
 		l->ring[i].wall_ms = (int64_t)wg_wall_ms();
 		l->ring[i].lag_us = lag > UINT32_MAX ? UINT32_MAX : (uint32_t)lag;
-		uint64_t own = lag > waited ? lag - waited : 0;
+		/* Neither the loop's idle wait past the due instant nor the run queue is its own. */
+		uint64_t idle = idle_between(l->due_us, now);
+		uint64_t other = idle + waited;
+		uint64_t own = lag > other ? lag - other : 0;
 		l->ring[i].own_us = own > UINT32_MAX ? UINT32_MAX : (uint32_t)own;
 	}
 	arm(l, now);

@@ -6,14 +6,16 @@
  * the process, so a busy client does not count as a stall of ours, as it
  * would for a probe from outside.
  *
- * The lateness still counts the time the loop's thread waited for a CPU
- * (another process on the same cores, the hypervisor): on a machine whose
- * cores are shared with the load, most of it. So each late run also records
- * the loop's own share: the lateness less the time the thread spent on a run
- * queue since the run before (the kernel's schedstat). A turn that computes
- * or blocks in a system call for 12 ms shows as 12 ms in both; a turn that
- * waited 40 ms for a core while computing 1 ms shows 40 ms late and 1 ms of
- * its own.
+ * The lateness still counts time that is not the loop's work: a late wake
+ * from epoll_wait (the kernel, or a hypervisor that stopped the virtual CPU
+ * while the loop had nothing to do) and time waiting for a CPU (other busy
+ * processes on the same cores). On a machine whose cores are shared with the
+ * load, most of a large lateness can be that. So each late run also records
+ * the loop's own share: the lateness less the time its thread spent in
+ * epoll_wait after the due instant and on a run queue (the kernel's
+ * schedstat). A turn that computes, or blocks in any other system call, for
+ * 12 ms shows as 12 ms in both; a turn that waited 40 ms for a core, or a
+ * wake 40 ms late, shows 40 ms late and none of its own.
  */
 #ifndef WG_NET_LOOPLAG_H
 #define WG_NET_LOOPLAG_H
