@@ -27,6 +27,9 @@ let page;
 let base;
 let appLog = '';
 let jid;
+// Everything the browser received (but the event stream, which does not end): none may hold the key.
+const received = [];
+const artifacts = path.join(ROOT, 'build', 'browser-artifacts');
 
 before(async () => {
   // The package as `make` built it, copied in as npm would from a registry (examples/nextjs/.npmrc).
@@ -67,6 +70,11 @@ before(async () => {
   }, { timeoutMs: 30000 });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
   page = await browser.newPage();
+  page.on('response', (r) => {
+    if (/text\/event-stream/.test(r.headers()['content-type'] || '')) return;
+    received.push(r.body().then((b) => ({ url: r.url(), body: b.toString('latin1') }), () => null));
+  });
+  fs.mkdirSync(artifacts, { recursive: true });
 });
 
 after(async () => {
@@ -99,17 +107,30 @@ test('signed in: the dot and the badge turn green, red after a kill, green after
   assert.match(await page.getByTestId('wa-status-badge').innerText(), /WhatsApp Connected/);
   const html = await page.content();
   assert.ok(!html.includes(API_KEY), 'the API key reached the browser');
+  await page.screenshot({ path: path.join(artifacts, 'nextjs-01-green.png'), fullPage: true });
 
   assert.equal((await mock.post('/refuse', { on: true })).status, 200);
   const live = (await mock.connections()).find((c) => c.jid === jid && c.state === 'login');
   assert.ok(live);
+  const t0 = Date.now();
   assert.equal((await mock.post(`/connections/${live.id}/kill`)).status, 200);
-  await waitFor('the dot to turn red', async () => (await dot().getAttribute('data-status')) !== 'connected', { timeoutMs: 10000, intervalMs: 50 });
+  await waitFor('the dot to turn red', async () => (await dot().getAttribute('data-status')) !== 'connected', { timeoutMs: 10000, intervalMs: 20 });
+  const elapsed = Date.now() - t0;
+  assert.ok(elapsed < 2000, `red after ${elapsed} ms (pushed through the example's event proxy)`);
   assert.match(await page.getByTestId('wa-status-badge').innerText(), /WhatsApp Offline/);
+  await page.screenshot({ path: path.join(artifacts, 'nextjs-02-red.png'), fullPage: true });
 
   assert.equal((await mock.post('/refuse', { on: false })).status, 200);
   await dot().click();
   await page.getByTestId('wa-popover-reconnect').click();
   await waitFor('the dot to turn green again', async () => (await dot().getAttribute('data-status')) === 'connected', { timeoutMs: 20000 });
+  await page.screenshot({ path: path.join(artifacts, 'nextjs-03-green-again.png'), fullPage: true });
   assert.ok(!/Error:|Unhandled/.test(appLog), appLog.slice(-2000));
+});
+
+test('no file the browser received holds the API key', async () => {
+  const bodies = (await Promise.all(received)).filter(Boolean);
+  assert.ok(bodies.length >= 5, `only ${bodies.length} responses seen`);
+  assert.ok(bodies.some((b) => /\.js(\?|$)/.test(b.url)), 'the scripts were seen');
+  for (const b of bodies) assert.ok(!b.body.includes(API_KEY), `the API key is in ${b.url}`);
 });
