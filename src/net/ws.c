@@ -421,6 +421,48 @@ ws_mask_key(uint8_t key[4])
 }
 
 /*
+ * Frames written while one connection's input is being read (the answers to
+ * what came in: acks, pongs, the next step of a login) are gathered here and
+ * leave together when the read is done: one system call and one TCP segment
+ * for the lot instead of one each (on loopback each send also runs the
+ * receiver's TCP input). One loop per process, so one gathering at a time;
+ * frames for another connection meanwhile go out as usual.
+ */
+static struct evbuffer *cork_buf;
+static struct ws_conn *cork_owner;
+
+static void
+ws_cork(struct ws_conn *c)
+{
+	if (cork_owner != NULL || c->is_tls)
+		return;
+	if (cork_buf == NULL && (cork_buf = evbuffer_new()) == NULL)
+		return;
+	cork_owner = c;
+}
+
+/* Sends what was gathered for c: straight to the socket when nothing waits before it. */
+static void
+ws_uncork(struct ws_conn *c)
+{
+	if (cork_owner != c)
+		return;
+	cork_owner = NULL;
+	size_t n = evbuffer_get_length(cork_buf);
+	if (n == 0)
+		return;
+	if (c->state == WS_CLOSED || c->bev == NULL) {
+		evbuffer_drain(cork_buf, n);
+		return;
+	}
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (evbuffer_get_length(out) == 0)
+		(void)evbuffer_write(cork_buf, bufferevent_getfd(c->bev));
+	if (evbuffer_get_length(cork_buf) > 0 && evbuffer_add_buffer(out, cork_buf) != 0)
+		evbuffer_drain(cork_buf, evbuffer_get_length(cork_buf));
+}
+
+/*
  * Writes one whole frame (a client's masked). Straight to the socket when
  * nothing is waiting in the output, as most frames are small and the socket
  * has room: through the bufferevent each frame cost an epoll_ctl to watch for
@@ -449,8 +491,14 @@ ws_write_frame(struct ws_conn *c, uint8_t opcode, const uint8_t *data, size_t le
 		payload = masked;
 	}
 	size_t hl = ws_frame_header_write(hdr, opcode, true, len, c->is_server ? NULL : key);
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = cork_owner == c ? cork_buf : bufferevent_get_output(c->bev);
 	size_t sent = 0;
+	if (cork_owner == c) {
+		int rc = evbuffer_add(out, hdr, hl) == 0 && evbuffer_add(out, payload, len) == 0 ? 0 : WG_EIO;
+		if (masked != NULL && masked != small)
+			free(masked);
+		return rc;
+	}
 	if (evbuffer_get_length(out) == 0 && !c->is_tls) {
 		struct iovec iov[2] = {{hdr, hl}, {(void *)payload, len}};
 		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = len > 0 ? 2 : 1};
@@ -592,8 +640,18 @@ ws_on_frame(struct ws_conn *c, const struct ws_frame_header *h, const uint8_t *p
  * evbuffer and unmasked there, then drained. A frame waits in the input until
  * all of it has arrived; its length is checked against max_message first.
  */
+static void ws_read_frames_corked(struct ws_conn *c);
+
 static void
 ws_read_frames(struct ws_conn *c)
+{
+	ws_cork(c);
+	ws_read_frames_corked(c);
+	ws_uncork(c);
+}
+
+static void
+ws_read_frames_corked(struct ws_conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	while (!c->paused && (c->state == WS_OPEN || c->state == WS_CLOSING)) {
@@ -1074,7 +1132,8 @@ ws_send(struct ws_conn *c, const uint8_t *data, size_t len)
 {
 	if (!c || c->state != WS_OPEN || c->close_sent)
 		return WG_ESTATE;
-	size_t pending = evbuffer_get_length(bufferevent_get_output(c->bev));
+	size_t pending = evbuffer_get_length(bufferevent_get_output(c->bev)) +
+	                 (cork_owner == c ? evbuffer_get_length(cork_buf) : 0);
 	if (len > c->lim.max_queued || pending > c->lim.max_queued - len)
 		return WG_ELIMIT;
 	return ws_write_frame(c, WS_OP_BINARY, data, len);
