@@ -262,10 +262,19 @@ wait_connected() {
 	return 1
 }
 
+# A new device for session $id, then the mock's phone scans it: $1 prefixes the error, $2 is said first.
+pair_again() {
+	http POST "/sessions/$id/pair"
+	[ "$code" = 200 ] || pair_failed "${1}POST /sessions/$id/pair answered $code: $body"
+	echo "$2"
+	scan
+}
+
 http GET /sessions
 [ "$code" = 200 ] || pair_failed "GET /sessions answered $code: $body"
 # Keys come in a fixed order (sessionId, then sessionName), so the primary session's id can be read off.
 id=$(printf '%s' "$body" | grep -o '"sessionId":"[^"]*","sessionName":"primary"' | head -n 1 | cut -d'"' -f4 || true)
+
 if [ -z "$id" ]; then
 	http POST /sessions '{"sessionName":"primary"}'
 	[ "$code" = 201 ] || pair_failed "POST /sessions answered $code: $body"
@@ -278,20 +287,14 @@ else
 		echo "demo: reusing session $id"
 	else
 		# Paired no more (an earlier demo stopped mid-pairing, or the mock's state was removed): pair again.
-		http POST "/sessions/$id/pair"
-		[ "$code" = 200 ] || pair_failed "POST /sessions/$id/pair answered $code: $body"
-		echo "demo: pairing session $id again; the mock's phone scans its QR code..."
-		scan
+		pair_again "" "demo: pairing session $id again; the mock's phone scans its QR code..."
 	fi
 fi
 rc=0
 wait_connected || rc=$?
 if [ "$rc" = 2 ]; then
 	# The mock no longer knows the device (its state file was reset): the stored credentials are dead.
-	http POST "/sessions/$id/pair"
-	[ "$code" = 200 ] || pair_failed "session $id is logged out, and POST /sessions/$id/pair answered $code: $body"
-	echo "demo: session $id was logged out; pairing it again..."
-	scan
+	pair_again "session $id is logged out, and " "demo: session $id was logged out; pairing it again..."
 	rc=0
 	wait_connected || rc=$?
 fi

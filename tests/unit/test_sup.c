@@ -1768,6 +1768,19 @@ run_until(struct event_base *base, struct fx *f, const char *id, const char *sta
 	fail_msg("the row of %s did not become %s within %d ms", id, status, ms);
 }
 
+/* A supervisor on a real loop with its writer and reader threads, as serve runs it; not started. */
+static struct event_base *
+start_threaded(struct fx *f)
+{
+	struct event_base *base = event_base_new();
+	assert_int_equal(sup_new(f->st, &f->cfg, &fake_ops, NULL, &f->sup), 0);
+	sup_attach(f->sup, base);
+	char url[128], err[256];
+	snprintf(url, sizeof(url), "sqlite:%s/db.sqlite", f->dir);
+	assert_int_equal(sup_use_writer(f->sup, url, err, sizeof(err)), 0);
+	return base;
+}
+
 /* Runs the loop until the session has a client: its credentials were read (on the reader's thread). */
 static struct sup_client *
 run_until_client(struct event_base *base, const char *id, int ms)
@@ -1793,12 +1806,7 @@ test_writer_thread(void **state)
 	const char *a = add_session(f, "primary", 1, 1, 1, NULL);
 	f->cfg.start_stagger_ms = 0;
 	f->cfg.recovery_interval_ms = 3600000;
-	struct event_base *base = event_base_new();
-	assert_int_equal(sup_new(f->st, &f->cfg, &fake_ops, NULL, &f->sup), 0);
-	sup_attach(f->sup, base);
-	char url[128], err[256];
-	snprintf(url, sizeof(url), "sqlite:%s/db.sqlite", f->dir);
-	assert_int_equal(sup_use_writer(f->sup, url, err, sizeof(err)), 0);
+	struct event_base *base = start_threaded(f);
 	assert_int_equal(sup_start(f->sup), 0);
 	/*
 	 * The start's connect reads the credentials on the reader's thread: no
@@ -1895,12 +1903,7 @@ dead_socket_with_earlier(struct fx *f, int earlier, bool want_recovered)
 	f->cfg.recovery_max = 3;
 	f->cfg.recovery_interval_ms = 100;
 	f->cfg.stale_after_ms = 10 * 3600000ull;
-	struct event_base *base = event_base_new();
-	assert_int_equal(sup_new(f->st, &f->cfg, &fake_ops, NULL, &f->sup), 0);
-	sup_attach(f->sup, base);
-	char url[128], err[256];
-	snprintf(url, sizeof(url), "sqlite:%s/db.sqlite", f->dir);
-	assert_int_equal(sup_use_writer(f->sup, url, err, sizeof(err)), 0);
+	struct event_base *base = start_threaded(f);
 	assert_int_equal(sup_start(f->sup), 0);
 	struct sup_client *c = run_until_client(base, a, 2000);
 	c_open(c);
@@ -1966,12 +1969,7 @@ test_reader_paced_connects(void **state)
 	f->cfg.start_burst = 4;
 	f->cfg.max_handshakes = 100;
 	f->cfg.recovery_interval_ms = 3600000;
-	struct event_base *base = event_base_new();
-	assert_int_equal(sup_new(f->st, &f->cfg, &fake_ops, NULL, &f->sup), 0);
-	sup_attach(f->sup, base);
-	char url[128], err[256];
-	snprintf(url, sizeof(url), "sqlite:%s/db.sqlite", f->dir);
-	assert_int_equal(sup_use_writer(f->sup, url, err, sizeof(err)), 0);
+	struct event_base *base = start_threaded(f);
 	/* The reader is busy: every start's read waits, and they come back as one batch. */
 	assert_int_equal(sem_init(&reader_gate, 0, 0), 0);
 	struct sup_call gate = {.run = gate_run, .done = gate_done};
