@@ -34,7 +34,8 @@ export function startCluster(name) {
 export function seededCreds(phone) {
   const seed = path.join(path.dirname(WAGATE_BIN), 'bench', 'wagate-bench-seed');
   const sql = execFileSync(seed, ['--count', '1', '--phone-base', phone], { encoding: 'utf8', maxBuffer: 1 << 24 });
-  const m = sql.match(/'(\{\n[\s\S]*?\n\})'/);
+  // The blob is one SQL string: JSON (compact, with no quote of its own) between single quotes.
+  const m = sql.match(/'(\{"format":[^']*\})'/);
   if (!m) throw new Error('the seeder printed no credentials');
   return m[1];
 }
