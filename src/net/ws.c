@@ -274,6 +274,10 @@ ws_server_unlink(struct ws_conn *c)
 	s->npending--;
 }
 
+/* The writes being gathered while a connection's input is read (ws_cork, below). */
+static struct evbuffer *cork_buf;
+static struct ws_conn *cork_owner;
+
 /* Frees everything; copes with half-built connections. Never called from a
  * callback of c's own bufferevent. */
 static void
@@ -282,6 +286,11 @@ ws_conn_destroy(struct ws_conn *c)
 	if (!c)
 		return;
 	ws_server_unlink(c);
+	if (cork_owner == c) {
+		/* Freed while its writes were being gathered (an owner tearing everything down). */
+		cork_owner = NULL;
+		evbuffer_drain(cork_buf, evbuffer_get_length(cork_buf));
+	}
 	if (c->dns_ticket) {
 		struct ws_dns_ticket *t = c->dns_ticket;
 		t->c = NULL;
@@ -428,8 +437,6 @@ ws_mask_key(uint8_t key[4])
  * receiver's TCP input). One loop per process, so one gathering at a time;
  * frames for another connection meanwhile go out as usual.
  */
-static struct evbuffer *cork_buf;
-static struct ws_conn *cork_owner;
 
 static void
 ws_cork(struct ws_conn *c)
