@@ -15,40 +15,9 @@
 
 #include "api/api_int.h"
 #include "core/clock.h"
+#include "core/enc.h"
 #include "core/mem.h"
 #include "sup/sup.h"
-
-/* The length of the valid UTF-8 sequence at p (at most n bytes), or 0. */
-static size_t
-utf8_len(const unsigned char *p, size_t n)
-{
-	unsigned c = p[0];
-	size_t len;
-	unsigned min;
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2;
-		min = 0x80;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		min = 0x800;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	unsigned cp = c & (0x3fu >> (len - 1));
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3fu);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
 
 /* A session's text is built here, then added to the buffer at once (one evbuffer_add per session). */
 struct tb {
@@ -100,7 +69,7 @@ tb_str(struct tb *t, const char *s)
 			run++;
 			continue;
 		}
-		size_t u = c >= 0x80 ? utf8_len(p + i, n - i) : 0;
+		size_t u = c >= 0x80 ? wg_utf8_seq(p + i, n - i) : 0;
 		if (u) {
 			i += u;
 			run += u;

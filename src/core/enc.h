@@ -1,7 +1,8 @@
-/* Hex and base64 text encodings, bounded and allocation-free where possible. */
+/* Hex and base64 text encodings and the UTF-8 check, bounded and allocation-free where possible. */
 #ifndef WG_CORE_ENC_H
 #define WG_CORE_ENC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,5 +20,14 @@ char *wg_b64_encode(const uint8_t *in, size_t n);
 /* Accepts standard or URL-safe base64, padded or not. Returns the byte count or WG_EINVAL.
  * out must hold at least 3*len/4+3 bytes. */
 long wg_b64_decode(uint8_t *out, const char *in, size_t len);
+
+/*
+ * The length of the well-formed UTF-8 sequence at p (at most n bytes): 1 for
+ * ASCII, 2 to 4 otherwise; 0 if it is not one (an overlong form, a surrogate,
+ * above U+10FFFF, cut short). n must be at least 1.
+ */
+size_t wg_utf8_seq(const uint8_t *p, size_t n);
+/* All n bytes are well-formed UTF-8. */
+bool wg_utf8_valid(const uint8_t *p, size_t n);
 
 #endif

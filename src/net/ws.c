@@ -45,6 +45,7 @@
 #include "net/ws_frame.h"
 
 #include "core/buf.h"
+#include "core/enc.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -560,7 +561,7 @@ ws_fail(struct ws_conn *c, int code)
 static void
 ws_deliver(struct ws_conn *c, uint8_t op, const uint8_t *data, size_t len)
 {
-	if (op == WS_OP_TEXT && !ws_utf8_valid(data, len)) {
+	if (op == WS_OP_TEXT && !wg_utf8_valid(data, len)) {
 		ws_fail(c, WS_CODE_INVALID_DATA);
 		return;
 	}
@@ -617,7 +618,7 @@ ws_on_frame(struct ws_conn *c, const struct ws_frame_header *h, const uint8_t *p
 			ws_fail(c, WS_CODE_PROTOCOL);
 			return;
 		}
-		if (len > 2 && !ws_utf8_valid(p + 2, len - 2)) {
+		if (len > 2 && !wg_utf8_valid(p + 2, len - 2)) {
 			ws_fail(c, WS_CODE_INVALID_DATA);
 			return;
 		}

@@ -1,7 +1,8 @@
 /*
  * WebSocket frames (RFC 6455 section 5): the header's bytes both ways, the
- * mask, and the UTF-8 check text messages and close reasons need. No state and
- * no I/O: ws.c keeps a connection's receiving state and moves the bytes.
+ * mask, and the close codes (text messages and close reasons are checked
+ * with wg_utf8_valid, core/enc.h). No state and no I/O: ws.c keeps a
+ * connection's receiving state and moves the bytes.
  *
  * Why our own and not wslay: wslay keeps two fixed 4 KiB arrays in every
  * connection's context (its frame input buffer and its output buffer), about
@@ -62,9 +63,6 @@ size_t ws_frame_header_write(uint8_t out[WS_FRAME_HEADER_MAX], uint8_t opcode, b
 
 /* XORs n bytes with the mask, starting at offset bytes into the payload. */
 void ws_frame_mask(uint8_t *p, size_t n, const uint8_t mask[4], uint64_t offset);
-
-/* Well-formed UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF). */
-bool ws_utf8_valid(const uint8_t *p, size_t n);
 
 /* A close code a peer may send (section 7.4: 1000-1003, 1007-1011, 3000-4999). */
 bool ws_close_code_valid(int code);

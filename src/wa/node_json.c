@@ -8,40 +8,6 @@
 #include "core/err.h"
 #include "core/mem.h"
 
-/* Length of the valid UTF-8 sequence at s (max n bytes), or 0 if it is invalid. */
-static size_t
-utf8_seq(const uint8_t *s, size_t n)
-{
-	uint8_t c = s[0];
-	size_t len;
-	uint32_t cp;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF) {
-		len = 2;
-		cp = c & 0x1F;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		len = 3;
-		cp = c & 0x0F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		len = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3F);
-	}
-	if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-	    (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-		return 0;
-	return len;
-}
-
 /* A JSON string from bytes that should be UTF-8; bad bytes become U+FFFD, as Node does. */
 static json_t *
 json_text(const char *p, size_t n)
@@ -49,7 +15,7 @@ json_text(const char *p, size_t n)
 	const uint8_t *s = (const uint8_t *)p;
 	size_t i = 0;
 	while (i < n) {
-		size_t l = utf8_seq(s + i, n - i);
+		size_t l = wg_utf8_seq(s + i, n - i);
 		if (l == 0)
 			break;
 		i += l;
@@ -58,7 +24,7 @@ json_text(const char *p, size_t n)
 		return json_stringn(p, n);
 	struct wg_buf b = {0};
 	for (i = 0; i < n;) {
-		size_t l = utf8_seq(s + i, n - i);
+		size_t l = wg_utf8_seq(s + i, n - i);
 		if (l == 0) {
 			wg_buf_append(&b, "\xEF\xBF\xBD", 3);
 			i++;

@@ -32,6 +32,7 @@
 #include "core/mem.h"
 #include "net/ws.h"
 #include "net/ws_frame.h"
+#include "core/enc.h"
 
 static struct event_base *base;
 static struct evdns_base *dns;
@@ -1317,13 +1318,13 @@ test_frame_codec(void **state)
 	ws_frame_mask(data + 3, sizeof(data) - 3, key, 3);
 	assert_memory_equal(data, copy, sizeof(data));
 	/* UTF-8. */
-	assert_true(ws_utf8_valid((const uint8_t *)"", 0));
-	assert_true(ws_utf8_valid((const uint8_t *)"h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80", 16));
-	assert_false(ws_utf8_valid((const uint8_t *)"\xc0\xaf", 2));         /* overlong */
-	assert_false(ws_utf8_valid((const uint8_t *)"\xed\xa0\x80", 3));     /* surrogate */
-	assert_false(ws_utf8_valid((const uint8_t *)"\xf4\x90\x80\x80", 4)); /* above U+10FFFF */
-	assert_false(ws_utf8_valid((const uint8_t *)"\xe2\x82", 2));         /* cut short */
-	assert_false(ws_utf8_valid((const uint8_t *)"\x80", 1));
+	assert_true(wg_utf8_valid((const uint8_t *)"", 0));
+	assert_true(wg_utf8_valid((const uint8_t *)"h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80", 16));
+	assert_false(wg_utf8_valid((const uint8_t *)"\xc0\xaf", 2));         /* overlong */
+	assert_false(wg_utf8_valid((const uint8_t *)"\xed\xa0\x80", 3));     /* surrogate */
+	assert_false(wg_utf8_valid((const uint8_t *)"\xf4\x90\x80\x80", 4)); /* above U+10FFFF */
+	assert_false(wg_utf8_valid((const uint8_t *)"\xe2\x82", 2));         /* cut short */
+	assert_false(wg_utf8_valid((const uint8_t *)"\x80", 1));
 	assert_true(ws_close_code_valid(1000) && ws_close_code_valid(4999));
 	assert_false(ws_close_code_valid(1005) || ws_close_code_valid(1006) || ws_close_code_valid(999));
 }
