@@ -1,15 +1,14 @@
 // The API's description (docs/openapi.json, served at /openapi.json) against the server itself: every route the
 // router answers is in it, every operation in it is answered, and every JSON answer of a walk through the whole
 // API (happy paths and refusals) validates against the schema the document gives for its path, method and status.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { startMock, waitFor } from '../interop/lib/mock.mjs';
-import { startServe, request, waitSession, seedSessions, API_KEY } from './serve.mjs';
+import { waitFor } from '../interop/lib/mock.mjs';
+import { scratchWithMock, startServe, request, waitSession, seedSessions, API_KEY } from './serve.mjs';
 
 const require = createRequire(new URL('../interop/package.json', import.meta.url));
 const Ajv2020 = require('ajv/dist/2020').default;
@@ -17,17 +16,8 @@ const addFormats = require('ajv-formats').default;
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 const SPEC = JSON.parse(fs.readFileSync(path.join(ROOT, 'docs', 'openapi.json'), 'utf8'));
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wagate-openapi-'));
 let mock;
-
-before(async () => {
-  mock = await startMock({ acceptAnyLogin: true, extraArgs: ['--prekeys-known', '30'] });
-});
-
-after(async () => {
-  await mock?.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+const dir = scratchWithMock('openapi', (m) => (mock = m));
 
 const METHODS = ['get', 'post', 'patch', 'delete', 'put', 'head'];
 

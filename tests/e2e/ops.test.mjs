@@ -1,27 +1,16 @@
 // Operations, end to end: the probes, GET /metrics checked by promtool with real sessions behind it (logins,
 // a close, keepalive round trips, database writes), the metrics listener without a key, the version.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { startMock, waitFor, freePort } from '../interop/lib/mock.mjs';
+import { waitFor, freePort } from '../interop/lib/mock.mjs';
 import { WAGATE_BIN } from '../interop/lib/wagate.mjs';
-import { startServe, request, waitSession, seedSessions } from './serve.mjs';
+import { scratchWithMock, startServe, request, waitSession, seedSessions } from './serve.mjs';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wagate-ops-'));
 let mock;
-
-before(async () => {
-  mock = await startMock({ acceptAnyLogin: true, extraArgs: ['--prekeys-known', '30'] });
-});
-
-after(async () => {
-  await mock?.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+const dir = scratchWithMock('ops', (m) => (mock = m));
 
 /** The value of one sample line ("name{labels} value"), or undefined. */
 function sample(text, line) {

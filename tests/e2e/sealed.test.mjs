@@ -1,27 +1,16 @@
 // Credentials sealed at rest, end to end: a database of plain credentials (as an older wagate wrote them)
 // is sealed at start under a key file made with mode 0600; the sessions log in; nothing of the credentials
 // is readable in the files; a wrong key is named in lastError; `wagate rekey` re-seals under a new key.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { startMock, waitFor } from '../interop/lib/mock.mjs';
 import { WAGATE_BIN } from '../interop/lib/wagate.mjs';
-import { startServe, sql, waitSession, seedSessions } from './serve.mjs';
+import { scratchWithMock, startServe, sql, waitSession, seedSessions } from './serve.mjs';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wagate-seal-'));
 let mock;
-
-before(async () => {
-  mock = await startMock({ acceptAnyLogin: true, extraArgs: ['--prekeys-known', '30'] });
-});
-
-after(async () => {
-  await mock?.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+const dir = scratchWithMock('seal', (m) => (mock = m));
 
 const N = 3;
 const ids = Array.from({ length: N }, (_, i) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`);

@@ -1,4 +1,7 @@
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import { before, after } from 'node:test';
 // Starts `wagate serve` for the end-to-end tests, on loopback with short timings, and
 // talks to its HTTP API. The database is read with the sqlite3 command-line tool.
 import { spawn, execFileSync } from 'node:child_process';
@@ -6,7 +9,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { WAGATE_BIN } from '../interop/lib/wagate.mjs';
 import { track } from '../interop/lib/children.mjs';
-import { freePort, waitFor } from '../interop/lib/mock.mjs';
+import { freePort, startMock, waitFor } from '../interop/lib/mock.mjs';
 
 export const API_KEY = 'e2e-test-api-key-0123456789';
 
@@ -153,4 +156,22 @@ export function seedSessions(dbFile, n, phoneBase) {
     id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
     jid: `${phoneBase + i}:1@s.whatsapp.net`,
   }));
+}
+
+/**
+ * For a test file: a scratch directory (returned) and a mock that lets any saved device in, started before
+ * the tests (handed to onMock) and stopped after them with the directory removed.
+ */
+export function scratchWithMock(name, onMock) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `wagate-${name}-`));
+  let mock;
+  before(async () => {
+    mock = await startMock({ acceptAnyLogin: true, extraArgs: ['--prekeys-known', '30'] });
+    onMock(mock);
+  });
+  after(async () => {
+    await mock?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return dir;
 }

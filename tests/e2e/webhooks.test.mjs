@@ -1,30 +1,19 @@
 // Webhooks, end to end: a receiver that fails, then accepts; every delivery signed (HMAC-SHA256 of
 // "<timestamp>.<body>"), in order per session; undelivered events kept in the database across a restart;
 // a flapping session's status changes coalesced while its receiver is down.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
-import { startMock, waitFor } from '../interop/lib/mock.mjs';
+import { waitFor } from '../interop/lib/mock.mjs';
 import { WAGATE_BIN } from '../interop/lib/wagate.mjs';
-import { startServe, sql, waitSession, seedSessions } from './serve.mjs';
+import { scratchWithMock, startServe, sql, waitSession, seedSessions } from './serve.mjs';
 
 const SECRET = 'webhook-secret-0123456789';
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wagate-hooks-'));
 let mock;
-
-before(async () => {
-  mock = await startMock({ acceptAnyLogin: true, extraArgs: ['--prekeys-known', '30'] });
-});
-
-after(async () => {
-  await mock?.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+const dir = scratchWithMock('hooks', (m) => (mock = m));
 
 /** A receiver: answers `status()` to each POST; keeps the accepted deliveries (signature checked). */
 async function receiver(status) {
