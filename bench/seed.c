@@ -168,6 +168,7 @@ main(int argc, char **argv)
 			return 2;
 		}
 		seal_set_keys(key, NULL);
+		wa_creds_set_secret(key, sizeof(key)); /* and marked as checked, as serve writes them */
 		wg_wipe(key, sizeof(key));
 	}
 	struct wa_keypair account;

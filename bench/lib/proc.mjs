@@ -232,10 +232,11 @@ export function loopProbe(port, path = '/auth/session', intervalMs = 5, key = nu
         try {
           const r = await request(port, 'GET', `/health/loop?since=${since}`, { key, timeoutMs: 10000 });
           if (r.status === 200 && typeof r.body.maxLagMs === 'number') {
-            out.maxMs = r.body.maxLagMs;
-            out.insideMaxMs = r.body.maxLagMs;
-            out.over10ms = r.body.over10ms;
-            // Less the time wagate's loop waited for a CPU (the mock and the load share the cores).
+            // The longest loop turn (measured at every turn, no timer needed); an older wagate: its timer's lateness.
+            out.maxMs = typeof r.body.maxTurnMs === 'number' ? r.body.maxTurnMs : r.body.maxLagMs;
+            out.lagMs = r.body.maxLagMs;
+            out.over10ms = typeof r.body.turnsOver10ms === 'number' ? r.body.turnsOver10ms : r.body.over10ms;
+            // Its own work: less its waits for a CPU and the time the hypervisor stopped the CPU.
             if (typeof r.body.maxOwnMs === 'number') out.ownMaxMs = r.body.maxOwnMs;
           }
         } catch {

@@ -145,7 +145,9 @@ api__health_loop(struct api *a, struct httpd_req *req)
 	json_object_set_new(o, "samples", json_integer((json_int_t)st.samples));
 	json_object_set_new(o, "maxLagMs", json_real((double)st.max_lag_us / 1000.0));
 	json_object_set_new(o, "over10ms", json_integer(st.over_10ms));
-	/* The same without the time the loop's thread waited for a CPU (net/looplag.h). */
+	/* Its turns, and what its own work took of them (net/looplag.h). */
+	json_object_set_new(o, "maxTurnMs", json_real((double)st.max_turn_us / 1000.0));
+	json_object_set_new(o, "turnsOver10ms", json_integer(st.turns_over_10ms));
 	json_object_set_new(o, "maxOwnMs", json_real((double)st.max_own_us / 1000.0));
 	json_object_set_new(o, "ownOver10ms", json_integer(st.own_over_10ms));
 	api__reply(req, 200, o);

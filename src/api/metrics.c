@@ -143,8 +143,11 @@ api__metrics(struct api *a, struct httpd_req *req)
 		gauge(b, "wagate_event_loop_lag_max_seconds",
 		      "The event loop's largest lateness in the last minute.",
 		      (double)ls.max_lag_us / 1e6);
+		gauge(b, "wagate_event_loop_turn_max_seconds",
+		      "The event loop's longest turn in the last minute.",
+		      (double)ls.max_turn_us / 1e6);
 		gauge(b, "wagate_event_loop_own_lag_max_seconds",
-		      "The same less the time the loop's thread waited for a CPU: its own work.",
+		      "The longest turn's own work (less waits for a CPU and stolen time) in the last minute.",
 		      (double)ls.max_own_us / 1e6);
 	}
 	if (a->sup != NULL)

@@ -1,25 +1,33 @@
 /*
- * The loop-lag timer (looplag.h). Only runs that were at least 1 ms late are
- * kept, with their wall time, in a ring of LAG_RING; a window's answer is a
- * pass over that ring. The timer uses the real monotonic clock (tests may
- * freeze wg_now_ms()), and runs at the loop's default priority, like a
- * keepalive: its lateness is what a keepalive would see.
+ * The loop's lateness and its turns (looplag.h).
  *
- * The loop's own share of a lateness leaves out two kinds of waiting that are
- * not its work: time in epoll_wait after the due instant (the loop had nothing
- * to do and was woken late: the kernel, or the hypervisor that had stopped the
- * virtual CPU), and time on a run queue (runnable, no CPU free: schedstat).
- * For the first, this file defines epoll_wait itself: libevent calls it
- * through the dynamic linker, which binds the executable's definition first,
- * and it notes when each wait began and ended (per thread) before and after
- * making the system call as libc's does.
+ * Turns are measured where they begin and end: in epoll_wait, which this file
+ * defines itself. libevent calls it through the dynamic linker, which binds
+ * the executable's definition first; it makes the system call as libc's does.
+ * On the thread that made the looplag (the loop's), a return from epoll_wait
+ * starts a turn, noting the monotonic clock, the thread's CPU clock and its
+ * voluntary context switches and its time on a run queue (schedstat); the
+ * next call ends it. Turns of at least TURN_KEEP_US are kept. Their own share:
+ * when the thread made no voluntary switch during the turn (it slept nowhere:
+ * no blocking call, lock or page read from disk), the CPU time it used, which
+ * leaves out its waits for a CPU and the time a hypervisor stopped the virtual
+ * CPU (steal-time accounting); when it did, the turn less its waits on a run
+ * queue, since sleeping in a callback is the loop's own doing (and stolen time
+ * cannot be told from sleep then). About 2 µs of system calls per turn.
+ *
+ * Both measures are kept per wall-clock second, for the last LAG_SECONDS: a
+ * window's answer is a pass over at most that many buckets, and no load can
+ * push a stall out of the record early.
  */
+#define _GNU_SOURCE /* RUSAGE_THREAD */
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,67 +35,30 @@
 #include "core/clock.h"
 #include "net/looplag.h"
 
-#define LAG_RING 4096
+#define LAG_SECONDS 3600
 #define LAG_KEEP_US 1000
+#define TURN_KEEP_US 1000
+#define OVER_US 10000
 
-static uint64_t mono_us(void);
-
-/* The last waits of this thread in epoll_wait, newest at waits_head - 1. */
-#define WAITS 8
-static __thread struct {
-	uint64_t start_us, end_us;
-} waits[WAITS];
-static __thread unsigned waits_head;
-static __thread uint64_t wait_started_us; /* nonzero while inside epoll_wait */
-
-int
-epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
-{
-	uint64_t t0 = mono_us();
-	wait_started_us = t0;
-	long r = syscall(SYS_epoll_pwait, epfd, events, maxevents, timeout, NULL, (size_t)8);
-	int saved = errno;
-	uint64_t t1 = mono_us();
-	wait_started_us = 0;
-	waits[waits_head % WAITS].start_us = t0;
-	waits[waits_head % WAITS].end_us = t1;
-	waits_head++;
-	errno = saved;
-	return (int)r;
-}
-
-/* How much of [from, to] this thread spent in epoll_wait (of its last WAITS waits). */
-static uint64_t
-idle_between(uint64_t from, uint64_t to)
-{
-	uint64_t sum = 0;
-	for (unsigned k = 0; k < WAITS && k < waits_head; k++) {
-		unsigned i = (waits_head - 1 - k) % WAITS;
-		uint64_t a = waits[i].start_us > from ? waits[i].start_us : from;
-		uint64_t b = waits[i].end_us < to ? waits[i].end_us : to;
-		if (b > a)
-			sum += b - a;
-		if (waits[i].end_us <= from)
-			break;
-	}
-	return sum;
-}
+struct lag_bucket {
+	int64_t sec; /* Unix second this bucket holds; another second's values are stale */
+	uint32_t max_lag_us, lag_over;
+	uint32_t max_turn_us, turn_over;
+	uint32_t max_own_us, own_over;
+};
 
 struct looplag {
 	struct event *timer;
 	uint64_t interval_ms;
 	uint64_t due_us; /* monotonic µs the timer is due at */
-	int schedstat_fd;
-	uint64_t wait_us; /* the loop thread's run-queue wait at the last run */
-	uint64_t runs;
 	int64_t started_wall_ms;
-	struct {
-		int64_t wall_ms;
-		uint32_t lag_us;
-		uint32_t own_us;
-	} ring[LAG_RING];
-	size_t head, count;
+	struct lag_bucket b[LAG_SECONDS];
 };
+
+/* The looplag whose thread this is, and the turn under way on it (start 0: none yet). */
+static __thread struct looplag *turn_owner;
+static __thread int turn_schedstat = -1;
+static __thread uint64_t turn_start_us, turn_cpu_us, turn_switches, turn_runq_us;
 
 static uint64_t
 mono_us(void)
@@ -97,31 +68,102 @@ mono_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-/*
- * How long the loop's thread has waited on a run queue, runnable but without a
- * CPU, in µs: the second field of /proc/thread-self/schedstat (ns). A thread
- * blocked in a system call (an fsync, a read) is not on a run queue, so that
- * time stays the loop's own. Opened on the loop's thread; -1 if the kernel
- * has no such file: then nothing is subtracted.
- */
-static int
-schedstat_open(void)
+/* The calling thread's CPU time, up to date (the kernel settles the running slice first). */
+static uint64_t
+thread_cpu_us(void)
 {
-	return open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+	struct timespec ts;
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 static uint64_t
-runq_wait_us(int fd)
+voluntary_switches(void)
+{
+	struct rusage ru;
+	if (getrusage(RUSAGE_THREAD, &ru) != 0)
+		return 0;
+	return (uint64_t)ru.ru_nvcsw;
+}
+
+/*
+ * How long the calling thread has waited on a run queue (runnable, no CPU),
+ * in µs: the second field of /proc/thread-self/schedstat (ns), settled each
+ * time the thread gets a CPU, so exact while it runs. 0 without the file.
+ */
+static uint64_t
+runq_us(void)
 {
 	char buf[96];
-	if (fd < 0)
+	if (turn_schedstat < 0)
 		return 0;
-	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	ssize_t n = pread(turn_schedstat, buf, sizeof(buf) - 1, 0);
 	if (n <= 0)
 		return 0;
 	buf[n] = '\0';
 	char *p = strchr(buf, ' ');
 	return p ? strtoull(p + 1, NULL, 10) / 1000u : 0;
+}
+
+static struct lag_bucket *
+bucket(struct looplag *l)
+{
+	int64_t sec = (int64_t)(wg_wall_ms() / 1000u);
+	struct lag_bucket *b = &l->b[sec % LAG_SECONDS];
+	if (b->sec != sec) {
+		memset(b, 0, sizeof(*b));
+		b->sec = sec;
+	}
+	return b;
+}
+
+static uint32_t
+clamp32(uint64_t v)
+{
+	return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+static void
+turn_end(struct looplag *l, uint64_t now)
+{
+	uint64_t len = now - turn_start_us;
+	if (len < TURN_KEEP_US)
+		return;
+	uint64_t own;
+	if (voluntary_switches() == turn_switches) {
+		own = thread_cpu_us() - turn_cpu_us;
+	} else {
+		uint64_t waited = runq_us() - turn_runq_us;
+		own = len > waited ? len - waited : 0;
+	}
+	if (own > len)
+		own = len;
+	struct lag_bucket *b = bucket(l);
+	if (len > b->max_turn_us)
+		b->max_turn_us = clamp32(len);
+	if (own > b->max_own_us)
+		b->max_own_us = clamp32(own);
+	b->turn_over += len > OVER_US;
+	b->own_over += own > OVER_US;
+}
+
+int
+epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
+{
+	struct looplag *l = turn_owner;
+	if (l != NULL && turn_start_us != 0)
+		turn_end(l, mono_us());
+	long r = syscall(SYS_epoll_pwait, epfd, events, maxevents, timeout, NULL, (size_t)8);
+	int saved = errno;
+	if (l != NULL) {
+		turn_start_us = mono_us();
+		turn_cpu_us = thread_cpu_us();
+		turn_switches = voluntary_switches();
+		turn_runq_us = runq_us();
+	}
+	errno = saved;
+	return (int)r;
 }
 
 static void
@@ -140,23 +182,11 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	uint64_t now = mono_us();
 	uint64_t lag = now > l->due_us ? now - l->due_us : 0;
-	uint64_t wait = runq_wait_us(l->schedstat_fd);
-	uint64_t waited = wait > l->wait_us ? wait - l->wait_us : 0;
-	l->wait_us = wait;
-	l->runs++;
 	if (lag >= LAG_KEEP_US) {
-		size_t i = (l->head + l->count) % LAG_RING;
-		if (l->count == LAG_RING)
-			l->head = (l->head + 1) % LAG_RING;
-		else
-			l->count++;
-		l->ring[i].wall_ms = (int64_t)wg_wall_ms();
-		l->ring[i].lag_us = lag > UINT32_MAX ? UINT32_MAX : (uint32_t)lag;
-		/* Neither the loop's idle wait past the due instant nor the run queue is its own. */
-		uint64_t idle = idle_between(l->due_us, now);
-		uint64_t other = idle + waited;
-		uint64_t own = lag > other ? lag - other : 0;
-		l->ring[i].own_us = own > UINT32_MAX ? UINT32_MAX : (uint32_t)own;
+		struct lag_bucket *b = bucket(l);
+		if (lag > b->max_lag_us)
+			b->max_lag_us = clamp32(lag);
+		b->lag_over += lag > OVER_US;
 	}
 	arm(l, now);
 }
@@ -176,8 +206,11 @@ looplag_new(struct event_base *base, uint64_t interval_ms)
 		free(l);
 		return NULL;
 	}
-	l->schedstat_fd = schedstat_open();
-	l->wait_us = runq_wait_us(l->schedstat_fd);
+	/* Turns are measured from the next return from epoll_wait on. */
+	turn_owner = l;
+	turn_start_us = 0;
+	if (turn_schedstat < 0)
+		turn_schedstat = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
 	arm(l, mono_us());
 	return l;
 }
@@ -187,9 +220,9 @@ looplag_free(struct looplag *l)
 {
 	if (l == NULL)
 		return;
+	if (turn_owner == l)
+		turn_owner = NULL;
 	event_free(l->timer);
-	if (l->schedstat_fd >= 0)
-		close(l->schedstat_fd);
 	free(l);
 }
 
@@ -200,24 +233,27 @@ looplag_since(const struct looplag *l, int64_t since_wall_ms, struct looplag_sta
 	if (l == NULL)
 		return;
 	out->interval_ms = l->interval_ms;
-	int64_t from = since_wall_ms > l->started_wall_ms ? since_wall_ms : l->started_wall_ms;
-	/* Once the ring has wrapped, what is older than its oldest entry is unknown. */
-	if (l->count == LAG_RING && l->ring[l->head].wall_ms > from)
-		from = l->ring[l->head].wall_ms;
-	out->oldest_ms = from;
 	int64_t now = (int64_t)wg_wall_ms();
+	int64_t from = since_wall_ms > l->started_wall_ms ? since_wall_ms : l->started_wall_ms;
+	/* Older seconds than the buckets hold are unknown. */
+	int64_t first_sec = now / 1000 - (LAG_SECONDS - 1);
+	if (from < first_sec * 1000)
+		from = first_sec * 1000;
+	out->oldest_ms = from;
 	out->samples = now > from ? (uint64_t)(now - from) / l->interval_ms : 0;
-	for (size_t k = 0; k < l->count; k++) {
-		size_t i = (l->head + k) % LAG_RING;
-		if (l->ring[i].wall_ms < from)
+	for (size_t i = 0; i < LAG_SECONDS; i++) {
+		const struct lag_bucket *b = &l->b[i];
+		/* A second counts whole once any of it is in the window. */
+		if (b->sec < from / 1000 || b->sec > now / 1000)
 			continue;
-		if (l->ring[i].lag_us > out->max_lag_us)
-			out->max_lag_us = l->ring[i].lag_us;
-		if (l->ring[i].lag_us > 10000)
-			out->over_10ms++;
-		if (l->ring[i].own_us > out->max_own_us)
-			out->max_own_us = l->ring[i].own_us;
-		if (l->ring[i].own_us > 10000)
-			out->own_over_10ms++;
+		if (b->max_lag_us > out->max_lag_us)
+			out->max_lag_us = b->max_lag_us;
+		if (b->max_turn_us > out->max_turn_us)
+			out->max_turn_us = b->max_turn_us;
+		if (b->max_own_us > out->max_own_us)
+			out->max_own_us = b->max_own_us;
+		out->over_10ms += b->lag_over;
+		out->turns_over_10ms += b->turn_over;
+		out->own_over_10ms += b->own_over;
 	}
 }

@@ -52,7 +52,7 @@ static const struct setting settings[] = {
 	{"WAGATE_MESSAGE_AT_INTERVAL", "--message-at-interval", K_DUR, "5s", "last_message_at written at most this often per session"},
 	{"WAGATE_WATCH_INTERVAL", "--watch-interval", K_DUR, "1s", "how often the rows the web app changed (updated_at) are read; 0 or off: only at the recovery interval"},
 	{"WAGATE_RETENTION", "--retention", K_DUR, "30d", "recovery attempts and status history older than this are deleted (hourly); 0 or off: kept forever"},
-	{"WAGATE_LOOP_LAG_INTERVAL", "--loop-lag-interval", K_DUR, "100ms", "how often the event loop's lateness is sampled (GET /health/loop); 0 or off: not at all"},
+	{"WAGATE_LOOP_LAG_INTERVAL", "--loop-lag-interval", K_DUR, "100ms", "how often a timer samples the event loop's lateness (GET /health/loop; its turns are measured without one); 0 or off: neither"},
 	{"WAGATE_NODE_ID", "--node-id", K_NODE, "the hostname", "this node's name among several on one PostgreSQL (leases); off: one node, no leases"},
 	{"WAGATE_NODE_URL", "--node-url", K_HTTP, "http://LISTEN", "where the other nodes reach this node's API (actions on its sessions are forwarded there)"},
 	{"WAGATE_LEASE_TTL", "--lease-ttl", K_DUR, "30s", "a lease's time: a node that stops renewing loses its sessions to the others after it"},

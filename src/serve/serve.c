@@ -30,6 +30,7 @@
 #include "store/seal.h"
 #include "store/store.h"
 #include "sup/sup.h"
+#include "wa/creds.h"
 #include "wa/crypto.h"
 
 /* Shutdown must finish within 10 s; the supervisor's grace is shorter, this is the backstop. */
@@ -140,6 +141,8 @@ seal_start(const struct serve_config *c, struct store *st, uint8_t signin_key[32
 		return 1;
 	}
 	seal_set_keys(sec.key, sec.have_pending ? sec.pending : NULL);
+	/* Credentials written from now on carry the mark of checked keys (wa/creds.h). */
+	wa_creds_set_secret(sec.key, sizeof(sec.key));
 	/* The dashboard's sign-ins are signed with a key derived from it: they outlive a restart. */
 	static const char label[] = "wagate: dashboard sign-in tokens";
 	wa_crypto_hmac_sha256(signin_key, sec.key, sizeof(sec.key), (const uint8_t *)label,

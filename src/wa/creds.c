@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,6 +141,52 @@ str_or_null(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
+/*
+ * The mark of checked keys (creds.h): an HMAC, under a key derived from the
+ * server's secret, over the key material the checks cover. Whoever can write
+ * a row but not read the secret (the web app, a tool, an older wagate that
+ * seals plain rows as they are) cannot make one, so a blob that carries a
+ * valid mark was written by this code from keys that were checked or made
+ * here.
+ */
+#define MARK_LEN 16
+static uint8_t mark_key[WA_SHA256_LEN];
+static int have_mark_key;
+
+void
+wa_creds_set_secret(const uint8_t *secret, size_t len)
+{
+	static const char label[] = "wagate-creds: keys checked";
+	if (secret == NULL || len == 0) {
+		wg_wipe(mark_key, sizeof(mark_key));
+		have_mark_key = 0;
+		return;
+	}
+	wa_crypto_hmac_sha256(mark_key, secret, len, label, sizeof(label) - 1);
+	have_mark_key = 1;
+}
+
+static void
+keys_mark(const struct wa_creds *c, uint8_t out[MARK_LEN])
+{
+	uint8_t m[3 * 64 + 4 + 64], d[WA_SHA256_LEN];
+	size_t n = 0;
+	const struct wa_keypair *kps[] = {&c->noise, &c->identity, &c->signed_prekey};
+	for (size_t i = 0; i < 3; i++) {
+		memcpy(m + n, kps[i]->priv, 32);
+		memcpy(m + n + 32, kps[i]->pub, 32);
+		n += 64;
+	}
+	for (int i = 0; i < 4; i++)
+		m[n++] = (uint8_t)(c->signed_prekey_id >> (24 - 8 * i));
+	memcpy(m + n, c->signed_prekey_sig, 64);
+	n += 64;
+	wa_crypto_hmac_sha256(d, mark_key, sizeof(mark_key), m, n);
+	memcpy(out, d, MARK_LEN);
+	wg_wipe(m, sizeof(m));
+	wg_wipe(d, sizeof(d));
+}
+
 char *
 wa_creds_to_blob(const struct wa_creds *c)
 {
@@ -176,6 +223,12 @@ wa_creds_to_blob(const struct wa_creds *c)
 		json_array_append_new(pks, k);
 	}
 	json_object_set_new(o, "preKeys", pks);
+	/* Every caller holds keys that were checked (parsed) or made here. */
+	if (have_mark_key) {
+		uint8_t mark[MARK_LEN];
+		keys_mark(c, mark);
+		json_object_set_new(o, "keysChecked", b64(mark, MARK_LEN));
+	}
 	/*
 	 * Compact: the blob is sealed, stored, read and parsed on every connect,
 	 * and SQLite rewrites all of a row's bytes on any update of it; the
@@ -242,7 +295,7 @@ wa_creds_full_checks(void)
 }
 
 static int
-get_keypair(struct parse *p, json_t *o, const char *field, struct wa_keypair *kp, int check)
+get_keypair(struct parse *p, json_t *o, const char *field, struct wa_keypair *kp)
 {
 	json_t *v = json_object_get(o, field);
 	if (!json_is_object(v))
@@ -252,11 +305,29 @@ get_keypair(struct parse *p, json_t *o, const char *field, struct wa_keypair *kp
 		r = get_key(p, v, "public", kp->pub, 32);
 	if (r)
 		return bad(p, field, "has a malformed key");
+	return 0;
+}
+
+static int
+check_keypair(struct parse *p, const char *field, const struct wa_keypair *kp)
+{
 	uint8_t derived[32];
-	if (check &&
-	    (wa_crypto_pub_from_priv(derived, kp->priv) != 0 || memcmp(derived, kp->pub, 32) != 0))
+	if (wa_crypto_pub_from_priv(derived, kp->priv) != 0 || memcmp(derived, kp->pub, 32) != 0)
 		return bad(p, field, "has a public key that does not match its private key");
 	return 0;
+}
+
+/* Whether o carries a valid mark (above) for c's keys. */
+static int
+marked(json_t *o, const struct wa_creds *c)
+{
+	json_t *v = json_object_get(o, "keysChecked");
+	uint8_t got[MARK_LEN + 8], want[MARK_LEN];
+	if (!have_mark_key || !json_is_string(v) || json_string_length(v) > 32 ||
+	    wg_b64_decode(got, json_string_value(v), json_string_length(v)) != MARK_LEN)
+		return 0;
+	keys_mark(c, want);
+	return CRYPTO_memcmp(got, want, MARK_LEN) == 0;
 }
 
 static int
@@ -312,21 +383,28 @@ wa_creds_from_blob(const char *blob, size_t len, struct wa_creds *out, char *why
 		r = WG_EINVAL;
 		goto out;
 	}
-	wa_crypto_sha256(digest, blob, len);
-	slot = checked_slot(digest);
-	check = memcmp(checked[slot], digest, sizeof(digest)) != 0;
 	json_t *spk = json_object_get(o, "signedPreKey");
-	if ((r = get_keypair(&p, o, "noiseKey", &c.noise, check)) ||
-	    (r = get_keypair(&p, o, "identityKey", &c.identity, check)) ||
-	    (r = get_keypair(&p, o, "signedPreKey", &c.signed_prekey, check)) ||
+	if ((r = get_keypair(&p, o, "noiseKey", &c.noise)) ||
+	    (r = get_keypair(&p, o, "identityKey", &c.identity)) ||
+	    (r = get_keypair(&p, o, "signedPreKey", &c.signed_prekey)) ||
 	    (r = get_uint(&p, spk, "id", 0xFFFFFF, &c.signed_prekey_id)) ||
 	    (r = get_key(&p, spk, "signature", c.signed_prekey_sig, 64)) ||
 	    (r = get_uint(&p, o, "registrationId", 0x3FFF, &c.registration_id)) ||
 	    (r = get_key(&p, o, "advSecret", c.adv_secret, 32)) ||
 	    (r = get_uint(&p, o, "nextPreKeyId", 0xFFFFFF, &c.next_prekey_id)))
 		goto out;
+	/* Checked before: in this process (by the blob's digest), or where the mark was made. */
+	if (!marked(o, &c)) {
+		wa_crypto_sha256(digest, blob, len);
+		slot = checked_slot(digest);
+		check = memcmp(checked[slot], digest, sizeof(digest)) != 0;
+	}
 	uint8_t msg[33] = {0x05};
 	memcpy(msg + 1, c.signed_prekey.pub, 32);
+	if (check && ((r = check_keypair(&p, "noiseKey", &c.noise)) ||
+	              (r = check_keypair(&p, "identityKey", &c.identity)) ||
+	              (r = check_keypair(&p, "signedPreKey", &c.signed_prekey))))
+		goto out;
 	if (check && wa_crypto_verify(c.identity.pub, msg, 33, c.signed_prekey_sig, 64) != 0) {
 		r = bad(&p, "signedPreKey", "signature does not verify");
 		goto out;

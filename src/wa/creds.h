@@ -70,6 +70,16 @@ int wa_creds_from_blob(const char *blob, size_t len, struct wa_creds *out, char 
  * blobs were fully checked so far (tests).
  */
 unsigned long wa_creds_full_checks(void);
+/*
+ * With a secret set (the server's sealing key, before any thread runs), every
+ * blob written carries "keysChecked": a mark only the holder of the secret can
+ * make, over the keys, saying they were checked (or made) when it was written.
+ * A blob with a valid mark skips the checks even the first time this process
+ * sees it: a restart of many sessions does not redo them all. A missing or
+ * wrong mark (a row written by the web app or a tool, another secret) only
+ * means the checks run. NULL forgets the secret.
+ */
+void wa_creds_set_secret(const uint8_t *secret, size_t len);
 
 /* Files: written atomically (temporary file, fsync, rename) with mode 0600. */
 int wa_creds_save(const struct wa_creds *c, const char *path);

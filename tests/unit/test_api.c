@@ -2281,6 +2281,30 @@ on_block(evutil_socket_t fd, short what, void *arg)
 		;
 }
 
+/* Windows count whole seconds: a window of its own starts with a second of its own. */
+static void
+sleep_until_next_second(void)
+{
+	uint64_t ms = wg_wall_ms();
+	struct timespec ts = {0, (long)(1000 - ms % 1000 + 5) * 1000 * 1000};
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
+
+/* A callback that computes for 40 ms without sleeping. */
+static void
+on_spin(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	do
+		clock_gettime(CLOCK_MONOTONIC, &b);
+	while ((b.tv_sec - a.tv_sec) * 1000000000L + (b.tv_nsec - a.tv_nsec) < 40 * 1000 * 1000L);
+}
+
 /* GET /health/loop: a 40 ms block shows as a lag of at least 30 ms, all of it the loop's own; a window after it shows none. */
 static void
 test_health_loop(void **state)
@@ -2310,17 +2334,37 @@ test_health_loop(void **state)
 	assert_int_equal(json_integer_value(json_object_get(r->json, "intervalMs")), 5);
 	assert_true(json_real_value(json_object_get(r->json, "maxLagMs")) >= 30.0);
 	assert_true(json_integer_value(json_object_get(r->json, "over10ms")) >= 1);
-	/* The block sleeps in a system call, off any run queue: all of it is the loop's own. */
-	assert_true(json_real_value(json_object_get(r->json, "maxOwnMs")) >= 30.0);
+	/* The block is one turn of 40 ms, asleep in a system call: all of it is the loop's own. */
+	assert_true(json_real_value(json_object_get(r->json, "maxTurnMs")) >= 39.0);
+	assert_true(json_integer_value(json_object_get(r->json, "turnsOver10ms")) >= 1);
+	assert_true(json_real_value(json_object_get(r->json, "maxOwnMs")) >= 39.0);
 	assert_true(json_integer_value(json_object_get(r->json, "ownOver10ms")) >= 1);
 	assert_true(json_integer_value(json_object_get(r->json, "samples")) >= 10);
 	resp_free(r);
-	/* A window that starts after the block: nothing of it. */
+	/* A callback that computes for 40 ms, never sleeping: its CPU time, which is all of it. */
+	sleep_until_next_second();
+	int64_t spun_from = (int64_t)wg_wall_ms();
+	struct event *spin = evtimer_new(f->base, on_spin, NULL);
+	evtimer_add(spin, &tv);
+	event_base_loopexit(f->base, &stop);
+	event_base_dispatch(f->base);
+	event_free(spin);
 	char path[96];
+	snprintf(path, sizeof(path), "/health/loop?since=%lld", (long long)spun_from);
+	r = call(f, EVHTTP_REQ_GET, path, KEY, NULL);
+	assert_int_equal(r->status, 200);
+	assert_true(json_real_value(json_object_get(r->json, "maxLagMs")) >= 30.0);
+	assert_true(json_real_value(json_object_get(r->json, "maxTurnMs")) >= 39.0);
+	/* Less than the whole turn at most by what the kernel or the hypervisor took from it. */
+	assert_true(json_real_value(json_object_get(r->json, "maxOwnMs")) >= 30.0);
+	resp_free(r);
+	/* A window that starts after the block: nothing of it. */
 	snprintf(path, sizeof(path), "/health/loop?since=%lld", (long long)wg_wall_ms() + 1000);
 	r = call(f, EVHTTP_REQ_GET, path, KEY, NULL);
 	assert_int_equal(r->status, 200);
 	assert_int_equal(json_integer_value(json_object_get(r->json, "over10ms")), 0);
+	assert_int_equal(json_integer_value(json_object_get(r->json, "turnsOver10ms")), 0);
+	assert_int_equal(json_integer_value(json_object_get(r->json, "ownOver10ms")), 0);
 	resp_free(r);
 	r = call(f, EVHTTP_REQ_GET, "/health/loop?since=yesterday", KEY, NULL);
 	assert_error(r, 400, "since=");

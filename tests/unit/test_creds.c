@@ -265,6 +265,80 @@ test_checks_once_per_blob(void **state)
 	wa_creds_free(&c);
 }
 
+/*
+ * The mark of checked keys: a blob written with the secret set skips the checks;
+ * a mark over other keys, under another secret, malformed, or read without the
+ * secret does not, so bad keys are still refused.
+ */
+static void
+test_checked_mark(void **state)
+{
+	(void)state;
+	static const uint8_t secret_a[32] = {1, 2, 3}, secret_b[32] = {4, 5, 6};
+	struct wa_creds c, out;
+	char why[256];
+	wa_creds_generate(&c);
+	char *plain = wa_creds_to_blob(&c);
+	assert_null(strstr(plain, "keysChecked"));
+	wa_creds_set_secret(secret_a, sizeof(secret_a));
+	char *blob = wa_creds_to_blob(&c);
+	assert_non_null(strstr(blob, "\"keysChecked\""));
+	unsigned long n0 = wa_creds_full_checks();
+	assert_int_equal(wa_creds_from_blob(blob, strlen(blob), &out, why, sizeof(why)), 0);
+	assert_memory_equal(out.identity.priv, c.identity.priv, 32);
+	assert_int_equal(wa_creds_full_checks(), n0);
+	/* Written again from what was read: still marked, still not checked. */
+	char *again = wa_creds_to_blob(&out);
+	wa_creds_free(&out);
+	assert_string_equal(again, blob);
+	free(again);
+
+	/* The mark kept while a key is changed (by hand, by the web app): checked, refused. */
+	json_error_t je;
+	json_t *o = json_loads(blob, 0, &je);
+	json_object_set_new(json_object_get(o, "noiseKey"), "public",
+			    json_string("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="));
+	char *bad = json_dumps(o, JSON_COMPACT);
+	assert_int_equal(wa_creds_from_blob(bad, strlen(bad), &out, why, sizeof(why)), WG_EINVAL);
+	assert_non_null(strstr(why, "noiseKey has a public key that does not match"));
+	free(bad);
+	json_decref(o);
+
+	/* Keys that do not match, marked under another secret: not trusted here. */
+	struct wa_creds w;
+	wa_creds_copy(&w, &c);
+	w.identity.pub[0] ^= 1;
+	wa_creds_set_secret(secret_b, sizeof(secret_b));
+	bad = wa_creds_to_blob(&w);
+	wa_creds_set_secret(secret_a, sizeof(secret_a));
+	assert_int_equal(wa_creds_from_blob(bad, strlen(bad), &out, why, sizeof(why)), WG_EINVAL);
+	assert_non_null(strstr(why, "identityKey has a public key that does not match"));
+	free(bad);
+	/* A mark that is not one (too short, not a string): the checks run, and pass. */
+	const char *fakes[] = {"\"AAAA\"", "17", "null"};
+	for (size_t i = 0; i < 3; i++) {
+		o = json_loads(blob, 0, &je);
+		json_object_set_new(o, "keysChecked", json_loads(fakes[i], JSON_DECODE_ANY, &je));
+		char *t = json_dumps(o, JSON_COMPACT);
+		unsigned long n1 = wa_creds_full_checks();
+		assert_int_equal(wa_creds_from_blob(t, strlen(t), &out, why, sizeof(why)), 0);
+		assert_int_equal(wa_creds_full_checks(), n1 + 1);
+		wa_creds_free(&out);
+		free(t);
+		json_decref(o);
+	}
+	/* Without the secret, the marked blob is checked like any other. */
+	wa_creds_set_secret(NULL, 0);
+	unsigned long n2 = wa_creds_full_checks();
+	assert_int_equal(wa_creds_from_blob(blob, strlen(blob), &out, why, sizeof(why)), 0);
+	assert_int_equal(wa_creds_full_checks(), n2 + 1);
+	wa_creds_free(&out);
+	wa_creds_free(&w);
+	free(blob);
+	free(plain);
+	wa_creds_free(&c);
+}
+
 int
 main(void)
 {
@@ -273,6 +347,7 @@ main(void)
 		cmocka_unit_test(test_prekey_publics),
 		cmocka_unit_test(test_corrupt_blobs),
 		cmocka_unit_test(test_checks_once_per_blob),
+		cmocka_unit_test(test_checked_mark),
 		cmocka_unit_test(test_files),
 		cmocka_unit_test(test_durations),
 	};
