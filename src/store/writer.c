@@ -47,12 +47,14 @@ static void *
 thread_main(void *arg)
 {
 	struct store_writer *w = arg;
-	pthread_mutex_lock(&w->mu);
 	for (;;) {
+		pthread_mutex_lock(&w->mu);
 		while (w->state != W_QUEUED && !w->stop)
 			pthread_cond_wait(&w->cv, &w->mu);
-		if (w->state != W_QUEUED)
+		if (w->state != W_QUEUED) {
+			pthread_mutex_unlock(&w->mu);
 			break; /* stopping, nothing handed over */
+		}
 		w->state = W_RUNNING;
 		store_job_run_fn run = w->run;
 		void *job = w->job;
@@ -61,11 +63,16 @@ thread_main(void *arg)
 		pthread_mutex_lock(&w->mu);
 		w->state = W_FINISHED;
 		pthread_cond_broadcast(&w->cv);
-		/* A full pipe already holds a wake-up: the loop will look. */
+		pthread_mutex_unlock(&w->mu);
+		/*
+		 * The wake-up goes after the lock is let go: the loop it wakes takes
+		 * the lock at once, and would otherwise sleep on it (profiled: most
+		 * of the loop's sleeps outside epoll_wait). A full pipe already holds
+		 * a wake-up: the loop will look.
+		 */
 		ssize_t k = write(w->pipe[1], "j", 1);
 		(void)k;
 	}
-	pthread_mutex_unlock(&w->mu);
 	return NULL;
 }
 
