@@ -111,11 +111,18 @@ reads_done(struct sup_call *c)
 {
 	struct read_job *j = (struct read_job *)c;
 	struct sup *s = j->s;
+	/*
+	 * The batch is the one being connected before its first connect: a
+	 * connect runs the due starts, whose reads must wait for it (next_job).
+	 * Set after, a batch read meanwhile could come back first and take its
+	 * place, and the rest of this one would never connect.
+	 */
+	s->read_rest = c;
 	if (reads_step(j)) {
+		s->read_rest = NULL;
 		job_free(j);
 		return;
 	}
-	s->read_rest = c;
 	static const struct timeval now = {0, 0};
 	evtimer_add(s->read_resume, &now);
 }

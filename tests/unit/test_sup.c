@@ -60,11 +60,16 @@ struct fake {
 	int probe_result; /* what a probe reports, delivered by the test */
 } fake;
 
+/* How long an open takes, in real µs (0: no time), as parsing credentials and opening a socket do. */
+static unsigned slow_open_us;
+
 static int
 f_open(void *ctx, const char *id, const char *auth, const struct sup_client_cb *cb, void *arg,
        struct sup_client **out)
 {
 	assert_true(fake.n < MAX_CLIENTS);
+	if (slow_open_us > 0)
+		usleep(slow_open_us);
 	/* As the real client does for credentials it cannot parse (another program's, say). */
 	if (auth != NULL && strstr(auth, "baileys") != NULL)
 		return WG_EINVAL;
@@ -1998,6 +2003,50 @@ test_reader_paced_connects(void **state)
 	sem_destroy(&reader_gate);
 }
 
+/*
+ * The connects of a batch start more reads (a connect runs the due starts):
+ * those wait for the batch to be done, so a second batch that comes back
+ * first cannot take the first one's place and leave its last sessions
+ * reading for ever (seen at 10,000 sessions 1 ms apart: four stuck).
+ */
+static void
+test_reader_batches_do_not_overlap(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 200 };
+	wg_clock_set(NULL, NULL);
+	wg_wall_clock_set(NULL, NULL);
+	for (int i = 0; i < N; i++)
+		add_session(f, "primary", 1, 1, 1, NULL);
+	f->cfg.start_stagger_ms = 0;
+	f->cfg.start_burst = 4;
+	f->cfg.max_handshakes = 200;
+	f->cfg.recovery_interval_ms = 3600000;
+	struct event_base *base = start_threaded(f);
+	assert_int_equal(sem_init(&reader_gate, 0, 0), 0);
+	struct sup_call gate = {.run = gate_run, .done = gate_done};
+	sup_call(f->sup, &gate);
+	assert_int_equal(sup_start(f->sup), 0);
+	/* Three turns of starts wait for the reader: the first batch will have 12, with 188 still due. */
+	for (int i = 0; i < 2; i++)
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	assert_int_equal(fake.n, 0);
+	/* Opens slow enough (each batch's first step starts the next batch's reads) that a batch read meanwhile is back before the first one's next turn. */
+	slow_open_us = 3000;
+	sem_post(&reader_gate);
+	for (int turns = 0; fake.n < N && turns < 2000; turns++) {
+		struct timeval tv = {0, 1000};
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+	}
+	slow_open_us = 0;
+	assert_int_equal(fake.n, N);
+	sup_free(f->sup);
+	f->sup = NULL;
+	event_base_free(base);
+	sem_destroy(&reader_gate);
+}
+
 static void
 test_reader_room_under_the_limit(void **state)
 {
@@ -2441,6 +2490,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_reader_reads_earlier_recoveries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader_room_under_the_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader_paced_connects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reader_batches_do_not_overlap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_startup_retries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_startup_logged_out_not_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unusable_credentials_need_reauth, setup, teardown),
