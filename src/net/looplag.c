@@ -61,21 +61,25 @@ static __thread int turn_schedstat = -1;
 static __thread uint64_t turn_start_us, turn_cpu_us, turn_switches, turn_runq_us;
 
 static uint64_t
-mono_us(void)
+clock_us(clockid_t id)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (clock_gettime(id, &ts) != 0)
+		return 0;
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t
+mono_us(void)
+{
+	return clock_us(CLOCK_MONOTONIC);
 }
 
 /* The calling thread's CPU time, up to date (the kernel settles the running slice first). */
 static uint64_t
 thread_cpu_us(void)
 {
-	struct timespec ts;
-	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
-		return 0;
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	return clock_us(CLOCK_THREAD_CPUTIME_ID);
 }
 
 static uint64_t

@@ -1957,6 +1957,38 @@ gate_done(struct sup_call *c)
 }
 
 /*
+ * n paired sessions all due at once on a real loop, started 4 a turn, with the
+ * reader's thread held by a gate: their reads wait until the test opens it.
+ */
+static struct event_base *
+start_gated(struct fx *f, int n)
+{
+	wg_clock_set(NULL, NULL);
+	wg_wall_clock_set(NULL, NULL);
+	for (int i = 0; i < n; i++)
+		add_session(f, "primary", 1, 1, 1, NULL);
+	f->cfg.start_stagger_ms = 0;
+	f->cfg.start_burst = 4;
+	f->cfg.max_handshakes = (unsigned)n;
+	f->cfg.recovery_interval_ms = 3600000;
+	struct event_base *base = start_threaded(f);
+	assert_int_equal(sem_init(&reader_gate, 0, 0), 0);
+	static struct sup_call gate = {.run = gate_run, .done = gate_done};
+	sup_call(f->sup, &gate);
+	assert_int_equal(sup_start(f->sup), 0);
+	return base;
+}
+
+static void
+stop_gated(struct fx *f, struct event_base *base)
+{
+	sup_free(f->sup);
+	f->sup = NULL;
+	event_base_free(base);
+	sem_destroy(&reader_gate);
+}
+
+/*
  * A read batch that comes back connects at most start_burst of its sessions
  * per loop turn: each connect parses the credentials and opens a socket, and
  * sixteen in one turn held the loop for 16 ms.
@@ -1966,20 +1998,8 @@ test_reader_paced_connects(void **state)
 {
 	struct fx *f = *state;
 	enum { N = 16 };
-	wg_clock_set(NULL, NULL);
-	wg_wall_clock_set(NULL, NULL);
-	for (int i = 0; i < N; i++)
-		add_session(f, "primary", 1, 1, 1, NULL);
-	f->cfg.start_stagger_ms = 0;
-	f->cfg.start_burst = 4;
-	f->cfg.max_handshakes = 100;
-	f->cfg.recovery_interval_ms = 3600000;
-	struct event_base *base = start_threaded(f);
 	/* The reader is busy: every start's read waits, and they come back as one batch. */
-	assert_int_equal(sem_init(&reader_gate, 0, 0), 0);
-	struct sup_call gate = {.run = gate_run, .done = gate_done};
-	sup_call(f->sup, &gate);
-	assert_int_equal(sup_start(f->sup), 0);
+	struct event_base *base = start_gated(f, N);
 	for (int i = 0; i < 20; i++) {
 		struct timeval tv = {0, 5000};
 		event_base_loopexit(base, &tv);
@@ -1997,10 +2017,7 @@ test_reader_paced_connects(void **state)
 	}
 	assert_int_equal(fake.n, N);
 	assert_true(turns >= N / 4);
-	sup_free(f->sup);
-	f->sup = NULL;
-	event_base_free(base);
-	sem_destroy(&reader_gate);
+	stop_gated(f, base);
 }
 
 /*
@@ -2014,24 +2031,15 @@ test_reader_batches_do_not_overlap(void **state)
 {
 	struct fx *f = *state;
 	enum { N = 200 };
-	wg_clock_set(NULL, NULL);
-	wg_wall_clock_set(NULL, NULL);
-	for (int i = 0; i < N; i++)
-		add_session(f, "primary", 1, 1, 1, NULL);
-	f->cfg.start_stagger_ms = 0;
-	f->cfg.start_burst = 4;
-	f->cfg.max_handshakes = 200;
-	f->cfg.recovery_interval_ms = 3600000;
-	struct event_base *base = start_threaded(f);
-	assert_int_equal(sem_init(&reader_gate, 0, 0), 0);
-	struct sup_call gate = {.run = gate_run, .done = gate_done};
-	sup_call(f->sup, &gate);
-	assert_int_equal(sup_start(f->sup), 0);
+	struct event_base *base = start_gated(f, N);
 	/* Three turns of starts wait for the reader: the first batch will have 12, with 188 still due. */
 	for (int i = 0; i < 2; i++)
 		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
 	assert_int_equal(fake.n, 0);
-	/* Opens slow enough (each batch's first step starts the next batch's reads) that a batch read meanwhile is back before the first one's next turn. */
+	/*
+	 * Opens slow enough (each batch's first step starts the next batch's
+	 * reads) that a batch read meanwhile is back before the first one's next turn.
+	 */
 	slow_open_us = 3000;
 	sem_post(&reader_gate);
 	for (int turns = 0; fake.n < N && turns < 2000; turns++) {
@@ -2041,10 +2049,7 @@ test_reader_batches_do_not_overlap(void **state)
 	}
 	slow_open_us = 0;
 	assert_int_equal(fake.n, N);
-	sup_free(f->sup);
-	f->sup = NULL;
-	event_base_free(base);
-	sem_destroy(&reader_gate);
+	stop_gated(f, base);
 }
 
 static void
