@@ -685,7 +685,7 @@ function writeReport() {
   }
   md.push('## The API');
   md.push('');
-  md.push('wrk with the API key, while N sessions are held; the loop stall is the longest lateness of wagate\'s 5 ms loop-lag timer during the run (GET /health/loop), in brackets its own share (less its late wakes and its waits for a CPU); drops are sessions that left `connected` during the run.');
+  md.push('wrk with the API key, while N sessions are held; the loop stall is wagate\'s longest event-loop turn during the run (GET /health/loop\'s maxTurnMs), in brackets its own share (its CPU time, less its waits for a CPU and stolen time); drops are sessions that left `connected` during the run.');
   md.push('');
   md.push(table(['N', 'path', 'clients', 'req/s', 'p50 ms', 'p75 ms', 'p90 ms', 'p99 ms', 'errors', 'loop stall ms', 'sessions dropped'],
     R.api.map((a) => [a.n.toLocaleString('en-US'), `\`${a.path}\``, a.conns, fmt(a.rps), fmt(a.pct['50']), fmt(a.pct['75']), fmt(a.pct['90']), fmt(a.pct['99']), a.errors + a.non2xx, `${fmt(a.stallMs)}${a.ownMs !== undefined ? ` (own ${fmt(a.ownMs)})` : ''}`, a.drops])));

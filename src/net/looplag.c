@@ -138,7 +138,8 @@ turn_end(struct looplag *l, uint64_t now)
 	if (voluntary_switches() == turn_switches) {
 		own = thread_cpu_us() - turn_cpu_us;
 	} else {
-		uint64_t waited = runq_us() - turn_runq_us;
+		uint64_t runq = runq_us();
+		uint64_t waited = runq > turn_runq_us ? runq - turn_runq_us : 0;
 		own = len > waited ? len - waited : 0;
 	}
 	if (own > len)

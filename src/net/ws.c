@@ -97,7 +97,6 @@ struct ws_conn {
 	uint8_t *msg;
 	size_t msg_len, msg_cap;
 	uint8_t msg_op;       /* text or binary while msg is being filled, else 0 */
-	bool read_off;        /* the peer's close came, or it broke the protocol: input is dropped */
 	bool close_sent, close_received;
 	uint16_t code_received;
 	uint16_t fail_code;   /* the close code we failed the connection with (1002, 1007, 1009) */
@@ -490,24 +489,17 @@ ws_write_frame(struct ws_conn *c, uint8_t opcode, const uint8_t *data, size_t le
 	if (!c->is_server) {
 		if (ws_mask_key(key) != 0)
 			return WG_EIO;
-		masked = len <= sizeof(small) ? small : malloc(len);
-		if (masked == NULL)
-			return WG_EIO;
+		masked = len <= sizeof(small) ? small : wg_malloc(len);
 		if (len > 0)
 			memcpy(masked, data, len);
 		ws_frame_mask(masked, len, key, 0);
 		payload = masked;
 	}
 	size_t hl = ws_frame_header_write(hdr, opcode, true, len, c->is_server ? NULL : key);
-	struct evbuffer *out = cork_owner == c ? cork_buf : bufferevent_get_output(c->bev);
+	bool corked = cork_owner == c;
+	struct evbuffer *out = corked ? cork_buf : bufferevent_get_output(c->bev);
 	size_t sent = 0;
-	if (cork_owner == c) {
-		int rc = evbuffer_add(out, hdr, hl) == 0 && evbuffer_add(out, payload, len) == 0 ? 0 : WG_EIO;
-		if (masked != NULL && masked != small)
-			free(masked);
-		return rc;
-	}
-	if (evbuffer_get_length(out) == 0 && !c->is_tls) {
+	if (!corked && evbuffer_get_length(out) == 0 && !c->is_tls) {
 		struct iovec iov[2] = {{hdr, hl}, {(void *)payload, len}};
 		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = len > 0 ? 2 : 1};
 		ssize_t n = sendmsg(bufferevent_getfd(c->bev), &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -551,7 +543,6 @@ ws_msg_drop(struct ws_conn *c)
 static void
 ws_fail(struct ws_conn *c, int code)
 {
-	c->read_off = true;
 	c->fail_code = (uint16_t)code;
 	ws_msg_drop(c);
 	if (!c->close_sent)
@@ -599,9 +590,8 @@ ws_on_frame(struct ws_conn *c, const struct ws_frame_header *h, const uint8_t *p
 		if (h->fin) {
 			uint8_t *m = c->msg, op = c->msg_op;
 			size_t n = c->msg_len;
-			c->msg = NULL;
-			c->msg_len = c->msg_cap = 0;
-			c->msg_op = 0;
+			c->msg = NULL; /* handed over: delivered, then freed here */
+			ws_msg_drop(c);
 			ws_deliver(c, op, m, n);
 			free(m);
 		}
@@ -624,7 +614,6 @@ ws_on_frame(struct ws_conn *c, const struct ws_frame_header *h, const uint8_t *p
 		}
 		c->close_received = true;
 		c->code_received = (uint16_t)code;
-		c->read_off = true;
 		ws_msg_drop(c);
 		if (len > 2)
 			ws_set_reason(c->reason, sizeof(c->reason), (const char *)p + 2, len - 2);
@@ -648,23 +637,13 @@ ws_on_frame(struct ws_conn *c, const struct ws_frame_header *h, const uint8_t *p
  * evbuffer and unmasked there, then drained. A frame waits in the input until
  * all of it has arrived; its length is checked against max_message first.
  */
-static void ws_read_frames_corked(struct ws_conn *c);
-
 static void
 ws_read_frames(struct ws_conn *c)
-{
-	ws_cork(c);
-	ws_read_frames_corked(c);
-	ws_uncork(c);
-}
-
-static void
-ws_read_frames_corked(struct ws_conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	while (!c->paused && (c->state == WS_OPEN || c->state == WS_CLOSING)) {
 		size_t have = evbuffer_get_length(in);
-		if (c->read_off) {
+		if (c->close_received || c->fail_code) {
 			/* After a close was received or the peer broke the protocol, input is
 			 * ignored, but it must not pile up. */
 			evbuffer_drain(in, have);
@@ -693,7 +672,7 @@ ws_read_frames_corked(struct ws_conn *c)
 				ws_fail(c, WS_CODE_PROTOCOL);
 				continue;
 			}
-			if (h.len > c->lim.max_message - c->msg_len) {
+			if (c->msg_len > c->lim.max_message || h.len > c->lim.max_message - c->msg_len) {
 				ws_fail(c, WS_CODE_TOO_BIG);
 				continue;
 			}
@@ -753,7 +732,10 @@ ws_pump(struct ws_conn *c)
 	if (c->in_pump)
 		return;
 	c->in_pump = true;
+	/* What the frames make us write leaves in one send (ws_cork). */
+	ws_cork(c);
 	ws_read_frames(c);
+	ws_uncork(c);
 	if (c->state == WS_OPEN || c->state == WS_CLOSING)
 		ws_check_close(c);
 	c->in_pump = false;
@@ -1013,7 +995,8 @@ ws_on_write(struct bufferevent *bev, void *arg)
 	switch (c->state) {
 	case WS_OPEN:
 	case WS_CLOSING:
-		ws_pump(c);
+		/* Input is read as it comes (ws_on_read); drained output can only finish a close. */
+		ws_check_close(c);
 		break;
 	case WS_LINGER:
 		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)

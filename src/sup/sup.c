@@ -517,7 +517,7 @@ sup__connect_with(struct sess *x, int rc, const char *auth)
 	char trig[48];
 	snprintf(trig, sizeof(trig), "%s", x->trigger);
 	open_with(x, trig, rc, auth, NULL);
-	schedule(x->sup);
+	/* The caller schedules once for a turn's connects (sup_read.c). */
 }
 
 int

@@ -215,7 +215,7 @@ struct sup {
 	bool calls_turn;                 /* the next free turn goes to calls, then to reads */
 	struct sess_list reads; /* sessions in `reading`, not yet handed to the reader */
 	uint64_t read_seq;
-	struct sup_call *read_rest;  /* a read batch back whose connects go on in the next turns */
+	struct read_job *read_rest;  /* the read batch back whose connects go on in the next turns */
 	struct event *read_resume;   /* its next turn */
 
 	/* Leases (sup_lease.c), when cfg.node_id is set. */
@@ -262,7 +262,10 @@ void sup__fill_view(struct sess *x, struct sup_session_view *out);
 /* Answers whoever waits for x's attempt (a manual reconnect). */
 void sup__finish_waiters(struct sess *x, int ok, const char *msg);
 
-/* Opens x's client with auth (the row's credentials, or NULL), after its read came back (rc). */
+/*
+ * Opens x's client with auth (the row's credentials, or NULL), after its read
+ * came back (rc); the caller schedules once for all its connects.
+ */
 void sup__connect_with(struct sess *x, int rc, const char *auth);
 
 /* sup_read.c */

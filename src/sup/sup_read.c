@@ -106,45 +106,49 @@ reads_step(struct read_job *j)
 	return j->next >= j->n || j->call.cancelled;
 }
 
+/*
+ * A turn of the batch being connected (s->read_rest), then one schedule for
+ * all its connects. True once the batch is done and freed; otherwise its next
+ * turn is due.
+ */
+static bool
+reads_continue(struct sup *s)
+{
+	struct read_job *j = s->read_rest;
+	bool done = reads_step(j);
+	if (done) {
+		s->read_rest = NULL;
+		job_free(j);
+	} else {
+		static const struct timeval now = {0, 0};
+		evtimer_add(s->read_resume, &now);
+	}
+	sup__kick(s);
+	return done;
+}
+
 static void
 reads_done(struct sup_call *c)
 {
 	struct read_job *j = (struct read_job *)c;
-	struct sup *s = j->s;
 	/*
-	 * The batch is the one being connected before its first connect: a
-	 * connect runs the due starts, whose reads must wait for it (next_job).
-	 * Set after, a batch read meanwhile could come back first and take its
-	 * place, and the rest of this one would never connect.
+	 * The batch is the one being connected before its first connect: the
+	 * schedule after its connects runs the due starts, whose reads must wait
+	 * for it (next_job). Set after, a batch read meanwhile could come back
+	 * first and take its place, and the rest of this one would never connect.
 	 */
-	s->read_rest = c;
-	if (reads_step(j)) {
-		s->read_rest = NULL;
-		job_free(j);
-		return;
-	}
-	static const struct timeval now = {0, 0};
-	evtimer_add(s->read_resume, &now);
+	j->s->read_rest = j;
+	(void)reads_continue(j->s);
 }
 
 static void
 on_read_resume(evutil_socket_t fd, short what, void *arg)
 {
 	struct sup *s = arg;
-	struct read_job *j = (struct read_job *)s->read_rest;
 	(void)fd;
 	(void)what;
-	if (j == NULL)
-		return;
-	if (!reads_step(j)) {
-		static const struct timeval now = {0, 0};
-		evtimer_add(s->read_resume, &now);
-		return;
-	}
-	s->read_rest = NULL;
-	job_free(j);
-	sup__read_pump(s);
-	sup__kick(s);
+	if (reads_continue(s))
+		sup__read_pump(s);
 }
 
 /* The next job for the reader, or NULL: calls and credentials reads take turns. */
@@ -251,11 +255,17 @@ sup__read_attach(struct sup *s, struct event_base *base, const char *url, char *
 {
 	if (s->reader != NULL)
 		return 0;
-	if (s->read_resume == NULL && (s->read_resume = evtimer_new(base, on_read_resume, s)) == NULL) {
+	int r = store_writer_new(base, url, reader_done, s, &s->reader, err, errlen);
+	if (r != 0)
+		return r;
+	/* Made with the reader, freed with it (sup__read_detach). */
+	if ((s->read_resume = evtimer_new(base, on_read_resume, s)) == NULL) {
+		store_writer_free(s->reader);
+		s->reader = NULL;
 		snprintf(err, errlen, "out of memory");
 		return WG_EIO;
 	}
-	return store_writer_new(base, url, reader_done, s, &s->reader, err, errlen);
+	return 0;
 }
 
 void
@@ -271,7 +281,7 @@ sup__read_detach(struct sup *s)
 	store_writer_free(w);
 	if (s->read_rest != NULL) {
 		/* A batch part connected: the rest connects nothing, the supervisor goes. */
-		job_free((struct read_job *)s->read_rest);
+		job_free(s->read_rest);
 		s->read_rest = NULL;
 	}
 	if (s->read_resume != NULL) {

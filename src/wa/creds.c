@@ -317,13 +317,30 @@ check_keypair(struct parse *p, const char *field, const struct wa_keypair *kp)
 	return 0;
 }
 
+/* Each public key against its private key, and the signed pre-key's signature. */
+static int
+check_keys(struct parse *p, const struct wa_creds *c)
+{
+	int r;
+	if ((r = check_keypair(p, "noiseKey", &c->noise)) ||
+	    (r = check_keypair(p, "identityKey", &c->identity)) ||
+	    (r = check_keypair(p, "signedPreKey", &c->signed_prekey)))
+		return r;
+	uint8_t msg[33] = {0x05};
+	memcpy(msg + 1, c->signed_prekey.pub, 32);
+	if (wa_crypto_verify(c->identity.pub, msg, 33, c->signed_prekey_sig, 64) != 0)
+		return bad(p, "signedPreKey", "signature does not verify");
+	return 0;
+}
+
 /* Whether o carries a valid mark (above) for c's keys. */
 static int
 marked(json_t *o, const struct wa_creds *c)
 {
 	json_t *v = json_object_get(o, "keysChecked");
-	uint8_t got[MARK_LEN + 8], want[MARK_LEN];
-	if (!have_mark_key || !json_is_string(v) || json_string_length(v) > 32 ||
+	/* 16 bytes are 24 characters of base64; wg_b64_decode wants room for 3/4 of them and 3. */
+	uint8_t got[3 * 24 / 4 + 3], want[MARK_LEN];
+	if (!have_mark_key || !json_is_string(v) || json_string_length(v) > 24 ||
 	    wg_b64_decode(got, json_string_value(v), json_string_length(v)) != MARK_LEN)
 		return 0;
 	keys_mark(c, want);
@@ -399,16 +416,8 @@ wa_creds_from_blob(const char *blob, size_t len, struct wa_creds *out, char *why
 		slot = checked_slot(digest);
 		check = memcmp(checked[slot], digest, sizeof(digest)) != 0;
 	}
-	uint8_t msg[33] = {0x05};
-	memcpy(msg + 1, c.signed_prekey.pub, 32);
-	if (check && ((r = check_keypair(&p, "noiseKey", &c.noise)) ||
-	              (r = check_keypair(&p, "identityKey", &c.identity)) ||
-	              (r = check_keypair(&p, "signedPreKey", &c.signed_prekey))))
+	if (check && (r = check_keys(&p, &c)) != 0)
 		goto out;
-	if (check && wa_crypto_verify(c.identity.pub, msg, 33, c.signed_prekey_sig, 64) != 0) {
-		r = bad(&p, "signedPreKey", "signature does not verify");
-		goto out;
-	}
 	json_t *me = json_object_get(o, "me");
 	if (me != NULL && !json_is_null(me)) {
 		if (!json_is_object(me)) {

@@ -13,17 +13,10 @@ static json_t *
 json_text(const char *p, size_t n)
 {
 	const uint8_t *s = (const uint8_t *)p;
-	size_t i = 0;
-	while (i < n) {
-		size_t l = wg_utf8_seq(s + i, n - i);
-		if (l == 0)
-			break;
-		i += l;
-	}
-	if (i == n)
+	if (wg_utf8_valid(s, n))
 		return json_stringn(p, n);
 	struct wg_buf b = {0};
-	for (i = 0; i < n;) {
+	for (size_t i = 0; i < n;) {
 		size_t l = wg_utf8_seq(s + i, n - i);
 		if (l == 0) {
 			wg_buf_append(&b, "\xEF\xBF\xBD", 3);
