@@ -7,6 +7,7 @@
  * supervisor's timer is not attached, so nothing happens that a test did not
  * cause.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -2285,9 +2286,10 @@ on_block(evutil_socket_t fd, short what, void *arg)
 static void
 sleep_until_next_second(void)
 {
-	uint64_t ms = wg_wall_ms();
-	struct timespec ts = {0, (long)(1000 - ms % 1000 + 5) * 1000 * 1000};
-	while (nanosleep(&ts, &ts) != 0)
+	/* Just past the next second: up to 1,005 ms, so whole seconds go in tv_sec (tv_nsec stays under 10^9). */
+	uint64_t wait_ms = 1000 - wg_wall_ms() % 1000 + 5;
+	struct timespec ts = {(time_t)(wait_ms / 1000), (long)(wait_ms % 1000) * 1000 * 1000};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
 }
 
