@@ -5,12 +5,16 @@
  * the supervisor's memory in creation order (sup_list: no query per row),
  * adds the page's recent recovery attempts (/health/deep only: one batched
  * query on the supervisor's reader thread, sup_call, while the listing waits
- * out of the pump's queue), writes the page's text and sends the chunk. One pump serves every
+ * out of the pump's queue), writes the page's text and sends the chunk. A
+ * /health/deep listing asks for its next page's attempts as soon as a page
+ * is written, so the read overlaps the chunk's way out; the page is written
+ * when both are through (the chunk gone, the attempts back). One pump serves every
  * listing in turn, one page per loop turn (round robin), so however many
  * clients ask at once, no loop turn does more than one page of this work; a
  * listing rejoins the pump only once its last chunk has gone out to the
  * socket (httpd_reply_chunk with a sent callback), so a slow client holds one page
- * at most, and memory is bounded by a page per listing whatever N is. With
+ * at most (and /health/deep the next page's ids and attempts), and memory is
+ * bounded by that per listing whatever N is. With
  * ?limit=N (1..1000) one page is answered at once and a
  * `Link: <…&after_created=…&after_id=…>; rel="next"` header points at the next
  * (the key of the last session visited: its creation time in Unix ms and its
@@ -53,7 +57,8 @@ struct api_listing {
 	struct sup_cursor cur; /* the last session visited */
 	size_t sent;
 	int queued;      /* in the pump's queue */
-	struct deep_call *call; /* /health/deep: its page's attempts being read */
+	int chunk_out;   /* a chunk is on its way to the socket (chunk_sent clears it) */
+	struct deep_call *call; /* /health/deep: its next page, its attempts being read or back */
 	struct api_listing *prev, *nextl;     /* every listing (api.listings) */
 	TAILQ_ENTRY(api_listing) qlink;       /* the pump's queue */
 };
@@ -152,6 +157,7 @@ struct deep_call {
 	char (*ids)[STORE_ID_LEN + 1];
 	size_t n;
 	int done;             /* no session follows this page */
+	int back;             /* the attempts are read: the page waits for the chunk before it */
 	json_t *by_id;        /* memory's attempts at the page's taking, then the table's */
 	int rc;
 	char err[256];
@@ -168,10 +174,14 @@ deep_call_free(struct deep_call *c)
 	free(c);
 }
 
+/* The listing goes: a call being read is freed when it is back (deep_done), one back now. */
 static void
 detach_call(struct api_listing *l)
 {
-	l->call->l = NULL;
+	if (l->call->back)
+		deep_call_free(l->call);
+	else
+		l->call->l = NULL;
 	l->call = NULL;
 }
 
@@ -375,15 +385,24 @@ enqueue(struct api_listing *l)
 	}
 }
 
-/* The chunk has gone out to the socket: the listing's next page waits its turn. */
+static void deep_done(struct sup_call *sc);
+static void write_deep(struct api_listing *l);
+
+/*
+ * The chunk has gone out to the socket: the listing's next page waits its
+ * turn (for /health/deep, when its attempts are back; if not, deep_done
+ * writes it). Many chunks can go out in one loop turn: the pump, not this,
+ * writes pages, one per turn.
+ */
 static void
 chunk_sent(struct httpd_conn *evcon, void *arg)
 {
+	struct api_listing *l = arg;
 	(void)evcon;
-	enqueue(arg);
+	l->chunk_out = 0;
+	if (l->call == NULL || l->call->back)
+		enqueue(l);
 }
-
-static void deep_done(struct sup_call *sc);
 
 /*
  * One page from memory: as text into b at once, or for /health/deep its ids
@@ -394,30 +413,30 @@ static void
 next_page(struct api_listing *l, struct evbuffer *b, int *done, struct deep_call **call)
 {
 	struct api *a = l->a;
-	struct page p = {.status = l->status, .want = l->limit ? l->limit : PAGE};
-	p.v = wg_calloc(p.want, sizeof(*p.v));
+	size_t want = l->limit ? l->limit : PAGE;
 	/* ?limit answers at once, looking as far as its page needs; a stream takes turns. */
-	int more = sup_list(a->sup, &l->cur, l->limit ? SIZE_MAX : VISIT_MAX, collect, &p);
-	*done = !more;
+	size_t visit = l->limit ? SIZE_MAX : VISIT_MAX;
 	if (!l->deep) {
+		struct page p = {.status = l->status, .want = want};
+		p.v = wg_calloc(p.want, sizeof(*p.v));
+		*done = !sup_list(a->sup, &l->cur, visit, collect, &p);
 		page_json(b, &p, 0, NULL, &l->sent);
 		free(p.v);
 		return;
 	}
+	/* Its ids only: the page is written by id once its attempts are back. */
 	struct deep_call *c = wg_calloc(1, sizeof(*c));
-	c->ids = wg_calloc(p.n ? p.n : 1, sizeof(*c->ids));
-	c->n = p.n;
+	c->ids = wg_calloc(want, sizeof(*c->ids));
+	*done = !sup_list_ids(a->sup, &l->cur, visit, l->status, c->ids, want, &c->n);
 	c->done = *done;
 	c->by_id = json_object();
-	for (size_t i = 0; i < p.n; i++) {
-		snprintf(c->ids[i], sizeof(c->ids[i]), "%s", p.v[i].id);
+	for (size_t i = 0; i < c->n; i++) {
 		/* Newest first: those still in memory only (written behind), then the table's. */
 		const struct store_attempt *pend[DEEP_ATTEMPTS];
-		size_t np = sup_pending_attempts(a->sup, p.v[i].id, pend, DEEP_ATTEMPTS);
+		size_t np = sup_pending_attempts(a->sup, c->ids[i], pend, DEEP_ATTEMPTS);
 		for (size_t j = 0; j < np; j++)
 			add_attempt(c->by_id, pend[j]);
 	}
-	free(p.v);
 	c->call.run = deep_run;
 	c->call.done = deep_done;
 	*call = c;
@@ -486,6 +505,7 @@ send_page(struct api_listing *l, struct evbuffer *b, int http_status, int done)
 		httpd_reply_start(l->req, http_status, api__reason(http_status));
 		l->started = 1;
 	}
+	l->chunk_out = 1;
 	httpd_reply_chunk(l->req, b, chunk_sent, l);
 }
 
@@ -514,6 +534,10 @@ serve_page(struct api_listing *l)
 		stopping(l);
 		return;
 	}
+	if (l->call != NULL) {
+		write_deep(l); /* its attempts are back (chunk_sent) */
+		return;
+	}
 	struct deep_call *c = NULL;
 	struct evbuffer *b = evbuffer_new();
 	next_page(l, b, &done, &c);
@@ -522,7 +546,7 @@ serve_page(struct api_listing *l)
 		evbuffer_free(b);
 		c->l = l;
 		l->call = c;
-		sup_call(a->sup, &c->call);
+		sup_call(a->sup, &c->call); /* may answer at once, and free l */
 		return;
 	}
 	/* The head first, when nothing went out yet, then the page's text. */
@@ -534,7 +558,11 @@ serve_page(struct api_listing *l)
 	evbuffer_free(out);
 }
 
-/* A /health/deep page's attempts are back: the page is written from memory and sent. */
+/*
+ * A /health/deep page's attempts are back: written now, or once the chunk
+ * before it is out. The reader answers one call at a time, so this writes
+ * one page per round trip at most.
+ */
 static void
 deep_done(struct sup_call *sc)
 {
@@ -544,14 +572,33 @@ deep_done(struct sup_call *sc)
 		deep_call_free(c); /* the client or the API went meanwhile */
 		return;
 	}
-	l->call = NULL;
-	struct api *a = l->a;
-	if (sc->cancelled || a->sup == NULL) {
+	if (sc->cancelled || l->a->sup == NULL) {
+		l->call = NULL;
 		deep_call_free(c);
 		stopping(l);
 		return;
 	}
 	add_table_attempts(c);
+	c->back = 1;
+	if (!l->chunk_out)
+		write_deep(l);
+}
+
+/*
+ * The page in l->call, its attempts back and the chunk before it out: written
+ * from memory and sent, and the next page's attempts asked for at once.
+ */
+static void
+write_deep(struct api_listing *l)
+{
+	struct deep_call *c = l->call;
+	struct api *a = l->a;
+	l->call = NULL;
+	if (a->sup == NULL) {
+		deep_call_free(c);
+		stopping(l);
+		return;
+	}
 	int http_status = 200;
 	struct evbuffer *b = evbuffer_new();
 	add_head(l, b, &http_status);
@@ -562,10 +609,19 @@ deep_done(struct sup_call *sc)
 			p.n++;
 	page_json(b, &p, 1, c->by_id, &l->sent);
 	free(p.v);
-	int done = c->done;
+	int done = c->done, last = done || l->limit;
 	deep_call_free(c);
-	send_page(l, b, http_status, done);
+	send_page(l, b, http_status, done); /* frees l when last */
 	evbuffer_free(b);
+	if (last)
+		return;
+	/* The chunk is out (chunk_out): an answer at once is held until it has gone. */
+	int more_done;
+	struct deep_call *next = NULL;
+	next_page(l, NULL, &more_done, &next);
+	next->l = l;
+	l->call = next;
+	sup_call(a->sup, &next->call);
 }
 
 /* One page of the first listing in the queue per loop turn, round robin. */

@@ -318,6 +318,13 @@ typedef int (*sup_list_fn)(void *arg, const struct sup_session_view *v);
  * last one visited. Returns 1 when more follow, 0 at the end.
  */
 int sup_list(struct sup *s, struct sup_cursor *at, size_t max, sup_list_fn fn, void *arg);
+/*
+ * Like sup_list, for a listing that renders its page later by id
+ * (sup_view): the ids of up to want sessions whose connection status is
+ * status ("" for any) into ids, their number in *n, without a view each.
+ */
+int sup_list_ids(struct sup *s, struct sup_cursor *at, size_t max, const char *status,
+                 char (*ids)[STORE_ID_LEN + 1], size_t want, size_t *n);
 /* Sessions in that order (every session whose row has been read). */
 size_t sup_count(const struct sup *s);
 void sup_health(struct sup *s, struct sup_health *out);

@@ -164,6 +164,23 @@ sup_list(struct sup *s, struct sup_cursor *at, size_t max, sup_list_fn fn, void 
 	return i < s->norder;
 }
 
+int
+sup_list_ids(struct sup *s, struct sup_cursor *at, size_t max, const char *status,
+             char (*ids)[STORE_ID_LEN + 1], size_t want, size_t *n)
+{
+	size_t i = at->id[0] ? bound(s, at->created_at, at->id, 0) : 0;
+	*n = 0;
+	for (size_t k = 0; i < s->norder && k < max && *n < want; k++) {
+		struct sess *x = s->order[i++];
+		at->created_at = x->created_at;
+		memcpy(at->id, x->id, sizeof(at->id));
+		if (x->deleted || (status[0] && strcmp(x->status, status) != 0))
+			continue;
+		memcpy(ids[(*n)++], x->id, sizeof(ids[0]));
+	}
+	return i < s->norder;
+}
+
 size_t
 sup__order_slice(struct sup *s, struct sup_cursor *at, struct sess **out, size_t max, int *more)
 {
