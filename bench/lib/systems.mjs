@@ -103,11 +103,11 @@ export function sessionNames(n, phoneBase) {
 }
 
 // A supervisor transition in wagate's log: "<time> info [<session id>] <from> -> <to> (<why>)".
-const SUP_STATES = new Set(['idle', 'waiting', 'connecting', 'pairing', 'connected', 'stopped']);
+const SUP_STATES = new Set(['idle', 'waiting', 'reading', 'connecting', 'pairing', 'connected', 'stopped']);
 const LINE = /^(\S+) \w+ \[([^\]]+)\] (\w+) -> (\w+) \((.*)\)$/;
 
 /**
- * `wagate serve` on the seeded database. Follows its log: starts (→ connecting), opens (→ connected), drops
+ * `wagate serve` on the seeded database. Follows its log: starts (→ reading, or → connecting from elsewhere), opens (→ connected), drops
  * (connected → anything but a shutdown). Resolves once its API answers.
  */
 export async function startWagate({ db, mock, env = {}, nofile = NOFILE }) {
@@ -126,7 +126,9 @@ export async function startWagate({ db, mock, env = {}, nofile = NOFILE }) {
     const t = Date.parse(ts);
     const ev = { t, id, from, to, why };
     if (st.watch.has(id)) st.watch.get(id).push(ev);
-    if (to === 'connecting') st.starts.push(ev);
+    // A start: into `reading` (its credentials read on the reader's thread, then `connecting`), or straight
+    // into `connecting` when memory has them.
+    if (to === 'reading' || (to === 'connecting' && from !== 'reading')) st.starts.push(ev);
     if (to === 'connected') {
       st.connected.add(id);
       if (!st.opened.has(id)) st.opened.set(id, t);
