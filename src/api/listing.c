@@ -10,7 +10,8 @@
  * is written, so the read overlaps the chunk's way out; the page is written
  * when both are through (the chunk gone, the attempts back). One pump serves every
  * listing in turn, one page per loop turn (round robin), so however many
- * clients ask at once, no loop turn does more than one page of this work; a
+ * clients ask at once, no loop turn does more than one page of this work
+ * (for /health/deep, with the next page's ids: a tenth of it); a
  * listing rejoins the pump only once its last chunk has gone out to the
  * socket (httpd_reply_chunk with a sent callback), so a slow client holds one page
  * at most (and /health/deep the next page's ids and attempts), and memory is
@@ -604,8 +605,10 @@ write_deep(struct api_listing *l)
 	add_head(l, b, &http_status);
 	struct page p = {.status = "", .want = c->n};
 	p.v = wg_calloc(c->n ? c->n : 1, sizeof(*p.v));
+	/* As it is now: a session deleted meanwhile, or no longer of ?status, is left out. */
 	for (size_t i = 0; i < c->n; i++)
-		if (sup_view(a->sup, c->ids[i], &p.v[p.n]) == 0)
+		if (sup_view(a->sup, c->ids[i], &p.v[p.n]) == 0 &&
+		    (!l->status[0] || strcmp(p.v[p.n].status, l->status) == 0))
 			p.n++;
 	page_json(b, &p, 1, c->by_id, &l->sent);
 	free(p.v);

@@ -215,13 +215,17 @@ int store_delete(struct store *st, const char *id);
 
 /* Records an attempt and fills a->id. WG_ENOTFOUND when the session does not exist. */
 int store_write_batch(struct store *st, struct store_write *w, size_t n, int64_t now, size_t *gone);
-/* The newest per_session (1..100) attempts of each of nids (at most 1,000) sessions, in one query. */
 /*
  * A value that changes whenever another process (the web app) changed the
  * database since; our own writes leave it alone. WG_ENOTSUP when the backend
  * cannot tell (the caller then reads the rows to find out).
  */
 int store_data_version(struct store *st, uint64_t *version);
+/*
+ * The newest per_session (1..100) attempts of each of nids (at most 1,000)
+ * distinct sessions, in one query, by session and newest first (an id given
+ * twice may give its rows twice).
+ */
 int store_recent_attempts(struct store *st, const char *const *ids, size_t nids, size_t per_session,
                           struct store_attempt **out, size_t *n);
 int store_add_attempt(struct store *st, struct store_attempt *a);
