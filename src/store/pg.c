@@ -1439,12 +1439,18 @@ pg_recent_attempts(struct store *st, const char *const *ids, size_t nids, size_t
 	char *arr = array_literal(ids, nids);
 	const char *p[] = {arr, int_text(lim, (long long)per_session)};
 	PGresult *r;
+	/*
+	 * Each session's newest $2 through the index (LATERAL ... LIMIT), not
+	 * every attempt of the page's sessions numbered and filtered. The ids go
+	 * through the sessions' own table so $1 takes its id's type (uuid, text
+	 * or an integer) as the attempts' session_id has it.
+	 */
 	int rc = run(st, "recent attempts",
-	             "SELECT " ATTEMPT_COLS " FROM (SELECT *, row_number() OVER (PARTITION BY"
-	             " session_id ORDER BY attempted_at DESC, id DESC) AS rn"
-	             " FROM whatsapp_session_recovery_attempts"
-	             " WHERE session_id = ANY ($1)) a"
-	             " WHERE rn <= $2 ORDER BY session_id, rn",
+	             "SELECT a.id::text, a.session_id::text, a.attempted_at::text, a.trigger_type,"
+	             " a.action, a.result, a.detail FROM whatsapp_sessions w"
+	             " CROSS JOIN LATERAL (SELECT x.* FROM whatsapp_session_recovery_attempts x"
+	             " WHERE x.session_id = w.id ORDER BY x.attempted_at DESC, x.id DESC LIMIT $2) a"
+	             " WHERE w.id = ANY ($1) ORDER BY a.session_id, a.attempted_at DESC, a.id DESC",
 	             2, p, &r);
 	free(arr);
 	if (rc < 0)

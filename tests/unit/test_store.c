@@ -836,6 +836,38 @@ test_attempts(void **state)
 	assert_int_equal(store_count_attempts(st, b, "auto:", 0, &count), 0);
 	assert_int_equal(count, 1);
 
+	/*
+	 * The newest few of several sessions in one query (/health/deep's page):
+	 * each session's rows together, newest first, a tie by the later id; a
+	 * session without any gives none.
+	 */
+	char c[STORE_ID_LEN + 1];
+	add_session(st, NULL, "{}", 1, 1, 0, c);
+	add_attempt(st, a, t + 4000, "tie", "ok", NULL); /* the instant of "automatic", a later id */
+	const char *ids[] = {b, c, a};
+	for (size_t per = 1; per <= 3; per += 2) {
+		assert_int_equal(store_recent_attempts(st, ids, 3, per, &arr, &n), 0);
+		assert_int_equal(n, per + 1);
+		static const char *const newest_a[] = {"tie", "automatic", "api"};
+		size_t ka = 0, kb = 0, first_a = n;
+		for (size_t i = 0; i < n; i++) {
+			if (strcmp(arr[i].session_id, a) == 0) {
+				if (first_a == n)
+					first_a = i;
+				assert_int_equal(i, first_a + ka); /* together */
+				assert_string_equal(arr[i].trigger, newest_a[ka]);
+				ka++;
+			} else {
+				assert_string_equal(arr[i].session_id, b);
+				assert_string_equal(arr[i].trigger, "auto:ws_close");
+				kb++;
+			}
+		}
+		assert_int_equal(ka, per);
+		assert_int_equal(kb, 1);
+		store_attempts_free(arr, n);
+	}
+
 	/* An attempt for a session that does not exist. */
 	struct store_attempt bad = {.at = t};
 	snprintf(bad.session_id, sizeof(bad.session_id), "nobody");
