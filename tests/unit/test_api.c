@@ -2204,6 +2204,21 @@ test_list_pages(void **state)
 	}
 }
 
+/* n sessions without credentials, one millisecond apart in creation, known to the supervisor. */
+static void
+add_plain_sessions(struct fx *f, int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct store_session s;
+		store_session_init(&s);
+		s.created_at = 1800000000000ll + i;
+		s.updated_at = s.created_at;
+		assert_int_equal(store_insert(f->st, &s), 0);
+		free(s.session_name);
+		assert_int_equal(sup_learn(f->sup, s.id), 0);
+	}
+}
+
 /*
  * A /health/deep client that leaves mid-answer: once a page is written the
  * listing holds the next page with its attempts read (here at once, without
@@ -2214,15 +2229,7 @@ static void
 test_deep_client_gone(void **state)
 {
 	struct fx *f = *state;
-	for (int i = 0; i < 1100; i++) {
-		struct store_session s;
-		store_session_init(&s);
-		s.created_at = 1800000000000ll + i;
-		s.updated_at = s.created_at;
-		assert_int_equal(store_insert(f->st, &s), 0);
-		free(s.session_name);
-		assert_int_equal(sup_learn(f->sup, s.id), 0);
-	}
+	add_plain_sessions(f, 1100);
 	int fd = raw_send(f, "GET /health/deep HTTP/1.1\r\nHost: x\r\nx-api-key: " KEY "\r\n\r\n");
 	/* Until the first page arrives: three pages, so the answer is not through. */
 	char peek;
@@ -2243,15 +2250,7 @@ static void
 test_list_client_gone(void **state)
 {
 	struct fx *f = *state;
-	for (int i = 0; i < 1100; i++) {
-		struct store_session s;
-		store_session_init(&s);
-		s.created_at = 1800000000000ll + i;
-		s.updated_at = s.created_at;
-		assert_int_equal(store_insert(f->st, &s), 0);
-		free(s.session_name);
-		assert_int_equal(sup_learn(f->sup, s.id), 0);
-	}
+	add_plain_sessions(f, 1100);
 	struct resp *r = start(f, EVHTTP_REQ_GET, "/sessions", KEY, NULL, NULL, NULL);
 	/* A few loop turns: the answer has started, then the client leaves. */
 	for (int i = 0; i < 3; i++)
